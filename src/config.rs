@@ -1,0 +1,93 @@
+//! The data directory and `correo.toml`: typed, validated, with defaults a newcomer can run on.
+//!
+//! Each part owns its own section type (next to the code that reads it); this file only ties them
+//! together and finds the files. Unknown keys are errors, so a typo never silently means "default".
+
+use crate::message::error::{Error, Result};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub outbound: crate::lists::config::OutboundConfig,
+    pub lists: crate::lists::config::ListsConfig,
+    pub smtp: crate::smtp::config::SmtpConfig,
+    pub relay: crate::smtp::config::RelayConfig,
+    pub spam: crate::spam::config::SpamConfig,
+    pub web: crate::web::WebConfig,
+}
+
+impl Config {
+    pub fn parse(text: &str) -> Result<Config> {
+        toml::from_str(text).map_err(|e| Error::config(format!("correo.toml: {e}")))
+    }
+}
+
+/// The data directory: database, spools and logs, plus the parsed configuration.
+#[derive(Debug)]
+pub struct Home {
+    pub dir: PathBuf,
+    pub config: Config,
+    /// The --home given on the command line (absolute), to repeat it in generated alias lines.
+    pub explicit: bool,
+}
+
+impl Home {
+    /// Finds the directory (`--home`, `CORREO_HOME`, else `./var`), creates it, reads the config and
+    /// starts the maillog there. A config that does not parse is EX_CONFIG, never a silent default.
+    pub fn open(home: Option<&Path>, config: Option<&Path>) -> Result<Home> {
+        let explicit = home.is_some();
+        let dir = home.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("var"));
+        std::fs::create_dir_all(&dir).map_err(|e| Error::from(e).context(format!("data directory {}", dir.display())))?;
+        let dir = std::fs::canonicalize(&dir)?;
+        let config_path = match config {
+            Some(p) => Some(p.to_path_buf()),
+            None => Some(dir.join("correo.toml")).filter(|p| p.exists()),
+        };
+        let config = match config_path {
+            Some(p) => {
+                let text = std::fs::read_to_string(&p)
+                    .map_err(|e| Error::config(format!("cannot read {}: {e}", p.display())))?;
+                Config::parse(&text)?
+            }
+            None => Config::default(),
+        };
+        let home = Home { dir, config, explicit };
+        std::fs::create_dir_all(home.log_dir())?;
+        crate::message::log::init(&home.log_dir().join("maillog"));
+        Ok(home)
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.join("correo.db")
+    }
+    pub fn log_dir(&self) -> PathBuf {
+        self.dir.join("log")
+    }
+    /// A spool directory under HOME/spool, e.g. `spool("lists/out")`.
+    pub fn spool(&self, name: &str) -> PathBuf {
+        self.dir.join("spool").join(name)
+    }
+    /// Opens the shared SQLite database (WAL, busy timeout, migrations of the parts that ask for them).
+    pub fn db(&self) -> Result<rusqlite::Connection> {
+        crate::store::open(&self.db_path())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_config_is_default() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.outbound.smtp, "127.0.0.1:25");
+    }
+
+    #[test]
+    fn unknown_key_is_an_error() {
+        let e = Config::parse("[outbound]\nsmtpp = \"x\"\n").unwrap_err();
+        assert!(e.msg.contains("smtpp"), "{}", e.msg);
+    }
+}

@@ -1,0 +1,1 @@
+//! The recipe engine: procmailrc(5) and .forward with procmail's semantics.
