@@ -27,12 +27,18 @@ pub fn build(home: &Home, list: &List, n: &Notice<'_>) -> Result<Vec<u8>> {
     let mut b = MessageBuilder::new()
         .from((list.address(), from.clone()))
         .to(n.to.iter().map(|t| t.as_str()).collect::<Vec<_>>())
-        .subject(r.subject)
         .header("Auto-Submitted", Text::new("auto-replied"))
         .header("Precedence", Text::new("bulk"))
         .header("X-Loop", Text::new(from))
         .header("List-Id", Text::new(format!("<{}>", list.list_id())))
         .text_body(r.body);
+    // mail-builder folds long ASCII subjects into encoded words; a plain ASCII subject stays readable
+    // (and keeps a confirmation token in one piece) when written raw.
+    b = if r.subject.is_ascii() && !r.subject.contains(['\r', '\n']) {
+        b.header("Subject", mail_builder::headers::raw::Raw::new(r.subject))
+    } else {
+        b.subject(r.subject)
+    };
     if let Some(rt) = &n.reply_to {
         b = b.reply_to(rt.as_str());
     }

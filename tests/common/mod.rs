@@ -230,9 +230,11 @@ pub fn list_with_members(home: &Home, members: &[&str]) {
         "--owner",
         "boss@example.org",
     ]);
-    let mut args = vec!["list", "add", "dev", "--no-welcome"];
-    args.extend_from_slice(members);
-    home.ok(&args);
+    if !members.is_empty() {
+        let mut args = vec!["list", "add", "dev", "--no-welcome"];
+        args.extend_from_slice(members);
+        home.ok(&args);
+    }
 }
 
 pub fn post(from: &str, subject: &str, body: &str) -> String {
