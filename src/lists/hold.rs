@@ -67,7 +67,7 @@ pub fn hold(
             to: list.staff(),
             vars: vars.clone(),
             reply_to: Some(format!("{}-confirm+{token}@{}", list.name, list.domain)),
-            attach: Some(raw.to_vec()),
+            attach: Some(attachment_for_moderators(raw)),
             in_reply_to: None,
         },
     )
@@ -97,6 +97,20 @@ pub fn hold(
         id,
         reason: reason.to_string(),
     })
+}
+
+/// Moderators get the held post attached, but not a 50 MB one: past this size only its header block
+/// (like a DSN's text/rfc822-headers), which is what they need to decide.
+const ATTACH_LIMIT: usize = 256 * 1024;
+
+fn attachment_for_moderators(raw: &[u8]) -> Vec<u8> {
+    if raw.len() <= ATTACH_LIMIT {
+        return raw.to_vec();
+    }
+    let (h, _) = super::headers::split(raw);
+    let mut v = h.to_vec();
+    v.extend_from_slice(format!("\n[body of {} bytes not attached; see `correo list held`]\n", raw.len()).as_bytes());
+    v
 }
 
 pub fn notify_rejected(

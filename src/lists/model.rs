@@ -40,7 +40,7 @@ CREATE TABLE pending (
 );
 CREATE INDEX pending_address ON pending (address, created);
 CREATE TABLE held (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,
     file TEXT NOT NULL,
     sender TEXT NOT NULL,
@@ -49,7 +49,7 @@ CREATE TABLE held (
     created INTEGER NOT NULL
 );
 CREATE TABLE outgoing (
-    id INTEGER PRIMARY KEY,
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
     list_id INTEGER REFERENCES lists(id) ON DELETE SET NULL,
     file TEXT NOT NULL,
     kind TEXT NOT NULL,
