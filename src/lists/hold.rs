@@ -109,7 +109,13 @@ fn attachment_for_moderators(raw: &[u8]) -> Vec<u8> {
     }
     let (h, _) = super::headers::split(raw);
     let mut v = h.to_vec();
-    v.extend_from_slice(format!("\n[body of {} bytes not attached; see `correo list held`]\n", raw.len()).as_bytes());
+    v.extend_from_slice(
+        format!(
+            "\n[body of {} bytes not attached; see `correo list held`]\n",
+            raw.len()
+        )
+        .as_bytes(),
+    );
     v
 }
 
