@@ -213,7 +213,11 @@ impl Router {
         }
         // RFC 5321 §4.5.1: postmaster must always be accepted.
         if name == "postmaster" {
-            return self.local_user("root", orig, sender, out);
+            return if table.entries.contains_key("root") {
+                self.expand_name("root", table, domain, orig, sender, depth + 1, out)
+            } else {
+                self.local_user("root", orig, sender, out)
+            };
         }
         self.local_user(name, orig, sender, out)
     }

@@ -15,6 +15,9 @@ impl Session {
             // RFC 5321 §4.5.3.1.10: 452 tells the client to send the rest in another transaction.
             return Reply::new(452, "4.5.3", "Too many recipients");
         }
+        if to.address.is_empty() {
+            return Reply::new(501, "5.1.3", "Bad recipient address syntax");
+        }
         // RFC 5321 §4.1.1.3: a bare "postmaster" (no domain) must be accepted.
         let raw = if to.address.eq_ignore_ascii_case("postmaster") {
             match self.ctx.router.local_domains.iter().next() {

@@ -155,7 +155,21 @@ impl Session {
         io: &mut Io<S>,
         line: &[u8],
     ) -> Next {
-        let parsed = Request::parse(&mut line.iter()).map(|r| r.into_owned());
+        // RFC 5321 §4.1.1.3: "RCPT TO:<Postmaster>" without a domain must work; smtp-proto reads it as "".
+        let trimmed = line.strip_suffix(b"\n").unwrap_or(line);
+        let trimmed = trimmed.strip_suffix(b"\r").unwrap_or(trimmed);
+        let parsed = if trimmed.eq_ignore_ascii_case(b"RCPT TO:<postmaster>") {
+            Ok(Request::Rcpt {
+                to: smtp_proto::RcptTo {
+                    address: "postmaster".to_string(),
+                    orcpt: None,
+                    rrvs: 0,
+                    flags: 0,
+                },
+            })
+        } else {
+            Request::parse(&mut line.iter()).map(|r| r.into_owned())
+        };
         match parsed {
             Ok(req) => self.verb(io, req).await,
             Err(e) => {
