@@ -1,5 +1,8 @@
-//! An SMTP reply with its enhanced status code (RFC 3463, advertised per RFC 2034): every reply correo
-//! sends carries one, so clients and log readers never guess whether a failure is temporary.
+//! An SMTP reply with its enhanced status code (RFC 3463, advertised per RFC 2034): every 2xx/4xx/5xx
+//! reply correo sends carries one, so clients and log readers never guess whether a failure is temporary.
+//! The exceptions are the ones the RFCs make: the 220 greeting (sent before ENHANCEDSTATUSCODES is
+//! negotiated), 354 and 334 (RFC 3463 defines no 3.x.x class), and the EHLO keyword lines, whose
+//! grammar (RFC 5321 §4.1.1.1) has no room for a code; an empty `status` marks those.
 
 use std::fmt;
 
@@ -39,7 +42,11 @@ impl Reply {
         let mut out = String::new();
         for (i, l) in lines.iter().enumerate() {
             let sep = if i + 1 == lines.len() { ' ' } else { '-' };
-            out.push_str(&format!("{}{sep}{} {}\r\n", self.code, self.status, l));
+            if self.status.is_empty() {
+                out.push_str(&format!("{}{sep}{}\r\n", self.code, l));
+            } else {
+                out.push_str(&format!("{}{sep}{} {}\r\n", self.code, self.status, l));
+            }
         }
         out
     }

@@ -31,7 +31,8 @@ impl Session {
         if self.offers_auth() {
             lines.push("AUTH PLAIN LOGIN".to_string());
         }
-        Reply::new(250, "2.0.0", lines.join("\n"))
+        // No enhanced code in the EHLO reply: clients read each line as a keyword (Postfix does the same).
+        Reply::new(250, "", lines.join("\n"))
     }
 
     pub fn offers_starttls(&self) -> bool {
