@@ -17,6 +17,9 @@ pub struct Args {
     /// Read a password on stdin and print its hash for the [smtp] passwd file, then exit.
     #[arg(long)]
     pub hash_password: bool,
+    /// PBKDF2 iterations for --hash-password (default 600000; lower only for tests).
+    #[arg(long, default_value_t = server::passwd::ITERATIONS)]
+    pub hash_iterations: u32,
     /// Check the configuration and tables, then exit.
     #[arg(long)]
     pub check: bool,
@@ -86,7 +89,7 @@ pub fn run(home: &Home, args: Args) -> Result<()> {
         if pw.is_empty() {
             return Err(Error::usage("empty password on stdin"));
         }
-        println!("{}", server::passwd::hash(pw, server::passwd::ITERATIONS));
+        println!("{}", server::passwd::hash(pw, args.hash_iterations));
         return Ok(());
     }
     let cfg = &home.config;
