@@ -179,6 +179,7 @@ impl Router {
         ))
     }
 
+    #[allow(clippy::too_many_arguments)] // the expansion state; a struct would only rename it
     fn expand_name(
         &self,
         name: &str,

@@ -680,7 +680,7 @@ fn log_delivery(id: &str, r: &DueRow, relay: &str, delay: &str, status: &str, te
     let to = format!("<{}>", r.target);
     let orig = format!("<{}>", r.orig);
     let mut fields: Vec<(&str, &str)> = vec![("to", &to)];
-    if r.kind == Kind::Smtp && r.orig != r.target || r.kind != Kind::Smtp {
+    if r.kind != Kind::Smtp || r.orig != r.target {
         fields.push(("orig_to", &orig));
     }
     let st = format!("{status} ({text})");

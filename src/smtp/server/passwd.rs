@@ -11,7 +11,7 @@ pub const ITERATIONS: u32 = 600_000;
 
 #[derive(Debug, Clone, Default)]
 pub struct Passwd {
-    users: HashMap<String, (u32, Vec<u8>, Vec<u8>)>,
+    users: HashMap<String, Record>,
 }
 
 impl Passwd {
@@ -72,10 +72,13 @@ impl Passwd {
     }
 }
 
-fn parse_line(line: &str) -> Option<(String, (u32, Vec<u8>, Vec<u8>))> {
+/// Iterations, salt, hash.
+type Record = (u32, Vec<u8>, Vec<u8>);
+
+fn parse_line(line: &str) -> Option<(String, Record)> {
     let (user, hash) = line.split_once(':')?;
     let mut parts = hash.split('$');
-    if parts.next()? != "" || parts.next()? != "pbkdf2-sha256" {
+    if !parts.next()?.is_empty() || parts.next()? != "pbkdf2-sha256" {
         return None;
     }
     let iter: u32 = parts.next()?.parse().ok()?;
