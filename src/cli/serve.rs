@@ -78,6 +78,7 @@ fn build_ctx(home: &Home, queue: Arc<dyn server::Sink>, router: Arc<Router>) -> 
         max_rcpts: cfg.max_rcpts.max(100),
         max_received: cfg.max_received,
         timeout: std::time::Duration::from_secs(300),
+        auth_delay: std::time::Duration::from_millis(500),
     })
 }
 

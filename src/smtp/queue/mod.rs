@@ -1,10 +1,15 @@
-//! The durable queue. Invariant: a message's file is written and fsynced (spool::write_durable) and its
+//! The durable queue. Invariant: a message's file is written and fsynced (data, then directory entry) and its
 //! envelope committed to SQLite (one row per final recipient, synchronous=FULL) before anyone hears 250.
 //! A row is deleted only after the next hop accepted it or it was bounced, and the message file only after
 //! its last row is gone; so a crash at any point loses nothing, and at worst repeats one in-flight delivery.
 //!
 //! Every database write goes through one writer thread that commits whatever has piled up in one
-//! transaction (group commit): with many concurrent clients one fsync covers many messages.
+//! transaction (group commit): with many concurrent clients one fsync covers many messages. The same
+//! batching covers the directory: each session fdatasyncs its own message file, and the writer fsyncs the
+//! queue directory once per batch, before the commit that makes those files' rows exist. The order is
+//! the one in message/spool.rs (data, directory entry, database, then 250), only shared among messages.
+//! Files are created under their final name: one without a row was never acknowledged, and start-up
+//! removes it.
 
 pub mod dsn;
 pub mod runner;
@@ -107,6 +112,29 @@ pub struct Queue {
     pub notify: Arc<tokio::sync::Notify>,
 }
 
+/// Creates the message file and fdatasyncs it; the directory entry is synced by the writer (see above).
+/// `CORREO_FAULT=spool` makes it fail like a full disk.
+fn write_message(dir: &std::path::Path, id: &str, data: &[u8]) -> std::io::Result<PathBuf> {
+    use std::io::Write;
+    if spool::injected_fault("spool") {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::StorageFull,
+            "injected fault: no space left on device",
+        ));
+    }
+    let path = dir.join(id);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)?;
+    if let Err(e) = f.write_all(data).and_then(|_| f.sync_data()) {
+        drop(f);
+        let _ = std::fs::remove_file(&path);
+        return Err(e);
+    }
+    Ok(path)
+}
+
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -144,7 +172,7 @@ impl Queue {
     /// Errors are temporary (the client should retry) unless the message itself is bad.
     pub fn enqueue(&self, m: NewMessage<'_>) -> Result<String> {
         let id = spool::unique_id();
-        let path = spool::write_durable(&self.dir, &id, m.data)
+        let path = write_message(&self.dir, &id, m.data)
             .map_err(|e| Error::from(e).context("queue file"))?;
         let row = store::MsgRow {
             sender: m.sender.clone(),

@@ -64,7 +64,7 @@ pub(super) fn writer(mut conn: Connection, rx: mpsc::Receiver<Op>, dir: std::pat
                 Err(_) => break,
             }
         }
-        let outcome = apply(&mut conn, &batch);
+        let outcome = apply(&mut conn, &batch, &dir);
         match outcome {
             Ok(finished) => {
                 // Files go only after the commit that removed their last row.
@@ -83,7 +83,7 @@ pub(super) fn writer(mut conn: Connection, rx: mpsc::Receiver<Op>, dir: std::pat
                     }
                 } else {
                     for op in batch {
-                        match apply(&mut conn, std::slice::from_ref(&op)) {
+                        match apply(&mut conn, std::slice::from_ref(&op), &dir) {
                             Ok(mut fin) => {
                                 let fin = fin.pop().unwrap_or_default();
                                 for id in &fin {
@@ -130,7 +130,12 @@ fn reply_err(op: Op, e: &crate::message::error::Error) {
 }
 
 /// Applies a batch in one transaction; returns, per op, the message ids that have no rows left.
-fn apply(conn: &mut Connection, batch: &[Op]) -> Result<Vec<Vec<String>>> {
+/// New message files' directory entries are made durable first, so no committed row ever points at a
+/// file a crash could take back.
+fn apply(conn: &mut Connection, batch: &[Op], dir: &Path) -> Result<Vec<Vec<String>>> {
+    if batch.iter().any(|op| matches!(op, Op::Insert { .. })) {
+        crate::message::spool::sync_dir(dir)?;
+    }
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut out = Vec::with_capacity(batch.len());
     {

@@ -76,10 +76,7 @@ impl Session {
                 ("status", "failed"),
             ],
         );
-        tokio::time::sleep(std::time::Duration::from_millis(
-            500 * self.auth_failures as u64,
-        ))
-        .await;
+        tokio::time::sleep(self.ctx.auth_delay * self.auth_failures as u32).await;
         if self.auth_failures >= MAX_AUTH_FAILURES {
             self.errors = usize::MAX / 2;
         }

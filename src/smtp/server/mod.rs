@@ -61,6 +61,8 @@ pub struct Ctx {
     pub max_received: usize,
     /// Read timeout for one command or data block (RFC 5321 §4.5.3.2 asks for minutes).
     pub timeout: std::time::Duration,
+    /// Pause after a failed AUTH, times the failures so far (slows password guessing).
+    pub auth_delay: std::time::Duration,
 }
 
 impl Ctx {
