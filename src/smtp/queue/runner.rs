@@ -276,12 +276,13 @@ impl Runner {
         }
     }
 
-    fn hosts(&self, key: &str, domain: &str) -> Result<Vec<String>, RouteError> {
+    /// (name for the log, address to connect to), best first.
+    fn hosts(&self, key: &str, domain: &str) -> Result<Vec<(String, String)>, RouteError> {
         if let Some(h) = &self.s.smarthost {
-            return Ok(vec![h.clone()]);
+            return Ok(vec![(h.clone(), h.clone())]);
         }
         if let Some(h) = self.s.routes.get(key) {
-            return Ok(vec![h.clone()]);
+            return Ok(vec![(h.clone(), h.clone())]);
         }
         let Some(res) = &self.resolver else {
             return Err(RouteError::Temporary("4.4.3 no resolver".into()));
@@ -312,17 +313,21 @@ impl Runner {
         let mut client = None;
         let mut relay = String::new();
         let mut last_err = String::new();
-        for h in &hosts {
-            match Client::connect(h, &self.s.helo) {
+        for (name, addr) in &hosts {
+            match Client::connect(addr, &self.s.helo) {
                 Ok(c) => {
                     client = Some(c);
-                    relay = h.clone();
+                    relay = if name == addr {
+                        addr.clone()
+                    } else {
+                        format!("{name}[{addr}]")
+                    };
                     break;
                 }
                 Err(e) if !e.temporary => {
-                    last_err = format!("5.0.0 {h}: {}", e.msg);
+                    last_err = format!("5.0.0 {name}[{addr}]: {}", e.msg);
                 }
-                Err(e) => last_err = format!("4.4.1 {h}: {}", e.msg),
+                Err(e) => last_err = format!("4.4.1 {name}[{addr}]: {}", e.msg),
             }
         }
         let Some(mut client) = client else {
