@@ -231,12 +231,43 @@ fn starttls_auth_and_submission_rules() {
         "{out}"
     );
 
+    // correo as a client: a second instance relays through the first one's submission port with
+    // STARTTLS and AUTH PLAIN (the smarthost case).
+    std::fs::write(t.server.path("smarthost.pw"), "s3cret\n").unwrap();
+    let cfg = format!(
+        "hostname = \"edge.example.org\"\n[relay]\nsmarthost = \"127.0.0.1:{}\"\nsmarthost_tls = \"opportunistic\"\nsmarthost_user = \"ana\"\nsmarthost_password_file = \"{}\"\n",
+        t.sub,
+        t.server.path("smarthost.pw").display()
+    );
+    let edge = Server::start(&cfg);
+    let out = swaks(
+        edge.port,
+        &[
+            "-f",
+            "ana@example.org",
+            "-t",
+            "friend@far.example.net",
+            "--header",
+            "Subject: via edge",
+        ],
+    );
+    assert!(out.contains("queued as"), "{out}");
+
     let start = std::time::Instant::now();
-    while t.sink.messages().len() < 3 && start.elapsed().as_secs() < 10 {
+    while t.sink.messages().len() < 4 && start.elapsed().as_secs() < 10 {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let msgs = t.sink.messages();
-    assert_eq!(msgs.len(), 3, "{}", t.server.maillog());
+    assert_eq!(msgs.len(), 4, "{}\n{}", t.server.maillog(), edge.maillog());
+    let via_edge = msgs
+        .iter()
+        .find(|m| m.contains("Subject: via edge"))
+        .unwrap();
+    assert!(
+        via_edge.contains("by mx.example.org (correo) with ESMTPSA")
+            && via_edge.contains("by edge.example.org (correo)"),
+        "{via_edge}"
+    );
     assert!(
         msgs.iter()
             .any(|m| m.contains("Subject: smtps") && m.contains("with ESMTPSA")),

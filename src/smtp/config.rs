@@ -82,7 +82,12 @@ impl Default for SmtpConfig {
 pub struct RelayConfig {
     /// host:port to hand every remote message to; unset means MX lookup.
     pub smarthost: Option<String>,
-    /// AUTH PLAIN credentials for the smarthost: user name and a file holding the password.
+    /// TLS towards the smarthost: "opportunistic" (STARTTLS when offered), "required" (STARTTLS and a
+    /// certificate valid for the host name) or "never".
+    pub smarthost_tls: String,
+    /// TLS towards MX hosts: "opportunistic" (RFC 7435, the default) or "never".
+    pub mx_tls: String,
+    /// AUTH PLAIN credentials for the smarthost (sent only under TLS): user name and a file holding the password.
     pub smarthost_user: Option<String>,
     pub smarthost_password_file: Option<PathBuf>,
     /// Resolver to ask for MX records instead of /etc/resolv.conf, "IP" or "IP:PORT" (tests).
@@ -106,10 +111,25 @@ pub struct RelayConfig {
     pub helo: Option<String>,
 }
 
+/// Reads a TLS policy name from the config.
+pub fn tls_policy(key: &str, v: &str) -> Result<crate::smtp::client::TlsPolicy, String> {
+    use crate::smtp::client::TlsPolicy;
+    match v {
+        "never" | "none" => Ok(TlsPolicy::Never),
+        "opportunistic" | "may" => Ok(TlsPolicy::Opportunistic),
+        "required" | "verify" => Ok(TlsPolicy::Required),
+        _ => Err(format!(
+            "[relay] {key} = \"{v}\": expected never, opportunistic or required"
+        )),
+    }
+}
+
 impl Default for RelayConfig {
     fn default() -> Self {
         RelayConfig {
             smarthost: None,
+            smarthost_tls: "opportunistic".into(),
+            mx_tls: "opportunistic".into(),
             smarthost_user: None,
             smarthost_password_file: None,
             dns: None,

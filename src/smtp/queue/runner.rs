@@ -39,11 +39,37 @@ pub struct Settings {
     pub local_delivery: String,
     pub mailbox_dir: std::path::PathBuf,
     pub deliver_command: String,
+    /// STARTTLS and AUTH for the smarthost, STARTTLS for MX hosts.
+    pub smarthost_opts: crate::smtp::client::Options,
+    pub mx_tls: crate::smtp::client::TlsPolicy,
 }
 
 impl Settings {
-    pub fn new(hostname: &str, smtp: &SmtpConfig, relay: &RelayConfig) -> Settings {
-        Settings {
+    /// Copies the settings out of the config; fails on a bad TLS policy or an unreadable password file.
+    pub fn new(hostname: &str, smtp: &SmtpConfig, relay: &RelayConfig) -> Result<Settings, String> {
+        let auth = match (&relay.smarthost_user, &relay.smarthost_password_file) {
+            (Some(u), Some(p)) => {
+                let pw = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+                Some((u.clone(), pw.trim_end_matches(['\r', '\n']).to_string()))
+            }
+            (None, None) => None,
+            _ => {
+                return Err("[relay] smarthost_user and smarthost_password_file go together".into())
+            }
+        };
+        let smarthost_tls = crate::smtp::config::tls_policy("smarthost_tls", &relay.smarthost_tls)?;
+        if auth.is_some() && smarthost_tls == crate::smtp::client::TlsPolicy::Never {
+            return Err("[relay] smarthost AUTH needs smarthost_tls (a password is never sent in the clear)".into());
+        }
+        let smarthost_opts = crate::smtp::client::Options {
+            tls: smarthost_tls,
+            server_name: None,
+            auth,
+        };
+        let mx_tls = crate::smtp::config::tls_policy("mx_tls", &relay.mx_tls)?;
+        Ok(Settings {
+            smarthost_opts,
+            mx_tls,
             hostname: hostname.to_string(),
             helo: relay.helo.clone().unwrap_or_else(|| hostname.to_string()),
             smarthost: relay.smarthost.clone(),
@@ -63,7 +89,7 @@ impl Settings {
             local_delivery: smtp.local_delivery.clone(),
             mailbox_dir: smtp.mailbox_dir.clone(),
             deliver_command: smtp.deliver_command.clone(),
-        }
+        })
     }
 }
 
@@ -314,7 +340,16 @@ impl Runner {
         let mut relay = String::new();
         let mut last_err = String::new();
         for (name, addr) in &hosts {
-            match Client::connect(addr, &self.s.helo) {
+            let opts = if self.s.smarthost.is_some() {
+                self.s.smarthost_opts.clone()
+            } else {
+                crate::smtp::client::Options {
+                    tls: self.s.mx_tls,
+                    server_name: (name != addr).then(|| name.clone()),
+                    auth: None,
+                }
+            };
+            match Client::connect_with(addr, &self.s.helo, &opts) {
                 Ok(c) => {
                     client = Some(c);
                     relay = if name == addr {
