@@ -41,7 +41,16 @@ impl Session {
         match self.ctx.router.resolve(&addr, self.may_relay()) {
             Ok(rows) => {
                 self.rcpt_addrs.push(addr.to_string());
-                self.rcpts.extend(rows);
+                // Two recipients that expand to the same target get one delivery (sendmail does the same).
+                for row in rows {
+                    if !self
+                        .rcpts
+                        .iter()
+                        .any(|r| r.kind == row.kind && r.target == row.target)
+                    {
+                        self.rcpts.push(row);
+                    }
+                }
                 Reply::new(250, "2.1.5", "Ok")
             }
             Err(r) => {

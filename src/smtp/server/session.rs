@@ -16,8 +16,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 /// RFC 5321 §4.5.3.1.4 says 512 octets for a command line; AUTH PLAIN responses and long EHLO
 /// arguments need more in practice, so lines up to this are read and longer ones refused with 500 5.5.6.
 pub const MAX_LINE: usize = 4096;
-/// Errors tolerated before the session is dropped (a client speaking another protocol, or an attacker).
-const MAX_ERRORS: usize = 10;
+/// Errors tolerated before the session is dropped (a client speaking another protocol, or an attacker);
+/// Postfix's smtpd_hard_error_limit is the same 20. Refused recipients count.
+const MAX_ERRORS: usize = 20;
 
 /// What the loop does after a command.
 pub enum Next {
