@@ -87,8 +87,7 @@ pub fn run(home: &Home, cmd: QueueCmd) -> Result<()> {
                     r.last_error.as_deref().unwrap_or("-")
                 );
             }
-            let path = home.spool("queue").join(&id);
-            let data = std::fs::read(&path)?;
+            let data = store::body(&conn, &id)?.unwrap_or_default();
             println!();
             use std::io::Write;
             std::io::stdout().write_all(&data)?;
@@ -100,14 +99,9 @@ pub fn run(home: &Home, cmd: QueueCmd) -> Result<()> {
             Ok(())
         }
         QueueCmd::Rm { id } => {
-            let tx = conn.unchecked_transaction()?;
-            tx.execute("DELETE FROM queue_rcpt WHERE msg = ?1", [&id])?;
-            let n = tx.execute("DELETE FROM queue_msg WHERE id = ?1", [&id])?;
-            tx.commit()?;
-            if n == 0 {
+            if !store::remove(&conn, &id)? {
                 return Err(Error::nouser(format!("no message {id} in the queue")));
             }
-            let _ = std::fs::remove_file(home.spool("queue").join(&id));
             crate::message::log::event("queue", &id, &[("status", "removed by admin")]);
             println!("removed {id}");
             Ok(())

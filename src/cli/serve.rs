@@ -106,7 +106,7 @@ pub fn run(home: &Home, args: Args) -> Result<()> {
         .max_blocking_threads(256)
         .build()?;
     rt.block_on(async {
-        let queue = Queue::open(home.spool("queue"), home.db_path())?;
+        let queue = Queue::open(home.db_path())?;
         let ctx = Arc::new(build_ctx(home, Arc::new(queue.clone()), router.clone())?);
         let resolver = if cfg.relay.smarthost.is_none() {
             Some(crate::smtp::mx::resolver(cfg.relay.dns.as_deref()).map_err(Error::config)?)

@@ -265,6 +265,26 @@ impl Runner {
         n
     }
 
+    /// Reads a queued message through this thread's own read connection (WAL readers never block the
+    /// writer). Ok(None) when the message is gone; Err (retry later) when the database cannot be read.
+    fn body(&self, id: &str) -> Result<Option<Vec<u8>>, String> {
+        thread_local! {
+            static CONN: std::cell::RefCell<Option<(std::path::PathBuf, rusqlite::Connection)>> = const { std::cell::RefCell::new(None) };
+        }
+        CONN.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.as_ref().is_none_or(|(p, _)| p != &self.queue.db_path) {
+                let conn = crate::store::open(&self.queue.db_path)
+                    .map_err(|e| format!("4.3.0 queue: {}", e.msg))?;
+                *c = Some((self.queue.db_path.clone(), conn));
+            }
+            let Some((_, conn)) = c.as_ref() else {
+                return Err("4.3.0 queue: no connection".into());
+            };
+            store::body(conn, id).map_err(|e| format!("4.3.0 queue: {}", e.msg))
+        })
+    }
+
     /// Takes up to `n` jobs; when there are none, retires the worker (under the same lock, so a job
     /// added concurrently always finds a worker).
     fn take(&self, key: &str, n: usize) -> Vec<Job> {
@@ -374,16 +394,14 @@ impl Runner {
             .remove(key);
         let mut sent = 0usize;
         loop {
-            let datas: Vec<Option<Vec<u8>>> = batch
-                .iter()
-                .map(|j| std::fs::read(self.queue.msg_path(&j.msg)).ok())
-                .collect();
+            let datas: Vec<Result<Option<Vec<u8>>, String>> =
+                batch.iter().map(|j| self.body(&j.msg)).collect();
             let mut txs = Vec::new();
             let mut tx_jobs = Vec::new();
             let mut results = Vec::new();
             for (j, d) in batch.iter().zip(&datas) {
                 match d {
-                    Some(d) => {
+                    Ok(Some(d)) => {
                         txs.push(Transaction {
                             from: j.sender.clone(),
                             rcpts: j.rows.iter().map(|r| r.target.clone()).collect(),
@@ -391,10 +409,11 @@ impl Runner {
                         });
                         tx_jobs.push(j);
                     }
-                    None => {
-                        // The file vanished (`queue rm` raced us): nothing left to send.
+                    Ok(None) => {
+                        // Removed by `queue rm` while we were busy: nothing left to send.
                         results.extend(j.rows.iter().map(|r| RowResult::Done { row: r.row }));
                     }
+                    Err(e) => self.temp_fail_job(j, e, None, &mut results),
                 }
             }
             let start = std::time::Instant::now();
@@ -537,7 +556,7 @@ impl Runner {
         let mailer_daemon =
             sender.is_empty() || sender.to_ascii_lowercase().starts_with("mailer-daemon@");
         if !mailer_daemon {
-            let original = std::fs::read(self.queue.msg_path(&j.msg)).unwrap_or_default();
+            let original = self.body(&j.msg).ok().flatten().unwrap_or_default();
             let failed: Vec<dsn::Failed<'_>> = rows
                 .iter()
                 .map(|(r, why)| dsn::Failed {
@@ -620,9 +639,14 @@ impl Runner {
     }
 
     fn deliver_local(&self, j: &Job) {
-        let data = match std::fs::read(self.queue.msg_path(&j.msg)) {
-            Ok(d) => d,
-            Err(_) => {
+        let data = match self.body(&j.msg) {
+            Ok(Some(d)) => d,
+            Err(e) => {
+                let mut results = Vec::new();
+                self.temp_fail_job(j, &e, None, &mut results);
+                return self.finish(std::slice::from_ref(j), results);
+            }
+            Ok(None) => {
                 return self.finish(
                     std::slice::from_ref(j),
                     j.rows

@@ -3,7 +3,6 @@
 use super::{Kind, Op, Rcpt, RowResult};
 use crate::message::error::Result;
 use rusqlite::{params, Connection};
-use std::path::Path;
 use std::sync::mpsc;
 
 const MIGRATIONS: &[&str] = &["CREATE TABLE queue_msg (
@@ -24,6 +23,10 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE queue_msg (
         next_at INTEGER NOT NULL,
         last_error TEXT
      );
+     CREATE TABLE queue_body (
+        id TEXT PRIMARY KEY REFERENCES queue_msg(id),
+        data BLOB NOT NULL
+     );
      CREATE INDEX queue_rcpt_due ON queue_rcpt(next_at);
      CREATE INDEX queue_rcpt_msg ON queue_rcpt(msg);"];
 
@@ -39,23 +42,28 @@ pub struct MsgRow {
     pub client: String,
 }
 
-/// Message files without a database row were never acknowledged (we crashed between the fsync and the
-/// commit), so removing them loses nothing. Temp files from interrupted writes go too.
-pub fn remove_orphans(conn: &Connection, dir: &Path) -> Result<()> {
-    let mut stmt = conn.prepare("SELECT 1 FROM queue_msg WHERE id = ?1")?;
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let known = !name.starts_with('.') && stmt.exists([&name])?;
-        if !known {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
-    Ok(())
+/// The message as queued, or None when it is gone (`queue rm`).
+pub fn body(conn: &Connection, id: &str) -> Result<Option<Vec<u8>>> {
+    let mut stmt = conn.prepare_cached("SELECT data FROM queue_body WHERE id = ?1")?;
+    let mut rows = stmt.query([id])?;
+    Ok(match rows.next()? {
+        Some(r) => Some(r.get(0)?),
+        None => None,
+    })
+}
+
+/// Deletes a message, its rows and its body (`correo queue rm`); false if there was none.
+pub fn remove(conn: &Connection, id: &str) -> Result<bool> {
+    let tx = conn.unchecked_transaction()?;
+    tx.execute("DELETE FROM queue_rcpt WHERE msg = ?1", [id])?;
+    tx.execute("DELETE FROM queue_body WHERE id = ?1", [id])?;
+    let n = tx.execute("DELETE FROM queue_msg WHERE id = ?1", [id])?;
+    tx.commit()?;
+    Ok(n > 0)
 }
 
 /// The writer loop: takes one operation, then everything else already waiting, and commits them together.
-pub(super) fn writer(mut conn: Connection, rx: mpsc::Receiver<Op>, dir: std::path::PathBuf) {
+pub(super) fn writer(mut conn: Connection, rx: mpsc::Receiver<Op>) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while batch.len() < 512 {
@@ -64,14 +72,10 @@ pub(super) fn writer(mut conn: Connection, rx: mpsc::Receiver<Op>, dir: std::pat
                 Err(_) => break,
             }
         }
-        let outcome = apply(&mut conn, &batch, &dir);
+        let outcome = apply(&mut conn, &batch);
         match outcome {
             Ok(finished) => {
-                // Files go only after the commit that removed their last row.
                 for (op, fin) in batch.into_iter().zip(finished) {
-                    for id in &fin {
-                        let _ = std::fs::remove_file(dir.join(id));
-                    }
                     reply_ok(op, fin);
                 }
             }
@@ -83,12 +87,9 @@ pub(super) fn writer(mut conn: Connection, rx: mpsc::Receiver<Op>, dir: std::pat
                     }
                 } else {
                     for op in batch {
-                        match apply(&mut conn, std::slice::from_ref(&op), &dir) {
+                        match apply(&mut conn, std::slice::from_ref(&op)) {
                             Ok(mut fin) => {
                                 let fin = fin.pop().unwrap_or_default();
-                                for id in &fin {
-                                    let _ = std::fs::remove_file(dir.join(id));
-                                }
                                 reply_ok(op, fin);
                             }
                             Err(e) => reply_err(op, &e),
@@ -130,12 +131,7 @@ fn reply_err(op: Op, e: &crate::message::error::Error) {
 }
 
 /// Applies a batch in one transaction; returns, per op, the message ids that have no rows left.
-/// New message files' directory entries are made durable first, so no committed row ever points at a
-/// file a crash could take back.
-fn apply(conn: &mut Connection, batch: &[Op], dir: &Path) -> Result<Vec<Vec<String>>> {
-    if batch.iter().any(|op| matches!(op, Op::Insert { .. })) {
-        crate::message::spool::sync_dir(dir)?;
-    }
+fn apply(conn: &mut Connection, batch: &[Op]) -> Result<Vec<Vec<String>>> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut out = Vec::with_capacity(batch.len());
     {
@@ -148,11 +144,21 @@ fn apply(conn: &mut Connection, batch: &[Op], dir: &Path) -> Result<Vec<Vec<Stri
         let mut defer = tx.prepare_cached("UPDATE queue_rcpt SET attempts = attempts + 1, next_at = ?2, last_error = ?3 WHERE id = ?1")?;
         let mut left = tx.prepare_cached("SELECT 1 FROM queue_rcpt WHERE msg = ?1 LIMIT 1")?;
         let mut del_msg = tx.prepare_cached("DELETE FROM queue_msg WHERE id = ?1")?;
+        let mut ins_body =
+            tx.prepare_cached("INSERT INTO queue_body (id, data) VALUES (?1, ?2)")?;
+        let mut del_body = tx.prepare_cached("DELETE FROM queue_body WHERE id = ?1")?;
         for op in batch {
             let mut finished = Vec::new();
             match op {
-                Op::Insert { id, msg, rcpts, .. } => {
+                Op::Insert {
+                    id,
+                    msg,
+                    data,
+                    rcpts,
+                    ..
+                } => {
                     ins_msg.execute(params![id, msg.sender, msg.created, msg.size, msg.client])?;
+                    ins_body.execute(params![id, data])?;
                     for r in rcpts {
                         ins_rcpt.execute(params![
                             id,
@@ -186,6 +192,7 @@ fn apply(conn: &mut Connection, batch: &[Op], dir: &Path) -> Result<Vec<Vec<Stri
                     }
                     for m in touched {
                         if !left.exists([&m])? {
+                            del_body.execute([&m])?;
                             del_msg.execute([&m])?;
                             finished.push(m);
                         }
@@ -193,6 +200,7 @@ fn apply(conn: &mut Connection, batch: &[Op], dir: &Path) -> Result<Vec<Vec<Stri
                 }
                 Op::Remove { id, .. } => {
                     tx.execute("DELETE FROM queue_rcpt WHERE msg = ?1", [id])?;
+                    tx.execute("DELETE FROM queue_body WHERE id = ?1", [id])?;
                     if tx.execute("DELETE FROM queue_msg WHERE id = ?1", [id])? > 0 {
                         finished.push(id.clone());
                     }
