@@ -4,12 +4,69 @@
 //!
 //! Replies are parsed with `smtp-proto`. Every outcome is classified per recipient as accepted,
 //! temporary (4xx, connection trouble) or permanent (5xx).
+//!
+//! `connect_with` adds STARTTLS (RFC 3207; opportunistic per RFC 7435, or required with the system's
+//! roots verified) and AUTH PLAIN (RFC 4954), which is never sent outside TLS.
 
 use smtp_proto::response::parser::ResponseReceiver;
-use smtp_proto::{EhloResponse, Response, EXT_PIPELINING, EXT_SIZE};
-use std::io::{BufWriter, Read, Write};
+use smtp_proto::{
+    EhloResponse, Response, AUTH_PLAIN, EXT_AUTH, EXT_PIPELINING, EXT_SIZE, EXT_START_TLS,
+};
+use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::Duration;
+
+/// When to use TLS towards the next hop.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TlsPolicy {
+    /// Plain text only (loopback list fan-out, tests).
+    #[default]
+    Never,
+    /// STARTTLS when offered, any certificate accepted; plain text if not offered or the handshake fails.
+    Opportunistic,
+    /// STARTTLS must succeed and the certificate must verify against the system's roots for the host name.
+    Required,
+}
+
+/// How to talk to the next hop beyond plain SMTP.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    pub tls: TlsPolicy,
+    /// Name to verify the certificate against (and send as SNI); default: the host part of `addr`.
+    pub server_name: Option<String>,
+    /// AUTH PLAIN credentials (user, password), sent only under TLS.
+    pub auth: Option<(String, String)>,
+}
+
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Read for Stream {
+    fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(b),
+            Stream::Tls(s) => s.read(b),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(b),
+            Stream::Tls(s) => s.write(b),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
 
 /// What happened to one recipient of one transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,20 +120,55 @@ fn temp(msg: impl Into<String>) -> ClientError {
 }
 
 pub struct Client {
-    reader: TcpStream,
-    writer: BufWriter<TcpStream>,
+    stream: Stream,
+    /// Outgoing bytes not yet written (flushed before every read, and when it grows past 64 KiB).
+    wbuf: Vec<u8>,
     buf: Vec<u8>,
     pos: usize,
     pub capabilities: u32,
     pub max_size: usize,
+    auth_mechanisms: u64,
+    /// True once STARTTLS succeeded.
+    pub tls: bool,
 }
+
+const WBUF_LIMIT: usize = 64 * 1024;
 
 /// RFC 5321 §4.5.3.2 timeouts are minutes; a loopback or LAN peer that is silent for this long is dead.
 const TIMEOUT: Duration = Duration::from_secs(300);
 
 impl Client {
-    /// Connects, reads the greeting and says EHLO (falling back to HELO).
+    /// Connects, reads the greeting and says EHLO (falling back to HELO). Plain text, no AUTH.
     pub fn connect(addr: &str, helo: &str) -> Result<Client, ClientError> {
+        Self::connect_with(addr, helo, &Options::default())
+    }
+
+    /// Connects with a TLS policy and optional AUTH.
+    pub fn connect_with(addr: &str, helo: &str, opts: &Options) -> Result<Client, ClientError> {
+        let mut c = Self::open(addr, helo)?;
+        let offered = c.capabilities & EXT_START_TLS != 0;
+        match (opts.tls, offered) {
+            (TlsPolicy::Never, _) | (TlsPolicy::Opportunistic, false) => {}
+            (TlsPolicy::Required, false) => {
+                return Err(temp(format!("{addr}: STARTTLS required but not offered")))
+            }
+            (policy, true) => {
+                let name = opts.server_name.clone().unwrap_or_else(|| host_of(addr));
+                match c.starttls(&name, policy == TlsPolicy::Required, helo) {
+                    Ok(()) => {}
+                    // RFC 7435 §1: opportunistic means falling back to the clear, on a new connection.
+                    Err(_) if policy == TlsPolicy::Opportunistic => c = Self::open(addr, helo)?,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        if let Some((user, pass)) = &opts.auth {
+            c.auth_plain(user, pass)?;
+        }
+        Ok(c)
+    }
+
+    fn open(addr: &str, helo: &str) -> Result<Client, ClientError> {
         let sockaddr = addr
             .to_socket_addrs()
             .map_err(|e| temp(format!("{addr}: {e}")))?
@@ -87,38 +179,95 @@ impl Client {
         stream.set_read_timeout(Some(TIMEOUT)).ok();
         stream.set_write_timeout(Some(TIMEOUT)).ok();
         stream.set_nodelay(true).ok();
-        let writer = BufWriter::with_capacity(
-            64 * 1024,
-            stream.try_clone().map_err(|e| temp(e.to_string()))?,
-        );
         let mut c = Client {
-            reader: stream,
-            writer,
+            stream: Stream::Plain(stream),
+            wbuf: Vec::with_capacity(8192),
             buf: Vec::with_capacity(8192),
             pos: 0,
             capabilities: 0,
             max_size: 0,
+            auth_mechanisms: 0,
+            tls: false,
         };
         let greeting = c.read_reply()?;
         if greeting.code != 220 {
             return Err(c.refused("greeting", &greeting));
         }
-        c.command(&format!("EHLO {helo}\r\n"))?;
-        let ehlo = c.read_ehlo()?;
-        match ehlo {
+        c.hello(helo)?;
+        Ok(c)
+    }
+
+    fn hello(&mut self, helo: &str) -> Result<(), ClientError> {
+        self.command(&format!("EHLO {helo}\r\n"))?;
+        match self.read_ehlo()? {
             Some(e) => {
-                c.capabilities = e.capabilities;
-                c.max_size = e.size;
+                self.capabilities = e.capabilities;
+                self.max_size = e.size;
+                self.auth_mechanisms = e.auth_mechanisms;
             }
             None => {
-                c.command(&format!("HELO {helo}\r\n"))?;
-                let r = c.read_reply()?;
+                self.command(&format!("HELO {helo}\r\n"))?;
+                let r = self.read_reply()?;
                 if r.code != 250 {
-                    return Err(c.refused("HELO", &r));
+                    return Err(self.refused("HELO", &r));
                 }
+                self.capabilities = 0;
             }
         }
-        Ok(c)
+        Ok(())
+    }
+
+    /// RFC 3207: STARTTLS, handshake, then EHLO again (everything learnt before is forgotten).
+    fn starttls(&mut self, server_name: &str, verify: bool, helo: &str) -> Result<(), ClientError> {
+        self.command("STARTTLS\r\n")?;
+        let r = self.read_reply()?;
+        if r.code != 220 {
+            return Err(self.refused("STARTTLS", &r));
+        }
+        let cfg = tls_config(verify).map_err(temp)?;
+        let name = rustls::pki_types::ServerName::try_from(server_name.to_string())
+            .map_err(|e| temp(format!("TLS server name {server_name}: {e}")))?;
+        let conn =
+            rustls::ClientConnection::new(cfg, name).map_err(|e| temp(format!("TLS: {e}")))?;
+        let Stream::Plain(sock) =
+            std::mem::replace(&mut self.stream, Stream::Plain(dead_socket()?))
+        else {
+            return Err(temp("TLS already active"));
+        };
+        let mut tls = rustls::StreamOwned::new(conn, sock);
+        while tls.conn.is_handshaking() {
+            tls.conn
+                .complete_io(&mut tls.sock)
+                .map_err(|e| temp(format!("TLS handshake: {e}")))?;
+        }
+        self.stream = Stream::Tls(Box::new(tls));
+        self.buf.clear();
+        self.pos = 0;
+        self.tls = true;
+        self.hello(helo)
+    }
+
+    /// AUTH PLAIN (RFC 4616), refused by us outside TLS so a password never crosses in the clear.
+    fn auth_plain(&mut self, user: &str, pass: &str) -> Result<(), ClientError> {
+        use base64::Engine;
+        if !self.tls {
+            return Err(temp("refusing to send AUTH without TLS"));
+        }
+        if self.capabilities & EXT_AUTH == 0 || self.auth_mechanisms & AUTH_PLAIN == 0 {
+            return Err(temp("server does not offer AUTH PLAIN"));
+        }
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("\0{user}\0{pass}"));
+        self.command(&format!("AUTH PLAIN {token}\r\n"))?;
+        let r = self.read_reply()?;
+        if r.code != 235 {
+            // Wrong credentials must keep the mail queued, not bounce it: the postmaster can fix them.
+            return Err(temp(format!(
+                "AUTH refused: {} {}",
+                r.code,
+                r.message.trim_end()
+            )));
+        }
+        Ok(())
     }
 
     pub fn pipelining(&self) -> bool {
@@ -133,14 +282,28 @@ impl Client {
     }
 
     fn command(&mut self, line: &str) -> Result<(), ClientError> {
-        self.writer
-            .write_all(line.as_bytes())
-            .map_err(|e| temp(format!("write: {e}")))?;
+        self.wbuf.extend_from_slice(line.as_bytes());
         self.flush()
     }
 
+    fn put(&mut self, b: &[u8]) -> Result<(), ClientError> {
+        self.wbuf.extend_from_slice(b);
+        if self.wbuf.len() > WBUF_LIMIT {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
     fn flush(&mut self) -> Result<(), ClientError> {
-        self.writer.flush().map_err(|e| temp(format!("write: {e}")))
+        if !self.wbuf.is_empty() {
+            let r = self
+                .stream
+                .write_all(&self.wbuf)
+                .and_then(|_| self.stream.flush());
+            self.wbuf.clear();
+            r.map_err(|e| temp(format!("write: {e}")))?;
+        }
+        Ok(())
     }
 
     fn fill(&mut self) -> Result<(), ClientError> {
@@ -149,8 +312,9 @@ impl Client {
             self.pos = 0;
         }
         let mut chunk = [0u8; 8192];
+        self.flush()?;
         let n = self
-            .reader
+            .stream
             .read(&mut chunk)
             .map_err(|e| temp(format!("read: {e}")))?;
         if n == 0 {
@@ -277,9 +441,7 @@ impl Client {
         }
         if pipelining {
             group.push_str("DATA\r\n");
-            self.writer
-                .write_all(group.as_bytes())
-                .map_err(|e| temp(format!("write: {e}")))?;
+            self.put(group.as_bytes())?;
             self.flush()?;
             if let Some((_, outcomes)) = pending_dot.take() {
                 results.push(self.finish_dot(outcomes));
@@ -377,25 +539,21 @@ impl Client {
 
     /// Writes the body with CRLF line ends and dot-stuffing (RFC 5321 §4.5.2), then the final dot.
     fn body(&mut self, data: &[u8]) -> Result<(), ClientError> {
-        let w = &mut self.writer;
         let mut at_line_start = true;
         let mut start = 0;
-        let out = |w: &mut BufWriter<TcpStream>, b: &[u8]| {
-            w.write_all(b).map_err(|e| temp(format!("write: {e}")))
-        };
         let mut i = 0;
         while i < data.len() {
             let b = data[i];
             if at_line_start && b == b'.' {
-                out(w, &data[start..i])?;
-                out(w, b".")?;
+                self.put(&data[start..i])?;
+                self.put(b".")?;
                 start = i;
             }
             if b == b'\n' {
                 let cr = i > 0 && data[i - 1] == b'\r';
                 if !cr {
-                    out(w, &data[start..i])?;
-                    out(w, b"\r")?;
+                    self.put(&data[start..i])?;
+                    self.put(b"\r")?;
                     start = i;
                 }
                 at_line_start = true;
@@ -404,17 +562,99 @@ impl Client {
             }
             i += 1;
         }
-        out(w, &data[start..])?;
+        self.put(&data[start..])?;
         if !data.is_empty() && !data.ends_with(b"\n") {
-            out(w, b"\r\n")?;
+            self.put(b"\r\n")?;
         }
-        out(w, b".\r\n")
+        self.put(b".\r\n")
     }
 
     pub fn quit(mut self) {
         if self.command("QUIT\r\n").is_ok() {
             let _ = self.read_reply();
         }
+    }
+}
+
+fn host_of(addr: &str) -> String {
+    let host = addr.rsplit_once(':').map(|(h, _)| h).unwrap_or(addr);
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string()
+}
+
+/// A placeholder while the real socket is moved into the TLS stream.
+fn dead_socket() -> Result<TcpStream, ClientError> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| temp(e.to_string()))?;
+    TcpStream::connect(l.local_addr().map_err(|e| temp(e.to_string()))?)
+        .map_err(|e| temp(e.to_string()))
+}
+
+fn tls_config(verify: bool) -> Result<Arc<rustls::ClientConfig>, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?;
+    let cfg = if verify {
+        let mut roots = rustls::RootCertStore::empty();
+        for c in rustls_native_certs::load_native_certs().certs {
+            let _ = roots.add(c);
+        }
+        builder.with_root_certificates(roots).with_no_client_auth()
+    } else {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
+            .with_no_client_auth()
+    };
+    Ok(Arc::new(cfg))
+}
+
+/// Opportunistic TLS (RFC 7435): encrypt against passive listeners without authenticating the peer, as
+/// Postfix's `smtp_tls_security_level = may` does. Signatures are still checked, so the session keys
+/// really belong to whoever holds the certificate.
+#[derive(Debug)]
+struct AnyCert(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
 

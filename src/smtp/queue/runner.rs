@@ -1,0 +1,766 @@
+//! The queue runner: picks due rows, groups them by destination (one domain or the smarthost, or local
+//! delivery), and keeps up to `[relay] connections` workers per destination. A worker holds one SMTP
+//! connection and sends message after message over it, pipelined (connection reuse), so a list fan-out
+//! to many recipients at one domain flows without a handshake per message.
+//!
+//! Retries back off exponentially with ±20% jitter; a destination that refused connections is remembered
+//! for `down_secs` (the failure cache) so its backlog is deferred without hammering it. A row that has
+//! been failing for longer than `expire_hours`, or fails permanently, is bounced (RFC 3464) to its sender
+//! unless the sender is null, and only after the bounce is safely queued is the row deleted.
+
+use super::dsn;
+use super::store::{self, DueRow};
+use super::{now_ms, Kind, NewMessage, Queue, RowResult};
+use crate::message::log;
+use crate::smtp::client::{Client, Outcome, Transaction};
+use crate::smtp::config::{RelayConfig, SmtpConfig};
+use crate::smtp::local::{self, Delivered};
+use crate::smtp::mx::{self, RouteError};
+use crate::smtp::route::Router;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The settings the runner needs, copied out of the config at start-up.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub hostname: String,
+    pub helo: String,
+    pub smarthost: Option<String>,
+    pub routes: HashMap<String, String>,
+    pub port: u16,
+    pub expire_ms: i64,
+    pub retry_ms: f64,
+    pub retry_max_ms: f64,
+    pub down_ms: i64,
+    pub connections: usize,
+    pub per_connection: usize,
+    pub pipe_user: String,
+    pub local_delivery: String,
+    pub mailbox_dir: std::path::PathBuf,
+    pub deliver_command: String,
+    /// STARTTLS and AUTH for the smarthost, STARTTLS for MX hosts.
+    pub smarthost_opts: crate::smtp::client::Options,
+    pub mx_tls: crate::smtp::client::TlsPolicy,
+}
+
+impl Settings {
+    /// Copies the settings out of the config; fails on a bad TLS policy or an unreadable password file.
+    pub fn new(hostname: &str, smtp: &SmtpConfig, relay: &RelayConfig) -> Result<Settings, String> {
+        let auth = match (&relay.smarthost_user, &relay.smarthost_password_file) {
+            (Some(u), Some(p)) => {
+                let pw = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+                Some((u.clone(), pw.trim_end_matches(['\r', '\n']).to_string()))
+            }
+            (None, None) => None,
+            _ => {
+                return Err("[relay] smarthost_user and smarthost_password_file go together".into())
+            }
+        };
+        let smarthost_tls = crate::smtp::config::tls_policy("smarthost_tls", &relay.smarthost_tls)?;
+        if auth.is_some() && smarthost_tls == crate::smtp::client::TlsPolicy::Never {
+            return Err("[relay] smarthost AUTH needs smarthost_tls (a password is never sent in the clear)".into());
+        }
+        let smarthost_opts = crate::smtp::client::Options {
+            tls: smarthost_tls,
+            server_name: None,
+            auth,
+        };
+        let mx_tls = crate::smtp::config::tls_policy("mx_tls", &relay.mx_tls)?;
+        Ok(Settings {
+            smarthost_opts,
+            mx_tls,
+            hostname: hostname.to_string(),
+            helo: relay.helo.clone().unwrap_or_else(|| hostname.to_string()),
+            smarthost: relay.smarthost.clone(),
+            routes: relay
+                .routes
+                .iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+                .collect(),
+            port: relay.port,
+            expire_ms: (relay.expire_hours * 3_600_000.0) as i64,
+            retry_ms: relay.retry_secs * 1000.0,
+            retry_max_ms: relay.retry_max_secs * 1000.0,
+            down_ms: (relay.down_secs * 1000.0) as i64,
+            connections: relay.connections.max(1),
+            per_connection: relay.per_connection.max(1),
+            pipe_user: smtp.pipe_user.clone(),
+            local_delivery: smtp.local_delivery.clone(),
+            mailbox_dir: smtp.mailbox_dir.clone(),
+            deliver_command: smtp.deliver_command.clone(),
+        })
+    }
+}
+
+/// Rows of one message to one destination with one envelope sender: one SMTP transaction.
+#[derive(Debug, Clone)]
+struct Job {
+    msg: String,
+    sender: String,
+    created: i64,
+    rows: Vec<DueRow>,
+}
+
+#[derive(Default)]
+struct Dest {
+    jobs: VecDeque<Job>,
+    workers: usize,
+}
+
+pub struct Runner {
+    queue: Queue,
+    router: Arc<Router>,
+    s: Settings,
+    resolver: Option<hickory_resolver::TokioResolver>,
+    rt: tokio::runtime::Handle,
+    inflight: Mutex<HashSet<i64>>,
+    dests: Mutex<HashMap<String, Dest>>,
+    /// The failure cache: destination → (until ms, why).
+    down: Mutex<HashMap<String, (i64, String)>>,
+}
+
+/// RFC 5321 §4.5.3.1.8: 100 recipients per transaction is what every server must take.
+const RCPTS_PER_TX: usize = 100;
+/// Transactions written before reading replies (bounded so a failure costs little to retry).
+const PIPELINE_BATCH: usize = 32;
+const LOCAL: &str = "\u{0}local";
+
+impl Runner {
+    pub fn new(
+        queue: Queue,
+        router: Arc<Router>,
+        s: Settings,
+        resolver: Option<hickory_resolver::TokioResolver>,
+    ) -> Arc<Runner> {
+        Arc::new(Runner {
+            queue,
+            router,
+            s,
+            resolver,
+            rt: tokio::runtime::Handle::current(),
+            inflight: Mutex::new(HashSet::new()),
+            dests: Mutex::new(HashMap::new()),
+            down: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The scheduler loop: runs until the process ends.
+    pub async fn run(self: Arc<Self>) {
+        let conn = match crate::store::open(&self.queue.db_path) {
+            Ok(c) => Arc::new(Mutex::new(c)),
+            Err(e) => {
+                eprintln!("correo: queue runner cannot open the database: {e}");
+                return;
+            }
+        };
+        loop {
+            let c = conn.clone();
+            let rows = tokio::task::spawn_blocking(move || {
+                let c = c.lock().unwrap_or_else(|p| p.into_inner());
+                store::due(&c, now_ms(), 20_000)
+            })
+            .await;
+            let mut busy = false;
+            match rows {
+                Ok(Ok(rows)) => busy = self.dispatch(rows) > 0,
+                Ok(Err(e)) => {
+                    log::event("queue", "runner", &[("status", "error"), ("error", &e.msg)])
+                }
+                Err(_) => {}
+            }
+            let wait = if busy {
+                Duration::from_millis(200)
+            } else {
+                Duration::from_secs(1)
+            };
+            tokio::select! {
+                _ = self.queue.notify.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    fn dest_key(&self, row: &DueRow) -> String {
+        if row.kind != Kind::Smtp {
+            return LOCAL.to_string();
+        }
+        if self.s.smarthost.is_some() {
+            return "[smarthost]".to_string();
+        }
+        row.target
+            .rsplit_once('@')
+            .map(|(_, d)| d.to_ascii_lowercase())
+            .unwrap_or_default()
+    }
+
+    /// Hands due rows that are not already being worked on to their destinations; returns how many.
+    fn dispatch(self: &Arc<Self>, rows: Vec<DueRow>) -> usize {
+        let mut fresh = Vec::new();
+        {
+            let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+            for r in rows {
+                if inflight.insert(r.row) {
+                    fresh.push(r);
+                }
+            }
+        }
+        let n = fresh.len();
+        if n == 0 {
+            return 0;
+        }
+        // Group: destination → (msg, sender) → rows, keeping queue order.
+        let mut by_dest: HashMap<String, Vec<Job>> = HashMap::new();
+        let mut index: HashMap<(String, String, String), usize> = HashMap::new();
+        for r in fresh {
+            let key = self.dest_key(&r);
+            let jobs = by_dest.entry(key.clone()).or_default();
+            let k = (key, r.msg.clone(), r.sender.clone());
+            match index.get(&k) {
+                Some(&i) if jobs[i].rows.len() < RCPTS_PER_TX && r.kind == Kind::Smtp => {
+                    jobs[i].rows.push(r)
+                }
+                _ => {
+                    index.insert(k, jobs.len());
+                    jobs.push(Job {
+                        msg: r.msg.clone(),
+                        sender: r.sender.clone(),
+                        created: r.created,
+                        rows: vec![r],
+                    });
+                }
+            }
+        }
+        let now = now_ms();
+        for (key, jobs) in by_dest {
+            let down = self
+                .down
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(&key)
+                .cloned();
+            if let Some((until, why)) = down.filter(|(until, _)| *until > now) {
+                let mut results = Vec::new();
+                for j in &jobs {
+                    self.temp_fail_job(j, &why, Some(until), &mut results);
+                }
+                self.finish(&jobs, results);
+                continue;
+            }
+            let spawn = {
+                let mut dests = self.dests.lock().unwrap_or_else(|p| p.into_inner());
+                let d = dests.entry(key.clone()).or_default();
+                d.jobs.extend(jobs);
+                let want = self.s.connections.min(d.jobs.len().div_ceil(4).max(1));
+                let extra = want.saturating_sub(d.workers);
+                d.workers += extra;
+                extra
+            };
+            for _ in 0..spawn {
+                let me = self.clone();
+                let key = key.clone();
+                tokio::task::spawn_blocking(move || me.work(&key));
+            }
+        }
+        n
+    }
+
+    /// Reads a queued message through this thread's own read connection (WAL readers never block the
+    /// writer). Ok(None) when the message is gone; Err (retry later) when the database cannot be read.
+    fn body(&self, id: &str) -> Result<Option<Vec<u8>>, String> {
+        thread_local! {
+            static CONN: std::cell::RefCell<Option<(std::path::PathBuf, rusqlite::Connection)>> = const { std::cell::RefCell::new(None) };
+        }
+        CONN.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.as_ref().is_none_or(|(p, _)| p != &self.queue.db_path) {
+                let conn = crate::store::open(&self.queue.db_path)
+                    .map_err(|e| format!("4.3.0 queue: {}", e.msg))?;
+                *c = Some((self.queue.db_path.clone(), conn));
+            }
+            let Some((_, conn)) = c.as_ref() else {
+                return Err("4.3.0 queue: no connection".into());
+            };
+            store::body(conn, id).map_err(|e| format!("4.3.0 queue: {}", e.msg))
+        })
+    }
+
+    /// Takes up to `n` jobs; when there are none, retires the worker (under the same lock, so a job
+    /// added concurrently always finds a worker).
+    fn take(&self, key: &str, n: usize) -> Vec<Job> {
+        let mut dests = self.dests.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(d) = dests.get_mut(key) else {
+            return vec![];
+        };
+        let k = n.min(d.jobs.len());
+        let out: Vec<Job> = d.jobs.drain(..k).collect();
+        if out.is_empty() {
+            d.workers = d.workers.saturating_sub(1);
+        }
+        out
+    }
+
+    fn work(self: Arc<Self>, key: &str) {
+        if key == LOCAL {
+            loop {
+                let jobs = self.take(key, 1);
+                if jobs.is_empty() {
+                    return;
+                }
+                for j in jobs {
+                    self.deliver_local(&j);
+                }
+            }
+        }
+        loop {
+            // Connect only when there is work, and go back for more after each connection.
+            let first = self.take(key, PIPELINE_BATCH);
+            if first.is_empty() {
+                return;
+            }
+            self.smtp_session(key, first);
+        }
+    }
+
+    /// (name for the log, address to connect to), best first.
+    fn hosts(&self, key: &str, domain: &str) -> Result<Vec<(String, String)>, RouteError> {
+        if let Some(h) = &self.s.smarthost {
+            return Ok(vec![(h.clone(), h.clone())]);
+        }
+        if let Some(h) = self.s.routes.get(key) {
+            return Ok(vec![(h.clone(), h.clone())]);
+        }
+        let Some(res) = &self.resolver else {
+            return Err(RouteError::Temporary("4.4.3 no resolver".into()));
+        };
+        self.rt.block_on(mx::mx_hosts(res, domain, self.s.port))
+    }
+
+    fn smtp_session(self: &Arc<Self>, key: &str, mut batch: Vec<Job>) {
+        let domain = key.to_string();
+        let hosts = match self.hosts(key, &domain) {
+            Ok(h) => h,
+            Err(RouteError::Permanent(why)) => {
+                let mut results = Vec::new();
+                let mut all = batch;
+                all.extend(self.drain(key));
+                for j in &all {
+                    self.bounce_rows(
+                        j,
+                        &j.rows.iter().map(|r| (r, why.clone())).collect::<Vec<_>>(),
+                        &mut results,
+                    );
+                }
+                self.finish(&all, results);
+                return;
+            }
+            Err(RouteError::Temporary(why)) => return self.mark_down(key, &why, batch),
+        };
+        let mut client = None;
+        let mut relay = String::new();
+        let mut last_err = String::new();
+        for (name, addr) in &hosts {
+            let opts = if self.s.smarthost.is_some() {
+                self.s.smarthost_opts.clone()
+            } else {
+                crate::smtp::client::Options {
+                    tls: self.s.mx_tls,
+                    server_name: (name != addr).then(|| name.clone()),
+                    auth: None,
+                }
+            };
+            match Client::connect_with(addr, &self.s.helo, &opts) {
+                Ok(c) => {
+                    client = Some(c);
+                    relay = if name == addr {
+                        addr.clone()
+                    } else {
+                        format!("{name}[{addr}]")
+                    };
+                    break;
+                }
+                Err(e) if !e.temporary => {
+                    last_err = format!("5.0.0 {name}[{addr}]: {}", e.msg);
+                }
+                Err(e) => last_err = format!("4.4.1 {name}[{addr}]: {}", e.msg),
+            }
+        }
+        let Some(mut client) = client else {
+            return self.mark_down(key, &last_err, batch);
+        };
+        self.down
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+        let mut sent = 0usize;
+        loop {
+            let datas: Vec<Result<Option<Vec<u8>>, String>> =
+                batch.iter().map(|j| self.body(&j.msg)).collect();
+            let mut txs = Vec::new();
+            let mut tx_jobs = Vec::new();
+            let mut results = Vec::new();
+            for (j, d) in batch.iter().zip(&datas) {
+                match d {
+                    Ok(Some(d)) => {
+                        txs.push(Transaction {
+                            from: j.sender.clone(),
+                            rcpts: j.rows.iter().map(|r| r.target.clone()).collect(),
+                            data: d,
+                        });
+                        tx_jobs.push(j);
+                    }
+                    Ok(None) => {
+                        // Removed by `queue rm` while we were busy: nothing left to send.
+                        results.extend(j.rows.iter().map(|r| RowResult::Done { row: r.row }));
+                    }
+                    Err(e) => self.temp_fail_job(j, e, None, &mut results),
+                }
+            }
+            let start = std::time::Instant::now();
+            let outcomes = client.send_all(&txs);
+            let mut broken = false;
+            for (j, outs) in tx_jobs.iter().zip(outcomes) {
+                let mut bounced = Vec::new();
+                for (r, o) in j.rows.iter().zip(outs) {
+                    let delay = format!("{:.2}", (now_ms() - j.created) as f64 / 1000.0);
+                    match o {
+                        Outcome::Accepted(text) => {
+                            log_delivery(&j.msg, r, &relay, &delay, "sent", &text);
+                            results.push(RowResult::Done { row: r.row });
+                        }
+                        Outcome::Temporary(text) => {
+                            broken |= !text.starts_with('4');
+                            log_delivery(&j.msg, r, &relay, &delay, "deferred", &text);
+                            self.temp_fail_row(j, r, &text, None, &mut results, &mut bounced);
+                        }
+                        Outcome::Permanent(text) => {
+                            log_delivery(&j.msg, r, &relay, &delay, "bounced", &text);
+                            bounced.push((r, text));
+                        }
+                    }
+                }
+                if !bounced.is_empty() {
+                    self.bounce_rows(j, &bounced, &mut results);
+                }
+            }
+            let _ = start;
+            sent += batch.len();
+            self.finish(&batch, results);
+            if broken || sent >= self.s.per_connection {
+                break;
+            }
+            batch = self.take_more(key);
+            if batch.is_empty() {
+                break;
+            }
+        }
+        client.quit();
+    }
+
+    /// Like `take` but never retires the worker (the caller still holds a connection and loops back).
+    fn take_more(&self, key: &str) -> Vec<Job> {
+        let mut dests = self.dests.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(d) = dests.get_mut(key) else {
+            return vec![];
+        };
+        let k = PIPELINE_BATCH.min(d.jobs.len());
+        d.jobs.drain(..k).collect()
+    }
+
+    fn drain(&self, key: &str) -> Vec<Job> {
+        let mut dests = self.dests.lock().unwrap_or_else(|p| p.into_inner());
+        dests
+            .get_mut(key)
+            .map(|d| d.jobs.drain(..).collect())
+            .unwrap_or_default()
+    }
+
+    /// A destination we cannot reach: defer this batch and its whole backlog, and remember it is down.
+    fn mark_down(&self, key: &str, why: &str, batch: Vec<Job>) {
+        let until = now_ms() + self.s.down_ms;
+        self.down
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.to_string(), (until, why.to_string()));
+        let mut all = batch;
+        all.extend(self.drain(key));
+        let mut results = Vec::new();
+        for j in &all {
+            for r in &j.rows {
+                log_delivery(
+                    &j.msg,
+                    r,
+                    key.trim_start_matches('\0'),
+                    &format!("{:.2}", (now_ms() - j.created) as f64 / 1000.0),
+                    "deferred",
+                    why,
+                );
+            }
+            self.temp_fail_job(j, why, None, &mut results);
+        }
+        self.finish(&all, results);
+    }
+
+    fn backoff(&self, attempts: i64) -> i64 {
+        let base =
+            (self.s.retry_ms * 2f64.powi(attempts.clamp(0, 30) as i32)).min(self.s.retry_max_ms);
+        let mut b = [0u8; 2];
+        let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
+        let jitter = 0.8 + 0.4 * (u16::from_be_bytes(b) as f64 / 65535.0);
+        (base * jitter) as i64
+    }
+
+    fn temp_fail_job(&self, j: &Job, why: &str, at: Option<i64>, results: &mut Vec<RowResult>) {
+        let mut bounced = Vec::new();
+        for r in &j.rows {
+            self.temp_fail_row(j, r, why, at, results, &mut bounced);
+        }
+        if !bounced.is_empty() {
+            self.bounce_rows(j, &bounced, results);
+        }
+    }
+
+    /// A temporary failure: retry later, unless the message has been queued too long (then bounce).
+    fn temp_fail_row<'a>(
+        &self,
+        j: &Job,
+        r: &'a DueRow,
+        why: &str,
+        at: Option<i64>,
+        results: &mut Vec<RowResult>,
+        bounced: &mut Vec<(&'a DueRow, String)>,
+    ) {
+        let now = now_ms();
+        if now - j.created > self.s.expire_ms {
+            bounced.push((
+                r,
+                format!(
+                    "{why} (gave up after {:.1} hours)",
+                    (now - j.created) as f64 / 3_600_000.0
+                ),
+            ));
+            return;
+        }
+        let next = at.unwrap_or_else(|| now + self.backoff(r.attempts));
+        results.push(RowResult::Defer {
+            row: r.row,
+            next_at: next,
+            error: why.to_string(),
+        });
+    }
+
+    /// Queues one DSN for these rows (never for a null sender), then marks them done. If the DSN cannot be
+    /// queued (disk full), the rows are deferred instead: a bounce must not be lost either.
+    fn bounce_rows(&self, j: &Job, rows: &[(&DueRow, String)], results: &mut Vec<RowResult>) {
+        let sender = j.sender.as_str();
+        let mailer_daemon =
+            sender.is_empty() || sender.to_ascii_lowercase().starts_with("mailer-daemon@");
+        if !mailer_daemon {
+            let original = self.body(&j.msg).ok().flatten().unwrap_or_default();
+            let failed: Vec<dsn::Failed<'_>> = rows
+                .iter()
+                .map(|(r, why)| dsn::Failed {
+                    rcpt: &r.orig,
+                    diagnostic: why,
+                })
+                .collect();
+            let body = dsn::build(
+                &self.s.hostname,
+                sender,
+                &j.msg,
+                j.created,
+                &failed,
+                &original,
+            );
+            match crate::message::address::Address::parse(sender) {
+                Ok(addr) => match self.router.resolve(&addr, true) {
+                    Ok(rcpts) => {
+                        let m = NewMessage {
+                            sender: String::new(),
+                            rcpts,
+                            data: &body,
+                            client: "bounce".into(),
+                        };
+                        if let Err(e) = self.queue.enqueue(m) {
+                            for (r, _) in rows {
+                                results.push(RowResult::Defer {
+                                    row: r.row,
+                                    next_at: now_ms() + 60_000,
+                                    error: format!("cannot queue the bounce: {}", e.msg),
+                                });
+                            }
+                            return;
+                        }
+                    }
+                    Err(reply) => log::event(
+                        "queue",
+                        &j.msg,
+                        &[
+                            ("from", &format!("<{sender}>")),
+                            ("status", "bounce dropped"),
+                            ("error", &reply.to_string()),
+                        ],
+                    ),
+                },
+                Err(e) => log::event(
+                    "queue",
+                    &j.msg,
+                    &[
+                        ("from", &format!("<{sender}>")),
+                        ("status", "bounce dropped"),
+                        ("error", &e),
+                    ],
+                ),
+            }
+        }
+        results.extend(rows.iter().map(|(r, _)| RowResult::Done { row: r.row }));
+    }
+
+    /// Commits results, then releases the rows (only after the commit, or the scheduler could hand a
+    /// just-delivered row out again).
+    fn finish(&self, jobs: &[Job], results: Vec<RowResult>) {
+        let r = self.queue.record(results);
+        if let Err(e) = &r {
+            log::event("queue", "runner", &[("status", "error"), ("error", &e.msg)]);
+            // The rows stay in the database as they were; they will be retried.
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        if let Ok(finished) = &r {
+            for id in finished {
+                log::event("queue", id, &[("status", "removed")]);
+            }
+        }
+        let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        for j in jobs {
+            for row in &j.rows {
+                inflight.remove(&row.row);
+            }
+        }
+    }
+
+    fn deliver_local(&self, j: &Job) {
+        let data = match self.body(&j.msg) {
+            Ok(Some(d)) => d,
+            Err(e) => {
+                let mut results = Vec::new();
+                self.temp_fail_job(j, &e, None, &mut results);
+                return self.finish(std::slice::from_ref(j), results);
+            }
+            Ok(None) => {
+                return self.finish(
+                    std::slice::from_ref(j),
+                    j.rows
+                        .iter()
+                        .map(|r| RowResult::Done { row: r.row })
+                        .collect(),
+                )
+            }
+        };
+        let sender = local::safe_sender(&j.sender);
+        let mut results = Vec::new();
+        let mut bounced = Vec::new();
+        for r in &j.rows {
+            let start = std::time::Instant::now();
+            let d = match r.kind {
+                Kind::Pipe => local::pipe(
+                    &r.target,
+                    &with_return_path(&data, &sender),
+                    &sender,
+                    &r.orig,
+                    &self.s.pipe_user,
+                ),
+                Kind::File => {
+                    let owner = local::lookup_user(&self.s.pipe_user);
+                    local::append_mbox(
+                        std::path::Path::new(&r.target),
+                        &with_return_path(&data, &sender),
+                        &sender,
+                        owner.as_ref(),
+                    )
+                }
+                Kind::Mailbox => self.deliver_mailbox(&r.target, &data, &sender),
+                Kind::Smtp => Delivered::Temporary("4.3.0 misrouted".into()),
+            };
+            let _ = start;
+            let relay = match r.kind {
+                Kind::Pipe => "pipe",
+                Kind::File => "file",
+                _ => "local",
+            };
+            let delay = format!("{:.2}", (now_ms() - j.created) as f64 / 1000.0);
+            match d {
+                Delivered::Ok => {
+                    log_delivery(&j.msg, r, relay, &delay, "sent", "2.0.0 delivered");
+                    results.push(RowResult::Done { row: r.row });
+                }
+                Delivered::Temporary(why) => {
+                    log_delivery(&j.msg, r, relay, &delay, "deferred", &why);
+                    self.temp_fail_row(j, r, &why, None, &mut results, &mut bounced);
+                }
+                Delivered::Permanent(why) => {
+                    log_delivery(&j.msg, r, relay, &delay, "bounced", &why);
+                    bounced.push((r, why));
+                }
+            }
+        }
+        if !bounced.is_empty() {
+            self.bounce_rows(j, &bounced, &mut results);
+        }
+        self.finish(std::slice::from_ref(j), results);
+    }
+
+    fn deliver_mailbox(&self, user: &str, data: &[u8], sender: &str) -> Delivered {
+        let Some(u) = local::lookup_user(user) else {
+            return Delivered::Permanent(format!("5.1.1 no such user {user}"));
+        };
+        let msg = with_return_path(data, sender);
+        match self.s.local_delivery.as_str() {
+            "maildir" => local::maildir(&u.home.join("Maildir"), &msg, &u),
+            "deliver" => local::deliver_command(&self.s.deliver_command, &msg, sender, &u),
+            _ => local::append_mbox(&self.s.mailbox_dir.join(&u.name), &msg, sender, Some(&u)),
+        }
+    }
+}
+
+/// RFC 5321 §4.4: the delivering MTA adds Return-Path with the envelope sender.
+fn with_return_path(data: &[u8], sender: &str) -> Vec<u8> {
+    let mut v = format!("Return-Path: <{sender}>\r\n").into_bytes();
+    v.extend_from_slice(data);
+    v
+}
+
+/// One Postfix-style maillog line per delivery attempt.
+fn log_delivery(id: &str, r: &DueRow, relay: &str, delay: &str, status: &str, text: &str) {
+    let dsn = text
+        .split_whitespace()
+        .find(|w| w.len() == 5 && w.as_bytes()[1] == b'.' && w.as_bytes()[3] == b'.')
+        .unwrap_or(if status == "sent" {
+            "2.0.0"
+        } else if status == "deferred" {
+            "4.0.0"
+        } else {
+            "5.0.0"
+        });
+    let to = format!("<{}>", r.target);
+    let orig = format!("<{}>", r.orig);
+    let mut fields: Vec<(&str, &str)> = vec![("to", &to)];
+    if r.kind != Kind::Smtp || r.orig != r.target {
+        fields.push(("orig_to", &orig));
+    }
+    let st = format!("{status} ({text})");
+    fields.extend([
+        ("relay", relay),
+        ("delay", delay),
+        ("dsn", dsn),
+        ("status", st.as_str()),
+    ]);
+    log::event(
+        if r.kind == Kind::Smtp {
+            "smtp"
+        } else {
+            "local"
+        },
+        id,
+        &fields,
+    );
+}

@@ -1,0 +1,50 @@
+//! MAIL FROM (RFC 5321 §4.1.1.2): starts a transaction. Submission listeners require AUTH first
+//! (RFC 6409 §4.3); the SIZE parameter is checked against our limit up front (RFC 1870 §6.2).
+
+use super::session::Session;
+use super::Mode;
+use crate::message::address::Address;
+use crate::smtp::reply::Reply;
+use smtp_proto::{MailFrom, MAIL_SMTPUTF8};
+
+impl Session {
+    pub fn mail(&mut self, from: MailFrom<String>) -> Reply {
+        if self.helo.is_none() {
+            return Reply::new(503, "5.5.1", "Send HELO/EHLO first");
+        }
+        if self.mail_from.is_some() {
+            return Reply::new(503, "5.5.1", "Nested MAIL command");
+        }
+        if self.mode != Mode::Mx && self.auth_user.is_none() {
+            return Reply::new(530, "5.7.0", "Authentication required");
+        }
+        if from.size > self.ctx.max_size {
+            return Reply::new(
+                552,
+                "5.3.4",
+                format!(
+                    "Message size exceeds fixed limit of {} bytes",
+                    self.ctx.max_size
+                ),
+            );
+        }
+        let sender = if from.address.is_empty() {
+            String::new()
+        } else {
+            match Address::parse(&from.address) {
+                Ok(a) => a.to_string(),
+                Err(_) if !from.address.is_ascii() => {
+                    return Reply::new(
+                        553,
+                        "5.6.7",
+                        "Non-ASCII sender addresses are not supported here",
+                    )
+                }
+                Err(_) => return Reply::new(553, "5.1.7", "Bad sender address"),
+            }
+        };
+        self.smtputf8 = from.flags & MAIL_SMTPUTF8 != 0;
+        self.mail_from = Some(sender);
+        Reply::new(250, "2.1.0", "Ok")
+    }
+}

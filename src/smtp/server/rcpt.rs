@@ -1,0 +1,77 @@
+//! RCPT TO (RFC 5321 §4.1.1.3): the accept rules and alias expansion happen here, through `Router`, so
+//! an unknown user or a relay attempt is refused while the client is still connected.
+
+use super::session::Session;
+use crate::message::address::Address;
+use crate::smtp::reply::Reply;
+use smtp_proto::RcptTo;
+
+impl Session {
+    pub fn rcpt(&mut self, to: RcptTo<String>) -> Reply {
+        if self.mail_from.is_none() {
+            return Reply::new(503, "5.5.1", "Need MAIL before RCPT");
+        }
+        if self.rcpt_addrs.len() >= self.ctx.max_rcpts {
+            // RFC 5321 §4.5.3.1.10: 452 tells the client to send the rest in another transaction.
+            return Reply::new(452, "4.5.3", "Too many recipients");
+        }
+        if to.address.is_empty() {
+            return Reply::new(501, "5.1.3", "Bad recipient address syntax");
+        }
+        // RFC 5321 §4.1.1.3: a bare "postmaster" (no domain) must be accepted.
+        let raw = if to.address.eq_ignore_ascii_case("postmaster") {
+            match self.ctx.router.local_domains.iter().next() {
+                Some(d) => format!("postmaster@{d}"),
+                None => return Reply::new(550, "5.1.1", "No local postmaster"),
+            }
+        } else {
+            to.address.clone()
+        };
+        let addr = match Address::parse(&raw) {
+            Ok(a) => a,
+            Err(_) if !raw.is_ascii() => {
+                return Reply::new(
+                    553,
+                    "5.6.7",
+                    "Non-ASCII recipient addresses are not supported here",
+                )
+            }
+            Err(_) => return Reply::new(501, "5.1.3", "Bad recipient address syntax"),
+        };
+        match self.ctx.router.resolve(&addr, self.may_relay()) {
+            Ok(rows) => {
+                self.rcpt_addrs.push(addr.to_string());
+                // Two recipients that expand to the same target get one delivery (sendmail does the same).
+                for row in rows {
+                    if !self
+                        .rcpts
+                        .iter()
+                        .any(|r| r.kind == row.kind && r.target == row.target)
+                    {
+                        self.rcpts.push(row);
+                    }
+                }
+                Reply::new(250, "2.1.5", "Ok")
+            }
+            Err(r) => {
+                if r.status == "5.7.1" {
+                    crate::message::log::event(
+                        "smtpd",
+                        "NOQUEUE",
+                        &[
+                            ("reject", "RCPT"),
+                            ("client", &self.peer.to_string()),
+                            (
+                                "from",
+                                &format!("<{}>", self.mail_from.as_deref().unwrap_or("")),
+                            ),
+                            ("to", &format!("<{addr}>")),
+                            ("status", &r.to_string()),
+                        ],
+                    );
+                }
+                r
+            }
+        }
+    }
+}

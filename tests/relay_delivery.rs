@@ -1,0 +1,530 @@
+//! The relay end to end with real clients (swaks, Python's smtplib) and Postfix's smtp-sink as the
+//! remote end: smarthost delivery, alias pipes, full disk, dead smarthost, bounces, expiry, the queue CLI.
+
+#[path = "relay/common.rs"]
+mod common;
+
+use common::{peer, Server, Sink};
+use std::process::Command;
+use std::time::Duration;
+
+fn swaks(port: u16, args: &[&str]) -> String {
+    let o = Command::new("swaks")
+        .args([
+            "-s",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "--timeout",
+            "20",
+        ])
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
+}
+
+fn relay_config(sink_port: u16, extra: &str) -> String {
+    format!(
+        "domains = [\"example.org\"]\naliases = \"HOME/aliases\"\nhostname = \"mx.example.org\"\n{extra}\n[relay]\nsmarthost = \"127.0.0.1:{sink_port}\"\nretry_secs = 0.3\nretry_max_secs = 1\ndown_secs = 0.3\n"
+    )
+}
+
+const ALIASES: &str = "postmaster: HOME/postmaster.mbox\nroot: HOME/root.mbox\nsender: HOME/sender.mbox\n\
+lista: \"|HOME/post.sh lista\"\nowner-lista: sender\nretry: \"|exit 75\"\nnouser: \"|echo no such list; exit 67\"\n";
+const POST_SH: &str = "#!/bin/sh\n# stands in for `correo mail post LIST`: keep what the pipe got\ncat > HOME/piped.$1.$$\necho \"sender=$SENDER recipient=$RECIPIENT\" >> HOME/piped.$1.$$\n";
+
+fn files(prefix: &str, dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .collect();
+    v.sort();
+    v
+}
+
+fn wait_for(mut f: impl FnMut() -> bool, secs: u64) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(secs) {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+#[test]
+fn swaks_through_smarthost_to_smtp_sink() {
+    if !peer("swaks") || !peer("smtp-sink") {
+        return;
+    }
+    let sink = Sink::start(&[]);
+    let s = Server::start_with(&relay_config(sink.port, ""), &[("aliases", ALIASES)], &[]);
+    let out = swaks(
+        s.port,
+        &[
+            "-f",
+            "a@example.org",
+            "-t",
+            "b@far.example.net,c@far.example.net",
+            "--pipeline",
+            "--header",
+            "Subject: via correo",
+        ],
+    );
+    assert!(out.contains("250 2.0.0 Ok: queued as"), "{out}");
+    assert!(
+        wait_for(
+            || sink.messages().iter().any(|m| m.contains("via correo")),
+            10
+        ),
+        "not delivered; log:\n{}",
+        s.maillog()
+    );
+    let m = sink
+        .messages()
+        .into_iter()
+        .find(|m| m.contains("via correo"))
+        .unwrap();
+    assert!(m.contains("by mx.example.org (correo) with ESMTP"), "{m}");
+    assert!(s.wait_empty(Duration::from_secs(5)));
+    let log = s.maillog();
+    for want in [
+        "to=<b@far.example.net>",
+        "to=<c@far.example.net>",
+        &format!("relay=127.0.0.1:{}", sink.port),
+        "dsn=2.0.0",
+        "status=sent",
+        "delay=",
+    ] {
+        assert!(log.contains(want), "{want} missing in maillog:\n{log}");
+    }
+}
+
+#[test]
+fn python_smtplib_client() {
+    if !peer("/usr/bin/python3") || !peer("smtp-sink") {
+        return;
+    }
+    let sink = Sink::start(&[]);
+    let s = Server::start_with(&relay_config(sink.port, ""), &[("aliases", ALIASES)], &[]);
+    let script = format!(
+        "import smtplib\ns = smtplib.SMTP('127.0.0.1', {})\ns.ehlo('py.test')\nassert s.has_extn('pipelining') and s.has_extn('enhancedstatuscodes')\n\
+         r = s.sendmail('a@example.org', ['py@far.example.net'], 'Subject: from python\\r\\n\\r\\n.leading dot\\r\\nbody\\r\\n')\nassert r == {{}}, r\n\
+         try:\n    s.sendmail('a@example.org', ['x@far.example.net'], 'Subject: x\\n\\nbare\\nlf\\n')\nexcept smtplib.SMTPDataError as e:\n    raise SystemExit('unexpected %r' % (e,))\n\
+         s.quit()\n",
+        s.port
+    );
+    // smtplib converts bare LF to CRLF itself, so both messages are fine on the wire.
+    let o = Command::new("/usr/bin/python3")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        wait_for(
+            || sink
+                .messages()
+                .iter()
+                .any(|m| m.contains("from python") && m.contains("\n.leading dot")),
+            10
+        ),
+        "{}",
+        s.maillog()
+    );
+}
+
+#[test]
+fn alias_pipe_end_to_end() {
+    if !peer("swaks") {
+        return;
+    }
+    let s = Server::start_with(
+        &relay_config(9, ""),
+        &[("aliases", ALIASES), ("post.sh", POST_SH)],
+        &[],
+    );
+    let out = swaks(
+        s.port,
+        &[
+            "-f",
+            "poster@example.net",
+            "-t",
+            "lista@example.org",
+            "--header",
+            "Subject: to the list",
+        ],
+    );
+    assert!(out.contains("250 2.0.0 Ok: queued"), "{out}");
+    let home = s.home.path().to_path_buf();
+    assert!(
+        wait_for(
+            || files("piped.lista.", &home)
+                .iter()
+                .any(|f| f.contains("recipient=")),
+            10
+        ),
+        "pipe did not run:\n{}",
+        s.maillog()
+    );
+    let got = &files("piped.lista.", &home)[0];
+    assert!(
+        got.starts_with("Return-Path: <owner-lista@example.org>"),
+        "owner- alias should be the envelope sender: {got}"
+    );
+    assert!(
+        got.contains("Subject: to the list") && got.contains("Received: from"),
+        "{got}"
+    );
+    assert!(got.contains("recipient=lista@example.org"), "{got}");
+    assert!(s.wait_empty(Duration::from_secs(5)));
+    assert!(s.maillog().contains("relay=pipe"), "{}", s.maillog());
+}
+
+#[test]
+fn pipe_exit_codes_retry_and_bounce() {
+    if !peer("swaks") {
+        return;
+    }
+    let s = Server::start_with(&relay_config(9, ""), &[("aliases", ALIASES)], &[]);
+    // 75 (EX_TEMPFAIL): stays queued and is retried.
+    assert!(swaks(
+        s.port,
+        &["-f", "sender@example.org", "-t", "retry@example.org"]
+    )
+    .contains("queued as"));
+    assert!(
+        wait_for(|| s.maillog().matches("status=deferred").count() >= 2, 10),
+        "{}",
+        s.maillog()
+    );
+    let (_, ls, _) = s.cli(&["queue", "ls"]);
+    assert!(ls.contains("pipe exit 75") && ls.contains("4.3.0"), "{ls}");
+    // 67 (EX_NOUSER): bounced once, with an RFC 3464 report to the sender.
+    assert!(swaks(
+        s.port,
+        &["-f", "sender@example.org", "-t", "nouser@example.org"]
+    )
+    .contains("queued as"));
+    let mbox = s.path("sender.mbox");
+    assert!(
+        wait_for(
+            || std::fs::read_to_string(&mbox)
+                .unwrap_or_default()
+                .contains("Final-Recipient: rfc822; nouser@example.org"),
+            10
+        ),
+        "{}",
+        s.maillog()
+    );
+    let dsn = std::fs::read_to_string(&mbox).unwrap();
+    assert!(
+        dsn.contains("Status: 5.1.1")
+            && dsn.contains("no such list")
+            && dsn.contains("Return-Path: <>"),
+        "{dsn}"
+    );
+}
+
+#[test]
+fn full_disk_gives_452_and_keeps_nothing_half_done() {
+    if !peer("swaks") {
+        return;
+    }
+    let s = Server::start_with(
+        &relay_config(9, ""),
+        &[("aliases", ALIASES)],
+        &[("CORREO_FAULT", "spool")],
+    );
+    let out = swaks(
+        s.port,
+        &["-f", "a@example.org", "-t", "postmaster@example.org"],
+    );
+    assert!(out.contains("452 4.3.1"), "{out}");
+    let (_, stats, _) = s.cli(&["queue", "stats"]);
+    assert!(stats.contains("messages: 0"), "{stats}");
+    // The server is still up and answering.
+    assert!(swaks(
+        s.port,
+        &[
+            "--quit-after",
+            "RCPT",
+            "-f",
+            "a@example.org",
+            "-t",
+            "postmaster@example.org"
+        ]
+    )
+    .contains("250 2.1.5"));
+}
+
+#[test]
+fn dead_smarthost_leaves_mail_queued_until_it_returns() {
+    if !peer("swaks") || !peer("smtp-sink") {
+        return;
+    }
+    let port = common::free_port();
+    let s = Server::start_with(&relay_config(port, ""), &[("aliases", ALIASES)], &[]);
+    assert!(swaks(
+        s.port,
+        &[
+            "-f",
+            "a@example.org",
+            "-t",
+            "b@far.example.net",
+            "--header",
+            "Subject: waiting"
+        ]
+    )
+    .contains("queued as"));
+    assert!(
+        wait_for(|| s.cli(&["queue", "ls"]).1.contains("4.4.1"), 10),
+        "{}",
+        s.maillog()
+    );
+    let (_, ls, _) = s.cli(&["queue", "ls"]);
+    assert!(
+        ls.contains("smtp b@far.example.net") && ls.contains("4.4.1"),
+        "{ls}"
+    );
+    let id = ls.split_whitespace().next().unwrap().to_string();
+    let (code, show, _) = s.cli(&["queue", "show", &id]);
+    assert!(code == 0 && show.contains("Subject: waiting"), "{show}");
+    let sink = Sink::start_on(port, &[]);
+    s.cli(&["queue", "flush"]);
+    assert!(
+        wait_for(
+            || sink
+                .messages()
+                .iter()
+                .any(|m| m.contains("Subject: waiting")),
+            10
+        ),
+        "{}",
+        s.maillog()
+    );
+    assert!(s.wait_empty(Duration::from_secs(5)));
+}
+
+#[test]
+fn remote_rejection_bounces_but_never_to_the_null_sender() {
+    if !peer("swaks") || !peer("smtp-sink") {
+        return;
+    }
+    let sink = Sink::start(&["-f", "rcpt"]);
+    let s = Server::start_with(&relay_config(sink.port, ""), &[("aliases", ALIASES)], &[]);
+    assert!(swaks(
+        s.port,
+        &["-f", "sender@example.org", "-t", "x@far.example.net"]
+    )
+    .contains("queued as"));
+    let mbox = s.path("sender.mbox");
+    assert!(
+        wait_for(
+            || std::fs::read_to_string(&mbox)
+                .unwrap_or_default()
+                .contains("Final-Recipient: rfc822; x@far.example.net"),
+            10
+        ),
+        "{}",
+        s.maillog()
+    );
+    assert!(s.wait_empty(Duration::from_secs(5)));
+    // A bounce of a bounce is never sent: the null sender's failure is only logged.
+    assert!(swaks(s.port, &["-f", "", "-t", "y@far.example.net"]).contains("queued as"));
+    assert!(
+        wait_for(
+            || s.maillog().contains("to=<y@far.example.net>")
+                && s.maillog().matches("status=bounced").count() >= 2,
+            10
+        ),
+        "{}",
+        s.maillog()
+    );
+    assert!(s.wait_empty(Duration::from_secs(5)));
+    let text = std::fs::read_to_string(&mbox).unwrap();
+    assert_eq!(text.matches("Final-Recipient").count(), 1, "{text}");
+}
+
+#[test]
+fn expiry_bounces_after_the_configured_time() {
+    if !peer("swaks") {
+        return;
+    }
+    // 0.0005 h = 1.8 s in the queue, smarthost dead.
+    let cfg = relay_config(common::free_port(), "").replace(
+        "retry_secs = 0.3",
+        "retry_secs = 0.3\nexpire_hours = 0.0005",
+    );
+    let s = Server::start_with(&cfg, &[("aliases", ALIASES)], &[]);
+    assert!(swaks(
+        s.port,
+        &["-f", "sender@example.org", "-t", "late@far.example.net"]
+    )
+    .contains("queued as"));
+    let mbox = s.path("sender.mbox");
+    assert!(
+        wait_for(
+            || std::fs::read_to_string(&mbox)
+                .unwrap_or_default()
+                .contains("gave up after"),
+            15
+        ),
+        "{}",
+        s.maillog()
+    );
+    assert!(s.wait_empty(Duration::from_secs(5)));
+}
+
+#[test]
+fn trusted_networks_decide_relaying() {
+    if !peer("swaks") {
+        return;
+    }
+    let s = Server::start_with(
+        &relay_config(9, "trusted_networks = [\"127.0.0.1/32\"]"),
+        &[("aliases", ALIASES)],
+        &[],
+    );
+    let ok = swaks(
+        s.port,
+        &[
+            "--quit-after",
+            "RCPT",
+            "--local-interface",
+            "127.0.0.1",
+            "-f",
+            "a@example.org",
+            "-t",
+            "x@far.example.net",
+        ],
+    );
+    assert!(ok.contains("250 2.1.5"), "{ok}");
+    let denied = swaks(
+        s.port,
+        &[
+            "--quit-after",
+            "RCPT",
+            "--local-interface",
+            "127.0.0.2",
+            "-f",
+            "a@example.org",
+            "-t",
+            "x@far.example.net",
+        ],
+    );
+    assert!(denied.contains("550 5.7.1"), "{denied}");
+    // Our own domains are open to everyone.
+    let local = swaks(
+        s.port,
+        &[
+            "--quit-after",
+            "RCPT",
+            "--local-interface",
+            "127.0.0.2",
+            "-f",
+            "a@far.example.net",
+            "-t",
+            "postmaster@example.org",
+        ],
+    );
+    assert!(local.contains("250 2.1.5"), "{local}");
+    assert!(s.maillog().contains("reject=RCPT"), "{}", s.maillog());
+}
+
+#[test]
+fn virtusertable_and_per_domain_tables() {
+    if !peer("swaks") {
+        return;
+    }
+    let cfg = relay_config(9, "virtusers = \"HOME/virtusertable\"\n[smtp.domain_aliases]\n\"lists.example.net\" = \"HOME/aliases.lists\"");
+    let cfg = cfg
+        .replace(
+            "[smtp.domain_aliases]",
+            "domain_aliases = { \"lists.example.net\" = \"HOME/aliases.lists\" }",
+        )
+        .replace("\n\"lists.example.net\" = \"HOME/aliases.lists\"\n", "\n");
+    let s = Server::start_with(
+        &cfg,
+        &[
+            ("aliases", ALIASES),
+            (
+                "virtusertable",
+                "pablofelipe@miong.org  sender\n@catchall.example  root\n",
+            ),
+            ("aliases.lists", "dev: HOME/dev.mbox\n"),
+        ],
+        &[],
+    );
+    for (to, want) in [
+        ("pablofelipe@miong.org", "250 2.1.5"),
+        ("other@miong.org", "550 5.1.1"),
+        ("anyone@catchall.example", "250 2.1.5"),
+        ("dev@lists.example.net", "250 2.1.5"),
+        ("nodev@lists.example.net", "550 5.1.1"),
+    ] {
+        let out = swaks(s.port, &["-f", "a@far.example.net", "-t", to]);
+        assert!(out.contains(want), "{to}: {out}");
+    }
+    assert!(
+        wait_for(
+            || s.path("dev.mbox").exists()
+                && s.path("sender.mbox").exists()
+                && s.path("root.mbox").exists(),
+            10
+        ),
+        "{}",
+        s.maillog()
+    );
+}
+
+#[test]
+fn newaliases_names_every_bad_line() {
+    let s = Server::start_with(&relay_config(9, ""), &[("aliases", ALIASES)], &[]);
+    std::fs::write(
+        s.path("aliases"),
+        "ok: root\nbroken line\nx: \"|unterminated\n",
+    )
+    .unwrap();
+    let (code, _, err) = s.cli(&["newaliases"]);
+    assert_eq!(code, 65, "{err}");
+    assert!(
+        err.contains("aliases:2:") && err.contains("aliases:3:"),
+        "{err}"
+    );
+    std::fs::write(
+        s.path("aliases"),
+        ALIASES.replace("HOME", s.home.path().to_str().unwrap()),
+    )
+    .unwrap();
+    let (code, out, err) = s.cli(&["newaliases"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("7 aliases"), "{out}");
+}
+
+#[test]
+fn queue_rm_and_stats() {
+    if !peer("swaks") {
+        return;
+    }
+    let s = Server::start_with(
+        &relay_config(common::free_port(), ""),
+        &[("aliases", ALIASES)],
+        &[],
+    );
+    assert!(
+        swaks(s.port, &["-f", "a@example.org", "-t", "b@far.example.net"]).contains("queued as")
+    );
+    let (_, stats, _) = s.cli(&["queue", "stats"]);
+    assert!(stats.contains("messages: 1"), "{stats}");
+    let (_, ls, _) = s.cli(&["queue", "ls"]);
+    let id = ls.split_whitespace().next().unwrap().to_string();
+    let (code, out, _) = s.cli(&["queue", "rm", &id]);
+    assert_eq!(code, 0, "{out}");
+    let (code, _, _) = s.cli(&["queue", "show", &id]);
+    assert_eq!(code, 67);
+}
