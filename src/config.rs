@@ -38,8 +38,11 @@ impl Home {
     /// starts the maillog there. A config that does not parse is EX_CONFIG, never a silent default.
     pub fn open(home: Option<&Path>, config: Option<&Path>) -> Result<Home> {
         let explicit = home.is_some();
-        let dir = home.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("var"));
-        std::fs::create_dir_all(&dir).map_err(|e| Error::from(e).context(format!("data directory {}", dir.display())))?;
+        let dir = home
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("var"));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::from(e).context(format!("data directory {}", dir.display())))?;
         let dir = std::fs::canonicalize(&dir)?;
         let config_path = match config {
             Some(p) => Some(p.to_path_buf()),
@@ -53,7 +56,11 @@ impl Home {
             }
             None => Config::default(),
         };
-        let home = Home { dir, config, explicit };
+        let home = Home {
+            dir,
+            config,
+            explicit,
+        };
         std::fs::create_dir_all(home.log_dir())?;
         crate::message::log::init(&home.log_dir().join("maillog"));
         Ok(home)

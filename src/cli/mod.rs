@@ -13,7 +13,11 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(name = "correo", version, about = "Mail lists, recipes, spam scoring and an SMTP relay")]
+#[command(
+    name = "correo",
+    version,
+    about = "Mail lists, recipes, spam scoring and an SMTP relay"
+)]
 pub struct Cli {
     /// Data directory: database, spools, logs and correo.toml (default ./var).
     #[arg(long, global = true, env = "CORREO_HOME")]

@@ -10,5 +10,8 @@ pub enum QueueCmd {
 }
 
 pub fn run(_home: &Home, _cmd: QueueCmd) -> Result<()> {
-    Err(Error::new(crate::message::sysexits::Exit::Unavailable, "queue is not built yet"))
+    Err(Error::new(
+        crate::message::sysexits::Exit::Unavailable,
+        "queue is not built yet",
+    ))
 }

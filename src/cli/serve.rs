@@ -10,9 +10,15 @@ pub struct Args {}
 pub struct NewaliasesArgs {}
 
 pub fn run(_home: &Home, _args: Args) -> Result<()> {
-    Err(Error::new(crate::message::sysexits::Exit::Unavailable, "serve is not built yet"))
+    Err(Error::new(
+        crate::message::sysexits::Exit::Unavailable,
+        "serve is not built yet",
+    ))
 }
 
 pub fn newaliases(_home: &Home, _args: NewaliasesArgs) -> Result<()> {
-    Err(Error::new(crate::message::sysexits::Exit::Unavailable, "newaliases is not built yet"))
+    Err(Error::new(
+        crate::message::sysexits::Exit::Unavailable,
+        "newaliases is not built yet",
+    ))
 }

@@ -10,5 +10,8 @@ pub enum SpamCmd {
 }
 
 pub fn run(_home: &Home, _cmd: SpamCmd) -> Result<()> {
-    Err(Error::new(crate::message::sysexits::Exit::Unavailable, "spam is not built yet"))
+    Err(Error::new(
+        crate::message::sysexits::Exit::Unavailable,
+        "spam is not built yet",
+    ))
 }

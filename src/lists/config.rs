@@ -18,7 +18,12 @@ pub struct OutboundConfig {
 
 impl Default for OutboundConfig {
     fn default() -> Self {
-        OutboundConfig { smtp: "127.0.0.1:25".into(), helo: None, connections: 4, max_rcpts: 100 }
+        OutboundConfig {
+            smtp: "127.0.0.1:25".into(),
+            helo: None,
+            connections: 4,
+            max_rcpts: 100,
+        }
     }
 }
 
@@ -34,6 +39,9 @@ pub struct ListsConfig {
 
 impl Default for ListsConfig {
     fn default() -> Self {
-        ListsConfig { confirm_hours: 72, confirm_per_day: 3 }
+        ListsConfig {
+            confirm_hours: 72,
+            confirm_per_day: 3,
+        }
     }
 }

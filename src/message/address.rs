@@ -18,15 +18,23 @@ const MAX_DOMAIN: usize = 255;
 impl Address {
     pub fn parse(s: &str) -> Result<Address, String> {
         let s = s.trim();
-        let s = s.strip_prefix('<').and_then(|r| r.strip_suffix('>')).unwrap_or(s);
-        let (local, domain) = s.rsplit_once('@').ok_or_else(|| format!("'{s}' is not an address (no @)"))?;
+        let s = s
+            .strip_prefix('<')
+            .and_then(|r| r.strip_suffix('>'))
+            .unwrap_or(s);
+        let (local, domain) = s
+            .rsplit_once('@')
+            .ok_or_else(|| format!("'{s}' is not an address (no @)"))?;
         if !valid_local(local) {
             return Err(format!("'{s}': bad local part"));
         }
         if !valid_domain(domain) {
             return Err(format!("'{s}': bad domain"));
         }
-        Ok(Address { local: local.to_string(), domain: domain.to_ascii_lowercase() })
+        Ok(Address {
+            local: local.to_string(),
+            domain: domain.to_ascii_lowercase(),
+        })
     }
 
     pub fn local(&self) -> &str {
@@ -51,13 +59,16 @@ impl fmt::Display for Address {
 /// atext from RFC 5322 §3.2.3 minus the characters that mean something to a shell or a path
 /// (`|`, `` ` ``, `$`, `&`, `'`, `/`, `{`, `}`), joined by single dots.
 pub fn valid_local(local: &str) -> bool {
-    if local.is_empty() || local.len() > MAX_LOCAL || local.starts_with('.') || local.ends_with('.') {
+    if local.is_empty() || local.len() > MAX_LOCAL || local.starts_with('.') || local.ends_with('.')
+    {
         return false;
     }
     if local.contains("..") {
         return false;
     }
-    local.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#%*+-=?^_~.".contains(&b))
+    local
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"!#%*+-=?^_~.".contains(&b))
 }
 
 /// LDH labels (RFC 1035 §2.3.1, with leading digits allowed per RFC 1123) or a bracketed address literal.
@@ -74,7 +85,9 @@ pub fn valid_domain(domain: &str) -> bool {
             && label.len() <= 63
             && !label.starts_with('-')
             && !label.ends_with('-')
-            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
     })
 }
 
@@ -92,7 +105,18 @@ mod tests {
 
     #[test]
     fn rejects_shell_and_path_tricks() {
-        for bad in ["a|b@x.org", "`id`@x.org", "a@x.org;rm", "a b@x.org", "../x@y.org", "a@-x.org", "@x.org", "a@", "a$(x)@y.org", "a..b@x.org"] {
+        for bad in [
+            "a|b@x.org",
+            "`id`@x.org",
+            "a@x.org;rm",
+            "a b@x.org",
+            "../x@y.org",
+            "a@-x.org",
+            "@x.org",
+            "a@",
+            "a$(x)@y.org",
+            "a..b@x.org",
+        ] {
             assert!(Address::parse(bad).is_err(), "{bad} accepted");
         }
     }

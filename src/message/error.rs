@@ -14,7 +14,10 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     pub fn new(exit: Exit, msg: impl Into<String>) -> Self {
-        Error { exit, msg: msg.into() }
+        Error {
+            exit,
+            msg: msg.into(),
+        }
     }
     pub fn usage(msg: impl Into<String>) -> Self {
         Self::new(Exit::Usage, msg)
@@ -74,9 +77,10 @@ impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
         use rusqlite::ErrorCode::*;
         let exit = match e.sqlite_error_code() {
-            Some(DatabaseBusy | DatabaseLocked | DiskFull | SystemIoFailure | CannotOpen | OutOfMemory) => {
-                Exit::TempFail
-            }
+            Some(
+                DatabaseBusy | DatabaseLocked | DiskFull | SystemIoFailure | CannotOpen
+                | OutOfMemory,
+            ) => Exit::TempFail,
             Some(ReadOnly | PermissionDenied) => Exit::TempFail,
             _ => Exit::Software,
         };

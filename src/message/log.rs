@@ -27,10 +27,17 @@ fn hostname() -> String {
 /// Formats one line; `id` is the queue id, list name or message id the event is keyed by.
 pub fn format_line(part: &str, id: &str, fields: &[(&str, &str)]) -> String {
     let ts = chrono::Local::now().format("%b %e %H:%M:%S");
-    let mut line = format!("{ts} {} correo/{part}[{}]: {id}:", hostname(), std::process::id());
+    let mut line = format!(
+        "{ts} {} correo/{part}[{}]: {id}:",
+        hostname(),
+        std::process::id()
+    );
     for (i, (k, v)) in fields.iter().enumerate() {
         let sep = if i == 0 { " " } else { ", " };
-        let v: String = v.chars().map(|c| if c.is_control() { '?' } else { c }).collect();
+        let v: String = v
+            .chars()
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect();
         line.push_str(&format!("{sep}{k}={v}"));
     }
     line.push('\n');
@@ -44,7 +51,11 @@ pub fn event(part: &str, id: &str, fields: &[(&str, &str)]) {
         let _ = std::io::stderr().write_all(line.as_bytes());
     }
     if let Some(p) = LOG_PATH.get() {
-        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(p) {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+        {
             // One write call per line: O_APPEND keeps concurrent processes' lines whole.
             let _ = f.write_all(line.as_bytes());
         }
@@ -55,8 +66,15 @@ pub fn event(part: &str, id: &str, fields: &[(&str, &str)]) {
 mod tests {
     #[test]
     fn line_shape() {
-        let l = super::format_line("list", "dev@x.org", &[("from", "a@b"), ("status", "sent\r\nX")]);
+        let l = super::format_line(
+            "list",
+            "dev@x.org",
+            &[("from", "a@b"), ("status", "sent\r\nX")],
+        );
         assert!(l.contains("correo/list["), "{l}");
-        assert!(l.ends_with(": dev@x.org: from=a@b, status=sent??X\n"), "{l}");
+        assert!(
+            l.ends_with(": dev@x.org: from=a@b, status=sent??X\n"),
+            "{l}"
+        );
     }
 }

@@ -12,13 +12,19 @@ use std::path::{Path, PathBuf};
 /// filesystem. Fails if `name` already exists (callers generate unique names).
 pub fn write_durable(dir: &Path, name: &str, data: &[u8]) -> std::io::Result<PathBuf> {
     if injected_fault("spool") {
-        return Err(std::io::Error::new(std::io::ErrorKind::StorageFull, "injected fault: no space left on device"));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::StorageFull,
+            "injected fault: no space left on device",
+        ));
     }
     fs::create_dir_all(dir)?;
     let final_path = dir.join(name);
     let tmp_path = dir.join(format!(".tmp.{name}"));
     {
-        let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp_path)?;
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp_path)?;
         let r = f.write_all(data).and_then(|_| f.sync_all());
         if let Err(e) = r {
             let _ = fs::remove_file(&tmp_path);
@@ -27,7 +33,10 @@ pub fn write_durable(dir: &Path, name: &str, data: &[u8]) -> std::io::Result<Pat
     }
     if final_path.exists() {
         let _ = fs::remove_file(&tmp_path);
-        return Err(std::io::Error::new(std::io::ErrorKind::AlreadyExists, format!("{} exists", final_path.display())));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            format!("{} exists", final_path.display()),
+        ));
     }
     fs::rename(&tmp_path, &final_path)?;
     sync_dir(dir)?;
@@ -42,7 +51,9 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
 /// Moves a spooled file to another directory durably (same filesystem).
 pub fn move_durable(from: &Path, to_dir: &Path) -> std::io::Result<PathBuf> {
     fs::create_dir_all(to_dir)?;
-    let name = from.file_name().ok_or_else(|| std::io::Error::other("no file name"))?;
+    let name = from
+        .file_name()
+        .ok_or_else(|| std::io::Error::other("no file name"))?;
     let to = to_dir.join(name);
     fs::rename(from, &to)?;
     sync_dir(to_dir)?;
@@ -54,15 +65,24 @@ pub fn move_durable(from: &Path, to_dir: &Path) -> std::io::Result<PathBuf> {
 
 /// A unique, sortable, filename-safe id: time in microseconds, pid and a random suffix.
 pub fn unique_id() -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     let mut r = [0u8; 4];
     let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut r);
-    format!("{:x}{:05x}{:08x}", now.as_micros(), std::process::id() & 0xfffff, u32::from_be_bytes(r))
+    format!(
+        "{:x}{:05x}{:08x}",
+        now.as_micros(),
+        std::process::id() & 0xfffff,
+        u32::from_be_bytes(r)
+    )
 }
 
 /// True when the test hook `CORREO_FAULT` names this fault (comma separated list).
 pub fn injected_fault(what: &str) -> bool {
-    std::env::var("CORREO_FAULT").map(|v| v.split(',').any(|f| f == what)).unwrap_or(false)
+    std::env::var("CORREO_FAULT")
+        .map(|v| v.split(',').any(|f| f == what))
+        .unwrap_or(false)
 }
 
 #[cfg(test)]

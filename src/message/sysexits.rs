@@ -68,7 +68,10 @@ impl Exit {
 
     /// True when the MTA should keep the message and try again later.
     pub fn is_temporary(self) -> bool {
-        matches!(self, Exit::TempFail | Exit::OsErr | Exit::IoErr | Exit::CantCreat)
+        matches!(
+            self,
+            Exit::TempFail | Exit::OsErr | Exit::IoErr | Exit::CantCreat
+        )
     }
 }
 

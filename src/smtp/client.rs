@@ -56,7 +56,10 @@ impl std::fmt::Display for ClientError {
 }
 
 fn temp(msg: impl Into<String>) -> ClientError {
-    ClientError { temporary: true, msg: msg.into() }
+    ClientError {
+        temporary: true,
+        msg: msg.into(),
+    }
 }
 
 pub struct Client {
@@ -84,8 +87,18 @@ impl Client {
         stream.set_read_timeout(Some(TIMEOUT)).ok();
         stream.set_write_timeout(Some(TIMEOUT)).ok();
         stream.set_nodelay(true).ok();
-        let writer = BufWriter::with_capacity(64 * 1024, stream.try_clone().map_err(|e| temp(e.to_string()))?);
-        let mut c = Client { reader: stream, writer, buf: Vec::with_capacity(8192), pos: 0, capabilities: 0, max_size: 0 };
+        let writer = BufWriter::with_capacity(
+            64 * 1024,
+            stream.try_clone().map_err(|e| temp(e.to_string()))?,
+        );
+        let mut c = Client {
+            reader: stream,
+            writer,
+            buf: Vec::with_capacity(8192),
+            pos: 0,
+            capabilities: 0,
+            max_size: 0,
+        };
         let greeting = c.read_reply()?;
         if greeting.code != 220 {
             return Err(c.refused("greeting", &greeting));
@@ -113,11 +126,16 @@ impl Client {
     }
 
     fn refused(&self, what: &str, r: &Response<String>) -> ClientError {
-        ClientError { temporary: r.code < 500, msg: format!("{what} refused: {} {}", r.code, r.message.trim_end()) }
+        ClientError {
+            temporary: r.code < 500,
+            msg: format!("{what} refused: {} {}", r.code, r.message.trim_end()),
+        }
     }
 
     fn command(&mut self, line: &str) -> Result<(), ClientError> {
-        self.writer.write_all(line.as_bytes()).map_err(|e| temp(format!("write: {e}")))?;
+        self.writer
+            .write_all(line.as_bytes())
+            .map_err(|e| temp(format!("write: {e}")))?;
         self.flush()
     }
 
@@ -131,7 +149,10 @@ impl Client {
             self.pos = 0;
         }
         let mut chunk = [0u8; 8192];
-        let n = self.reader.read(&mut chunk).map_err(|e| temp(format!("read: {e}")))?;
+        let n = self
+            .reader
+            .read(&mut chunk)
+            .map_err(|e| temp(format!("read: {e}")))?;
         if n == 0 {
             return Err(temp("connection closed by peer"));
         }
@@ -165,7 +186,11 @@ impl Client {
             let before = it.len();
             if !self.buf[self.pos..].is_empty() && self.buf[self.pos] != b'2' {
                 let r = self.read_reply()?;
-                return if r.code >= 500 { Ok(None) } else { Err(self.refused("EHLO", &r)) };
+                return if r.code >= 500 {
+                    Ok(None)
+                } else {
+                    Err(self.refused("EHLO", &r))
+                };
             }
             match EhloResponse::parse(&mut it) {
                 Ok(r) => {
@@ -188,14 +213,32 @@ impl Client {
         let pipelining = self.pipelining();
         for (i, tx) in txs.iter().enumerate() {
             if self.max_size > 0 && tx.data.len() > self.max_size {
-                results.push(vec![Outcome::Permanent(format!("552 message size {} exceeds server limit {}", tx.data.len(), self.max_size)); tx.rcpts.len()]);
+                results.push(vec![
+                    Outcome::Permanent(format!(
+                        "552 message size {} exceeds server limit {}",
+                        tx.data.len(),
+                        self.max_size
+                    ));
+                    tx.rcpts.len()
+                ]);
                 continue;
             }
             let step = self.envelope(tx, pipelining, &mut pending_dot, &mut results);
             match step {
                 Ok(Some(rcpt_outcomes)) => {
                     if let Err(e) = self.body(tx.data) {
-                        results.push(rcpt_outcomes.iter().map(|o| if o.is_accepted() { Outcome::Temporary(e.msg.clone()) } else { o.clone() }).collect());
+                        results.push(
+                            rcpt_outcomes
+                                .iter()
+                                .map(|o| {
+                                    if o.is_accepted() {
+                                        Outcome::Temporary(e.msg.clone())
+                                    } else {
+                                        o.clone()
+                                    }
+                                })
+                                .collect(),
+                        );
                         return fill_rest(results, txs, &e.msg);
                     }
                     if pipelining && i + 1 < txs.len() {
@@ -223,14 +266,20 @@ impl Client {
         pending_dot: &mut Option<(usize, Vec<Outcome>)>,
         results: &mut Vec<Vec<Outcome>>,
     ) -> Result<Option<Vec<Outcome>>, ClientError> {
-        let size = if self.capabilities & EXT_SIZE != 0 { format!(" SIZE={}", tx.data.len()) } else { String::new() };
+        let size = if self.capabilities & EXT_SIZE != 0 {
+            format!(" SIZE={}", tx.data.len())
+        } else {
+            String::new()
+        };
         let mut group = format!("MAIL FROM:<{}>{size}\r\n", tx.from);
         for r in &tx.rcpts {
             group.push_str(&format!("RCPT TO:<{r}>\r\n"));
         }
         if pipelining {
             group.push_str("DATA\r\n");
-            self.writer.write_all(group.as_bytes()).map_err(|e| temp(format!("write: {e}")))?;
+            self.writer
+                .write_all(group.as_bytes())
+                .map_err(|e| temp(format!("write: {e}")))?;
             self.flush()?;
             if let Some((_, outcomes)) = pending_dot.take() {
                 results.push(self.finish_dot(outcomes));
@@ -239,7 +288,11 @@ impl Client {
             let mut outcomes = Vec::with_capacity(tx.rcpts.len());
             for _ in &tx.rcpts {
                 let r = self.read_reply()?;
-                outcomes.push(if mail.code == 250 { Outcome::from_reply(&r) } else { Outcome::from_reply(&mail) });
+                outcomes.push(if mail.code == 250 {
+                    Outcome::from_reply(&r)
+                } else {
+                    Outcome::from_reply(&mail)
+                });
             }
             let data = self.read_reply()?;
             let any = mail.code == 250 && outcomes.iter().any(Outcome::is_accepted);
@@ -255,7 +308,11 @@ impl Client {
             if mail.code == 250 && !any {
                 results.push(outcomes);
             } else {
-                let o = if mail.code != 250 { Outcome::from_reply(&mail) } else { Outcome::from_reply(&data) };
+                let o = if mail.code != 250 {
+                    Outcome::from_reply(&mail)
+                } else {
+                    Outcome::from_reply(&data)
+                };
                 results.push(vec![o; tx.rcpts.len()]);
             }
             self.rset()?;
@@ -282,7 +339,18 @@ impl Client {
         self.command("DATA\r\n")?;
         let data = self.read_reply()?;
         if data.code != 354 {
-            results.push(outcomes.iter().map(|o| if o.is_accepted() { Outcome::from_reply(&data) } else { o.clone() }).collect());
+            results.push(
+                outcomes
+                    .iter()
+                    .map(|o| {
+                        if o.is_accepted() {
+                            Outcome::from_reply(&data)
+                        } else {
+                            o.clone()
+                        }
+                    })
+                    .collect(),
+            );
             self.rset()?;
             return Ok(None);
         }
@@ -312,7 +380,9 @@ impl Client {
         let w = &mut self.writer;
         let mut at_line_start = true;
         let mut start = 0;
-        let out = |w: &mut BufWriter<TcpStream>, b: &[u8]| w.write_all(b).map_err(|e| temp(format!("write: {e}")));
+        let out = |w: &mut BufWriter<TcpStream>, b: &[u8]| {
+            w.write_all(b).map_err(|e| temp(format!("write: {e}")))
+        };
         let mut i = 0;
         while i < data.len() {
             let b = data[i];
@@ -348,7 +418,11 @@ impl Client {
     }
 }
 
-fn fill_rest(mut results: Vec<Vec<Outcome>>, txs: &[Transaction<'_>], why: &str) -> Vec<Vec<Outcome>> {
+fn fill_rest(
+    mut results: Vec<Vec<Outcome>>,
+    txs: &[Transaction<'_>],
+    why: &str,
+) -> Vec<Vec<Outcome>> {
     for tx in &txs[results.len().min(txs.len())..] {
         results.push(vec![Outcome::Temporary(why.to_string()); tx.rcpts.len()]);
     }

@@ -22,14 +22,34 @@ pub fn open(path: &Path) -> Result<Connection> {
 /// `steps[i]` takes the part from version i to i+1; never edit a step once released, append a new one.
 pub fn migrate(conn: &mut Connection, part: &str, steps: &[&str]) -> Result<()> {
     let current: i64 = conn
-        .query_row("SELECT version FROM schema_version WHERE part = ?1", [part], |r| r.get(0))
-        .or_else(|e| if e == rusqlite::Error::QueryReturnedNoRows { Ok(0) } else { Err(e) })?;
+        .query_row(
+            "SELECT version FROM schema_version WHERE part = ?1",
+            [part],
+            |r| r.get(0),
+        )
+        .or_else(|e| {
+            if e == rusqlite::Error::QueryReturnedNoRows {
+                Ok(0)
+            } else {
+                Err(e)
+            }
+        })?;
     for (i, sql) in steps.iter().enumerate().skip(current as usize) {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         // Another process may have migrated while we waited for the lock.
         let now: i64 = tx
-            .query_row("SELECT version FROM schema_version WHERE part = ?1", [part], |r| r.get(0))
-            .or_else(|e| if e == rusqlite::Error::QueryReturnedNoRows { Ok(0) } else { Err(e) })?;
+            .query_row(
+                "SELECT version FROM schema_version WHERE part = ?1",
+                [part],
+                |r| r.get(0),
+            )
+            .or_else(|e| {
+                if e == rusqlite::Error::QueryReturnedNoRows {
+                    Ok(0)
+                } else {
+                    Err(e)
+                }
+            })?;
         if now > i as i64 {
             tx.commit()?;
             continue;
@@ -57,7 +77,13 @@ mod tests {
         migrate(&mut c, "t", &["CREATE TABLE a (x)"]).unwrap();
         migrate(&mut c, "t", &["CREATE TABLE a (x)"]).unwrap();
         migrate(&mut c, "t", &["CREATE TABLE a (x)", "CREATE TABLE b (y)"]).unwrap();
-        let v: i64 = c.query_row("SELECT version FROM schema_version WHERE part='t'", [], |r| r.get(0)).unwrap();
+        let v: i64 = c
+            .query_row(
+                "SELECT version FROM schema_version WHERE part='t'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
         assert_eq!(v, 2);
     }
 }
