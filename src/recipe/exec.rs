@@ -143,8 +143,8 @@ impl Engine {
             ));
             return String::new();
         }
-        let argv = self.argv(cmd);
-        let data = self.mail.data.clone();
+        let (argv, _) = self.command(cmd);
+        let data = self.whole_input();
         match self.spawn(argv, &data, true, false) {
             Some(o) => {
                 self.vars.last_exit = o.code;
@@ -158,15 +158,24 @@ impl Engine {
         }
     }
 
-    fn argv(&self, cmd: &str) -> Vec<String> {
-        let shell = self.vars.get("SHELL").unwrap_or("/bin/sh").to_string();
-        let flags = self.vars.get("SHELLFLAGS").unwrap_or("-c").to_string();
+    /// How procmail runs a program line: when the raw text holds a `$SHELLMETAS` character it goes to
+    /// `$SHELL $SHELLFLAGS` untouched (the shell expands `$VAR` from the environment we pass, so text
+    /// from the mail is never re-parsed as shell syntax); otherwise procmail expands the variables itself
+    /// and runs the words directly. Returns the argv and the name the log abstract shows.
+    fn command(&mut self, raw: &str) -> (Vec<String>, String) {
         let metas = self
             .vars
             .get("SHELLMETAS")
             .unwrap_or("&|<>~;?*[")
             .to_string();
-        program::argv_for(cmd, &shell, &flags, &metas)
+        if raw.chars().any(|c| metas.contains(c)) {
+            let shell = self.vars.get("SHELL").unwrap_or("/bin/sh").to_string();
+            let flags = self.vars.get("SHELLFLAGS").unwrap_or("-c").to_string();
+            return (vec![shell, flags, raw.to_string()], raw.to_string());
+        }
+        let words = program::split_words(&self.expand(raw.trim_start(), Mode::Program));
+        let name = words.join(" ");
+        (words, name)
     }
 
     fn spawn(
@@ -421,13 +430,39 @@ impl Engine {
     }
 
     /// The search area for the H/B flags (header without its ending empty line, body, or the whole mail).
+    /// The search area for the H/B flags. procmail joins continued header lines before matching (a
+    /// newline followed by a blank becomes a space), so `.*` runs across a folded header.
     fn area(&self, head: bool, body: bool) -> Vec<u8> {
         match (head, body) {
-            (true, true) => self.mail.data.clone(),
-            (true, false) => self.mail.header_area().to_vec(),
+            (true, true) => {
+                let mut v = unfold(self.mail.header());
+                v.extend_from_slice(self.mail.body());
+                v
+            }
+            (true, false) => unfold(self.mail.header_area()),
             (false, true) => self.mail.body().to_vec(),
             (false, false) => Vec::new(),
         }
+    }
+
+    /// What a backquote, TRAP or `?` program reads: the whole mail, with the trailing-newline rule.
+    fn whole_input(&self) -> Vec<u8> {
+        let parts = Parts {
+            head: true,
+            body: true,
+            raw: false,
+        };
+        folder::compose(&self.mail, parts, Kind::Mh)
+    }
+
+    /// A `?` program reads the search area's parts, with the trailing-newline rule.
+    fn cond_input(&self, head: bool, body: bool) -> Vec<u8> {
+        let parts = Parts {
+            head,
+            body,
+            raw: false,
+        };
+        folder::compose(&self.mail, parts, Kind::Mh)
     }
 
     fn conditions(&mut self, r: &Recipe) -> bool {
@@ -512,15 +547,14 @@ impl Engine {
             Test::Less(n) => ((self.mail.data.len() as u64) < *n, 1),
             Test::Greater(n) => ((self.mail.data.len() as u64) > *n, 1),
             Test::Program(cmd) => {
-                let cmd = self.expand(cmd, Mode::Program);
                 if self.explain.is_some() {
                     self.note(format!(
                         "    (would run `{cmd}`; a dry run counts it as failed)"
                     ));
                     return (false, 0);
                 }
-                let argv = self.argv(&cmd);
-                let data = self.area(f.head, f.body);
+                let (argv, _) = self.command(cmd);
+                let data = self.cond_input(f.head, f.body);
                 match self.spawn(argv, &data, false, true) {
                     Some(o) => {
                         self.vars.last_exit = o.code;
@@ -736,22 +770,9 @@ impl Engine {
     }
 
     fn pipe(&mut self, r: &Recipe, capture: Option<&str>, raw: &str) -> Done {
-        let cmd = self.expand(raw, Mode::Program);
         let f = &r.flags;
-        let argv = self.argv(&cmd);
-        let shell = argv.len() == 3
-            && cmd.chars().any(|c| {
-                self.vars
-                    .get("SHELLMETAS")
-                    .unwrap_or("&|<>~;?*[")
-                    .contains(c)
-            });
-        // procmail logs a shell command as written (after the `|`), a direct one as its words.
-        let folder_name = if shell {
-            format!(" {cmd}")
-        } else {
-            argv.join(" ")
-        };
+        let cmd = raw.trim().to_string();
+        let (argv, folder_name) = self.command(raw);
         if self.explain.is_some() {
             let what = match (capture, f.filter) {
                 (Some(v), _) => format!("  -> would capture the output of `{cmd}` into {v}"),
@@ -863,6 +884,7 @@ impl Engine {
         let Ok(_lock) = self.take_lock(lockname) else {
             return Done::Failed;
         };
+        let name = argv.join(" ");
         let Some(o) = self.spawn(argv, &data, false, false) else {
             return Done::Failed;
         };
@@ -875,7 +897,8 @@ impl Engine {
             ));
             return Done::Failed;
         }
-        self.delivered_to(&[format!("! {}", addrs.join(" "))], data.len());
+        // procmail names a forward in the log by the command it ran.
+        self.delivered_to(&[name], data.len());
         if r.flags.copy {
             Done::Ok
         } else {
@@ -944,6 +967,8 @@ impl Engine {
             out.push_str(&s);
             out.push('\n');
         }
+        // procmail cuts the folder name at 60 characters (its MAXfoldlen).
+        let folder: String = folder.chars().take(60).collect();
         let head = format!("  Folder: {folder}");
         out.push_str(&head);
         let mut i = head.len();
@@ -980,13 +1005,21 @@ impl Engine {
                     || v.eq_ignore_ascii_case("off"))
             }
         };
-        if self.log.is_some() && abstract_on && !self.host_mismatch {
-            let folder = if self.delivered {
+        if self.log.is_some() && abstract_on {
+            // procmail's labels: what happened to a mail no recipe delivered.
+            let folder = if self.host_mismatch {
+                String::new()
+            } else if self.delivered {
                 self.vars.get("LASTFOLDER").unwrap_or("").to_string()
+            } else if pretend {
+                "**Lost**".to_string()
+            } else if requeue {
+                "**Requeued**".to_string()
             } else {
                 "**Bounced**".to_string()
             };
             if !(self.delivered
+                && !self.host_mismatch
                 && self
                     .vars
                     .get("LOGABSTRACT")
@@ -1005,8 +1038,8 @@ impl Engine {
             .map(str::to_string)
             .filter(|t| !t.is_empty())
         {
-            let argv = self.argv(&trap);
-            let data = self.mail.data.clone();
+            let (argv, _) = self.command(&trap);
+            let data = self.whole_input();
             if let Some(o) = self.spawn(argv, &data, false, true) {
                 if exitcode_var.as_deref() == Some("") {
                     code = o.code;
@@ -1020,6 +1053,17 @@ impl Engine {
         }
         code
     }
+}
+
+/// Joins continued header lines: "\n" followed by a space or tab becomes a space.
+fn unfold(h: &[u8]) -> Vec<u8> {
+    let mut v = h.to_vec();
+    for i in 0..v.len().saturating_sub(1) {
+        if v[i] == b'\n' && (v[i + 1] == b' ' || v[i + 1] == b'\t') {
+            v[i] = b' ';
+        }
+    }
+    v
 }
 
 /// The raw text after `Subject:` on the first Subject line of the header.

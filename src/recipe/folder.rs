@@ -53,7 +53,8 @@ pub fn compose(mail: &Mail, parts: Parts, kind: Kind) -> Vec<u8> {
     let body: &[u8] = if parts.body { mail.body() } else { b"" };
     let mut out = Vec::with_capacity(head.len() + body.len() + 2);
     out.extend_from_slice(head);
-    if kind == Kind::Mbox {
+    // procmail's `r` (raw) writes the mail as is: no `>From ` quoting either.
+    if kind == Kind::Mbox && !parts.raw {
         out.extend_from_slice(&escape_from(body));
     } else {
         out.extend_from_slice(body);
@@ -261,6 +262,12 @@ pub fn deliver(
     let mut first_file: Option<PathBuf> = None;
     for f in folders {
         let (kind, dir) = classify(f);
+        if dir == "/dev/null" {
+            // procmail does not write to /dev/null; it logs the mail's own length.
+            bytes = mail.data.len();
+            names.push(dir);
+            continue;
+        }
         let data = compose(mail, parts, kind);
         bytes = data.len();
         if crate::message::spool::injected_fault("folder") {

@@ -117,7 +117,17 @@ pub fn run(r: Run<'_>) -> io::Result<Outcome> {
     if let Some(f) = &r.stderr {
         cmd.stderr(f.try_clone()?);
     }
-    let mut child = cmd.spawn()?;
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        // procmail, when execvp fails, hands the words to /bin/sh as a script (sh then reports "cannot
+        // open" and exits 2); the rcfile sees that exit code in `$?`, so we do the same.
+        Err(e) if e.kind() == io::ErrorKind::NotFound && prog != "/bin/sh" => {
+            let mut argv = vec!["/bin/sh".to_string()];
+            argv.extend(r.argv.iter().cloned());
+            return run(Run { argv, ..r });
+        }
+        Err(e) => return Err(e),
+    };
     let pid = child.id();
     let mut stdin = child.stdin.take();
     let data = r.stdin.to_vec();

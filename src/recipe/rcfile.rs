@@ -420,7 +420,8 @@ impl Parser<'_> {
     /// A program action: the rest of the line with continuations; per procmailrc(5) a lone `\` on an
     /// otherwise empty continued line becomes a newline.
     fn program_line(&mut self) -> String {
-        self.logical_line().trim().to_string()
+        // Leading blanks kept: procmail logs a shell command exactly as written after the `|`.
+        self.logical_line().trim_end().to_string()
     }
 
     /// True when the action line reads `NAME=|` (blanks allowed around `=`).

@@ -71,6 +71,9 @@ pub fn expand_macros(src: &str) -> String {
 pub fn translate(src: &str) -> (String, bool) {
     let src = expand_macros(src);
     let b = src.as_bytes();
+    // procmail matches the part left of `\/` as short as possible (procmailrc(5), BUGS: "removing
+    // unneeded '*' ... on the left-hand side"), so quantifiers there are made lazy.
+    let has_split = src.contains("\\/");
     let mut out = String::with_capacity(b.len() * 2);
     let mut split = false;
     let mut depth = 0usize;
@@ -115,9 +118,15 @@ pub fn translate(src: &str) -> (String, bool) {
                     let merged = if prev == c { c } else { b'*' };
                     out.truncate(qpos);
                     out.push(merged as char);
+                    if has_split && !split {
+                        out.push('?');
+                    }
                 } else if atom {
                     quant = Some(out.len());
                     out.push(c as char);
+                    if has_split && !split {
+                        out.push('?');
+                    }
                     i += 1;
                     continue;
                 } else {
@@ -334,6 +343,11 @@ mod tests {
         let p = compile("^Subject: \\/.*", false).unwrap();
         let c = p.re.captures(b"X: 1\nSubject: hi there\n").unwrap();
         assert_eq!(c.get(1).unwrap().as_bytes(), b"hi there");
+        let p = compile("^From:.*<?\\/[a-z]+@[a-z.]+", false).unwrap();
+        let c =
+            p.re.captures(b"From: Ana Perez <ana@example.org>\n")
+                .unwrap();
+        assert_eq!(c.get(1).unwrap().as_bytes(), b"ana@example.org");
     }
 
     #[test]

@@ -141,8 +141,8 @@ impl Vars {
                         .position(|&x| x == b'`')
                         .map(|p| i + 1 + p)
                         .unwrap_or(b.len());
+                    // Raw: the executor decides, as for any program line, whether a shell expands it.
                     let cmd = String::from_utf8_lossy(&b[i + 1..end]).into_owned();
-                    let cmd = self.expand(&cmd, Mode::Program, backquote);
                     let res = backquote(&cmd);
                     out.extend_from_slice(res.as_bytes());
                     i = end + 1;
