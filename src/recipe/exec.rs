@@ -64,6 +64,8 @@ pub struct Engine {
     cache: HashMap<(String, bool), Option<pregex::Pattern>>,
     include_depth: usize,
     pub hostname: String,
+    /// What the immediately preceding recipe did (global across nesting levels).
+    prev: Chain,
 }
 
 const MAX_INCLUDE: usize = 32;
@@ -92,6 +94,7 @@ impl Engine {
             cache: HashMap::new(),
             include_depth: 0,
             hostname: hostname(),
+            prev: Chain::default(),
         }
     }
 
@@ -366,20 +369,24 @@ impl Engine {
         Flow::Continue
     }
 
+    /// One recipe. `lastcond` (for `A`/`a`) is per nesting level; what the immediately preceding
+    /// recipe did (for `E`, `e`, `a`) is global, as in procmail: after a block, an `e` recipe sees the
+    /// failure of the block's last recipe (measured against procmail 3.22).
     fn recipe(&mut self, r: &Recipe, chain: &mut Chain) -> Flow {
         let f = &r.flags;
+        let prev = self.prev.clone();
         let mut eligible = true;
         if f.chain_a_upper {
             eligible &= chain.lastcond;
         }
         if f.chain_a_lower {
-            eligible &= chain.lastcond && chain.prev_succeeded;
+            eligible &= chain.lastcond && prev.prev_succeeded;
         }
         if f.else_e_upper {
-            eligible &= !chain.prev_executed;
+            eligible &= !prev.prev_executed;
         }
         if f.error_e_lower {
-            eligible &= chain.prev_failed;
+            eligible &= prev.prev_failed;
         }
         self.note(format!("recipe at line {} (:0{}):", r.line, f.letters()));
         let matched = if eligible {
@@ -391,17 +398,22 @@ impl Engine {
         if !(f.chain_a_upper || f.chain_a_lower) {
             chain.lastcond = matched;
         }
-        let was_executed = chain.prev_executed;
         if !matched {
-            chain.prev_executed = f.else_e_upper && was_executed;
-            chain.prev_failed = false;
-            chain.prev_succeeded = false;
+            self.prev.prev_executed = f.else_e_upper && prev.prev_executed;
+            self.prev.prev_failed = false;
+            self.prev.prev_succeeded = false;
             return Flow::Continue;
         }
+        self.prev.prev_executed = true;
+        self.prev.prev_failed = false;
+        self.prev.prev_succeeded = true;
+        let is_block = matches!(r.action, Action::Block(_));
         let (done, flow) = self.action(r);
-        chain.prev_executed = true;
-        chain.prev_failed = matches!(done, Done::Failed);
-        chain.prev_succeeded = !chain.prev_failed;
+        if !is_block {
+            self.prev.prev_executed = true;
+            self.prev.prev_failed = matches!(done, Done::Failed);
+            self.prev.prev_succeeded = !self.prev.prev_failed;
+        }
         match done {
             Done::Delivered if !f.copy => {
                 self.delivered = true;
@@ -531,7 +543,10 @@ impl Engine {
                 }
             }
         }
-        self.vars.score = score as i64;
+        // procmail truncates the score, but a positive score never reads as 0 (measured against 3.22:
+        // 29.9 reads 29, 0.15 and 0.84 read 1).
+        let t = score.trunc() as i64;
+        self.vars.score = if t == 0 && score > 0.0 { 1 } else { t };
         let m = ok && (!weighted || score > 0.0);
         self.note(format!(
             "  conditions {}",
@@ -964,7 +979,8 @@ impl Engine {
         }
         if let Some(s) = subject_raw(self.mail.header_area()) {
             out.push_str(" Subject:");
-            out.push_str(&s);
+            // Tabs become spaces so the abstract's columns hold (procmail does the same).
+            out.push_str(&s.replace('\t', " "));
             out.push('\n');
         }
         // procmail cuts the folder name at 60 characters (its MAXfoldlen).

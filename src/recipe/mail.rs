@@ -20,13 +20,10 @@ impl Mail {
     pub fn body(&self) -> &[u8] {
         &self.data[self.head_len..]
     }
-    /// The header as the search area: without the empty line that ends it.
+    /// The header as the search area. procmail includes the empty line that ends it (measured: a
+    /// `1^1 ^.*$` count over a five-line header gives 7, the blank line and the end of the area).
     pub fn header_area(&self) -> &[u8] {
-        let h = self.header();
-        match h {
-            [.., b'\n', b'\n'] => &h[..h.len() - 1],
-            _ => h,
-        }
+        self.header()
     }
     pub fn has_from_line(&self) -> bool {
         self.data.starts_with(b"From ")
@@ -128,7 +125,7 @@ mod tests {
     fn split_and_fields() {
         let m = Mail::new(b"From a@b  Mon\nSubject: hi\nTo: x\n\nbody\nFrom me\n".to_vec());
         assert_eq!(m.header(), b"From a@b  Mon\nSubject: hi\nTo: x\n\n");
-        assert_eq!(m.header_area(), b"From a@b  Mon\nSubject: hi\nTo: x\n");
+        assert_eq!(m.header_area(), b"From a@b  Mon\nSubject: hi\nTo: x\n\n");
         assert_eq!(m.body(), b"body\nFrom me\n");
         assert_eq!(m.field("subject").as_deref(), Some("hi"));
         assert_eq!(

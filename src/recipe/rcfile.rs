@@ -337,12 +337,26 @@ impl Parser<'_> {
         // `:0` (or the old `:N`), flags, then an optional `:lockfile`; a `#` word starts a comment.
         let head = strip_comment(&head);
         let rest = head.trim_start_matches(|c: char| c.is_ascii_digit());
+        // The old `:N` form: N condition lines follow, without leading `*`.
+        let old_n: usize = head[..head.len() - rest.len()].parse().unwrap_or(0);
         let (flags_s, lock) = match rest.find(':') {
             Some(p) => (&rest[..p], Some(rest[p + 1..].trim().to_string())),
             None => (rest, None),
         };
         let flags = Flags::parse(flags_s, &mut self.warnings, line);
         let mut conds = Vec::new();
+        for _ in 0..old_n.min(1000) {
+            self.skip_space_and_comments();
+            if self.peek().is_none() || self.peek() == Some(b'*') {
+                break;
+            }
+            let cline = self.line;
+            let t = self.logical_line();
+            conds.push(Cond {
+                line: cline,
+                text: t.trim().to_string(),
+            });
+        }
         loop {
             self.skip_space_and_comments();
             if self.peek() != Some(b'*') {
@@ -523,7 +537,7 @@ mod tests {
             r.action,
             Action::Pipe {
                 capture: None,
-                cmd: "spamc".into()
+                cmd: " spamc".into()
             }
         );
         let Item::Recipe(r) = &rc.items[1] else {
@@ -558,7 +572,7 @@ mod tests {
             r.action,
             Action::Pipe {
                 capture: Some("X".into()),
-                cmd: "formail -x To  -z".into()
+                cmd: " formail -x To  -z".into()
             }
         );
         assert_eq!(

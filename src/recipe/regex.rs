@@ -351,6 +351,25 @@ mod tests {
     }
 
     #[test]
+    fn counts_lines_like_procmail() {
+        // The executor counts with find_at, which sees the empty line at the end (procmail does too).
+        let p = compile("^.*$", false).unwrap();
+        let (mut n, mut pos, hay) = (0, 0, b"a\nb\n");
+        while let Some(m) = p.re.find_at(hay, pos) {
+            n += 1;
+            pos = if m.end() > m.start() {
+                m.end()
+            } else {
+                m.end() + 1
+            };
+            if pos > hay.len() {
+                break;
+            }
+        }
+        assert_eq!(n, 3);
+    }
+
+    #[test]
     fn never_fails_on_junk() {
         for s in [
             "*", "a**?", "(", ")", "[", "[]", "[^]", "a{2}", "\\", "x|*", "[z-a]", "((a)", "+?*",
