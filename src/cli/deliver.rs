@@ -9,7 +9,35 @@ pub struct Args {
     pub rest: Vec<String>,
 }
 
-pub fn run(_args: Args) -> Exit {
-    eprintln!("correo: deliver is not built yet");
-    Exit::TempFail
+/// Runs the delivery. procmail's EXITCODE may ask for any number, which `Exit` cannot name; those exit
+/// here directly, after flushing, so the MTA sees exactly the code the rcfile asked for.
+pub fn run(args: Args) -> Exit {
+    let code = crate::recipe::cli::main(&args.rest);
+    for e in ALL {
+        if e.code() == code {
+            return e;
+        }
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    std::process::exit(code);
 }
+
+const ALL: [Exit; 16] = [
+    Exit::Ok,
+    Exit::One,
+    Exit::Usage,
+    Exit::DataErr,
+    Exit::NoInput,
+    Exit::NoUser,
+    Exit::NoHost,
+    Exit::Unavailable,
+    Exit::Software,
+    Exit::OsErr,
+    Exit::CantCreat,
+    Exit::IoErr,
+    Exit::TempFail,
+    Exit::Protocol,
+    Exit::NoPerm,
+    Exit::Config,
+];

@@ -1,0 +1,380 @@
+//! procmail's egrep dialect, translated to `regex::bytes` syntax. This module owns the translation only:
+//! it never fails on any input (anything procmail would read literally is escaped), so a user's odd
+//! condition line degrades to a literal match instead of a crash or a refused rcfile.
+//!
+//! The dialect (procmailrc(5), "Extended regular expressions" and "MISCELLANEOUS"):
+//! - case-insensitive unless the recipe has `D`; `.` and `[^...]` never match a newline;
+//! - `^` and `$` match at a newline (`$` consumes it, which is what makes `^FROM_DAEMON`'s `$([^>]|$)` work);
+//! - `^^` anchors at the very start (leading) or very end (trailing) of the search area;
+//! - `\<` and `\>` match the non-word character before or after a word (or the edge of the area);
+//! - `\/` splits the expression: what the right part matches becomes `$MATCH`;
+//! - `^TO_`, `^TO`, `^FROM_DAEMON`, `^FROM_MAILER` expand to the documented macros;
+//! - no `{n,m}` intervals and no named classes: braces are literal.
+
+use regex::bytes::{Regex, RegexBuilder};
+
+/// procmailrc(5), MISCELLANEOUS: the expansions, verbatim.
+const TO_: &str = "(^((Original-)?(Resent-)?(To|Cc|Bcc)|(X-Envelope|Apparently(-Resent)?)-To):(.*[^-a-zA-Z0-9_.])?)";
+const TO: &str =
+    "(^((Original-)?(Resent-)?(To|Cc|Bcc)|(X-Envelope|Apparently(-Resent)?)-To):(.*[^a-zA-Z])?)";
+const FROM_DAEMON: &str = "(^(Mailing-List:|Precedence:.*(junk|bulk|list)|To: Multiple recipients of |(((Resent-)?(From|Sender)|X-Envelope-From):|>?From )([^>]*[^(.%@a-z0-9])?(Post(ma?(st(e?r)?|n)|office)|(send)?Mail(er)?|daemon|m(mdf|ajordomo)|n?uucp|LIST(SERV|proc)|NETSERV|o(wner|ps)|r(e(quest|sponse)|oot)|b(ounce|bs\\.smtp)|echo|mirror|s(erv(ices?|er)|mtp(error)?|ystem)|A(dmin(istrator)?|MMGR|utoanswer))(([^).!:a-z0-9][-_a-z0-9]*)?[%@>\t ][^<)]*(\\(.*\\).*)?)?$([^>]|$)))";
+const FROM_MAILER: &str = "(^(((Resent-)?(From|Sender)|X-Envelope-From):|>?From )([^>]*[^(.%@a-z0-9])?(Post(ma(st(er)?|n)|office)|(send)?Mail(er)?|daemon|mmdf|n?uucp|ops|r(esponse|oot)|(bbs\\.)?smtp(error)?|s(erv(ices?|er)|ystem)|A(dmin(istrator)?|MMGR))(([^).!:a-z0-9][-_a-z0-9]*)?[%@>\t ][^<)]*(\\(.*\\).*)?)?$([^>]|$))";
+
+/// A compiled procmail expression. `split` is true when the source had `\/`; then capture group 1 holds
+/// the text for `$MATCH`.
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    pub re: Regex,
+    pub split: bool,
+    /// The Rust syntax we compiled, kept for `--explain` and for tests.
+    pub translated: String,
+}
+
+/// Expands the four macros. procmail substitutes them textually before compiling, so we do too.
+pub fn expand_macros(src: &str) -> String {
+    let mut out = String::with_capacity(src.len());
+    let mut rest = src;
+    while let Some(pos) = rest.find("^TO").or_else(|| rest.find("^FROM_")) {
+        // find the earliest of the candidates
+        let cands = [
+            ("^TO_", TO_),
+            ("^TO", TO),
+            ("^FROM_DAEMON", FROM_DAEMON),
+            ("^FROM_MAILER", FROM_MAILER),
+        ];
+        let mut best: Option<(usize, &str, &str)> = None;
+        for (k, v) in cands {
+            if let Some(p) = rest.find(k) {
+                let better = match best {
+                    None => true,
+                    Some((bp, bk, _)) => p < bp || (p == bp && k.len() > bk.len()),
+                };
+                if better {
+                    best = Some((p, k, v));
+                }
+            }
+        }
+        let Some((p, k, v)) = best else {
+            out.push_str(&rest[..pos + 1]);
+            rest = &rest[pos + 1..];
+            continue;
+        };
+        out.push_str(&rest[..p]);
+        out.push_str(v);
+        rest = &rest[p + k.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Translates procmail syntax into `regex` syntax (bytes mode, Unicode off).
+pub fn translate(src: &str) -> (String, bool) {
+    let src = expand_macros(src);
+    let b = src.as_bytes();
+    // procmail matches the part left of `\/` as short as possible (procmailrc(5), BUGS: "removing
+    // unneeded '*' ... on the left-hand side"), so quantifiers there are made lazy.
+    let has_split = src.contains("\\/");
+    let mut out = String::with_capacity(b.len() * 2);
+    let mut split = false;
+    let mut depth = 0usize;
+    // True when the previous token can take a quantifier.
+    let mut atom = false;
+    // True when the previous token was a quantifier (procmail allows `a*?`, meaning `(a*)?`).
+    let mut quant: Option<usize> = None;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b'^' if b.get(i + 1) == Some(&b'^') => {
+                // Leading `^^` anchors at the start, anywhere else at the end of the search area.
+                out.push_str(
+                    if out.is_empty() || out.ends_with("(?:") || out.ends_with('(') {
+                        r"\A"
+                    } else {
+                        r"\z"
+                    },
+                );
+                i += 2;
+                atom = false;
+                quant = None;
+                continue;
+            }
+            b'^' => {
+                out.push_str("(?m:^)");
+                atom = false;
+            }
+            b'$' => {
+                out.push_str(r"(?:\n|\z)");
+                atom = true;
+            }
+            b'.' => {
+                out.push_str(r"[^\n]");
+                atom = true;
+            }
+            b'*' | b'+' | b'?' => {
+                if let Some(qpos) = quant {
+                    // Merge consecutive quantifiers: `+` stays only if all are `+`, `?` only if all `?`.
+                    let prev = out.as_bytes()[qpos];
+                    let merged = if prev == c { c } else { b'*' };
+                    out.truncate(qpos);
+                    out.push(merged as char);
+                    if has_split && !split {
+                        out.push('?');
+                    }
+                } else if atom {
+                    quant = Some(out.len());
+                    out.push(c as char);
+                    if has_split && !split {
+                        out.push('?');
+                    }
+                    i += 1;
+                    continue;
+                } else {
+                    // Nothing to repeat: procmail reads it literally.
+                    push_literal(&mut out, c);
+                    atom = true;
+                }
+                i += 1;
+                continue;
+            }
+            b'(' => {
+                out.push('(');
+                depth += 1;
+                atom = false;
+            }
+            b')' => {
+                if depth == 0 {
+                    push_literal(&mut out, c);
+                } else {
+                    depth -= 1;
+                    out.push(')');
+                }
+                atom = true;
+            }
+            b'|' => {
+                out.push('|');
+                atom = false;
+            }
+            b'[' => {
+                match class(b, i) {
+                    Some((cls, next)) => {
+                        out.push_str(&cls);
+                        i = next;
+                    }
+                    None => {
+                        push_literal(&mut out, c);
+                        i += 1;
+                    }
+                }
+                atom = true;
+                quant = None;
+                continue;
+            }
+            b'\\' => {
+                match b.get(i + 1) {
+                    Some(b'<') => {
+                        out.push_str(r"(?:\A|[^a-zA-Z0-9_])");
+                        atom = true;
+                    }
+                    Some(b'>') => {
+                        out.push_str(r"(?:[^a-zA-Z0-9_]|\z)");
+                        atom = true;
+                    }
+                    Some(b'/') if !split && depth == 0 => {
+                        split = true;
+                        out.push('(');
+                        atom = false;
+                    }
+                    Some(b'/') => {
+                        atom = false;
+                    }
+                    Some(&n) => {
+                        push_literal(&mut out, n);
+                        atom = true;
+                    }
+                    None => {
+                        push_literal(&mut out, b'\\');
+                        atom = true;
+                    }
+                }
+                i += 2;
+                quant = None;
+                continue;
+            }
+            _ => {
+                push_literal(&mut out, c);
+                atom = true;
+            }
+        }
+        quant = None;
+        i += 1;
+    }
+    for _ in 0..depth {
+        out.push(')');
+    }
+    if split {
+        out.push(')');
+    }
+    (out, split)
+}
+
+fn push_literal(out: &mut String, c: u8) {
+    if c.is_ascii_alphanumeric()
+        || c == b' '
+        || c == b'_'
+        || c == b'-'
+        || c == b':'
+        || c == b'@'
+        || c == b'='
+    {
+        out.push(c as char);
+    } else {
+        out.push_str(&format!(r"\x{c:02x}"));
+    }
+}
+
+/// A bracket expression starting at `b[start] == b'['`; returns its translation and the index after `]`.
+/// `]` first (or after `^`) is literal, as in POSIX; negated classes never match a newline.
+fn class(b: &[u8], start: usize) -> Option<(String, usize)> {
+    let mut i = start + 1;
+    let mut neg = false;
+    if b.get(i) == Some(&b'^') {
+        neg = true;
+        i += 1;
+    }
+    let mut items: Vec<u8> = Vec::new();
+    let first = i;
+    loop {
+        let c = *b.get(i)?;
+        if c == b']' && i > first {
+            break;
+        }
+        items.push(c);
+        i += 1;
+    }
+    let mut out = String::from(if neg { r"[^\n" } else { "[" });
+    let mut j = 0;
+    while j < items.len() {
+        let c = items[j];
+        if j + 2 < items.len() && items[j + 1] == b'-' {
+            let hi = items[j + 2];
+            let (lo, hi) = if c <= hi { (c, hi) } else { (hi, c) };
+            out.push_str(&format!(r"\x{lo:02x}-\x{hi:02x}"));
+            j += 3;
+        } else {
+            out.push_str(&format!(r"\x{c:02x}"));
+            j += 1;
+        }
+    }
+    if items.is_empty() && !neg {
+        // `[]` cannot happen (the `]` would be literal); keep the compiler happy anyway.
+        out.push_str(r"\x00");
+    }
+    out.push(']');
+    Some((out, i + 1))
+}
+
+/// Compiles a procmail expression; `case` is true for the `D` flag.
+pub fn compile(src: &str, case: bool) -> Result<Pattern, String> {
+    let (translated, split) = translate(src);
+    let re = RegexBuilder::new(&translated)
+        .unicode(false)
+        .case_insensitive(!case)
+        .size_limit(1 << 24)
+        .build()
+        .map_err(|e| format!("bad regular expression '{src}': {e}"))?;
+    Ok(Pattern {
+        re,
+        split,
+        translated,
+    })
+}
+
+/// Quotes every character that is special to procmail's egrep (the `$\VAR` substitution).
+pub fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if "\\^$.[]|()*+?{}/<>".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(re: &str, text: &str) -> bool {
+        compile(re, false).unwrap().re.is_match(text.as_bytes())
+    }
+
+    #[test]
+    fn case_and_lines() {
+        assert!(m("^subject: hello", "From: a\nSubject: Hello\n"));
+        assert!(!compile("^subject: hello", true)
+            .unwrap()
+            .re
+            .is_match(b"Subject: Hello\n"));
+        assert!(!m("a.b", "a\nb"));
+        assert!(m("a$^b", "a\nb"));
+        assert!(!m("a[^x]b", "a\nb"));
+    }
+
+    #[test]
+    fn macros() {
+        assert!(m("^TO_joe@x\\.org", "To: Joe <joe@x.org>\n"));
+        assert!(!m("^TO_joe@x\\.org", "To: bjoe@x.org\n"));
+        assert!(m("^FROM_DAEMON", "From: MAILER-DAEMON@x.org\n"));
+        assert!(m(
+            "^FROM_MAILER",
+            "From: Mail Delivery Subsystem <postmaster@x.org>\n"
+        ));
+        assert!(!m("^FROM_DAEMON", "From: Joe <joe@x.org>\n"));
+    }
+
+    #[test]
+    fn anchors_words_and_match() {
+        assert!(m("^^From", "From x\n"));
+        assert!(!m("^^Subject", "From x\nSubject: y\n"));
+        assert!(m("\\<cat\\>", "a cat here"));
+        assert!(!m("\\<cat\\>", "concatenate"));
+        let p = compile("^Subject: \\/.*", false).unwrap();
+        let c = p.re.captures(b"X: 1\nSubject: hi there\n").unwrap();
+        assert_eq!(c.get(1).unwrap().as_bytes(), b"hi there");
+        let p = compile("^From:.*<?\\/[a-z]+@[a-z.]+", false).unwrap();
+        let c =
+            p.re.captures(b"From: Ana Perez <ana@example.org>\n")
+                .unwrap();
+        assert_eq!(c.get(1).unwrap().as_bytes(), b"ana@example.org");
+    }
+
+    #[test]
+    fn counts_lines_like_procmail() {
+        // The executor counts with find_at, which sees the empty line at the end (procmail does too).
+        let p = compile("^.*$", false).unwrap();
+        let (mut n, mut pos, hay) = (0, 0, b"a\nb\n");
+        while let Some(m) = p.re.find_at(hay, pos) {
+            n += 1;
+            pos = if m.end() > m.start() {
+                m.end()
+            } else {
+                m.end() + 1
+            };
+            if pos > hay.len() {
+                break;
+            }
+        }
+        assert_eq!(n, 3);
+    }
+
+    #[test]
+    fn never_fails_on_junk() {
+        for s in [
+            "*", "a**?", "(", ")", "[", "[]", "[^]", "a{2}", "\\", "x|*", "[z-a]", "((a)", "+?*",
+        ] {
+            assert!(compile(s, false).is_ok(), "{s}");
+        }
+    }
+}
