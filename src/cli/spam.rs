@@ -105,14 +105,19 @@ fn check(home: &Home, rules: &[PathBuf], report: bool, symbols: bool) -> Result<
 
 fn lint(home: &Home, rules: &[PathBuf], verbose: bool) -> Result<()> {
     let rs = load_rules(home, rules)?;
+    let mut out = std::io::stdout().lock();
+    // Output errors (a closed pipe) end the listing quietly.
+    macro_rules! w {
+        ($($a:tt)*) => { if writeln!(out, $($a)*).is_err() { return Ok(()); } };
+    }
     let total = rs.rules.len() + rs.skipped.len();
     let runs = rs.order.len() + rs.metas.len();
-    println!("rules defined: {total}");
-    println!("rules that run: {runs} ({} with a score, {} sub-rules or zero-scored feeding metas)",
+    w!("rules defined: {total}");
+    w!("rules that run: {runs} ({} with a score, {} sub-rules or zero-scored feeding metas)",
         rs.order.iter().chain(rs.metas.iter()).filter(|&&i| rs.rules[i].score != 0.0 && !rs.rules[i].is_sub()).count(),
         rs.order.iter().chain(rs.metas.iter()).filter(|&&i| rs.rules[i].score == 0.0 || rs.rules[i].is_sub()).count());
-    println!("rules loaded but not run (score 0, nothing reads them): {}", rs.rules.len() - runs);
-    println!("rules skipped (score 0 here): {}", rs.skipped.len());
+    w!("rules loaded but not run (score 0, nothing reads them): {}", rs.rules.len() - runs);
+    w!("rules skipped (score 0 here): {}", rs.skipped.len());
     let mut why: std::collections::BTreeMap<String, Vec<&str>> = Default::default();
     for s in &rs.skipped {
         let reason = s.why.rsplit_once(": ").map(|x| x.1).unwrap_or(&s.why);
@@ -123,25 +128,25 @@ fn lint(home: &Home, rules: &[PathBuf], verbose: bool) -> Result<()> {
     reasons.sort_by(|a, b| b.1.len().cmp(&a.1.len()));
     for (reason, names) in &reasons {
         if verbose {
-            println!("  {:>4}  {reason}: {}", names.len(), names.join(" "));
+            w!("  {:>4}  {reason}: {}", names.len(), names.join(" "));
         } else {
             let shown: Vec<&str> = names.iter().take(6).copied().collect();
             let more = if names.len() > 6 { format!(" ... (+{})", names.len() - 6) } else { String::new() };
-            println!("  {:>4}  {reason}: {}{more}", names.len(), shown.join(" "));
+            w!("  {:>4}  {reason}: {}{more}", names.len(), shown.join(" "));
         }
     }
-    println!("rules on the fallback regex engine (look-around, backreferences): {}", rs.fancy.len());
+    w!("rules on the fallback regex engine (look-around, backreferences): {}", rs.fancy.len());
     if verbose && !rs.fancy.is_empty() {
-        println!("  {}", rs.fancy.join(" "));
+        w!("  {}", rs.fancy.join(" "));
     }
     let gated = rs.prefilter.gated.iter().filter(|g| g.is_some()).count();
-    println!("regex rules behind the literal prefilter: {gated}");
+    w!("regex rules behind the literal prefilter: {gated}");
     let ign: usize = rs.ignored.values().sum();
-    println!("settings read but not acted on (network, Bayes, lists): {ign}");
+    w!("settings read but not acted on (network, Bayes, lists): {ign}");
     if !rs.lint.is_empty() {
-        println!("warnings: {}", rs.lint.len());
+        w!("warnings: {}", rs.lint.len());
         for l in &rs.lint {
-            println!("  {l}");
+            w!("  {l}");
         }
     }
     Ok(())
