@@ -1,3 +1,21 @@
-//! The spam scorer: SpamAssassin-format rules, Bayes, X-Spam headers and the spamd protocol.
+//! The spam scorer: SpamAssassin-format rules, the message view they read, the X-Spam markup, and the
+//! spamd wire protocol with its daemon.
+//!
+//! Flow: `load` (files → directives → definitions) → `rules::compile` (→ `RuleSet`, built once) →
+//! `RuleSet::check` (message → `View` → `Verdict`) → `markup` (verdict → headers / rewritten message).
+//! Parsers (`cf`, `perlre`, `meta`, `protocol`) only turn bytes into values and are fuzzed.
 
+pub mod cf;
+pub mod check;
 pub mod config;
+pub mod daemon;
+pub mod protocol;
+pub mod eval;
+pub mod html;
+pub mod load;
+pub mod markup;
+pub mod meta;
+pub mod perlre;
+pub mod prefilter;
+pub mod rules;
+pub mod view;

@@ -1,0 +1,148 @@
+//! Scoring one message: build the view, run the prefilter, run each rule in order, then the metas, and
+//! sum the scores. The result is a `Verdict`; writing headers is `markup.rs`'s job.
+
+use super::prefilter::Area;
+use super::rules::{RuleSet, Test};
+use super::view::View;
+
+/// What the engine decided about one message.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    pub score: f64,
+    pub required: f64,
+    pub is_spam: bool,
+    /// Scored rules that hit, in the order they ran.
+    pub hits: Vec<usize>,
+    /// Sub-rules (`__X`) and zero-scored rules that hit, for debugging.
+    pub subhits: Vec<usize>,
+}
+
+impl RuleSet {
+    pub fn check(&self, msg: &[u8]) -> (View, Verdict) {
+        let view = View::new(msg);
+        let v = self.check_view(&view);
+        (view, v)
+    }
+
+    pub fn check_view(&self, view: &View) -> Verdict {
+        let n = self.rules.len();
+        let mut cand = vec![false; n];
+        let pf = &self.prefilter;
+        // Header text for the prefilter: raw fields and their decoded forms.
+        let decoded: Vec<Vec<u8>> =
+            view.fields.iter().map(|f| super::view::decode_header_value(&f.raw, &f.name)).collect();
+        let hdr_texts = view.fields.iter().map(|f| f.raw.as_slice()).chain(decoded.iter().map(Vec::as_slice));
+        let names = view.fields.iter().map(|f| f.name.as_bytes());
+        pf.scan(Area::Header, hdr_texts.chain(names), &mut cand);
+        pf.scan(Area::Body, view.body.iter().map(Vec::as_slice), &mut cand);
+        pf.scan(Area::Rawbody, view.rawbody.iter().map(Vec::as_slice), &mut cand);
+        pf.scan(Area::Full, std::iter::once(view.full.as_slice()), &mut cand);
+        pf.scan(Area::Uri, view.uris.iter().map(String::as_bytes), &mut cand);
+
+        let mut val = vec![0.0f64; n];
+        for &i in &self.order {
+            if pf.gated[i].is_some() && !cand[i] {
+                continue;
+            }
+            let r = &self.rules[i];
+            let max = if r.tflags.multiple { r.tflags.maxhits } else { 1 };
+            val[i] = match &r.test {
+                Test::Header { spec, re, negate, unset } => {
+                    let value = view.header_for_rule(spec).or_else(|| unset.clone()).unwrap_or_default();
+                    let hit = re.is_match(&value);
+                    if hit != *negate {
+                        1.0
+                    } else {
+                        0.0
+                    }
+                }
+                Test::Exists(h) => {
+                    // Pseudo-headers (ToCc, MESSAGEID, ...) exist when their value does.
+                    if view.header_for_rule(h).is_some() {
+                        1.0
+                    } else {
+                        0.0
+                    }
+                }
+                Test::Eval(call) => super::eval::run(call, view),
+                Test::Body(re) => count_lines(re, &view.body, r.tflags.multiple, max),
+                Test::Rawbody(re) => count_lines(re, &view.rawbody, r.tflags.multiple, max),
+                Test::Full(re) => {
+                    if r.tflags.multiple {
+                        re.count(&view.full, max) as f64
+                    } else if re.is_match(&view.full) {
+                        1.0
+                    } else {
+                        0.0
+                    }
+                }
+                Test::Uri(re) => {
+                    let mut c = 0.0;
+                    for u in &view.uris {
+                        if re.is_match(u.as_bytes()) {
+                            c += 1.0;
+                            if !r.tflags.multiple || (max > 0 && c as usize >= max) {
+                                break;
+                            }
+                        }
+                    }
+                    c
+                }
+                Test::Mimeheader { name, raw, re, negate } => {
+                    let _ = raw;
+                    let mut hit = false;
+                    for (n, v) in &view.mime_headers {
+                        if n.eq_ignore_ascii_case(name) && re.is_match(v.as_bytes()) != *negate {
+                            hit = true;
+                            break;
+                        }
+                    }
+                    if hit {
+                        1.0
+                    } else {
+                        0.0
+                    }
+                }
+                Test::Meta(_) => 0.0,
+            };
+        }
+        for &i in &self.metas {
+            if let Test::Meta(e) = &self.rules[i].test {
+                val[i] = e.eval(&|j| val[j]);
+            }
+        }
+        let mut score = 0.0;
+        let mut hits = Vec::new();
+        let mut subhits = Vec::new();
+        for &i in self.order.iter().chain(self.metas.iter()) {
+            if val[i] == 0.0 {
+                continue;
+            }
+            let r = &self.rules[i];
+            if r.is_sub() || r.score == 0.0 {
+                subhits.push(i);
+            } else {
+                score += r.score;
+                hits.push(i);
+            }
+        }
+        // SpamAssassin rounds the total to 3 decimals before comparing.
+        let score = (score * 1000.0).round() / 1000.0;
+        let required = self.settings.required_score;
+        Verdict { score, required, is_spam: score >= required, hits, subhits }
+    }
+}
+
+fn count_lines(re: &super::perlre::Re, lines: &[Vec<u8>], multiple: bool, max: usize) -> f64 {
+    if !multiple {
+        return if lines.iter().any(|l| re.is_match(l)) { 1.0 } else { 0.0 };
+    }
+    let mut c = 0usize;
+    for l in lines {
+        c += re.count(l, if max == 0 { 0 } else { max - c });
+        if max > 0 && c >= max {
+            break;
+        }
+    }
+    c as f64
+}

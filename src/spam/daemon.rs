@@ -1,0 +1,303 @@
+//! `correo spam daemon`: spamd's socket service. Listens on TCP and unix sockets, serves many spamc
+//! clients at once (scoring runs on the blocking pool, so accept never stalls), compiles the rules once,
+//! and on SIGHUP compiles them again and swaps them in: connections in flight finish on the set they
+//! started with. A request we cannot read gets a SPAMD error code; nothing a client sends can panic us.
+
+use super::protocol::{self, ProtoError, Request, Verb};
+use super::rules::RuleSet;
+use crate::config::Home;
+use crate::message::error::{Error, Result};
+use crate::message::log;
+use crate::message::sysexits::Exit;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// How long a client may take to send its request (spamd's --timeout-tcp default is 30 s).
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Request head limit: 255 header lines of sane length.
+const MAX_HEAD: usize = 64 * 1024;
+
+/// The shared state: the current rules, per-user rule sets built from `HOME/spam/users/USER.cf`, and what
+/// is needed to rebuild them.
+pub struct State {
+    rules: RwLock<Arc<RuleSet>>,
+    users: Mutex<HashMap<String, Arc<RuleSet>>>,
+    paths: Vec<PathBuf>,
+    user_dir: PathBuf,
+    required_override: Option<f64>,
+    pub max_size: usize,
+    host: String,
+}
+
+impl State {
+    pub fn new(home: &Home, cli_rules: &[PathBuf], max_size: usize) -> Result<State> {
+        let rs = crate::cli::spam::load_rules(home, cli_rules)?;
+        Ok(State {
+            rules: RwLock::new(Arc::new(rs)),
+            users: Mutex::new(HashMap::new()),
+            paths: home.config.spam.rule_paths(cli_rules),
+            user_dir: home.dir.join("spam").join("users"),
+            required_override: home.config.spam.required_score,
+            max_size,
+            host: super::markup::hostname(),
+        })
+    }
+
+    fn compile(&self, extra: Option<PathBuf>) -> std::io::Result<RuleSet> {
+        let mut paths = self.paths.clone();
+        paths.extend(extra);
+        let mut rs = super::rules::compile(super::load::load(&paths)?);
+        if let Some(r) = self.required_override {
+            rs.settings.required_score = r;
+        }
+        Ok(rs)
+    }
+
+    /// Recompiles everything; on failure the old rules stay in service.
+    pub fn reload(&self) {
+        let t = Instant::now();
+        match self.compile(None) {
+            Ok(rs) => {
+                let n = rs.order.len() + rs.metas.len();
+                if let Ok(mut g) = self.rules.write() {
+                    *g = Arc::new(rs);
+                }
+                if let Ok(mut u) = self.users.lock() {
+                    u.clear();
+                }
+                let ms = t.elapsed().as_millis().to_string();
+                log::event("spamd", "reload", &[("rules", &n.to_string()), ("ms", &ms)]);
+            }
+            Err(e) => log::event("spamd", "reload", &[("status", "failed"), ("error", &e.to_string())]),
+        }
+    }
+
+    fn base(&self) -> Arc<RuleSet> {
+        match self.rules.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// The rules for a spamc `User`: the base set, plus that user's preference file when there is one.
+    fn for_user(&self, user: Option<&str>) -> Arc<RuleSet> {
+        let Some(user) = user.filter(|u| !u.is_empty() && u.bytes().all(|b| b.is_ascii_alphanumeric() || b"._@+-".contains(&b)) && !u.starts_with('.')) else {
+            return self.base();
+        };
+        let file = self.user_dir.join(format!("{user}.cf"));
+        if !file.is_file() {
+            return self.base();
+        }
+        if let Some(rs) = self.users.lock().ok().and_then(|u| u.get(user).cloned()) {
+            return rs;
+        }
+        match self.compile(Some(file)) {
+            Ok(rs) => {
+                let rs = Arc::new(rs);
+                if let Ok(mut u) = self.users.lock() {
+                    u.insert(user.to_string(), rs.clone());
+                }
+                rs
+            }
+            Err(_) => self.base(),
+        }
+    }
+}
+
+/// Scores one request's message and builds the reply bytes (runs on the blocking pool).
+pub fn answer(state: &State, req: &Request, msg: &[u8]) -> Vec<u8> {
+    let t = Instant::now();
+    let rs = state.for_user(req.user.as_deref());
+    let (view, v) = rs.check(msg);
+    let m = super::markup::Marker { rules: &rs, view: &view, v: &v, host: state.host.clone() };
+    let mut names: Vec<&str> = v.hits.iter().map(|&i| rs.rules[i].name.as_str()).collect();
+    names.sort_unstable();
+    let symbols = names.join(",");
+    let report = if matches!(req.verb, Verb::Report | Verb::ReportIfspam) { m.report() } else { String::new() };
+    let rewritten = if matches!(req.verb, Verb::Process | Verb::Headers) { m.rewrite() } else { Vec::new() };
+    let o = protocol::Outcome {
+        is_spam: v.is_spam,
+        score: m.score_str(),
+        threshold: super::markup::f1(v.required),
+        symbols: &symbols,
+        report: &report,
+        rewritten: &rewritten,
+    };
+    let out = protocol::reply(req, &o);
+    let id = view.header_for_rule("Message-Id").map(|b| String::from_utf8_lossy(&b).trim().to_string()).unwrap_or_else(|| "(unknown)".into());
+    let secs = format!("{:.3}", t.elapsed().as_secs_f64());
+    let score = o.score.clone();
+    log::event(
+        "spamd",
+        &id,
+        &[
+            ("result", if v.is_spam { "Y" } else { "." }),
+            ("score", &score),
+            ("tests", if symbols.is_empty() { "none" } else { &symbols }),
+            ("user", req.user.as_deref().unwrap_or("(unknown)")),
+            ("bytes", &msg.len().to_string()),
+            ("secs", &secs),
+        ],
+    );
+    out
+}
+
+/// Serves one connection: read the head, then the body, answer, close (spamd answers one request per
+/// connection).
+pub async fn serve_conn<S: AsyncRead + AsyncWrite + Unpin>(state: Arc<State>, mut s: S) {
+    let reply = match tokio::time::timeout(READ_TIMEOUT, read_request(&state, &mut s)).await {
+        Ok(Ok(None)) => return, // SKIP, or the client went away: nothing to say.
+        Ok(Ok(Some((req, body)))) => {
+            if req.verb == Verb::Ping {
+                protocol::pong().to_vec()
+            } else if req.verb == Verb::Tell {
+                // Learning arrives with Bayes (issue 6); until then TELL is refused the way spamd refuses
+                // it without --allow-tell.
+                ProtoError::unavailable("TELL commands are not enabled, set the --allow-tell switch.").to_bytes()
+            } else {
+                let st = state.clone();
+                match tokio::task::spawn_blocking(move || answer(&st, &req, &body)).await {
+                    Ok(r) => r,
+                    Err(_) => ProtoError::other(Exit::Software, "Internal error").to_bytes(),
+                }
+            }
+        }
+        Ok(Err(e)) => e.to_bytes(),
+        Err(_) => ProtoError::other(Exit::TempFail, "Timeout: (30 second socket timeout reading input from client)").to_bytes(),
+    };
+    let _ = s.write_all(&reply).await;
+    let _ = s.shutdown().await;
+}
+
+async fn read_request<S: AsyncRead + Unpin>(state: &State, s: &mut S) -> std::result::Result<Option<(Request, Vec<u8>)>, ProtoError> {
+    let mut buf: Vec<u8> = Vec::with_capacity(8192);
+    let mut chunk = vec![0u8; 64 * 1024];
+    let head_end = loop {
+        if let Some(n) = protocol::head_len(&buf) {
+            break n;
+        }
+        if buf.len() > MAX_HEAD {
+            return Err(ProtoError::bad("(request head too long)"));
+        }
+        let n = s.read(&mut chunk).await.map_err(|e| ProtoError::other(Exit::IoErr, format!("read: {e}")))?;
+        if n == 0 {
+            if buf.is_empty() {
+                return Ok(None);
+            }
+            if !buf.contains(&b'\n') {
+                return Err(ProtoError::bad("(closed before headers)"));
+            }
+            return Err(ProtoError::bad("(EOF during headers)"));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let req = protocol::parse_head(&buf[..head_end])?;
+    if req.verb == Verb::Skip {
+        return Ok(None);
+    }
+    if !req.verb.has_body() {
+        return Ok(Some((req, Vec::new())));
+    }
+    let max = state.max_size;
+    if let Some(cl) = req.content_length {
+        if cl > max && !req.compress_zlib {
+            return Err(ProtoError::other(Exit::DataErr, format!("Message too big: {cl} bytes (limit {max})")));
+        }
+    }
+    let mut body = buf.split_off(head_end);
+    let want = req.content_length;
+    loop {
+        if let Some(w) = want {
+            if body.len() >= w {
+                break;
+            }
+        }
+        if body.len() > max {
+            return Err(ProtoError::other(Exit::DataErr, format!("Message too big: more than {max} bytes")));
+        }
+        let n = s.read(&mut chunk).await.map_err(|e| ProtoError::other(Exit::IoErr, format!("read: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    if let Some(w) = want {
+        if body.len() != w {
+            return Err(ProtoError::bad(format!("(Content-Length mismatch: Expected {w} bytes, got {} bytes)", body.len())));
+        }
+    }
+    if req.compress_zlib {
+        body = protocol::inflate(&body, max)?;
+    }
+    Ok(Some((req, body)))
+}
+
+/// Runs the daemon until SIGTERM/SIGINT.
+pub fn run(home: &Home, listen: &[String], cli_rules: &[PathBuf], max_size: usize) -> Result<()> {
+    let state = Arc::new(State::new(home, cli_rules, max_size)?);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::new(Exit::OsErr, format!("runtime: {e}")))?;
+    rt.block_on(async move {
+        let mut tasks = Vec::new();
+        for addr in listen {
+            if addr.contains('/') {
+                let _ = std::fs::remove_file(addr);
+                let l = tokio::net::UnixListener::bind(addr).map_err(|e| Error::from(e).context(format!("listen {addr}")))?;
+                use std::os::unix::fs::PermissionsExt;
+                let _ = std::fs::set_permissions(addr, std::fs::Permissions::from_mode(0o666));
+                let st = state.clone();
+                tasks.push(tokio::spawn(async move {
+                    loop {
+                        match l.accept().await {
+                            Ok((c, _)) => {
+                                tokio::spawn(serve_conn(st.clone(), c));
+                            }
+                            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                        }
+                    }
+                }));
+            } else {
+                let l = tokio::net::TcpListener::bind(addr.as_str()).await.map_err(|e| Error::from(e).context(format!("listen {addr}")))?;
+                let st = state.clone();
+                tasks.push(tokio::spawn(async move {
+                    loop {
+                        match l.accept().await {
+                            Ok((c, _)) => {
+                                let _ = c.set_nodelay(true);
+                                tokio::spawn(serve_conn(st.clone(), c));
+                            }
+                            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                        }
+                    }
+                }));
+            }
+            log::event("spamd", "start", &[("listen", addr)]);
+        }
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hup = signal(SignalKind::hangup()).map_err(|e| Error::new(Exit::OsErr, e.to_string()))?;
+        let mut term = signal(SignalKind::terminate()).map_err(|e| Error::new(Exit::OsErr, e.to_string()))?;
+        let mut int = signal(SignalKind::interrupt()).map_err(|e| Error::new(Exit::OsErr, e.to_string()))?;
+        loop {
+            tokio::select! {
+                _ = hup.recv() => {
+                    let st = state.clone();
+                    let _ = tokio::task::spawn_blocking(move || st.reload()).await;
+                }
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+            }
+        }
+        for addr in listen {
+            if addr.contains('/') {
+                let _ = std::fs::remove_file(addr);
+            }
+        }
+        log::event("spamd", "stop", &[]);
+        Ok(())
+    })
+}

@@ -1,0 +1,422 @@
+//! Perl regular expressions as SpamAssassin rules write them (`/re/flags`, `m{re}flags`), translated for
+//! Rust's `regex` crate, with `fancy-regex` only for the rules that need look-around, backreferences,
+//! atomic groups or possessive quantifiers.
+//!
+//! Matching is on bytes with Unicode off, as Perl matches SpamAssassin's octet strings: `.` is one byte,
+//! `\w` is ASCII, `\xA0` is the byte 0xA0. The fallback engine only matches `&str`, so those few rules see
+//! the text lossily decoded as UTF-8; lint names them.
+
+use std::borrow::Cow;
+
+/// A compiled rule pattern.
+#[derive(Debug, Clone)]
+pub enum Re {
+    Fast(regex::bytes::Regex),
+    Fancy(Box<fancy_regex::Regex>),
+}
+
+impl Re {
+    pub fn is_match(&self, hay: &[u8]) -> bool {
+        match self {
+            Re::Fast(r) => r.is_match(hay),
+            Re::Fancy(r) => r.is_match(&String::from_utf8_lossy(hay)).unwrap_or(false),
+        }
+    }
+
+    /// Number of non-overlapping matches, for `tflags multiple`; stops at `max` (0 = no limit).
+    pub fn count(&self, hay: &[u8], max: usize) -> usize {
+        let limit = if max == 0 { usize::MAX } else { max };
+        match self {
+            Re::Fast(r) => r.find_iter(hay).take(limit).count(),
+            Re::Fancy(r) => {
+                let s = String::from_utf8_lossy(hay);
+                r.find_iter(&s).take(limit).filter(|m| m.is_ok()).count()
+            }
+        }
+    }
+
+    pub fn is_fancy(&self) -> bool {
+        matches!(self, Re::Fancy(_))
+    }
+
+    /// The Rust-syntax source, for the literal prefilter.
+    pub fn fast_source(&self) -> Option<&str> {
+        match self {
+            Re::Fast(r) => Some(r.as_str()),
+            Re::Fancy(_) => None,
+        }
+    }
+}
+
+/// Splits `/re/flags` or `m{re}flags` at the start of `s`; returns (pattern, flags, rest after flags).
+pub fn split_delimited(s: &str) -> Option<(&str, &str, &str)> {
+    let s = s.trim_start();
+    let (open, body_start) = if let Some(rest) = s.strip_prefix('m') {
+        let c = rest.chars().next()?;
+        if c.is_alphanumeric() || c.is_whitespace() {
+            return None;
+        }
+        (c, 1 + c.len_utf8())
+    } else if s.starts_with('/') {
+        ('/', 1)
+    } else {
+        return None;
+    };
+    let close = match open {
+        '{' => '}',
+        '(' => ')',
+        '[' => ']',
+        '<' => '>',
+        c => c,
+    };
+    let body = &s[body_start..];
+    let mut depth = 0usize;
+    let mut escaped = false;
+    for (i, c) in body.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        if c == '\\' {
+            escaped = true;
+        } else if c == open && open != close {
+            depth += 1;
+        } else if c == close {
+            if depth == 0 {
+                let pat = &body[..i];
+                let after = &body[i + c.len_utf8()..];
+                let flen = after.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(after.len());
+                return Some((pat, &after[..flen], &after[flen..]));
+            }
+            depth -= 1;
+        }
+    }
+    None
+}
+
+/// Why a pattern could not be compiled at all.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReError(pub String);
+
+/// Compiles a Perl pattern with its flags (`i`, `m`, `s`, `x`; `g` and `o` are accepted and ignored).
+pub fn compile(pat: &str, flags: &str) -> Result<Re, ReError> {
+    let mut f = String::new();
+    for c in flags.chars() {
+        match c {
+            'i' | 'm' | 's' | 'x' => {
+                if !f.contains(c) {
+                    f.push(c)
+                }
+            }
+            'g' | 'o' | 'p' | 'a' | 'l' | 'u' | 'd' => {}
+            other => return Err(ReError(format!("unknown regex flag {other}"))),
+        }
+    }
+    let multiline = f.contains('m');
+    let t = translate(pat, multiline);
+    if !t.fancy {
+        let src = if f.is_empty() { format!("(?-u){}", t.out) } else { format!("(?-u{f}){}", t.out) };
+        match regex::bytes::RegexBuilder::new(&src).size_limit(1 << 24).build() {
+            Ok(r) => return Ok(Re::Fast(r)),
+            Err(_) => {
+                // A pattern with non-ASCII literals may need Unicode mode; try that before the fallback.
+                let src = if f.is_empty() { t.out.clone() } else { format!("(?{f}){}", t.out) };
+                if let Ok(r) = regex::bytes::RegexBuilder::new(&src).size_limit(1 << 24).build() {
+                    return Ok(Re::Fast(r));
+                }
+            }
+        }
+    }
+    let src = if f.is_empty() { t.out } else { format!("(?{f}){}", t.out) };
+    fancy_regex::RegexBuilder::new(&src)
+        .backtrack_limit(100_000)
+        .build()
+        .map(|r| Re::Fancy(Box::new(r)))
+        .map_err(|e| ReError(e.to_string()))
+}
+
+struct Translated {
+    out: String,
+    fancy: bool,
+}
+
+/// Rewrites the Perl-only bits of a pattern into Rust syntax, and notes when only the fallback can run it.
+fn translate(pat: &str, multiline: bool) -> Translated {
+    let chars: Vec<char> = pat.chars().collect();
+    let mut out = String::with_capacity(pat.len() + 8);
+    let mut fancy = false;
+    let mut i = 0;
+    let mut in_class = false;
+    let mut class_start = 0usize;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '\\' {
+            let Some(&n) = chars.get(i + 1) else {
+                out.push_str("\\\\");
+                break;
+            };
+            i += 2;
+            match n {
+                '1'..='9' if !in_class => {
+                    fancy = true;
+                    out.push('\\');
+                    out.push(n);
+                }
+                '0'..='7' => {
+                    // Octal escape: up to three digits.
+                    let mut v = n.to_digit(8).unwrap_or(0);
+                    let mut k = 0;
+                    while k < 2 {
+                        match chars.get(i).and_then(|c| c.to_digit(8)) {
+                            Some(d) => {
+                                v = v * 8 + d;
+                                i += 1;
+                                k += 1;
+                            }
+                            None => break,
+                        }
+                    }
+                    out.push_str(&format!("\\x{{{:x}}}", v & 0xff));
+                }
+                'Z' if !in_class => out.push_str("(?:\\n?\\z)"),
+                'h' => out.push_str(if in_class { " \\t" } else { "[ \\t]" }),
+                'H' if !in_class => out.push_str("[^ \\t]"),
+                'e' => out.push_str("\\x1b"),
+                'K' | 'G' | 'Q' | 'E' | 'R' | 'X' | 'N' | 'C' | 'g' | 'k' | 'L' | 'U' | 'l' | 'u' => {
+                    fancy = true;
+                    out.push('\\');
+                    out.push(n);
+                }
+                'x' => {
+                    // \xNN or \x{NNNN}; code points past 0xFF become their UTF-8 bytes, as Perl sees them
+                    // in an octet string.
+                    if chars.get(i) == Some(&'{') {
+                        let end = chars[i..].iter().position(|&c| c == '}').map(|p| p + i);
+                        if let Some(end) = end {
+                            let hex: String = chars[i + 1..end].iter().collect();
+                            i = end + 1;
+                            let v = u32::from_str_radix(hex.trim(), 16).unwrap_or(0);
+                            push_code_point(&mut out, v);
+                        } else {
+                            out.push_str("\\x");
+                        }
+                    } else {
+                        let mut hex = String::new();
+                        while hex.len() < 2 {
+                            match chars.get(i) {
+                                Some(c) if c.is_ascii_hexdigit() => {
+                                    hex.push(*c);
+                                    i += 1;
+                                }
+                                _ => break,
+                            }
+                        }
+                        let v = u32::from_str_radix(&hex, 16).unwrap_or(0);
+                        out.push_str(&format!("\\x{v:02x}"));
+                    }
+                }
+                'p' | 'P' => {
+                    out.push_str("(?u:\\");
+                    out.push(n);
+                    if chars.get(i) == Some(&'{') {
+                        while i < chars.len() {
+                            out.push(chars[i]);
+                            i += 1;
+                            if chars[i - 1] == '}' {
+                                break;
+                            }
+                        }
+                    } else if let Some(&c) = chars.get(i) {
+                        out.push(c);
+                        i += 1;
+                    }
+                    out.push(')');
+                }
+                'd' | 'D' | 'w' | 'W' | 's' | 'S' | 'n' | 't' | 'r' | 'f' | 'v' | 'a' => {
+                    out.push('\\');
+                    out.push(n);
+                }
+                'b' | 'B' | 'A' | 'z' if !in_class => {
+                    out.push('\\');
+                    out.push(n);
+                }
+                'b' => out.push_str("\\x08"),
+                c if c.is_ascii_alphanumeric() => out.push(c),
+                c if c.is_ascii() => {
+                    // Perl: an escaped punctuation character is itself. Rust escapes only its meta characters.
+                    if is_meta(c) {
+                        out.push('\\');
+                    }
+                    out.push(c);
+                }
+                c => out.push(c),
+            }
+            continue;
+        }
+        if in_class {
+            match c {
+                ']' if i > class_start => {
+                    in_class = false;
+                    out.push(']');
+                }
+                ']' => out.push_str("\\]"),
+                '[' if chars.get(i + 1) == Some(&':') => {
+                    // POSIX class: copy through to the closing ":]".
+                    let rest: String = chars[i..].iter().collect();
+                    if let Some(end) = rest.find(":]") {
+                        out.push_str(&rest[..end + 2]);
+                        i += rest[..end + 2].chars().count();
+                        continue;
+                    }
+                    out.push_str("\\[");
+                }
+                '[' => out.push_str("\\["),
+                '&' | '~' => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                '-' if chars.get(i + 1) == Some(&'-') => out.push_str("\\-"),
+                c => out.push(c),
+            }
+            i += 1;
+            continue;
+        }
+        match c {
+            '[' => {
+                in_class = true;
+                out.push('[');
+                i += 1;
+                if chars.get(i) == Some(&'^') {
+                    out.push('^');
+                    i += 1;
+                }
+                class_start = i;
+                continue;
+            }
+            '(' if chars.get(i + 1) == Some(&'?') => {
+                let n2 = chars.get(i + 2).copied();
+                let n3 = chars.get(i + 3).copied();
+                match (n2, n3) {
+                    (Some('='), _) | (Some('!'), _) | (Some('<'), Some('=')) | (Some('<'), Some('!')) | (Some('>'), _) => {
+                        fancy = true;
+                        out.push('(');
+                    }
+                    (Some('#'), _) => {
+                        // Comment group: drop it.
+                        while i < chars.len() && chars[i] != ')' {
+                            i += 1;
+                        }
+                        i += 1;
+                        continue;
+                    }
+                    (Some('|'), _) | (Some('^'), _) => {
+                        fancy = true;
+                        out.push('(');
+                    }
+                    _ => out.push('('),
+                }
+            }
+            '$' => {
+                // Perl `$` without /m also matches before a final newline.
+                if multiline {
+                    out.push('$');
+                } else {
+                    out.push_str("(?:\\n?\\z)");
+                }
+            }
+            '{' => {
+                // Perl treats a `{` that does not open a valid quantifier as a literal.
+                let rest: String = chars[i + 1..].iter().take(24).collect();
+                let valid = rest.find('}').is_some_and(|end| {
+                    let q = &rest[..end];
+                    let mut parts = q.splitn(2, ',');
+                    let a = parts.next().unwrap_or("");
+                    let b = parts.next();
+                    !a.is_empty() && a.bytes().all(|b| b.is_ascii_digit()) && b.is_none_or(|b| b.bytes().all(|x| x.is_ascii_digit()))
+                });
+                if valid && i > 0 {
+                    out.push('{');
+                } else {
+                    out.push_str("\\{");
+                }
+            }
+            '}' => {
+                out.push('}');
+                // Possessive `{n,m}+`.
+                if chars.get(i + 1) == Some(&'+') {
+                    fancy = true;
+                }
+            }
+            '+' | '*' | '?' => {
+                out.push(c);
+                if chars.get(i + 1) == Some(&'+') && (i == 0 || chars[i - 1] != '\\') {
+                    fancy = true;
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    if in_class {
+        out.push(']');
+    }
+    Translated { out, fancy }
+}
+
+fn is_meta(c: char) -> bool {
+    matches!(c, '\\' | '.' | '+' | '*' | '?' | '(' | ')' | '|' | '[' | ']' | '{' | '}' | '^' | '$' | '#' | '&' | '-' | '~' | ' ')
+}
+
+fn push_code_point(out: &mut String, v: u32) {
+    if v <= 0xff {
+        out.push_str(&format!("\\x{v:02x}"));
+        return;
+    }
+    let ch = char::from_u32(v).unwrap_or('\u{fffd}');
+    let mut buf = [0u8; 4];
+    out.push_str("(?:");
+    for b in ch.encode_utf8(&mut buf).bytes() {
+        out.push_str(&format!("\\x{b:02x}"));
+    }
+    out.push(')');
+}
+
+/// Lossless view of bytes as text for messages and lint.
+pub fn show(b: &[u8]) -> Cow<'_, str> {
+    String::from_utf8_lossy(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(p: &str, f: &str, s: &str) -> bool {
+        compile(p, f).unwrap().is_match(s.as_bytes())
+    }
+
+    #[test]
+    fn delimiters() {
+        assert_eq!(split_delimited("/a\\/b/i rest"), Some(("a\\/b", "i", " rest")));
+        assert_eq!(split_delimited("m{a{1,2}}x"), Some(("a{1,2}", "x", "")));
+        assert_eq!(split_delimited("m!x!"), Some(("x", "", "")));
+        assert_eq!(split_delimited("foo"), None);
+    }
+
+    #[test]
+    fn perl_semantics() {
+        assert!(m("^$", "", "\n"));
+        assert!(m("a{,2}", "", "a{,2}"));
+        assert!(m("\\<b\\>", "", "<b>"));
+        assert!(m("[]a]", "", "]"));
+        assert!(m("[a[]", "", "["));
+        assert!(m("\\x{263a}", "", "\u{263a}"));
+        assert!(m("\\xa0", "", "\u{a0}") || m("\\xc2\\xa0", "", "\u{a0}"));
+        assert!(m("foo(?!bar)", "i", "FOObaz"));
+        assert!(!m("foo(?!bar)", "i", "FOObar"));
+        assert!(m("(a)\\1", "", "aa"));
+        assert!(compile("(?!x)", "").unwrap().is_fancy());
+        assert!(!compile("a+b", "").unwrap().is_fancy());
+        assert!(m("\\Z", "", "x"));
+        assert!(m("\\012", "", "\n"));
+    }
+}

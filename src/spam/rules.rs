@@ -1,0 +1,306 @@
+//! Compiling loaded rule definitions into runnable tests: regexes translated and built once, metas
+//! resolved to rule indexes, scores chosen from the score set, and a literal prefilter over all body
+//! rules so one Aho-Corasick pass over the text picks the few regexes worth running.
+
+use super::cf::RuleKind;
+use super::eval::{self, Call};
+use super::load::{Loaded, Settings};
+use super::meta::{self, Expr};
+use super::perlre::{self, Re};
+use std::collections::HashMap;
+
+#[derive(Debug, Clone)]
+pub enum Test {
+    Header { spec: String, re: Re, negate: bool, unset: Option<Vec<u8>> },
+    Exists(String),
+    Eval(Call),
+    Body(Re),
+    Rawbody(Re),
+    Full(Re),
+    Uri(Re),
+    Mimeheader { name: String, raw: bool, re: Re, negate: bool },
+    Meta(Expr),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Tflags {
+    pub net: bool,
+    pub nice: bool,
+    pub learn: bool,
+    pub noautolearn: bool,
+    pub multiple: bool,
+    pub maxhits: usize,
+    pub userconf: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub name: String,
+    pub kind: RuleKind,
+    pub test: Test,
+    pub score: f64,
+    pub describe: String,
+    pub tflags: Tflags,
+    pub priority: i32,
+}
+
+impl Rule {
+    /// The area prefix SpamAssassin puts before the description in reports.
+    pub fn area(&self) -> &'static str {
+        match (&self.kind, &self.test) {
+            (RuleKind::Body, _) => "BODY: ",
+            (RuleKind::Rawbody, _) => "RAW: ",
+            (RuleKind::Uri, _) => "URI: ",
+            (RuleKind::Full, _) => "FULL: ",
+            _ => "",
+        }
+    }
+    /// Sub-rules (`__NAME`) only feed metas: never scored, never shown.
+    pub fn is_sub(&self) -> bool {
+        self.name.starts_with("__")
+    }
+}
+
+/// A rule the engine cannot run, and why (lint output).
+#[derive(Debug, Clone)]
+pub struct Skipped {
+    pub name: String,
+    pub why: String,
+}
+
+/// The compiled rule set: what the daemon holds and swaps on SIGHUP.
+#[derive(Debug)]
+pub struct RuleSet {
+    pub rules: Vec<Rule>,
+    pub by_name: HashMap<String, usize>,
+    /// Rule indexes in run order: by priority, non-metas first, metas in dependency order.
+    pub order: Vec<usize>,
+    pub metas: Vec<usize>,
+    pub skipped: Vec<Skipped>,
+    pub settings: Settings,
+    pub lint: Vec<String>,
+    pub fancy: Vec<String>,
+    pub ignored: HashMap<String, usize>,
+    pub prefilter: super::prefilter::Prefilter,
+}
+
+/// Default scores: 1.0, but 0.01 for `T_` testing rules (SpamAssassin's convention) and 0 for sub-rules.
+fn default_score(name: &str) -> f64 {
+    if name.starts_with("__") {
+        0.0
+    } else if name.starts_with("T_") {
+        0.01
+    } else {
+        1.0
+    }
+}
+
+/// Score set 0: no network tests, no Bayes (set index = bayes*2 + net).
+const SCORE_SET: usize = 0;
+
+pub fn compile(l: Loaded) -> RuleSet {
+    let mut rules: Vec<Rule> = Vec::new();
+    let mut skipped = Vec::new();
+    let mut fancy = Vec::new();
+    for d in &l.rules {
+        let flags = l.tflags.get(&d.name).cloned().unwrap_or_default();
+        let mut tf = Tflags::default();
+        for f in &flags {
+            match f.as_str() {
+                "net" => tf.net = true,
+                "nice" => tf.nice = true,
+                "learn" => tf.learn = true,
+                "noautolearn" => tf.noautolearn = true,
+                "multiple" => tf.multiple = true,
+                "userconf" => tf.userconf = true,
+                f => {
+                    if let Some(n) = f.strip_prefix("maxhits=") {
+                        tf.maxhits = n.parse().unwrap_or(0);
+                        tf.multiple = true;
+                    }
+                }
+            }
+        }
+        let score = match l.scores.get(&d.name) {
+            Some(s) if s.len() == 4 => s[SCORE_SET],
+            Some(s) => s.first().copied().unwrap_or(0.0),
+            None => default_score(&d.name),
+        };
+        let test = match compile_test(d.kind, &d.def) {
+            Ok(t) => t,
+            Err(why) => {
+                skipped.push(Skipped { name: d.name.clone(), why: format!("{}: {why}", d.origin) });
+                continue;
+            }
+        };
+        if tf.net && score == 0.0 {
+            // Network tests never run here; keep them out of the set so metas read them as 0.
+            skipped.push(Skipped { name: d.name.clone(), why: "network test (tflags net)".into() });
+            continue;
+        }
+        let uses_fancy = match &test {
+            Test::Header { re, .. } | Test::Body(re) | Test::Rawbody(re) | Test::Full(re) | Test::Uri(re) => re.is_fancy(),
+            Test::Mimeheader { re, .. } => re.is_fancy(),
+            _ => false,
+        };
+        if uses_fancy {
+            fancy.push(d.name.clone());
+        }
+        rules.push(Rule {
+            name: d.name.clone(),
+            kind: d.kind,
+            test,
+            score,
+            describe: l.describe.get(&d.name).cloned().unwrap_or_default(),
+            tflags: tf,
+            priority: l.priority.get(&d.name).copied().unwrap_or(0),
+        });
+    }
+    let by_name: HashMap<String, usize> = rules.iter().enumerate().map(|(i, r)| (r.name.clone(), i)).collect();
+    for r in rules.iter_mut() {
+        if let Test::Meta(e) = &mut r.test {
+            e.resolve(&|n| by_name.get(n).copied());
+        }
+    }
+    // Which rules some meta reads: those run even with score 0.
+    let mut needed = vec![false; rules.len()];
+    for r in &rules {
+        if let Test::Meta(e) = &r.test {
+            let mut deps = Vec::new();
+            e.deps(&mut deps);
+            for d in deps {
+                if let Some(&i) = by_name.get(&d) {
+                    needed[i] = true;
+                }
+            }
+        }
+    }
+    let mut order: Vec<usize> = (0..rules.len())
+        .filter(|&i| !matches!(rules[i].test, Test::Meta(_)) && (rules[i].score != 0.0 || needed[i]))
+        .collect();
+    order.sort_by_key(|&i| rules[i].priority);
+    let metas = meta_order(&rules, &by_name, &needed);
+    let prefilter = super::prefilter::Prefilter::build(&rules, &order);
+    RuleSet {
+        rules,
+        by_name,
+        order,
+        metas,
+        skipped,
+        settings: l.settings,
+        lint: l.lint,
+        fancy,
+        ignored: l.ignored,
+        prefilter,
+    }
+}
+
+/// Metas sorted so each runs after the metas it reads (depth-first; cycles are broken and read as 0).
+fn meta_order(rules: &[Rule], by_name: &HashMap<String, usize>, needed: &[bool]) -> Vec<usize> {
+    let mut state = vec![0u8; rules.len()];
+    let mut out = Vec::new();
+    fn visit(i: usize, rules: &[Rule], by_name: &HashMap<String, usize>, state: &mut [u8], out: &mut Vec<usize>) {
+        if state[i] != 0 {
+            return;
+        }
+        state[i] = 1;
+        if let Test::Meta(e) = &rules[i].test {
+            let mut deps = Vec::new();
+            e.deps(&mut deps);
+            for d in deps {
+                if let Some(&j) = by_name.get(&d) {
+                    if matches!(rules[j].test, Test::Meta(_)) {
+                        visit(j, rules, by_name, state, out);
+                    }
+                }
+            }
+            out.push(i);
+        }
+        state[i] = 2;
+    }
+    let mut idx: Vec<usize> = (0..rules.len())
+        .filter(|&i| matches!(rules[i].test, Test::Meta(_)) && (rules[i].score != 0.0 || needed[i]))
+        .collect();
+    idx.sort_by_key(|&i| rules[i].priority);
+    for i in idx {
+        visit(i, rules, by_name, &mut state, &mut out);
+    }
+    out
+}
+
+fn regex_from(def: &str) -> Result<(Re, &str), String> {
+    let (pat, flags, rest) = perlre::split_delimited(def).ok_or("no /regex/ in definition")?;
+    let re = perlre::compile(pat, flags).map_err(|e| format!("regex: {}", e.0))?;
+    Ok((re, rest))
+}
+
+fn eval_test(def: &str) -> Result<Test, String> {
+    let call = eval::parse_call(def).ok_or("bad eval: call")?;
+    if !eval::implemented(&call.func) {
+        return Err(format!("eval:{} not implemented", call.func));
+    }
+    Ok(Test::Eval(call))
+}
+
+pub fn compile_test(kind: RuleKind, def: &str) -> Result<Test, String> {
+    let def = def.trim();
+    match kind {
+        RuleKind::Meta => meta::parse(def).map(Test::Meta),
+        RuleKind::Header => {
+            if def.starts_with("eval:") {
+                return eval_test(def);
+            }
+            if let Some(h) = def.strip_prefix("exists:") {
+                return Ok(Test::Exists(h.trim().to_string()));
+            }
+            let (spec, rest) = def.split_once(char::is_whitespace).ok_or("header rule needs NAME =~ /re/")?;
+            let rest = rest.trim_start();
+            let (negate, rest) = if let Some(r) = rest.strip_prefix("=~") {
+                (false, r)
+            } else if let Some(r) = rest.strip_prefix("!~") {
+                (true, r)
+            } else {
+                return Err("header rule needs =~ or !~".into());
+            };
+            let (re, rest) = regex_from(rest)?;
+            let unset = rest
+                .trim()
+                .strip_prefix("[if-unset:")
+                .and_then(|x| x.strip_suffix(']'))
+                .map(|x| x.trim().as_bytes().to_vec());
+            Ok(Test::Header { spec: spec.to_string(), re, negate, unset })
+        }
+        RuleKind::Mimeheader => {
+            let (spec, rest) = def.split_once(char::is_whitespace).ok_or("mimeheader needs NAME =~ /re/")?;
+            let rest = rest.trim_start();
+            let (negate, rest) = if let Some(r) = rest.strip_prefix("=~") {
+                (false, r)
+            } else if let Some(r) = rest.strip_prefix("!~") {
+                (true, r)
+            } else {
+                return Err("mimeheader needs =~ or !~".into());
+            };
+            let (re, _) = regex_from(rest)?;
+            let (name, raw) = match spec.strip_suffix(":raw") {
+                Some(n) => (n.to_string(), true),
+                None => (spec.to_string(), false),
+            };
+            Ok(Test::Mimeheader { name, raw, re, negate })
+        }
+        RuleKind::Body | RuleKind::Rawbody | RuleKind::Full | RuleKind::Uri => {
+            if def.starts_with("eval:") {
+                if kind == RuleKind::Uri {
+                    return Err("uri eval not supported".into());
+                }
+                return eval_test(def);
+            }
+            let (re, _) = regex_from(def)?;
+            Ok(match kind {
+                RuleKind::Body => Test::Body(re),
+                RuleKind::Rawbody => Test::Rawbody(re),
+                RuleKind::Full => Test::Full(re),
+                _ => Test::Uri(re),
+            })
+        }
+    }
+}

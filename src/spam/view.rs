@@ -1,0 +1,578 @@
+//! The message as SpamAssassin's rules see it: raw and decoded header values, body "lines" (decoded text
+//! parts with HTML rendered, whitespace collapsed, paragraphs as lines, Subject first), rawbody chunks,
+//! the full message, and URIs from text and HTML. Built once per message; rules only read it.
+
+use super::html;
+use mail_parser::{MessageParser, MimeHeaders, PartType};
+
+/// SpamAssassin's MAX_BODY_LINE_LENGTH: long lines and paragraphs are cut near this many bytes.
+const MAX_LINE: usize = 2048;
+/// SpamAssassin's body_part_scan_size / rawbody_part_scan_size defaults.
+const BODY_SCAN: usize = 50_000;
+const RAWBODY_SCAN: usize = 500_000;
+
+/// One header field as it appeared: name, and the raw value (after the colon and leading blanks, folds kept).
+#[derive(Debug, Clone)]
+pub struct Field {
+    pub name: String,
+    pub raw: Vec<u8>,
+}
+
+/// A leaf MIME part, for the MIME and HTML evals.
+#[derive(Debug, Clone, Default)]
+pub struct PartInfo {
+    pub ctype: String,
+    pub charset: String,
+    pub encoding: String,
+    pub text_len: usize,
+    pub is_attachment: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct View {
+    pub full: Vec<u8>,
+    pub fields: Vec<Field>,
+    /// Offset of the body in `full` (after the blank line), or `full.len()` when there is none.
+    pub body_start: usize,
+    pub body: Vec<Vec<u8>>,
+    pub rawbody: Vec<Vec<u8>>,
+    pub uris: Vec<String>,
+    pub parts: Vec<PartInfo>,
+    /// Rendered text of the first HTML part, and facts the HTML evals read.
+    pub html: Option<html::Rendered>,
+    /// Header fields of the MIME parts below the top level, unfolded, for `mimeheader` rules.
+    pub mime_headers: Vec<(String, String)>,
+    pub line_ending_crlf: bool,
+}
+
+impl View {
+    pub fn new(msg: &[u8]) -> View {
+        let mut v = View { full: msg.to_vec(), ..Default::default() };
+        v.line_ending_crlf = memchr::memmem::find(msg, b"\r\n").is_some_and(|i| msg[..i].iter().all(|&b| b != b'\n'));
+        let (fields, body_start) = split_header(msg);
+        v.fields = fields;
+        v.body_start = body_start;
+        v.build_body();
+        v
+    }
+
+    /// All raw values of a header, in order (name compared case-insensitively).
+    pub fn raw_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.fields.iter().filter(move |f| f.name.eq_ignore_ascii_case(name)).map(|f| f.raw.as_slice())
+    }
+
+    pub fn has_header(&self, name: &str) -> bool {
+        self.fields.iter().any(|f| f.name.eq_ignore_ascii_case(name))
+    }
+
+    /// Decoded, unfolded values, each ending in "\n", as SpamAssassin's `get_header` returns them.
+    pub fn decoded_values(&self, name: &str) -> Vec<Vec<u8>> {
+        self.raw_values(name).map(|r| decode_header_value(r, name)).collect()
+    }
+
+    /// The value a header rule tests: `Name`, `Name:raw`, `Name:addr`, `Name:name`, `ALL`, `ToCc`,
+    /// `MESSAGEID`, `EnvelopeFrom`. None when the header is absent (the rule then sees `if-unset`).
+    pub fn header_for_rule(&self, spec: &str) -> Option<Vec<u8>> {
+        let mut parts = spec.split(':');
+        let name = parts.next().unwrap_or("");
+        let mut raw = false;
+        let mut addr = false;
+        let mut dname = false;
+        let mut first = false;
+        let mut last = false;
+        for m in parts {
+            match m {
+                "raw" => raw = true,
+                "addr" => addr = true,
+                "name" => dname = true,
+                "first" => first = true,
+                "last" => last = true,
+                _ => {}
+            }
+        }
+        let mut vals: Vec<Vec<u8>> = if name == "ALL" {
+            if raw {
+                self.fields.iter().map(|f| [f.name.as_bytes(), b": ", &f.raw, b"\n"].concat()).collect()
+            } else {
+                self.fields
+                    .iter()
+                    .map(|f| [f.name.as_bytes(), b": ", &decode_header_value(&f.raw, &f.name)].concat())
+                    .collect()
+            }
+        } else {
+            let single = [name];
+            let names: &[&str] = match name {
+                "ToCc" => &["To", "Cc"],
+                "MESSAGEID" => &["X-Message-Id", "Resent-Message-Id", "X-Original-Message-ID", "Message-Id"],
+                "EnvelopeFrom" => &["X-Envelope-From", "Return-Path"],
+                _ => &single,
+            };
+            let mut out = Vec::new();
+            for n in names {
+                for r in self.raw_values(n) {
+                    if raw || addr || dname {
+                        out.push([unfold_raw(r).as_slice(), b"\n"].concat());
+                    } else {
+                        out.push(decode_header_value(r, n));
+                    }
+                }
+                if name == "EnvelopeFrom" && !out.is_empty() {
+                    break;
+                }
+            }
+            out
+        };
+        if vals.is_empty() {
+            return None;
+        }
+        if first {
+            vals.truncate(1);
+        } else if last {
+            let l = vals.pop();
+            vals = l.into_iter().collect();
+        }
+        if addr || dname {
+            let mut out: Vec<Vec<u8>> = Vec::new();
+            for v in &vals {
+                let s = String::from_utf8_lossy(v);
+                for (phrase, address) in parse_addresses(s.trim()) {
+                    if addr {
+                        out.push(address.into_bytes());
+                    } else if let Some(p) = phrase {
+                        let d = decode_header_value(p.as_bytes(), "name");
+                        let d = String::from_utf8_lossy(&d);
+                        let d = d.split_whitespace().collect::<Vec<_>>().join(" ");
+                        let d = d.strip_prefix('\'').and_then(|x| x.strip_suffix('\'')).unwrap_or(&d).to_string();
+                        out.push(d.into_bytes());
+                    }
+                }
+            }
+            // SpamAssassin joins multiple addresses with "\n" in scalar context.
+            return Some(out.join(&b'\n'));
+        }
+        Some(vals.concat())
+    }
+
+    fn build_body(&mut self) {
+        let subject = self.decoded_values("Subject").pop().unwrap_or_else(|| b"\n".to_vec());
+        let mut text = String::new();
+        let mut raw_chunks: Vec<Vec<u8>> = Vec::new();
+        let mut uris: Vec<String> = Vec::new();
+        // The parser borrows the bytes while `walk` fills in `self`: hold them aside meanwhile.
+        let full = std::mem::take(&mut self.full);
+        if let Some(msg) = MessageParser::default().parse(&full[..]) {
+            self.walk(&msg, &mut text, &mut raw_chunks, &mut uris, 0);
+        }
+        self.full = full;
+        // SpamAssassin: blank-line runs become paragraph breaks, all other whitespace one space.
+        let collapsed = collapse_paragraphs(&text);
+        let mut all = subject;
+        all.extend_from_slice(collapsed.as_bytes());
+        self.body = split_short_lines(&all);
+        self.rawbody = raw_chunks;
+        // URIs also come from the plain text of every part.
+        uris.extend(html::uris_in_text(&text));
+        let mut seen = std::collections::HashSet::new();
+        uris.retain(|u| seen.insert(u.clone()));
+        self.uris = uris;
+    }
+
+    fn walk(
+        &mut self,
+        msg: &mail_parser::Message<'_>,
+        text: &mut String,
+        raw: &mut Vec<Vec<u8>>,
+        uris: &mut Vec<String>,
+        depth: usize,
+    ) {
+        if depth > 8 {
+            return;
+        }
+        for (pi, part) in msg.parts.iter().enumerate() {
+            if pi > 0 {
+                for h in &part.headers {
+                    let raw = msg.raw_message.get(h.offset_start as usize..h.offset_end as usize).unwrap_or(b"");
+                    let v = String::from_utf8_lossy(&unfold_raw(raw)).trim().to_string();
+                    self.mime_headers.push((h.name.as_str().to_string(), v));
+                }
+            }
+            let ct = part.content_type();
+            let ctype = ct
+                .map(|c| {
+                    format!("{}/{}", c.c_type.to_ascii_lowercase(), c.c_subtype.as_deref().unwrap_or("").to_ascii_lowercase())
+                })
+                .unwrap_or_else(|| "text/plain".into());
+            let charset = ct.and_then(|c| c.attribute("charset")).unwrap_or("").to_ascii_lowercase();
+            let encoding = part
+                .content_transfer_encoding()
+                .map(|e| e.to_ascii_lowercase())
+                .unwrap_or_default();
+            let is_attachment = part
+                .content_disposition()
+                .is_some_and(|d| d.c_type.eq_ignore_ascii_case("attachment"));
+            match &part.body {
+                PartType::Multipart(_) => continue,
+                PartType::Text(t) => {
+                    if ctype == "text/calendar" {
+                        continue;
+                    }
+                    self.parts.push(PartInfo { ctype, charset, encoding, text_len: t.len(), is_attachment });
+                    if !text.is_empty() {
+                        text.push('\n');
+                    }
+                    text.push_str(truncate_at(t, BODY_SCAN));
+                    raw.extend(split_paragraph_chunks(truncate_at(t, RAWBODY_SCAN).as_bytes()));
+                }
+                PartType::Html(h) => {
+                    self.parts.push(PartInfo { ctype, charset, encoding, text_len: h.len(), is_attachment });
+                    let r = html::render(h);
+                    if !text.is_empty() {
+                        text.push('\n');
+                    }
+                    text.push_str(truncate_at(&r.text, BODY_SCAN));
+                    uris.extend(r.uris.iter().cloned());
+                    raw.extend(split_paragraph_chunks(truncate_at(h, RAWBODY_SCAN).as_bytes()));
+                    if self.html.is_none() {
+                        self.html = Some(r);
+                    }
+                }
+                PartType::Binary(b) | PartType::InlineBinary(b) => {
+                    self.parts.push(PartInfo { ctype, charset, encoding, text_len: b.len(), is_attachment });
+                }
+                PartType::Message(m) => {
+                    self.parts.push(PartInfo { ctype, charset, encoding, text_len: 0, is_attachment });
+                    self.walk(m, text, raw, uris, depth + 1);
+                }
+            }
+        }
+    }
+}
+
+fn truncate_at(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    // Cut at a newline just past the limit, as SpamAssassin does, on a char boundary.
+    let mut end = match s[max..].find('\n') {
+        Some(i) if i <= 1024 => max + i + 1,
+        _ => max,
+    };
+    while end < s.len() && !s.is_char_boundary(end) {
+        end += 1;
+    }
+    &s[..end]
+}
+
+/// `s/\n+\s*\n+/\0/; s/\s+/ /; tr/\0/\n/`.
+fn collapse_paragraphs(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_whitespace() {
+            let mut newlines = usize::from(c == '\n');
+            while let Some(&n) = chars.peek() {
+                if !n.is_whitespace() {
+                    break;
+                }
+                if n == '\n' {
+                    newlines += 1;
+                }
+                chars.next();
+            }
+            out.push(if newlines >= 2 { '\n' } else { ' ' });
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// SpamAssassin's split_into_array_of_short_lines: split after each "\n", then cut lines over 2048 bytes
+/// at the last space before the limit.
+fn split_short_lines(text: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for line in text.split_inclusive(|&b| b == b'\n') {
+        let mut line = line;
+        while line.len() > MAX_LINE {
+            let cut = line[..MAX_LINE].iter().rposition(|&b| b == b' ').map(|p| p + 1).unwrap_or(MAX_LINE);
+            out.push(line[..cut].to_vec());
+            line = &line[cut..];
+        }
+        out.push(line.to_vec());
+    }
+    out
+}
+
+/// SpamAssassin's split_into_array_of_short_paragraphs for rawbody: chunks of 2048..4096 bytes, cut at a
+/// newline, a `>` or a space when one is near.
+fn split_paragraph_chunks(t: &[u8]) -> Vec<Vec<u8>> {
+    if t.len() <= MAX_LINE {
+        return vec![t.to_vec()];
+    }
+    let mut out = Vec::new();
+    let mut ofs = 0;
+    while t.len() - ofs > 2 * MAX_LINE {
+        let find = |c: u8| memchr::memchr(c, &t[ofs + MAX_LINE..]).map(|p| p + ofs + MAX_LINE);
+        let ok = |j: Option<usize>| j.filter(|&j| j - ofs < 2 * MAX_LINE);
+        let j = ok(find(b'\n')).or_else(|| ok(find(b'>'))).or_else(|| ok(find(b' '))).unwrap_or(ofs + MAX_LINE);
+        out.push(t[ofs..=j.min(t.len() - 1)].to_vec());
+        ofs = j + 1;
+    }
+    if ofs < t.len() {
+        out.push(t[ofs..].to_vec());
+    }
+    out
+}
+
+/// Splits the header block into fields. A line without a colon before the blank line ends the header
+/// (SpamAssassin treats it as the start of the body); a leading "From " mbox line is skipped.
+pub fn split_header(msg: &[u8]) -> (Vec<Field>, usize) {
+    let mut fields: Vec<Field> = Vec::new();
+    let mut pos = 0;
+    if msg.starts_with(b"From ") {
+        pos = memchr::memchr(b'\n', msg).map(|p| p + 1).unwrap_or(msg.len());
+    }
+    while pos < msg.len() {
+        let end = memchr::memchr(b'\n', &msg[pos..]).map(|p| pos + p + 1).unwrap_or(msg.len());
+        let line = &msg[pos..end];
+        let content = line.strip_suffix(b"\n").unwrap_or(line);
+        let content = content.strip_suffix(b"\r").unwrap_or(content);
+        if content.is_empty() {
+            return (fields, end);
+        }
+        if content[0] == b' ' || content[0] == b'\t' {
+            if let Some(f) = fields.last_mut() {
+                f.raw.push(b'\n');
+                f.raw.extend_from_slice(content);
+            }
+        } else if let Some(colon) = memchr::memchr(b':', content) {
+            let name = String::from_utf8_lossy(&content[..colon]).trim_end().to_string();
+            if name.is_empty() || name.contains(char::is_whitespace) {
+                return (fields, pos);
+            }
+            let mut v = &content[colon + 1..];
+            while let [b' ' | b'\t', rest @ ..] = v {
+                v = rest;
+            }
+            fields.push(Field { name, raw: v.to_vec() });
+        } else {
+            return (fields, pos);
+        }
+        pos = end;
+    }
+    (fields, msg.len())
+}
+
+/// `\r?\n\s+` → one space (SpamAssassin's raw header unfolding).
+pub fn unfold_raw(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i] == b'\n' {
+            let mut j = i + 1;
+            while j < raw.len() && raw[j].is_ascii_whitespace() {
+                j += 1;
+            }
+            if out.last() == Some(&b'\r') {
+                out.pop();
+            }
+            out.push(b' ');
+            i = j;
+        } else {
+            out.push(raw[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// SpamAssassin's `_decode_header`: folds become a space, RFC 2047 encoded words decoded to UTF-8 (not in
+/// Received, Message-ID, Date, References and List-* fields), and a trailing "\n".
+pub fn decode_header_value(raw: &[u8], name: &str) -> Vec<u8> {
+    let mut v: Vec<u8> = Vec::with_capacity(raw.len() + 1);
+    for (i, &b) in raw.iter().enumerate() {
+        match b {
+            b'\r' if raw.get(i + 1) == Some(&b'\n') => {}
+            b'\n' => {}
+            b'\t' if i > 0 && raw[i - 1] == b'\n' => v.push(b' '),
+            _ => v.push(b),
+        }
+    }
+    let lname = name.to_ascii_lowercase();
+    let skip = matches!(
+        lname.as_str(),
+        "received" | "message-id" | "resent-message-id" | "date" | "resent-date" | "mime-version" | "references" | "in-reply-to"
+    ) || lname.starts_with("list-");
+    if !v.is_ascii() {
+        // Raw 8-bit: keep valid UTF-8, else read it as Windows-1252 as SpamAssassin's guesswork mostly does.
+        if std::str::from_utf8(&v).is_err() {
+            let (s, _, _) = encoding_rs::WINDOWS_1252.decode(&v);
+            v = s.into_owned().into_bytes();
+        }
+    }
+    if !skip && memchr::memmem::find(&v, b"=?").is_some() {
+        v = rfc2047_decode(&String::from_utf8_lossy(&v)).into_bytes();
+    }
+    v.push(b'\n');
+    v
+}
+
+/// Decodes RFC 2047 encoded words; whitespace between adjacent encoded words is dropped (RFC 2047 §6.2).
+pub fn rfc2047_decode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    let mut last_was_word = false;
+    while let Some(start) = rest.find("=?") {
+        let (before, after) = rest.split_at(start);
+        let decoded = parse_encoded_word(after);
+        match decoded {
+            Some((text, used)) => {
+                if !(last_was_word && before.trim().is_empty()) {
+                    out.push_str(before);
+                }
+                out.push_str(&text);
+                rest = &after[used..];
+                last_was_word = true;
+            }
+            None => {
+                out.push_str(before);
+                out.push_str("=?");
+                rest = &after[2..];
+                last_was_word = false;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn parse_encoded_word(s: &str) -> Option<(String, usize)> {
+    let body = s.strip_prefix("=?")?;
+    let q1 = body.find('?')?;
+    let charset = &body[..q1];
+    let charset = charset.split('*').next().unwrap_or(charset);
+    let enc = body.get(q1 + 1..q1 + 2)?;
+    if body.get(q1 + 2..q1 + 3)? != "?" {
+        return None;
+    }
+    let data_start = q1 + 3;
+    let end = body[data_start..].find("?=")? + data_start;
+    let data = &body[data_start..end];
+    let bytes = match enc {
+        "B" | "b" => {
+            use base64::Engine;
+            let cleaned: String = data.chars().filter(|c| !c.is_whitespace()).collect();
+            base64::engine::general_purpose::STANDARD
+                .decode(cleaned.trim_end_matches('='))
+                .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(cleaned.trim_end_matches('=')))
+                .ok()?
+        }
+        "Q" | "q" => {
+            let mut out = Vec::new();
+            let b = data.as_bytes();
+            let mut i = 0;
+            while i < b.len() {
+                match b[i] {
+                    b'_' => out.push(b' '),
+                    b'=' => {
+                        let h = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+                        match h.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                            Some(v) => {
+                                out.push(v);
+                                i += 2;
+                            }
+                            None => out.push(b'='),
+                        }
+                    }
+                    c => out.push(c),
+                }
+                i += 1;
+            }
+            out
+        }
+        _ => return None,
+    };
+    let enc = encoding_rs::Encoding::for_label(charset.as_bytes()).unwrap_or(encoding_rs::WINDOWS_1252);
+    let (text, _, _) = enc.decode(&bytes);
+    Some((text.into_owned(), 2 + end + 2))
+}
+
+/// Splits an address header into (display name, address) pairs. Lenient: groups, comments and bare
+/// addresses are all accepted, as SpamAssassin's parse_header_addresses is.
+pub fn parse_addresses(s: &str) -> Vec<(Option<String>, String)> {
+    let mut out = Vec::new();
+    // Split on commas outside quotes and angle brackets.
+    let mut items = Vec::new();
+    let mut cur = String::new();
+    let (mut inq, mut ina, mut paren) = (false, false, 0i32);
+    for c in s.chars() {
+        match c {
+            '"' if paren == 0 => inq = !inq,
+            '<' if !inq && paren == 0 => ina = true,
+            '>' if !inq && paren == 0 => ina = false,
+            '(' if !inq => paren += 1,
+            ')' if !inq && paren > 0 => paren -= 1,
+            ',' | ';' if !inq && !ina && paren == 0 => {
+                items.push(std::mem::take(&mut cur));
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+    }
+    items.push(cur);
+    for item in items {
+        let mut item = item.trim().to_string();
+        // Group syntax "name: a, b;" — drop the group label.
+        if let Some(colon) = item.find(':') {
+            if !item[..colon].contains('<') && !item[..colon].contains('@') && !item[..colon].contains('"') {
+                item = item[colon + 1..].trim().to_string();
+            }
+        }
+        if item.is_empty() {
+            continue;
+        }
+        if let (Some(lt), Some(gt)) = (item.find('<'), item.rfind('>')) {
+            if lt < gt {
+                let addr = item[lt + 1..gt].trim().to_string();
+                let phrase = item[..lt].trim().trim_matches('"').trim().to_string();
+                out.push((if phrase.is_empty() { None } else { Some(phrase) }, addr));
+                continue;
+            }
+        }
+        // "addr (Comment)" form.
+        let (addr, comment) = match item.find('(') {
+            Some(p) => (item[..p].trim().to_string(), Some(item[p + 1..].trim_end_matches(')').trim().to_string())),
+            None => (item.clone(), None),
+        };
+        out.push((comment.filter(|c| !c.is_empty()), addr));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_values() {
+        let m = b"Subject: =?utf-8?q?caf=C3=A9?=\n =?utf-8?b?IG9r?=\nFrom: \"Bob X\" <bob@x.org>\nTo: a@b, c@d\n\nHello\n\nWorld  there\n";
+        let v = View::new(m);
+        assert_eq!(v.header_for_rule("Subject").unwrap(), "caf\u{e9} ok\n".as_bytes());
+        assert_eq!(v.header_for_rule("From:addr").unwrap(), b"bob@x.org");
+        assert_eq!(v.header_for_rule("From:name").unwrap(), b"Bob X");
+        assert_eq!(v.header_for_rule("ToCc:addr").unwrap(), b"a@b\nc@d");
+        assert!(v.header_for_rule("Cc").is_none());
+        assert_eq!(v.body[0], "caf\u{e9} ok\n".as_bytes());
+        assert_eq!(v.body[1], b"Hello\n");
+        assert_eq!(v.body[2], b"World there ");
+    }
+
+    #[test]
+    fn no_body_no_panic() {
+        let v = View::new(b"Subject: x");
+        assert_eq!(v.fields.len(), 1);
+        let v = View::new(b"");
+        assert!(v.fields.is_empty());
+    }
+}
