@@ -82,7 +82,7 @@ impl Headers {
         self.fields
             .iter()
             .find(|f| f.name.eq_ignore_ascii_case(name))
-            .map(|f| value_of(f))
+            .map(value_of)
     }
 
     pub fn get_all(&self, name: &str) -> Vec<String> {
@@ -153,7 +153,7 @@ impl Headers {
         }
     }
 
-    pub fn len(&self) -> usize {
+    pub fn byte_len(&self) -> usize {
         self.fields.iter().map(|f| f.raw.len()).sum()
     }
 }
@@ -170,7 +170,7 @@ fn value_of(f: &Field) -> String {
 
 /// Joins a header block and a body back into a message.
 pub fn join(headers: &Headers, body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(headers.len() + body.len() + 2);
+    let mut out = Vec::with_capacity(headers.byte_len() + body.len() + 2);
     headers.write(&mut out);
     out.push(b'\n');
     out.extend_from_slice(body);

@@ -98,8 +98,7 @@ fn fill(text: &str, vars: &[(String, String)]) -> String {
             Some(close) if vars.iter().any(|(k, _)| k == &after[..close]) => {
                 let key = &after[..close];
                 out.push_str(
-                    &vars
-                        .iter()
+                    vars.iter()
                         .find(|(k, _)| k == key)
                         .map(|(_, v)| v.as_str())
                         .unwrap_or(""),
