@@ -296,3 +296,27 @@ fn oversized_posts_are_held_with_their_reason() {
         .iter()
         .all(|m| !m.header("Subject").unwrap_or_default().contains("big")));
 }
+
+#[test]
+fn broken_mime_eight_bit_headers_and_no_final_newline_still_go_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(sink) = Sink::start(tmp.path()) else { return };
+    let home = Home::new(sink.port);
+    list_with_members(&home, &["ann@example.com"]);
+    home.ok(&["list", "set", "dev", "footer", "footer"]);
+    let cases: Vec<Vec<u8>> = vec![
+        // multipart/mixed whose closing boundary never comes
+        b"From: ann@example.com\nSubject: broken\nContent-Type: multipart/mixed; boundary=zz\n\n--zz\nContent-Type: text/plain\n\nunfinished".to_vec(),
+        // raw 8-bit bytes in a header, invalid UTF-8
+        b"From: ann@example.com\nSubject: caf\xe9 \xff\xfe\n\nbody\n".to_vec(),
+        // no trailing newline, no body separator at all
+        b"From: ann@example.com\nSubject: headers only".to_vec(),
+    ];
+    for c in &cases {
+        let o = home.run(&["mail", "post", "dev"], c, &[]);
+        assert_eq!(o.code, 0, "{}", o.stderr);
+    }
+    assert_eq!(sink.to("ann@example.com").len(), 3);
+    let raw8 = sink.to("ann@example.com").into_iter().find(|m| m.data.contains("caf")).unwrap();
+    assert!(raw8.header("Subject").unwrap().starts_with("[dev] caf"), "8-bit subject kept and prefixed");
+}
