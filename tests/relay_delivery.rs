@@ -528,3 +528,86 @@ fn queue_rm_and_stats() {
     let (code, _, _) = s.cli(&["queue", "show", &id]);
     assert_eq!(code, 67);
 }
+
+#[test]
+fn smtp_source_load_with_many_recipients() {
+    if !peer("smtp-source") || !peer("smtp-sink") {
+        return;
+    }
+    let sink = Sink::start(&[]);
+    let s = Server::start_with(&relay_config(sink.port, ""), &[("aliases", ALIASES)], &[]);
+    // 200 messages, 10 recipients each, 5 sessions reusing connections: 2,000 deliveries.
+    let st = Command::new(common::which("smtp-source").unwrap())
+        .args([
+            "-s",
+            "5",
+            "-m",
+            "200",
+            "-r",
+            "10",
+            "-l",
+            "2048",
+            "-d",
+            "-f",
+            "load@example.org",
+            "-t",
+            "rcpt@far.example.net",
+        ])
+        .arg(format!("127.0.0.1:{}", s.port))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert!(
+        s.wait_empty(Duration::from_secs(30)),
+        "{}",
+        s.cli(&["queue", "stats"]).1
+    );
+    assert_eq!(s.maillog().matches("status=sent").count(), 2000);
+    // Recipients of one message travel in one transaction: 200 transactions at the sink.
+    assert!(
+        wait_for(|| sink.messages().len() == 200, 10),
+        "{}",
+        sink.messages().len()
+    );
+}
+
+#[test]
+fn local_user_gets_an_mbox() {
+    if !peer("swaks") {
+        return;
+    }
+    let cfg = relay_config(9, "mailbox_dir = \"HOME/mail\"").replace("root: HOME/root.mbox\n", "");
+    let aliases = ALIASES.replace("root: HOME/root.mbox\n", "");
+    let s = Server::start_with(&cfg, &[("aliases", &aliases), ("mail/.keep", "")], &[]);
+    // root exists everywhere; with no alias for it, it is a local user.
+    let out = swaks(
+        s.port,
+        &[
+            "-f",
+            "a@far.example.net",
+            "-t",
+            "root@example.org",
+            "--header",
+            "Subject: for root",
+        ],
+    );
+    assert!(out.contains("queued as"), "{out}");
+    let mbox = s.path("mail/root");
+    assert!(
+        wait_for(
+            || std::fs::read_to_string(&mbox)
+                .unwrap_or_default()
+                .contains("Subject: for root"),
+            10
+        ),
+        "{}",
+        s.maillog()
+    );
+    let text = std::fs::read_to_string(&mbox).unwrap();
+    assert!(
+        text.starts_with("From a@far.example.net ")
+            && text.contains("Return-Path: <a@far.example.net>"),
+        "{text}"
+    );
+    assert!(!text.contains('\r'), "mbox lines end in LF");
+}
