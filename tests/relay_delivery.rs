@@ -611,3 +611,69 @@ fn local_user_gets_an_mbox() {
     );
     assert!(!text.contains('\r'), "mbox lines end in LF");
 }
+
+#[test]
+fn new_alias_lines_take_effect_without_a_restart() {
+    if !peer("swaks") {
+        return;
+    }
+    let s = Server::start_with(&relay_config(9, ""), &[("aliases", ALIASES)], &[]);
+    let before = swaks(
+        s.port,
+        &[
+            "--quit-after",
+            "RCPT",
+            "-f",
+            "a@far.example.net",
+            "-t",
+            "newlist@example.org",
+        ],
+    );
+    assert!(before.contains("550 5.1.1"), "{before}");
+    // What `correo list create` does: append the list's line to the aliases file.
+    let mut text = std::fs::read_to_string(s.path("aliases")).unwrap();
+    text.push_str(&format!(
+        "newlist: {}/newlist.mbox\n",
+        s.home.path().display()
+    ));
+    std::fs::write(s.path("aliases"), &text).unwrap();
+    assert!(
+        wait_for(
+            || swaks(
+                s.port,
+                &[
+                    "--quit-after",
+                    "RCPT",
+                    "-f",
+                    "a@far.example.net",
+                    "-t",
+                    "newlist@example.org"
+                ]
+            )
+            .contains("250 2.1.5"),
+            10
+        ),
+        "{}",
+        s.maillog()
+    );
+    // A broken edit is refused and the old tables stay.
+    std::fs::write(s.path("aliases"), text + "broken line without colon\n").unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    assert!(swaks(
+        s.port,
+        &[
+            "--quit-after",
+            "RCPT",
+            "-f",
+            "a@far.example.net",
+            "-t",
+            "newlist@example.org"
+        ]
+    )
+    .contains("250 2.1.5"));
+    assert!(
+        wait_for(|| s.maillog().contains("reload refused"), 5),
+        "{}",
+        s.maillog()
+    );
+}

@@ -8,7 +8,7 @@ use crate::message::error::{Error, Result};
 use crate::smtp::config::SmtpConfig;
 use crate::smtp::queue::runner::{Runner, Settings};
 use crate::smtp::queue::Queue;
-use crate::smtp::route::Router;
+use crate::smtp::route::{Router, Routes};
 use crate::smtp::server::{self, passwd::Passwd, Ctx, Mode};
 use std::sync::Arc;
 
@@ -37,12 +37,12 @@ pub fn hostname(cfg: &SmtpConfig) -> String {
     })
 }
 
-fn load_router(cfg: &SmtpConfig) -> Result<Router> {
-    Router::load(cfg)
+fn load_router(cfg: &SmtpConfig) -> Result<Routes> {
+    Routes::watch(cfg)
         .map_err(|errs| Error::config(format!("bad alias tables:\n  {}", errs.join("\n  "))))
 }
 
-fn build_ctx(home: &Home, queue: Arc<dyn server::Sink>, router: Arc<Router>) -> Result<Ctx> {
+fn build_ctx(home: &Home, queue: Arc<dyn server::Sink>, router: Arc<Routes>) -> Result<Ctx> {
     let cfg = &home.config.smtp;
     let trusted = server::parse_networks(&cfg.trusted_networks).map_err(Error::config)?;
     let tls = match (&cfg.tls_cert, &cfg.tls_key) {

@@ -62,7 +62,7 @@ fn ctx() -> Arc<Ctx> {
         let hash = crate::smtp::server::passwd::hash("secret", 1);
         Arc::new(Ctx {
             hostname: "fuzz.example.org".into(),
-            router: Arc::new(router),
+            router: Arc::new(crate::smtp::route::Routes::fixed(router)),
             sink: Arc::new(NullSink),
             trusted: vec![],
             tls: None,

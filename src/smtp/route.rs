@@ -310,6 +310,83 @@ impl Router {
     }
 }
 
+/// The current tables, reloaded when one of the files changes (checked at most once a second), so a new
+/// list's alias line takes effect without a restart, as `newaliases` makes it for sendmail. A file that
+/// no longer parses is logged and the previous tables stay in force.
+pub struct Routes {
+    cfg: Option<SmtpConfig>,
+    current: std::sync::RwLock<std::sync::Arc<Router>>,
+    check: std::sync::Mutex<(std::time::Instant, Vec<Option<std::time::SystemTime>>)>,
+}
+
+impl Routes {
+    /// Tables that never change (tests, fuzzing).
+    pub fn fixed(r: Router) -> Routes {
+        Routes {
+            cfg: None,
+            current: std::sync::RwLock::new(std::sync::Arc::new(r)),
+            check: std::sync::Mutex::new((std::time::Instant::now(), vec![])),
+        }
+    }
+
+    /// Loads the tables named in the config and watches their files.
+    pub fn watch(cfg: &SmtpConfig) -> Result<Routes, Vec<String>> {
+        let r = Router::load(cfg)?;
+        Ok(Routes {
+            cfg: Some(cfg.clone()),
+            current: std::sync::RwLock::new(std::sync::Arc::new(r)),
+            check: std::sync::Mutex::new((std::time::Instant::now(), stamps(cfg))),
+        })
+    }
+
+    pub fn get(&self) -> std::sync::Arc<Router> {
+        if let Some(cfg) = &self.cfg {
+            if let Ok(mut check) = self.check.try_lock() {
+                if check.0.elapsed() >= std::time::Duration::from_secs(1) {
+                    check.0 = std::time::Instant::now();
+                    let now = stamps(cfg);
+                    if now != check.1 {
+                        check.1 = now;
+                        match Router::load(cfg) {
+                            Ok(r) => {
+                                if let Ok(mut cur) = self.current.write() {
+                                    *cur = std::sync::Arc::new(r);
+                                }
+                                crate::message::log::event(
+                                    "serve",
+                                    "aliases",
+                                    &[("status", "reloaded")],
+                                );
+                            }
+                            Err(errs) => crate::message::log::event(
+                                "serve",
+                                "aliases",
+                                &[
+                                    ("status", "reload refused, keeping the old tables"),
+                                    ("error", &errs.join("; ")),
+                                ],
+                            ),
+                        }
+                    }
+                }
+            }
+        }
+        self.current
+            .read()
+            .map(|c| c.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+}
+
+fn stamps(cfg: &SmtpConfig) -> Vec<Option<std::time::SystemTime>> {
+    cfg.aliases
+        .iter()
+        .chain(cfg.domain_aliases.values())
+        .chain(cfg.virtusers.iter())
+        .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+        .collect()
+}
+
 /// sendmail's `error:5.1.1 text` or `error:550 5.1.1 text`; anything unclear is a permanent 550 5.1.1.
 fn error_reply(orig: &str, text: &str) -> Reply {
     let mut words = text.split_whitespace().peekable();

@@ -16,7 +16,7 @@ use crate::smtp::client::{Client, Outcome, Transaction};
 use crate::smtp::config::{RelayConfig, SmtpConfig};
 use crate::smtp::local::{self, Delivered};
 use crate::smtp::mx::{self, RouteError};
-use crate::smtp::route::Router;
+use crate::smtp::route::Routes;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -110,7 +110,7 @@ struct Dest {
 
 pub struct Runner {
     queue: Queue,
-    router: Arc<Router>,
+    router: Arc<Routes>,
     s: Settings,
     resolver: Option<hickory_resolver::TokioResolver>,
     rt: tokio::runtime::Handle,
@@ -129,7 +129,7 @@ const LOCAL: &str = "\u{0}local";
 impl Runner {
     pub fn new(
         queue: Queue,
-        router: Arc<Router>,
+        router: Arc<Routes>,
         s: Settings,
         resolver: Option<hickory_resolver::TokioResolver>,
     ) -> Arc<Runner> {
@@ -573,7 +573,7 @@ impl Runner {
                 &original,
             );
             match crate::message::address::Address::parse(sender) {
-                Ok(addr) => match self.router.resolve(&addr, true) {
+                Ok(addr) => match self.router.get().resolve(&addr, true) {
                     Ok(rcpts) => {
                         let m = NewMessage {
                             sender: String::new(),
