@@ -416,36 +416,40 @@ impl Runner {
                     Err(e) => self.temp_fail_job(j, e, None, &mut results),
                 }
             }
-            let start = std::time::Instant::now();
-            let outcomes = client.send_all(&txs);
+            // Each transaction's results go to the writer the moment its reply is read; the rows are
+            // released only once every commit is done (or the scheduler could hand them out again).
             let mut broken = false;
-            for (j, outs) in tx_jobs.iter().zip(outcomes) {
+            let mut commits = Vec::new();
+            client.send_all_with(&txs, |i, outs| {
+                let j = tx_jobs[i];
+                let mut jr = Vec::new();
                 let mut bounced = Vec::new();
                 for (r, o) in j.rows.iter().zip(outs) {
                     let delay = format!("{:.2}", (now_ms() - j.created) as f64 / 1000.0);
                     match o {
                         Outcome::Accepted(text) => {
-                            log_delivery(&j.msg, r, &relay, &delay, "sent", &text);
-                            results.push(RowResult::Done { row: r.row });
+                            log_delivery(&j.msg, r, &relay, &delay, "sent", text);
+                            jr.push(RowResult::Done { row: r.row });
                         }
                         Outcome::Temporary(text) => {
                             broken |= !text.starts_with('4');
-                            log_delivery(&j.msg, r, &relay, &delay, "deferred", &text);
-                            self.temp_fail_row(j, r, &text, None, &mut results, &mut bounced);
+                            log_delivery(&j.msg, r, &relay, &delay, "deferred", text);
+                            self.temp_fail_row(j, r, text, None, &mut jr, &mut bounced);
                         }
                         Outcome::Permanent(text) => {
-                            log_delivery(&j.msg, r, &relay, &delay, "bounced", &text);
-                            bounced.push((r, text));
+                            log_delivery(&j.msg, r, &relay, &delay, "bounced", text);
+                            bounced.push((r, text.clone()));
                         }
                     }
                 }
                 if !bounced.is_empty() {
-                    self.bounce_rows(j, &bounced, &mut results);
+                    self.bounce_rows(j, &bounced, &mut jr);
                 }
-            }
-            let _ = start;
+                commits.push(self.queue.record_start(jr));
+            });
+            commits.push(self.queue.record_start(results));
+            self.settle(&batch, commits);
             sent += batch.len();
-            self.finish(&batch, results);
             if broken || sent >= self.s.per_connection {
                 break;
             }
@@ -614,6 +618,43 @@ impl Runner {
             }
         }
         results.extend(rows.iter().map(|(r, _)| RowResult::Done { row: r.row }));
+    }
+
+    /// Waits for commits started with `record_start`, then releases the rows.
+    fn settle(
+        &self,
+        jobs: &[Job],
+        commits: Vec<std::sync::mpsc::Receiver<crate::message::error::Result<Vec<String>>>>,
+    ) {
+        let mut failed = false;
+        for c in commits {
+            match c.recv() {
+                Ok(Ok(finished)) => {
+                    for id in &finished {
+                        log::event("queue", id, &[("status", "removed")]);
+                    }
+                }
+                Ok(Err(e)) => {
+                    failed = true;
+                    log::event("queue", "runner", &[("status", "error"), ("error", &e.msg)]);
+                }
+                Err(_) => failed = true,
+            }
+        }
+        if failed {
+            // The rows stay in the database as they were; they will be retried.
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        self.release(jobs);
+    }
+
+    fn release(&self, jobs: &[Job]) {
+        let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        for j in jobs {
+            for row in &j.rows {
+                inflight.remove(&row.row);
+            }
+        }
     }
 
     /// Commits results, then releases the rows (only after the commit, or the scheduler could hand a
