@@ -68,6 +68,6 @@ run() { # NAME PORT LOG
 echo "load: $N messages of $L bytes, $S sessions (smtp-source -d), sink smtp-sink; $(nproc) cores"
 run correo $CP "$W/correo/log/maillog"
 run postfix $PP "$W/postfix/maillog"
-printf 'ratio correo/postfix: accepted %.2fx, relayed %.2fx, p99 delay %.2fx (lower is better)\n' \
+printf 'ratio correo/postfix: accepted %.2fx, relayed %.2fx, p99 delay %.3fx (lower is better)\n' \
     "$(echo "$correo_inject / $postfix_inject" | bc -l)" "$(echo "$correo_thru / $postfix_thru" | bc -l)" \
     "$(echo "$correo_p99 / ($postfix_p99 + 0.0005)" | bc -l)"
