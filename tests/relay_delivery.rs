@@ -685,12 +685,38 @@ fn local_users_can_go_through_the_recipe_engine() {
     }
     // deliver_command stands in for `correo deliver`: it gets the message on stdin and procmail's -f.
     let script = "#!/bin/sh\n{ echo \"args=$* user=$USER\"; cat; } > HOME/delivered.txt\nexit 0\n";
-    let cfg = relay_config(9, "local_delivery = \"deliver\"\ndeliver_command = \"HOME/deliver.sh\"");
+    let cfg = relay_config(
+        9,
+        "local_delivery = \"deliver\"\ndeliver_command = \"HOME/deliver.sh\"",
+    );
     let aliases = ALIASES.replace("root: HOME/root.mbox\n", "");
     let s = Server::start_with(&cfg, &[("aliases", &aliases), ("deliver.sh", script)], &[]);
-    assert!(swaks(s.port, &["-f", "a@far.example.net", "-t", "root@example.org", "--header", "Subject: recipes"]).contains("queued as"));
+    assert!(swaks(
+        s.port,
+        &[
+            "-f",
+            "a@far.example.net",
+            "-t",
+            "root@example.org",
+            "--header",
+            "Subject: recipes"
+        ]
+    )
+    .contains("queued as"));
     let out = s.path("delivered.txt");
-    assert!(wait_for(|| std::fs::read_to_string(&out).unwrap_or_default().contains("Subject: recipes"), 10), "{}", s.maillog());
+    assert!(
+        wait_for(
+            || std::fs::read_to_string(&out)
+                .unwrap_or_default()
+                .contains("Subject: recipes"),
+            10
+        ),
+        "{}",
+        s.maillog()
+    );
     let text = std::fs::read_to_string(&out).unwrap();
-    assert!(text.starts_with("args=-f a@far.example.net user=root"), "{text}");
+    assert!(
+        text.starts_with("args=-f a@far.example.net user=root"),
+        "{text}"
+    );
 }
