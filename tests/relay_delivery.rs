@@ -32,7 +32,7 @@ fn relay_config(sink_port: u16, extra: &str) -> String {
 
 const ALIASES: &str = "postmaster: HOME/postmaster.mbox\nroot: HOME/root.mbox\nsender: HOME/sender.mbox\n\
 lista: \"|HOME/post.sh lista\"\nowner-lista: sender\nretry: \"|exit 75\"\nnouser: \"|echo no such list; exit 67\"\n";
-const POST_SH: &str = "#!/bin/sh\n# stands in for `correo mail post LIST`: keep what the pipe got\ncat > HOME/piped.$1.$$\necho \"sender=$SENDER recipient=$RECIPIENT\" >> HOME/piped.$1.$$\n";
+const POST_SH: &str = "#!/bin/sh\n# stands in for `correo mail post LIST`: keep what the pipe got\ncat > HOME/piped.$1.$$\necho \"sender=$SENDER recipient=$RECIPIENT home=$CORREO_HOME\" >> HOME/piped.$1.$$\n";
 
 fn files(prefix: &str, dir: &std::path::Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
@@ -181,6 +181,14 @@ fn alias_pipe_end_to_end() {
         "{got}"
     );
     assert!(got.contains("recipient=lista@example.org"), "{got}");
+    // `correo mail post` run from the alias finds the data directory serve uses.
+    assert!(
+        got.contains(&format!(
+            "home={}",
+            s.home.path().canonicalize().unwrap().display()
+        )),
+        "{got}"
+    );
     assert!(s.wait_empty(Duration::from_secs(5)));
     assert!(s.maillog().contains("relay=pipe"), "{}", s.maillog());
 }

@@ -113,8 +113,8 @@ pub fn run(home: &Home, args: Args) -> Result<()> {
         } else {
             None
         };
-        let settings =
-            Settings::new(&ctx.hostname, &cfg.smtp, &cfg.relay).map_err(Error::config)?;
+        let settings = Settings::new(&ctx.hostname, &home.dir, &cfg.smtp, &cfg.relay)
+            .map_err(Error::config)?;
         let runner = Runner::new(queue.clone(), router.clone(), settings, resolver);
         tokio::spawn(runner.run());
         let mut tasks = Vec::new();

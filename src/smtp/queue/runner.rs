@@ -36,6 +36,8 @@ pub struct Settings {
     pub connections: usize,
     pub per_connection: usize,
     pub pipe_user: String,
+    /// The data directory, passed to pipes as CORREO_HOME so `correo mail post` finds it.
+    pub home: std::path::PathBuf,
     pub local_delivery: String,
     pub mailbox_dir: std::path::PathBuf,
     pub deliver_command: String,
@@ -46,7 +48,27 @@ pub struct Settings {
 
 impl Settings {
     /// Copies the settings out of the config; fails on a bad TLS policy or an unreadable password file.
-    pub fn new(hostname: &str, smtp: &SmtpConfig, relay: &RelayConfig) -> Result<Settings, String> {
+    pub fn new(
+        hostname: &str,
+        home: &std::path::Path,
+        smtp: &SmtpConfig,
+        relay: &RelayConfig,
+    ) -> Result<Settings, String> {
+        let pipe_user = match &smtp.pipe_user {
+            Some(u) => u.clone(),
+            None => {
+                use std::os::unix::fs::MetadataExt;
+                let uid = std::fs::metadata(home)
+                    .map(|m| m.uid())
+                    .map_err(|e| format!("{}: {e}", home.display()))?;
+                local::user_name(uid).ok_or_else(|| {
+                    format!(
+                        "{}: owner uid {uid} has no user name; set [smtp] pipe_user",
+                        home.display()
+                    )
+                })?
+            }
+        };
         let auth = match (&relay.smarthost_user, &relay.smarthost_password_file) {
             (Some(u), Some(p)) => {
                 let pw = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
@@ -85,7 +107,8 @@ impl Settings {
             down_ms: (relay.down_secs * 1000.0) as i64,
             connections: relay.connections.max(1),
             per_connection: relay.per_connection.max(1),
-            pipe_user: smtp.pipe_user.clone(),
+            pipe_user,
+            home: home.to_path_buf(),
             local_delivery: smtp.local_delivery.clone(),
             mailbox_dir: smtp.mailbox_dir.clone(),
             deliver_command: smtp.deliver_command.clone(),
@@ -709,6 +732,7 @@ impl Runner {
                     &sender,
                     &r.orig,
                     &self.s.pipe_user,
+                    &self.s.home,
                 ),
                 Kind::File => {
                     let owner = local::lookup_user(&self.s.pipe_user);
