@@ -198,5 +198,12 @@ mod tests {
             }
             super::tables(&input);
         }
+        // And some bytes with no structure at all.
+        for _ in 0..300 {
+            let len = (next() % 600) as usize;
+            let input: Vec<u8> = (0..len).map(|_| (next() & 0xff) as u8).collect();
+            let _ = super::session(&input);
+            super::tables(&input);
+        }
     }
 }
