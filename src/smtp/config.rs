@@ -107,6 +107,8 @@ pub struct RelayConfig {
     pub down_secs: f64,
     /// Connections per destination (domain or smarthost) open at once.
     pub connections: usize,
+    /// Delivery threads (connections and local deliveries) in all, across destinations.
+    pub max_workers: usize,
     /// Messages sent over one connection before it is closed and reopened.
     pub per_connection: usize,
     /// Name used in EHLO; default: [smtp] hostname.
@@ -142,6 +144,7 @@ impl Default for RelayConfig {
             retry_max_secs: 3600.0,
             down_secs: 60.0,
             connections: 8,
+            max_workers: 100,
             per_connection: 1000,
             helo: None,
         }

@@ -18,6 +18,7 @@ use crate::smtp::local::{self, Delivered};
 use crate::smtp::mx::{self, RouteError};
 use crate::smtp::route::Routes;
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -34,6 +35,7 @@ pub struct Settings {
     pub retry_max_ms: f64,
     pub down_ms: i64,
     pub connections: usize,
+    pub max_workers: usize,
     pub per_connection: usize,
     pub pipe_user: String,
     /// The data directory, passed to pipes as CORREO_HOME so `correo mail post` finds it.
@@ -106,6 +108,7 @@ impl Settings {
             retry_max_ms: relay.retry_max_secs * 1000.0,
             down_ms: (relay.down_secs * 1000.0) as i64,
             connections: relay.connections.max(1),
+            max_workers: relay.max_workers.max(1),
             per_connection: relay.per_connection.max(1),
             pipe_user,
             home: home.to_path_buf(),
@@ -139,6 +142,8 @@ pub struct Runner {
     rt: tokio::runtime::Handle,
     inflight: Mutex<HashSet<i64>>,
     dests: Mutex<HashMap<String, Dest>>,
+    /// Delivery threads running, across all destinations.
+    workers: AtomicUsize,
     /// The failure cache: destination → (until ms, why).
     down: Mutex<HashMap<String, (i64, String)>>,
 }
@@ -165,6 +170,7 @@ impl Runner {
             inflight: Mutex::new(HashSet::new()),
             dests: Mutex::new(HashMap::new()),
             down: Mutex::new(HashMap::new()),
+            workers: AtomicUsize::new(0),
         })
     }
 
@@ -185,6 +191,7 @@ impl Runner {
             })
             .await;
             let mut busy = false;
+            self.top_up();
             match rows {
                 Ok(Ok(rows)) => busy = self.dispatch(rows) > 0,
                 Ok(Err(e)) => {
@@ -270,22 +277,54 @@ impl Runner {
                 self.finish(&jobs, results);
                 continue;
             }
-            let spawn = {
-                let mut dests = self.dests.lock().unwrap_or_else(|p| p.into_inner());
-                let d = dests.entry(key.clone()).or_default();
-                d.jobs.extend(jobs);
+            let mut dests = self.dests.lock().unwrap_or_else(|p| p.into_inner());
+            dests.entry(key.clone()).or_default().jobs.extend(jobs);
+        }
+        self.top_up();
+        n
+    }
+
+    /// Starts workers where jobs wait: up to `connections` per destination (one per 4 jobs) and
+    /// `max_workers` in all. Workers are plain threads, not tokio's blocking pool, so slow remote hosts
+    /// can never starve the sessions' queue writes of threads.
+    fn top_up(self: &Arc<Self>) {
+        let mut start = Vec::new();
+        {
+            let mut dests = self.dests.lock().unwrap_or_else(|p| p.into_inner());
+            let mut total = self.workers.load(Ordering::SeqCst);
+            for (key, d) in dests.iter_mut() {
+                if d.jobs.is_empty() {
+                    continue;
+                }
                 let want = self.s.connections.min(d.jobs.len().div_ceil(4).max(1));
-                let extra = want.saturating_sub(d.workers);
+                let extra = want
+                    .saturating_sub(d.workers)
+                    .min(self.s.max_workers.saturating_sub(total));
                 d.workers += extra;
-                extra
-            };
-            for _ in 0..spawn {
-                let me = self.clone();
-                let key = key.clone();
-                tokio::task::spawn_blocking(move || me.work(&key));
+                total += extra;
+                for _ in 0..extra {
+                    start.push(key.clone());
+                }
+            }
+            self.workers.store(total, Ordering::SeqCst);
+        }
+        for key in start {
+            let me = self.clone();
+            let spawned = std::thread::Builder::new()
+                .name("queue-worker".into())
+                .spawn(move || me.work(&key));
+            if spawned.is_err() {
+                // Out of threads: forget the slot; the next top-up tries again.
+                log::event(
+                    "queue",
+                    "runner",
+                    &[
+                        ("status", "error"),
+                        ("error", "cannot start a delivery thread"),
+                    ],
+                );
             }
         }
-        n
     }
 
     /// Reads a queued message through this thread's own read connection (WAL readers never block the
@@ -319,6 +358,7 @@ impl Runner {
         let out: Vec<Job> = d.jobs.drain(..k).collect();
         if out.is_empty() {
             d.workers = d.workers.saturating_sub(1);
+            self.workers.fetch_sub(1, Ordering::SeqCst);
         }
         out
     }
