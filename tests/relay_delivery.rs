@@ -728,3 +728,39 @@ fn local_users_can_go_through_the_recipe_engine() {
         "{text}"
     );
 }
+
+#[test]
+fn sigterm_lets_a_running_pipe_finish_so_a_restart_does_not_repeat_it() {
+    if !peer("swaks") {
+        return;
+    }
+    let slow = "#!/bin/sh\ntouch HOME/started\nsleep 1\ncat > /dev/null\necho done >> HOME/runs\n";
+    let aliases = format!("{ALIASES}slow: \"|HOME/slow.sh\"\n");
+    let mut s = Server::start_with(
+        &relay_config(9, ""),
+        &[("aliases", &aliases), ("slow.sh", slow)],
+        &[],
+    );
+    assert!(swaks(
+        s.port,
+        &["-f", "a@far.example.net", "-t", "slow@example.org"]
+    )
+    .contains("queued as"));
+    let started = s.path("started");
+    assert!(wait_for(|| started.exists(), 10), "{}", s.maillog());
+    let mut child = s.child.take().unwrap();
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    // The pipe finished before serve exited, and its result was committed.
+    assert_eq!(std::fs::read_to_string(s.path("runs")).unwrap(), "done\n");
+    s.spawn();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(s.wait_empty(Duration::from_secs(5)));
+    assert_eq!(
+        std::fs::read_to_string(s.path("runs")).unwrap(),
+        "done\n",
+        "the pipe ran again after restart"
+    );
+    assert!(s.maillog().contains("status=stopped"), "{}", s.maillog());
+}

@@ -144,6 +144,8 @@ pub struct Runner {
     dests: Mutex<HashMap<String, Dest>>,
     /// Delivery threads running, across all destinations.
     workers: AtomicUsize,
+    /// Set on SIGTERM: no new deliveries start; running ones finish and commit.
+    stopping: std::sync::atomic::AtomicBool,
     /// The failure cache: destination → (until ms, why).
     down: Mutex<HashMap<String, (i64, String)>>,
 }
@@ -171,7 +173,19 @@ impl Runner {
             dests: Mutex::new(HashMap::new()),
             down: Mutex::new(HashMap::new()),
             workers: AtomicUsize::new(0),
+            stopping: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Stops starting deliveries; those under way (a pipe, an SMTP batch) finish and commit their result,
+    /// so a restart does not run a list's pipe a second time. Queued-but-unstarted work stays queued.
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+    }
+
+    /// Delivery threads still running.
+    pub fn active(&self) -> usize {
+        self.workers.load(Ordering::SeqCst)
     }
 
     /// The scheduler loop: runs until the process ends.
@@ -184,6 +198,10 @@ impl Runner {
             }
         };
         loop {
+            if self.stopping.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
             let c = conn.clone();
             let rows = tokio::task::spawn_blocking(move || {
                 let c = c.lock().unwrap_or_else(|p| p.into_inner());
@@ -354,7 +372,11 @@ impl Runner {
         let Some(d) = dests.get_mut(key) else {
             return vec![];
         };
-        let k = n.min(d.jobs.len());
+        let k = if self.stopping.load(Ordering::SeqCst) {
+            0
+        } else {
+            n.min(d.jobs.len())
+        };
         let out: Vec<Job> = d.jobs.drain(..k).collect();
         if out.is_empty() {
             d.workers = d.workers.saturating_sub(1);
@@ -530,7 +552,11 @@ impl Runner {
         let Some(d) = dests.get_mut(key) else {
             return vec![];
         };
-        let k = PIPELINE_BATCH.min(d.jobs.len());
+        let k = if self.stopping.load(Ordering::SeqCst) {
+            0
+        } else {
+            PIPELINE_BATCH.min(d.jobs.len())
+        };
         d.jobs.drain(..k).collect()
     }
 
