@@ -445,6 +445,11 @@ impl Runner {
         let mut relay = String::new();
         let mut last_err = String::new();
         for (name, addr) in &hosts {
+            let label = if name == addr {
+                addr.clone()
+            } else {
+                format!("{name}[{addr}]")
+            };
             let opts = if self.s.smarthost.is_some() {
                 self.s.smarthost_opts.clone()
             } else {
@@ -457,17 +462,13 @@ impl Runner {
             match Client::connect_with(addr, &self.s.helo, &opts) {
                 Ok(c) => {
                     client = Some(c);
-                    relay = if name == addr {
-                        addr.clone()
-                    } else {
-                        format!("{name}[{addr}]")
-                    };
+                    relay = label;
                     break;
                 }
                 Err(e) if !e.temporary => {
-                    last_err = format!("5.0.0 {name}[{addr}]: {}", e.msg);
+                    last_err = format!("5.0.0 {label}: {}", e.msg);
                 }
-                Err(e) => last_err = format!("4.4.1 {name}[{addr}]: {}", e.msg),
+                Err(e) => last_err = format!("4.4.1 {label}: {}", e.msg),
             }
         }
         let Some(mut client) = client else {
@@ -583,7 +584,11 @@ impl Runner {
                 log_delivery(
                     &j.msg,
                     r,
-                    key.trim_start_matches('\0'),
+                    self.s
+                        .smarthost
+                        .as_deref()
+                        .filter(|_| key == "[smarthost]")
+                        .unwrap_or(key.trim_start_matches('\0')),
                     &format!("{:.2}", (now_ms() - j.created) as f64 / 1000.0),
                     "deferred",
                     why,
