@@ -25,7 +25,6 @@ impl Runner {
         let mut results = Vec::new();
         let mut bounced = Vec::new();
         for r in &j.rows {
-            let start = std::time::Instant::now();
             let d = match r.kind {
                 Kind::Pipe => local::pipe(
                     &r.target,
@@ -47,7 +46,6 @@ impl Runner {
                 Kind::Mailbox => self.deliver_mailbox(&r.target, &data, &sender),
                 Kind::Smtp => Delivered::Temporary("4.3.0 misrouted".into()),
             };
-            let _ = start;
             let relay = match r.kind {
                 Kind::Pipe => "pipe",
                 Kind::File => "file",
