@@ -68,6 +68,16 @@ run() { # NAME PORT LOG
 echo "load: $N messages of $L bytes, $S sessions (smtp-source -d), sink smtp-sink; $(nproc) cores"
 run correo $CP "$W/correo/log/maillog"
 run postfix $PP "$W/postfix/maillog"
-printf 'ratio correo/postfix: accepted %.2fx, relayed %.2fx, p99 delay %.2fx (lower is better)\n' \
+# Time to the 250, one transaction at a time per connection (Python smtplib, 20 connections).
+if [ -x /usr/bin/python3 ]; then
+    LN=$((N / 5))
+    set -- $(/usr/bin/python3 "$ROOT/bench/smtp-latency.py" 127.0.0.1 $CP $LN 20 "$L")
+    printf 'correo   250 latency p50 %sms p99 %sms (%s msg/s, %s messages, 20 connections)\n' "$1" "$2" "$3" $LN
+    c99=$2
+    set -- $(/usr/bin/python3 "$ROOT/bench/smtp-latency.py" 127.0.0.1 $PP $LN 20 "$L")
+    printf 'postfix  250 latency p50 %sms p99 %sms (%s msg/s, %s messages, 20 connections)\n' "$1" "$2" "$3" $LN
+    printf 'ratio correo/postfix: p99 time to 250 %.2fx (lower is better)\n' "$(echo "$c99 / $2" | bc -l)"
+fi
+printf 'ratio correo/postfix: accepted %.2fx, relayed %.2fx, p99 delay %.3fx (lower is better)\n' \
     "$(echo "$correo_inject / $postfix_inject" | bc -l)" "$(echo "$correo_thru / $postfix_thru" | bc -l)" \
     "$(echo "$correo_p99 / ($postfix_p99 + 0.0005)" | bc -l)"

@@ -32,7 +32,7 @@ fn relay_config(sink_port: u16, extra: &str) -> String {
 
 const ALIASES: &str = "postmaster: HOME/postmaster.mbox\nroot: HOME/root.mbox\nsender: HOME/sender.mbox\n\
 lista: \"|HOME/post.sh lista\"\nowner-lista: sender\nretry: \"|exit 75\"\nnouser: \"|echo no such list; exit 67\"\n";
-const POST_SH: &str = "#!/bin/sh\n# stands in for `correo mail post LIST`: keep what the pipe got\ncat > HOME/piped.$1.$$\necho \"sender=$SENDER recipient=$RECIPIENT\" >> HOME/piped.$1.$$\n";
+const POST_SH: &str = "#!/bin/sh\n# stands in for `correo mail post LIST`: keep what the pipe got\ncat > HOME/piped.$1.$$\necho \"sender=$SENDER recipient=$RECIPIENT home=$CORREO_HOME\" >> HOME/piped.$1.$$\n";
 
 fn files(prefix: &str, dir: &std::path::Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
@@ -181,6 +181,14 @@ fn alias_pipe_end_to_end() {
         "{got}"
     );
     assert!(got.contains("recipient=lista@example.org"), "{got}");
+    // `correo mail post` run from the alias finds the data directory serve uses.
+    assert!(
+        got.contains(&format!(
+            "home={}",
+            s.home.path().canonicalize().unwrap().display()
+        )),
+        "{got}"
+    );
     assert!(s.wait_empty(Duration::from_secs(5)));
     assert!(s.maillog().contains("relay=pipe"), "{}", s.maillog());
 }
@@ -527,4 +535,232 @@ fn queue_rm_and_stats() {
     assert_eq!(code, 0, "{out}");
     let (code, _, _) = s.cli(&["queue", "show", &id]);
     assert_eq!(code, 67);
+}
+
+#[test]
+fn smtp_source_load_with_many_recipients() {
+    if !peer("smtp-source") || !peer("smtp-sink") {
+        return;
+    }
+    let sink = Sink::start(&[]);
+    let s = Server::start_with(&relay_config(sink.port, ""), &[("aliases", ALIASES)], &[]);
+    // 200 messages, 10 recipients each, 5 sessions reusing connections: 2,000 deliveries.
+    let st = Command::new(common::which("smtp-source").unwrap())
+        .args([
+            "-s",
+            "5",
+            "-m",
+            "200",
+            "-r",
+            "10",
+            "-l",
+            "2048",
+            "-d",
+            "-f",
+            "load@example.org",
+            "-t",
+            "rcpt@far.example.net",
+        ])
+        .arg(format!("127.0.0.1:{}", s.port))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert!(
+        s.wait_empty(Duration::from_secs(30)),
+        "{}",
+        s.cli(&["queue", "stats"]).1
+    );
+    assert_eq!(s.maillog().matches("status=sent").count(), 2000);
+    // Recipients of one message travel in one transaction: 200 transactions at the sink.
+    assert!(
+        wait_for(|| sink.messages().len() == 200, 10),
+        "{}",
+        sink.messages().len()
+    );
+}
+
+#[test]
+fn local_user_gets_an_mbox() {
+    if !peer("swaks") {
+        return;
+    }
+    let cfg = relay_config(9, "mailbox_dir = \"HOME/mail\"").replace("root: HOME/root.mbox\n", "");
+    let aliases = ALIASES.replace("root: HOME/root.mbox\n", "");
+    let s = Server::start_with(&cfg, &[("aliases", &aliases), ("mail/.keep", "")], &[]);
+    // root exists everywhere; with no alias for it, it is a local user.
+    let out = swaks(
+        s.port,
+        &[
+            "-f",
+            "a@far.example.net",
+            "-t",
+            "root@example.org",
+            "--header",
+            "Subject: for root",
+        ],
+    );
+    assert!(out.contains("queued as"), "{out}");
+    let mbox = s.path("mail/root");
+    assert!(
+        wait_for(
+            || std::fs::read_to_string(&mbox)
+                .unwrap_or_default()
+                .contains("Subject: for root"),
+            10
+        ),
+        "{}",
+        s.maillog()
+    );
+    let text = std::fs::read_to_string(&mbox).unwrap();
+    assert!(
+        text.starts_with("From a@far.example.net ")
+            && text.contains("Return-Path: <a@far.example.net>"),
+        "{text}"
+    );
+    assert!(!text.contains('\r'), "mbox lines end in LF");
+}
+
+#[test]
+fn new_alias_lines_take_effect_without_a_restart() {
+    if !peer("swaks") {
+        return;
+    }
+    let s = Server::start_with(&relay_config(9, ""), &[("aliases", ALIASES)], &[]);
+    let before = swaks(
+        s.port,
+        &[
+            "--quit-after",
+            "RCPT",
+            "-f",
+            "a@far.example.net",
+            "-t",
+            "newlist@example.org",
+        ],
+    );
+    assert!(before.contains("550 5.1.1"), "{before}");
+    // What `correo list create` does: append the list's line to the aliases file.
+    let mut text = std::fs::read_to_string(s.path("aliases")).unwrap();
+    text.push_str(&format!(
+        "newlist: {}/newlist.mbox\n",
+        s.home.path().display()
+    ));
+    std::fs::write(s.path("aliases"), &text).unwrap();
+    assert!(
+        wait_for(
+            || swaks(
+                s.port,
+                &[
+                    "--quit-after",
+                    "RCPT",
+                    "-f",
+                    "a@far.example.net",
+                    "-t",
+                    "newlist@example.org"
+                ]
+            )
+            .contains("250 2.1.5"),
+            10
+        ),
+        "{}",
+        s.maillog()
+    );
+    // A broken edit is refused and the old tables stay.
+    std::fs::write(s.path("aliases"), text + "broken line without colon\n").unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    assert!(swaks(
+        s.port,
+        &[
+            "--quit-after",
+            "RCPT",
+            "-f",
+            "a@far.example.net",
+            "-t",
+            "newlist@example.org"
+        ]
+    )
+    .contains("250 2.1.5"));
+    assert!(
+        wait_for(|| s.maillog().contains("reload refused"), 5),
+        "{}",
+        s.maillog()
+    );
+}
+
+#[test]
+fn local_users_can_go_through_the_recipe_engine() {
+    if !peer("swaks") {
+        return;
+    }
+    // deliver_command stands in for `correo deliver`: it gets the message on stdin and procmail's -f.
+    let script = "#!/bin/sh\n{ echo \"args=$* user=$USER\"; cat; } > HOME/delivered.txt\nexit 0\n";
+    let cfg = relay_config(
+        9,
+        "local_delivery = \"deliver\"\ndeliver_command = \"HOME/deliver.sh\"",
+    );
+    let aliases = ALIASES.replace("root: HOME/root.mbox\n", "");
+    let s = Server::start_with(&cfg, &[("aliases", &aliases), ("deliver.sh", script)], &[]);
+    assert!(swaks(
+        s.port,
+        &[
+            "-f",
+            "a@far.example.net",
+            "-t",
+            "root@example.org",
+            "--header",
+            "Subject: recipes"
+        ]
+    )
+    .contains("queued as"));
+    let out = s.path("delivered.txt");
+    assert!(
+        wait_for(
+            || std::fs::read_to_string(&out)
+                .unwrap_or_default()
+                .contains("Subject: recipes"),
+            10
+        ),
+        "{}",
+        s.maillog()
+    );
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        text.starts_with("args=-f a@far.example.net user=root"),
+        "{text}"
+    );
+}
+
+#[test]
+fn sigterm_lets_a_running_pipe_finish_so_a_restart_does_not_repeat_it() {
+    if !peer("swaks") {
+        return;
+    }
+    let slow = "#!/bin/sh\ntouch HOME/started\nsleep 1\ncat > /dev/null\necho done >> HOME/runs\n";
+    let aliases = format!("{ALIASES}slow: \"|HOME/slow.sh\"\n");
+    let mut s = Server::start_with(
+        &relay_config(9, ""),
+        &[("aliases", &aliases), ("slow.sh", slow)],
+        &[],
+    );
+    assert!(swaks(
+        s.port,
+        &["-f", "a@far.example.net", "-t", "slow@example.org"]
+    )
+    .contains("queued as"));
+    let started = s.path("started");
+    assert!(wait_for(|| started.exists(), 10), "{}", s.maillog());
+    let mut child = s.child.take().unwrap();
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    // The pipe finished before serve exited, and its result was committed.
+    assert_eq!(std::fs::read_to_string(s.path("runs")).unwrap(), "done\n");
+    s.spawn();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(s.wait_empty(Duration::from_secs(5)));
+    assert_eq!(
+        std::fs::read_to_string(s.path("runs")).unwrap(),
+        "done\n",
+        "the pipe ran again after restart"
+    );
+    assert!(s.maillog().contains("status=stopped"), "{}", s.maillog());
 }

@@ -32,32 +32,12 @@ struct Tls {
 }
 
 fn setup() -> Option<Tls> {
-    if !peer("swaks") || !peer("openssl") || !peer("smtp-sink") {
+    if !peer("swaks") || !peer("smtp-sink") {
         return None;
     }
+    // A self-signed test certificate for mx.example.org, valid for a century (test use only).
+    let tls_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/relay/tls");
     let dir = tempfile::tempdir().unwrap();
-    let st = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=mx.example.org",
-        ])
-        .arg("-keyout")
-        .arg(dir.path().join("key.pem"))
-        .arg("-out")
-        .arg(dir.path().join("cert.pem"))
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success());
     let mut child = Command::new(common::BIN)
         .args(["serve", "--hash-password", "--hash-iterations", "1000"])
         .arg("--home")
@@ -78,8 +58,8 @@ fn setup() -> Option<Tls> {
          [relay]\nsmarthost = \"127.0.0.1:{}\"\n",
         sink.port
     );
-    let cert = std::fs::read_to_string(dir.path().join("cert.pem")).unwrap();
-    let key = std::fs::read_to_string(dir.path().join("key.pem")).unwrap();
+    let cert = std::fs::read_to_string(tls_dir.join("cert.pem")).unwrap();
+    let key = std::fs::read_to_string(tls_dir.join("key.pem")).unwrap();
     let passwd = format!("ana:{}", hash.trim());
     let server = Server::start_with(
         &cfg,
@@ -276,4 +256,88 @@ fn starttls_auth_and_submission_rules() {
     assert!(std::fs::read_to_string(t.server.path("pm.mbox"))
         .unwrap()
         .contains("with ESMTPS"));
+}
+
+/// CVE-2011-0411 style: commands pipelined in the clear after STARTTLS must not run inside TLS.
+#[test]
+fn starttls_discards_plaintext_pipelined_after_it() {
+    let Some(t) = setup() else { return };
+    use std::io::Read;
+    let mut sock = std::net::TcpStream::connect(("127.0.0.1", t.server.port)).unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let read_reply = |sock: &mut dyn Read, buf: &mut [u8]| -> String {
+        let mut out = String::new();
+        while !out.ends_with("\r\n")
+            || out
+                .lines()
+                .last()
+                .is_some_and(|l| l.as_bytes().get(3) == Some(&b'-'))
+        {
+            let n = sock.read(buf).unwrap();
+            assert!(n > 0, "closed after {out:?}");
+            out.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        out
+    };
+    assert!(read_reply(&mut sock, &mut buf).starts_with("220"));
+    sock.write_all(b"EHLO c\r\n").unwrap();
+    assert!(read_reply(&mut sock, &mut buf).contains("STARTTLS"));
+    sock.write_all(b"STARTTLS\r\nNOOP injected\r\n").unwrap();
+    assert!(read_reply(&mut sock, &mut buf).starts_with("220 2.0.0"));
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(AnyCert(provider)))
+        .with_no_client_auth();
+    let conn = rustls::ClientConnection::new(
+        std::sync::Arc::new(cfg),
+        "mx.example.org".try_into().unwrap(),
+    )
+    .unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, sock);
+    tls.write_all(b"EHLO c\r\n").unwrap();
+    let first = read_reply(&mut tls, &mut buf);
+    assert!(
+        first.starts_with("250-mx.example.org Hello"),
+        "the injected NOOP was answered: {first:?}"
+    );
+}
+
+#[derive(Debug)]
+struct AnyCert(std::sync::Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyCert {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &rustls::pki_types::CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &rustls::pki_types::CertificateDer<'_>,
+        d: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
+    }
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }

@@ -102,3 +102,17 @@ fn transcripts() {
     }
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+/// RFC 5321 §4.5.3.1.8: 100 recipients must be accepted; the 101st gets 452 4.5.3 (try again later in
+/// another transaction), and the message still goes to the first 100.
+#[test]
+fn recipient_limit_is_100() {
+    let server = Server::start_with(CONFIG, &[("aliases", ALIASES)], &[]);
+    let mut t =
+        String::from("S: 220\nC: EHLO client.test\nS: 250\nC: MAIL FROM:<a@example.net>\nS: 250\n");
+    for _ in 0..100 {
+        t.push_str("C: RCPT TO:<postmaster@example.org>\nS: 250 2.1.5\n");
+    }
+    t.push_str("C: RCPT TO:<postmaster@example.org>\nS: 452 4.5.3\nC: DATA\nS: 354\nC: Subject: many\nC:\nC: x\nC: .\nS: 250 2.0.0\n");
+    run_transcript(server.port, "generated", &t).unwrap();
+}

@@ -8,7 +8,7 @@ use crate::message::error::{Error, Result};
 use crate::smtp::config::SmtpConfig;
 use crate::smtp::queue::runner::{Runner, Settings};
 use crate::smtp::queue::Queue;
-use crate::smtp::route::Router;
+use crate::smtp::route::{Router, Routes};
 use crate::smtp::server::{self, passwd::Passwd, Ctx, Mode};
 use std::sync::Arc;
 
@@ -37,12 +37,12 @@ pub fn hostname(cfg: &SmtpConfig) -> String {
     })
 }
 
-fn load_router(cfg: &SmtpConfig) -> Result<Router> {
-    Router::load(cfg)
+fn load_router(cfg: &SmtpConfig) -> Result<Routes> {
+    Routes::watch(cfg)
         .map_err(|errs| Error::config(format!("bad alias tables:\n  {}", errs.join("\n  "))))
 }
 
-fn build_ctx(home: &Home, queue: Arc<dyn server::Sink>, router: Arc<Router>) -> Result<Ctx> {
+fn build_ctx(home: &Home, queue: Arc<dyn server::Sink>, router: Arc<Routes>) -> Result<Ctx> {
     let cfg = &home.config.smtp;
     let trusted = server::parse_networks(&cfg.trusted_networks).map_err(Error::config)?;
     let tls = match (&cfg.tls_cert, &cfg.tls_key) {
@@ -105,7 +105,7 @@ pub fn run(home: &Home, args: Args) -> Result<()> {
         .enable_all()
         .max_blocking_threads(256)
         .build()?;
-    rt.block_on(async {
+    let result = rt.block_on(async {
         let queue = Queue::open(home.db_path())?;
         let ctx = Arc::new(build_ctx(home, Arc::new(queue.clone()), router.clone())?);
         let resolver = if cfg.relay.smarthost.is_none() {
@@ -113,10 +113,10 @@ pub fn run(home: &Home, args: Args) -> Result<()> {
         } else {
             None
         };
-        let settings =
-            Settings::new(&ctx.hostname, &cfg.smtp, &cfg.relay).map_err(Error::config)?;
+        let settings = Settings::new(&ctx.hostname, &home.dir, &cfg.smtp, &cfg.relay)
+            .map_err(Error::config)?;
         let runner = Runner::new(queue.clone(), router.clone(), settings, resolver);
-        tokio::spawn(runner.run());
+        tokio::spawn(runner.clone().run());
         let mut tasks = Vec::new();
         let listeners = cfg
             .smtp
@@ -138,13 +138,50 @@ pub fn run(home: &Home, args: Args) -> Result<()> {
             return Err(Error::config("no listeners configured ([smtp] listen)"));
         }
         // Listeners run forever; the first to fail (bind error) ends the server with its reason.
-        let (done, _, _) = futures_select(tasks).await;
-        match done {
-            Ok((addr, Err(e))) => Err(Error::from(e).context(format!("listener {addr}"))),
-            Ok((addr, Ok(()))) => Err(Error::software(format!("listener {addr} stopped"))),
-            Err(e) => Err(Error::software(format!("listener task: {e}"))),
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+        tokio::select! {
+            (done, _, _) = futures_select(tasks) => match done {
+                Ok((addr, Err(e))) => Err(Error::from(e).context(format!("listener {addr}"))),
+                Ok((addr, Ok(()))) => Err(Error::software(format!("listener {addr} stopped"))),
+                Err(e) => Err(Error::software(format!("listener task: {e}"))),
+            },
+            _ = term.recv() => stop(&runner).await,
+            _ = int.recv() => stop(&runner).await,
         }
-    })
+    });
+    // Sessions still open are cut here; their clients had no 250 for unfinished mail.
+    rt.shutdown_timeout(std::time::Duration::from_secs(5));
+    result
+}
+
+/// SIGTERM/SIGINT: let deliveries under way finish and commit (a pipe that ran must not run again
+/// after the restart), for at most a minute, then exit 0. Sessions still open are cut: their clients
+/// got no 250 for an unfinished message and will send it again.
+async fn stop(runner: &Runner) -> Result<()> {
+    runner.stop();
+    crate::message::log::event(
+        "serve",
+        "shutdown",
+        &[
+            ("status", "stopping"),
+            ("deliveries", &runner.active().to_string()),
+        ],
+    );
+    eprintln!("correo: stopping, {} deliveries under way", runner.active());
+    let start = std::time::Instant::now();
+    while runner.active() > 0 && start.elapsed() < std::time::Duration::from_secs(60) {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    crate::message::log::event(
+        "serve",
+        "shutdown",
+        &[
+            ("status", "stopped"),
+            ("deliveries", &runner.active().to_string()),
+        ],
+    );
+    Ok(())
 }
 
 /// Waits for the first of several join handles (a tiny select_all without the futures crate).

@@ -371,12 +371,46 @@ impl Client {
     /// outcome per recipient of each. A connection failure marks every unfinished recipient temporary
     /// and stops; recipients already answered keep their outcome (so nothing is sent twice on retry).
     pub fn send_all(&mut self, txs: &[Transaction<'_>]) -> Vec<Vec<Outcome>> {
+        self.send_all_with(txs, |_, _| {})
+    }
+
+    /// Like `send_all`, calling `done(i, outcomes)` as soon as transaction i's outcome is known, so the
+    /// queue can record a delivery while later transactions are still on the wire (the shorter that gap,
+    /// the fewer messages a crash can send twice).
+    pub fn send_all_with(
+        &mut self,
+        txs: &[Transaction<'_>],
+        mut done: impl FnMut(usize, &[Outcome]),
+    ) -> Vec<Vec<Outcome>> {
+        let mut reported = 0;
+        let results = self.send_inner(txs, &mut |results: &[Vec<Outcome>]| {
+            while reported < results.len() {
+                done(reported, &results[reported]);
+                reported += 1;
+            }
+        });
+        for (i, r) in results.iter().enumerate().skip(reported) {
+            done(i, r);
+        }
+        results
+    }
+
+    fn send_inner(
+        &mut self,
+        txs: &[Transaction<'_>],
+        report: &mut dyn FnMut(&[Vec<Outcome>]),
+    ) -> Vec<Vec<Outcome>> {
         let mut results: Vec<Vec<Outcome>> = Vec::with_capacity(txs.len());
         // The dot of transaction i is acknowledged together with the envelope replies of i+1.
         let mut pending_dot: Option<(usize, Vec<Outcome>)> = None;
         let pipelining = self.pipelining();
         for (i, tx) in txs.iter().enumerate() {
+            report(&results);
             if self.max_size > 0 && tx.data.len() > self.max_size {
+                // Results stay in transaction order: settle the previous dot first.
+                if let Some((_, outcomes)) = pending_dot.take() {
+                    results.push(self.finish_dot(outcomes));
+                }
                 results.push(vec![
                     Outcome::Permanent(format!(
                         "552 message size {} exceeds server limit {}",
@@ -388,6 +422,7 @@ impl Client {
                 continue;
             }
             let step = self.envelope(tx, pipelining, &mut pending_dot, &mut results);
+            report(&results);
             match step {
                 Ok(Some(rcpt_outcomes)) => {
                     if let Err(e) = self.body(tx.data) {

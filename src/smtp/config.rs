@@ -7,7 +7,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SmtpConfig {
     /// MX listeners: no AUTH, relaying only for trusted networks (port 25 in production).
@@ -42,7 +42,9 @@ pub struct SmtpConfig {
     /// Simultaneous connections per listener beyond which new clients get 421.
     pub max_connections: usize,
     /// User that alias pipes and /file deliveries run as when correo runs as root (sendmail's DefaultUser).
-    pub pipe_user: String,
+    /// Unset: the owner of the data directory, so `correo mail post` run from an alias can write the
+    /// database it shares with `serve` (chown the data directory to a `correo` user in production).
+    pub pipe_user: Option<String>,
     /// How mail for a local user is stored: "mbox" (in `mailbox_dir`), "maildir" (~/Maildir) or
     /// "deliver" (run `deliver_command` as the user, the recipe engine).
     pub local_delivery: String,
@@ -69,7 +71,7 @@ impl Default for SmtpConfig {
             max_rcpts: 100,
             max_received: 30,
             max_connections: 500,
-            pipe_user: "nobody".into(),
+            pipe_user: None,
             local_delivery: "mbox".into(),
             mailbox_dir: PathBuf::from("/var/mail"),
             deliver_command: "correo deliver".into(),
@@ -105,6 +107,8 @@ pub struct RelayConfig {
     pub down_secs: f64,
     /// Connections per destination (domain or smarthost) open at once.
     pub connections: usize,
+    /// Delivery threads (connections and local deliveries) in all, across destinations.
+    pub max_workers: usize,
     /// Messages sent over one connection before it is closed and reopened.
     pub per_connection: usize,
     /// Name used in EHLO; default: [smtp] hostname.
@@ -140,6 +144,7 @@ impl Default for RelayConfig {
             retry_max_secs: 3600.0,
             down_secs: 60.0,
             connections: 8,
+            max_workers: 100,
             per_connection: 1000,
             helo: None,
         }

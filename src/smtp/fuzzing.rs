@@ -62,7 +62,7 @@ fn ctx() -> Arc<Ctx> {
         let hash = crate::smtp::server::passwd::hash("secret", 1);
         Arc::new(Ctx {
             hostname: "fuzz.example.org".into(),
-            router: Arc::new(router),
+            router: Arc::new(crate::smtp::route::Routes::fixed(router)),
             sink: Arc::new(NullSink),
             trusted: vec![],
             tls: None,
@@ -161,14 +161,22 @@ mod tests {
             b"RCPT TO:<\xc3\xa9@example.org>\r\n",
             b"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
         ];
-        let mut seed: u64 = 0x9e3779b97f4a7c15;
+        let mut seed: u64 = std::env::var("CORREO_FUZZ_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0x9e3779b97f4a7c15);
         let mut next = || {
             seed ^= seed << 13;
             seed ^= seed >> 7;
             seed ^= seed << 17;
             seed
         };
-        for _ in 0..2000 {
+        // CORREO_FUZZ_ITERS scales the run (e.g. 100000 for a longer session without cargo-fuzz).
+        let iters: usize = std::env::var("CORREO_FUZZ_ITERS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(2000);
+        for _ in 0..iters {
             let mut input = Vec::new();
             for _ in 0..(next() % 24) {
                 let p = PIECES[(next() % PIECES.len() as u64) as usize];
@@ -196,6 +204,13 @@ mod tests {
                     String::from_utf8_lossy(&input)
                 );
             }
+            super::tables(&input);
+        }
+        // And some bytes with no structure at all.
+        for _ in 0..iters / 7 {
+            let len = (next() % 600) as usize;
+            let input: Vec<u8> = (0..len).map(|_| (next() & 0xff) as u8).collect();
+            let _ = super::session(&input);
             super::tables(&input);
         }
     }

@@ -63,6 +63,24 @@ pub fn lookup_user(name: &str) -> Option<User> {
     })
 }
 
+/// getpwuid_r(3): the name of a uid, for "run as the owner of the data directory".
+pub fn user_name(uid: u32) -> Option<String> {
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: all pointers are valid for the call; buf outlives the string we copy out below.
+    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
+    if rc != 0 || result.is_null() {
+        return None;
+    }
+    // SAFETY: getpwuid_r succeeded, so pw_name points into buf and is NUL-terminated.
+    Some(
+        unsafe { CStr::from_ptr(pwd.pw_name) }
+            .to_string_lossy()
+            .into_owned(),
+    )
+}
+
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
@@ -98,8 +116,16 @@ pub fn classify_exit(code: Option<i32>, output: &str) -> Delivered {
 
 /// Runs `|command` from an aliases file with the message on stdin, as `run_as` when we are root.
 /// The command is the postmaster's own text, so it goes to /bin/sh as sendmail's prog mailer does.
-pub fn pipe(cmd: &str, msg: &[u8], sender: &str, rcpt: &str, run_as: &str) -> Delivered {
+pub fn pipe(
+    cmd: &str,
+    msg: &[u8],
+    sender: &str,
+    rcpt: &str,
+    run_as: &str,
+    home: &Path,
+) -> Delivered {
     let mut c = Command::new("/bin/sh");
+    c.env("CORREO_HOME", home);
     c.arg("-c")
         .arg(cmd)
         .env("SENDER", sender)
@@ -330,15 +356,22 @@ mod tests {
     #[test]
     fn pipe_runs_and_classifies() {
         assert_eq!(
-            pipe("cat >/dev/null", b"hi\n", "a@b.org", "x@y.org", "nobody"),
+            pipe(
+                "cat >/dev/null",
+                b"hi\n",
+                "a@b.org",
+                "x@y.org",
+                "nobody",
+                Path::new("/tmp")
+            ),
             Delivered::Ok
         );
         assert!(matches!(
-            pipe("exit 75", b"", "", "x@y.org", "nobody"),
+            pipe("exit 75", b"", "", "x@y.org", "nobody", Path::new("/tmp")),
             Delivered::Temporary(_)
         ));
         assert!(
-            matches!(pipe("echo nope; exit 67", b"", "", "x@y.org", "nobody"), Delivered::Permanent(m) if m.contains("nope"))
+            matches!(pipe("echo nope; exit 67", b"", "", "x@y.org", "nobody", Path::new("/tmp")), Delivered::Permanent(m) if m.contains("nope"))
         );
     }
 }

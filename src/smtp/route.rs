@@ -300,7 +300,18 @@ impl Router {
                     )
                 })?;
                 let (targets, _) = aliases::parse_include(&text);
+                // sendmail's rule: a file anyone but root (or us) can change may only list addresses,
+                // or whoever can edit it could run commands or write files as the delivery user.
+                let trusted = include_is_trusted(p);
                 for t in &targets {
+                    if !trusted && matches!(t, Target::Pipe(_) | Target::File(_)) {
+                        crate::message::log::event(
+                            "smtpd",
+                            "NOQUEUE",
+                            &[("include", &p.display().to_string()), ("status", "pipe or file target ignored: include file is not owned by root or is writable by others")],
+                        );
+                        continue;
+                    }
                     self.expand(t, domain, orig, sender.clone(), depth + 1, out)?;
                 }
                 Ok(())
@@ -308,6 +319,91 @@ impl Router {
             Target::Error(text) => Err(error_reply(orig, text)),
         }
     }
+}
+
+/// An :include: file may name pipes and files only if root or we own it and only its owner can write it.
+fn include_is_trusted(p: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    std::fs::metadata(p).is_ok_and(|m| (m.uid() == 0 || m.uid() == me) && m.mode() & 0o022 == 0)
+}
+
+/// The current tables, reloaded when one of the files changes (checked at most once a second), so a new
+/// list's alias line takes effect without a restart, as `newaliases` makes it for sendmail. A file that
+/// no longer parses is logged and the previous tables stay in force.
+pub struct Routes {
+    cfg: Option<SmtpConfig>,
+    current: std::sync::RwLock<std::sync::Arc<Router>>,
+    check: std::sync::Mutex<(std::time::Instant, Vec<Option<std::time::SystemTime>>)>,
+}
+
+impl Routes {
+    /// Tables that never change (tests, fuzzing).
+    pub fn fixed(r: Router) -> Routes {
+        Routes {
+            cfg: None,
+            current: std::sync::RwLock::new(std::sync::Arc::new(r)),
+            check: std::sync::Mutex::new((std::time::Instant::now(), vec![])),
+        }
+    }
+
+    /// Loads the tables named in the config and watches their files.
+    pub fn watch(cfg: &SmtpConfig) -> Result<Routes, Vec<String>> {
+        let r = Router::load(cfg)?;
+        Ok(Routes {
+            cfg: Some(cfg.clone()),
+            current: std::sync::RwLock::new(std::sync::Arc::new(r)),
+            check: std::sync::Mutex::new((std::time::Instant::now(), stamps(cfg))),
+        })
+    }
+
+    pub fn get(&self) -> std::sync::Arc<Router> {
+        if let Some(cfg) = &self.cfg {
+            if let Ok(mut check) = self.check.try_lock() {
+                if check.0.elapsed() >= std::time::Duration::from_secs(1) {
+                    check.0 = std::time::Instant::now();
+                    let now = stamps(cfg);
+                    if now != check.1 {
+                        check.1 = now;
+                        match Router::load(cfg) {
+                            Ok(r) => {
+                                if let Ok(mut cur) = self.current.write() {
+                                    *cur = std::sync::Arc::new(r);
+                                }
+                                crate::message::log::event(
+                                    "serve",
+                                    "aliases",
+                                    &[("status", "reloaded")],
+                                );
+                            }
+                            Err(errs) => crate::message::log::event(
+                                "serve",
+                                "aliases",
+                                &[
+                                    ("status", "reload refused, keeping the old tables"),
+                                    ("error", &errs.join("; ")),
+                                ],
+                            ),
+                        }
+                    }
+                }
+            }
+        }
+        self.current
+            .read()
+            .map(|c| c.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+}
+
+fn stamps(cfg: &SmtpConfig) -> Vec<Option<std::time::SystemTime>> {
+    cfg.aliases
+        .iter()
+        .chain(cfg.domain_aliases.values())
+        .chain(cfg.virtusers.iter())
+        .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+        .collect()
 }
 
 /// sendmail's `error:5.1.1 text` or `error:550 5.1.1 text`; anything unclear is a permanent 550 5.1.1.
@@ -408,5 +504,31 @@ mod tests {
             .resolve(&Address::parse("other@miong.org").unwrap(), false)
             .unwrap_err();
         assert_eq!(e.status, "5.1.1");
+    }
+}
+
+#[cfg(test)]
+mod include_tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_writable_include_file_cannot_add_pipes() {
+        let d = tempfile::tempdir().unwrap();
+        let inc = d.path().join("staff");
+        std::fs::write(&inc, "a@far.net\n\"|/bin/sh -c evil\"\n/etc/evil\n").unwrap();
+        let table = format!("staff: :include:{}\n", inc.display());
+        let r = Router {
+            local_domains: ["example.org".to_string()].into_iter().collect(),
+            aliases: aliases::parse(&table).0,
+            ..Router::default()
+        };
+        let addr = Address::parse("staff@example.org").unwrap();
+        std::fs::set_permissions(&inc, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(r.resolve(&addr, false).unwrap().len(), 3);
+        std::fs::set_permissions(&inc, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let rows = r.resolve(&addr, false).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].kind, Kind::Smtp);
     }
 }

@@ -198,6 +198,18 @@ impl Queue {
             .unwrap_or_else(|_| Err(Error::temp("queue writer stopped")))
     }
 
+    /// Hands results to the writer without waiting; the receiver says when they are committed.
+    pub fn record_start(&self, results: Vec<RowResult>) -> mpsc::Receiver<Result<Vec<String>>> {
+        let (done_tx, done_rx) = mpsc::sync_channel(1);
+        if let Err(mpsc::SendError(Op::Results { done, .. })) = self.tx.send(Op::Results {
+            results,
+            done: done_tx,
+        }) {
+            let _ = done.send(Err(Error::temp("queue writer stopped")));
+        }
+        done_rx
+    }
+
     pub fn remove(&self, id: &str) -> Result<bool> {
         let (done_tx, done_rx) = mpsc::sync_channel(1);
         self.tx

@@ -13,7 +13,6 @@ pub mod starttls;
 
 use crate::message::error::Result;
 use crate::smtp::queue::{NewMessage, Queue};
-use crate::smtp::route::Router;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -51,7 +50,7 @@ impl Sink for NullSink {
 /// Everything a session needs, shared by all of them.
 pub struct Ctx {
     pub hostname: String,
-    pub router: Arc<Router>,
+    pub router: Arc<crate::smtp::route::Routes>,
     pub sink: Arc<dyn Sink>,
     pub trusted: Vec<ipnet::IpNet>,
     pub tls: Option<tokio_rustls::TlsAcceptor>,

@@ -20,7 +20,7 @@ impl Session {
         }
         // RFC 5321 §4.1.1.3: a bare "postmaster" (no domain) must be accepted.
         let raw = if to.address.eq_ignore_ascii_case("postmaster") {
-            match self.ctx.router.local_domains.iter().next() {
+            match self.ctx.router.get().local_domains.iter().next() {
                 Some(d) => format!("postmaster@{d}"),
                 None => return Reply::new(550, "5.1.1", "No local postmaster"),
             }
@@ -38,7 +38,7 @@ impl Session {
             }
             Err(_) => return Reply::new(501, "5.1.3", "Bad recipient address syntax"),
         };
-        match self.ctx.router.resolve(&addr, self.may_relay()) {
+        match self.ctx.router.get().resolve(&addr, self.may_relay()) {
             Ok(rows) => {
                 self.rcpt_addrs.push(addr.to_string());
                 // Two recipients that expand to the same target get one delivery (sendmail does the same).
