@@ -7,7 +7,7 @@ use crate::message::error::{Error, Result};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub outbound: crate::lists::config::OutboundConfig,
@@ -19,13 +19,31 @@ pub struct Config {
 }
 
 impl Config {
+    /// Where list mail goes: `[outbound] smtp`, else the first `[smtp] listen` address of correo serve
+    /// (a wildcard bind is reached on loopback).
+    pub fn outbound_smtp(&self) -> String {
+        if let Some(s) = &self.outbound.smtp {
+            return s.clone();
+        }
+        let first = self
+            .smtp
+            .listen
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "127.0.0.1:25".into());
+        match first.rsplit_once(':') {
+            Some(("0.0.0.0" | "[::]" | "", port)) => format!("127.0.0.1:{port}"),
+            _ => first,
+        }
+    }
+
     pub fn parse(text: &str) -> Result<Config> {
         toml::from_str(text).map_err(|e| Error::config(format!("correo.toml: {e}")))
     }
 }
 
 /// The data directory: database, spools and logs, plus the parsed configuration.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Home {
     pub dir: PathBuf,
     pub config: Config,
@@ -89,7 +107,15 @@ mod tests {
     #[test]
     fn empty_config_is_default() {
         let c = Config::parse("").unwrap();
-        assert_eq!(c.outbound.smtp, "127.0.0.1:25");
+        assert_eq!(
+            c.outbound_smtp(),
+            "127.0.0.1:2525",
+            "serve's default listener"
+        );
+        let c = Config::parse("[smtp]\nlisten = [\"0.0.0.0:25\"]\n").unwrap();
+        assert_eq!(c.outbound_smtp(), "127.0.0.1:25");
+        let c = Config::parse("[outbound]\nsmtp = \"mx.example.org:2525\"\n").unwrap();
+        assert_eq!(c.outbound_smtp(), "mx.example.org:2525");
     }
 
     #[test]

@@ -117,6 +117,19 @@ pub fn run(home: &Home, args: Args) -> Result<()> {
             .map_err(Error::config)?;
         let runner = Runner::new(queue.clone(), router.clone(), settings, resolver);
         tokio::spawn(runner.clone().run());
+        // The web front (one-click unsubscribe) shares the runtime when `[web] listen` is set.
+        if let Some(listen) = cfg.web.listen.clone() {
+            let web_home = Arc::new(home.clone());
+            let std_listener = std::net::TcpListener::bind(&listen)
+                .map_err(|e| Error::from(e).context(format!("web listener {listen}")))?;
+            std_listener.set_nonblocking(true)?;
+            eprintln!("correo: web listening on {listen}");
+            tokio::spawn(async move {
+                if let Err(e) = crate::web::run(web_home, std_listener).await {
+                    crate::message::log::event("web", "-", &[("status", &format!("stopped ({e})"))]);
+                }
+            });
+        }
         let mut tasks = Vec::new();
         let listeners = cfg
             .smtp

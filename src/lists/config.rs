@@ -3,11 +3,13 @@
 use serde::Deserialize;
 
 /// Where list mail goes out, like Mailman's SMTPHOST/SMTPPORT.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OutboundConfig {
-    /// host:port of the SMTP server that takes list fan-out (correo serve's queue by default).
-    pub smtp: String,
+    /// host:port of the SMTP server that takes list fan-out. Unset: correo serve's own first
+    /// listener (its durable queue), so a fresh install works with nothing configured. With Postfix or
+    /// OpenSMTPD in front, set it to their port, usually "127.0.0.1:25" (Mailman's SMTPHOST/SMTPPORT).
+    pub smtp: Option<String>,
     /// Name we give in EHLO; default: the host name.
     pub helo: Option<String>,
     /// Parallel SMTP connections for a fan-out.
@@ -19,7 +21,7 @@ pub struct OutboundConfig {
 impl Default for OutboundConfig {
     fn default() -> Self {
         OutboundConfig {
-            smtp: "127.0.0.1:25".into(),
+            smtp: None,
             helo: None,
             connections: 4,
             max_rcpts: 100,
@@ -28,7 +30,7 @@ impl Default for OutboundConfig {
 }
 
 /// Site-wide defaults for the list manager.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ListsConfig {
     /// How long a confirmation token stays valid, in hours (Mailman: PENDING_REQUEST_LIFE, 3 days).

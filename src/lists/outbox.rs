@@ -263,7 +263,7 @@ pub fn deliver(home: &Home, conn: &mut Connection, id: i64) -> Result<Summary> {
             ("out", &m.id.to_string()),
             ("kind", &m.kind),
             ("from", &m.sender),
-            ("relay", &cfg.smtp),
+            ("relay", &home.config.outbound_smtp()),
             ("sent", &summary.sent.to_string()),
             ("deferred", &summary.deferred.to_string()),
             ("failed", &summary.failed.to_string()),
@@ -292,7 +292,7 @@ fn send_share(
     tx: mpsc::Sender<(Vec<String>, Outcome)>,
 ) {
     let cfg = &home.config.outbound;
-    let mut client = match Client::connect(&cfg.smtp, helo) {
+    let mut client = match Client::connect(&home.config.outbound_smtp(), helo) {
         Ok(c) => c,
         Err(e) => {
             let o = if e.temporary {

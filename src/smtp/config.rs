@@ -79,7 +79,7 @@ impl Default for SmtpConfig {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RelayConfig {
     /// host:port to hand every remote message to; unset means MX lookup.

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use std::sync::Arc;
 
 /// `[web]` in correo.toml.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WebConfig {
     /// Where the web listener binds, e.g. "127.0.0.1:8025". Unset: no web listener.
@@ -60,15 +60,22 @@ pub fn route(
 
 /// Serves HTTP/1.1 on `listen` until the process ends. Each request runs the synchronous handler on
 /// the blocking pool, since it talks to SQLite.
-pub async fn run(home: Arc<crate::config::Home>, listen: &str) -> std::io::Result<()> {
+pub async fn run(
+    home: Arc<crate::config::Home>,
+    listener: std::net::TcpListener,
+) -> std::io::Result<()> {
     use http_body_util::{BodyExt, Full, Limited};
     use hyper::body::Bytes;
     use hyper::server::conn::http1;
     use hyper::service::service_fn;
     use hyper_util::rt::TokioIo;
 
-    let listener = tokio::net::TcpListener::bind(listen).await?;
-    crate::message::log::event("web", "-", &[("listen", listen), ("status", "ready")]);
+    let listen = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    crate::message::log::event("web", "-", &[("listen", &listen), ("status", "ready")]);
     loop {
         let (stream, _) = listener.accept().await?;
         let home = home.clone();

@@ -105,7 +105,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let mut config = Config::default();
         // Nothing listens here: goodbye notices stay spooled, which is fine for this test.
-        config.outbound.smtp = "127.0.0.1:9".into();
+        config.outbound.smtp = Some("127.0.0.1:9".into());
         let home = Home {
             dir: d.path().to_path_buf(),
             config,
