@@ -342,9 +342,8 @@ pub fn main(argv: &[String]) -> i32 {
         eprintln!("correo deliver: who am I? (no password entry)");
         return if requeue { 75 } else { 67 };
     };
-    if !o.filter_mode {
-        data = with_from_line(data, o.from.as_deref(), &u.name);
-    } else if o.from.is_some() {
+    // Outside -m procmail makes sure there is a From_ line; with -f it rewrites it in any mode.
+    if !o.filter_mode || o.from.is_some() {
         data = with_from_line(data, o.from.as_deref(), &u.name);
     }
     let vars = default_vars(&u, &o);

@@ -231,10 +231,8 @@ impl Engine {
         }
         let v = value.unwrap_or("");
         match name {
-            "MAILDIR" => {
-                if std::env::set_current_dir(v).is_err() {
-                    self.diag(&format!("Couldn't chdir to \"{v}\""));
-                }
+            "MAILDIR" if std::env::set_current_dir(v).is_err() => {
+                self.diag(&format!("Couldn't chdir to \"{v}\""));
             }
             "LOGFILE" => self.open_log(v),
             "LOG" => self.log_raw(v.as_bytes()),
@@ -613,6 +611,9 @@ impl Engine {
                         .get(1)
                         .map(|m| String::from_utf8_lossy(m.as_bytes()).into_owned())
                         .unwrap_or_default();
+                    if self.explain.is_some() {
+                        self.note(format!("    MATCH={m:?}"));
+                    }
                     self.vars.set("MATCH", &m);
                 }
                 // Count further non-overlapping matches for weighted scoring, bounded.
@@ -668,7 +669,7 @@ impl Engine {
             }
             Action::Folders(words) => {
                 let names: Vec<String> = words.iter().map(|w| self.expand(w, Mode::Word)).collect();
-                (self.to_folders(r, &names), Flow::Continue)
+                (self.deliver_folders(r, &names), Flow::Continue)
             }
             Action::Pipe { capture, cmd } => {
                 (self.pipe(r, capture.as_deref(), cmd), Flow::Continue)
@@ -744,7 +745,7 @@ impl Engine {
         }
     }
 
-    fn to_folders(&mut self, r: &Recipe, names: &[String]) -> Done {
+    fn deliver_folders(&mut self, r: &Recipe, names: &[String]) -> Done {
         if names.is_empty() {
             return Done::Failed;
         }
@@ -925,7 +926,7 @@ impl Engine {
 
     /// Falls off the end of the rcfile: DEFAULT (and ORGMAIL as the last resort), with `$DEFAULT$LOCKEXT`.
     pub fn fall_off(&mut self) {
-        if self.delivered || self.host_mismatch || self.explain.is_some() && self.delivered {
+        if self.delivered || self.host_mismatch {
             return;
         }
         let mut tried = Vec::new();
