@@ -328,10 +328,31 @@ pub fn main(argv: &[String]) -> i32 {
     }
     let requeue = !o.bounce;
     if !o.recipients.is_empty() {
-        // Several recipients: each gets its own run (procmail forks one child per recipient).
+        if o.recipients.len() == 1 {
+            return deliver_to_user(&o, &o.recipients[0], data);
+        }
+        // Several recipients: procmail forks one child per recipient (each switches to its user, which
+        // cannot be undone in-process). Any failure makes the whole run temporary: the MTA retries.
         let mut worst = 0;
         for r in &o.recipients {
-            let code = deliver_to_user(&o, r, data.clone());
+            // SAFETY: single-threaded here; the child only delivers and exits.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                let code = deliver_to_user(&o, r, data.clone());
+                std::process::exit(code);
+            }
+            let code = if pid < 0 {
+                75
+            } else {
+                let mut st = 0;
+                // SAFETY: waiting for our own child.
+                unsafe { libc::waitpid(pid, &mut st, 0) };
+                if libc::WIFEXITED(st) {
+                    libc::WEXITSTATUS(st)
+                } else {
+                    75
+                }
+            };
             if code != 0 {
                 worst = code;
             }
