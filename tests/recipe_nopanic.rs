@@ -14,18 +14,49 @@ impl Rng {
         self.0
     }
     fn text(&mut self, alphabet: &[&str], n: usize) -> String {
-        (0..n).map(|_| alphabet[(self.next() % alphabet.len() as u64) as usize]).collect()
+        (0..n)
+            .map(|_| alphabet[(self.next() % alphabet.len() as u64) as usize])
+            .collect()
     }
 }
 
 const RC: &[&str] = &[
-    ":0", ":", "0", "*", "!", "$", "?", "<", ">", "{", "}", "|", "\\", "\n", " ", "\t", "#", "=", "\"", "'", "`", "A",
-    "B", "H", "c", "f", "w", "^", "^^", "\\/", "X", "??", "ñ", "\u{ff}", "${", ":-", "1^1", "-2^.5", ".lock", "/",
-    "!", ",",
+    ":0", ":", "0", "*", "!", "$", "?", "<", ">", "{", "}", "|", "\\", "\n", " ", "\t", "#", "=",
+    "\"", "'", "`", "A", "B", "H", "c", "f", "w", "^", "^^", "\\/", "X", "??", "ñ", "\u{ff}", "${",
+    ":-", "1^1", "-2^.5", ".lock", "/", "!", ",",
 ];
 const RE: &[&str] = &[
-    "a", "Z", ".", "*", "+", "?", "(", ")", "[", "]", "^", "$", "|", "\\", "\\<", "\\>", "\\/", "^^", "{", "}", "-",
-    "\n", "^TO_", "^TO", "^FROM_DAEMON", "ñ", "[^", "\\x", "(?", "&&", "~~",
+    "a",
+    "Z",
+    ".",
+    "*",
+    "+",
+    "?",
+    "(",
+    ")",
+    "[",
+    "]",
+    "^",
+    "$",
+    "|",
+    "\\",
+    "\\<",
+    "\\>",
+    "\\/",
+    "^^",
+    "{",
+    "}",
+    "-",
+    "\n",
+    "^TO_",
+    "^TO",
+    "^FROM_DAEMON",
+    "ñ",
+    "[^",
+    "\\x",
+    "(?",
+    "&&",
+    "~~",
 ];
 
 #[test]
@@ -60,7 +91,10 @@ fn random_regexes_translate_and_match() {
                 let _ = p.re.captures(hay);
             }
             // Only the size limit may refuse a pattern; every syntax is translated to something valid.
-            Err(e) => assert!(e.contains("size limit") || e.contains("exceeds"), "{s:?} -> {t:?}: {e}"),
+            Err(e) => assert!(
+                e.contains("size limit") || e.contains("exceeds"),
+                "{s:?} -> {t:?}: {e}"
+            ),
         }
     }
 }

@@ -251,39 +251,42 @@ pub fn default_vars(u: &User, o: &Options) -> Vars {
     v
 }
 
-/// Generates the `From_` line procmail adds outside `-m` mode when the mail has none (or with `-f`).
-fn with_from_line(data: Vec<u8>, from: Option<&str>, user: &str) -> Vec<u8> {
+/// Generates the `From_` line procmail adds outside `-m` mode when the mail has none, or rewrites it with
+/// `-f` (measured against procmail 3.22: `From root  Wed Nov 25 15:26:00 2026`, the invoking user when
+/// there is no `-f`; `-f -` keeps the sender and refreshes the date).
+fn with_from_line(data: Vec<u8>, from: Option<&str>, invoker: &str) -> Vec<u8> {
     let has = data.starts_with(b"From ");
     if has && from.is_none() {
         return data;
     }
-    let sender = from
-        .filter(|f| *f != "-")
-        .map(str::to_string)
-        .unwrap_or_else(|| return_path(&data).unwrap_or_else(|| user.to_string()));
+    let first_end = memchr::memchr(b'\n', &data);
+    let old_sender = has.then(|| {
+        let line = &data[5..first_end.unwrap_or(data.len())];
+        String::from_utf8_lossy(line)
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_string()
+    });
+    let sender = match from {
+        Some("-") => old_sender
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| invoker.to_string()),
+        Some(f) => f.to_string(),
+        None => invoker.to_string(),
+    };
     let date = chrono::Local::now().format("%a %b %e %H:%M:%S %Y");
     let mut out = format!("From {sender}  {date}\n").into_bytes();
-    let body = if has {
-        match memchr::memchr(b'\n', &data) {
+    let rest = if has {
+        match first_end {
             Some(p) => &data[p + 1..],
             None => &[][..],
         }
     } else {
         &data[..]
     };
-    out.extend_from_slice(body);
+    out.extend_from_slice(rest);
     out
-}
-
-fn return_path(data: &[u8]) -> Option<String> {
-    let m = Mail::new(data.to_vec());
-    let v = m.field("Return-Path")?;
-    let v = v
-        .trim()
-        .trim_start_matches('<')
-        .trim_end_matches('>')
-        .trim();
-    (!v.is_empty()).then(|| v.to_string())
 }
 
 /// procmail(1) "-d" and sendmail's rule: a file we act on must be owned by the user or root and not
@@ -435,13 +438,16 @@ fn deliver_to_user(o: &Options, name: &str, data: Vec<u8>) -> i32 {
         eprintln!("correo deliver: unknown user \"{name}\"");
         return 67;
     };
+    let invoker = current_user()
+        .map(|c| c.name)
+        .unwrap_or_else(|| "MAILER-DAEMON".into());
     if !o.explain {
         if let Err(e) = become_user(&u) {
             eprintln!("correo deliver: {e}");
             return temp;
         }
     }
-    let data = with_from_line(data, o.from.as_deref(), &u.name);
+    let data = with_from_line(data, o.from.as_deref(), &invoker);
     let mut vars = default_vars(&u, o);
     let fwd = format!("{}/.forward", u.home);
     match trusted(&fwd, u.uid) {
@@ -543,6 +549,28 @@ mod tests {
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn from_lines_like_procmail() {
+        let d =
+            String::from_utf8(with_from_line(b"Subject: t\n\nb\n".to_vec(), None, "root")).unwrap();
+        assert!(
+            d.starts_with("From root  ") && d.contains("\nSubject: t\n"),
+            "{d}"
+        );
+        let d = String::from_utf8(with_from_line(
+            b"From a@b  Mon Jan  1 00:00:00 2024\nX: y\n".to_vec(),
+            Some("-"),
+            "root",
+        ))
+        .unwrap();
+        assert!(
+            d.starts_with("From a@b  ") && !d.contains("2024") && d.ends_with("\nX: y\n"),
+            "{d}"
+        );
+        let d = with_from_line(b"From a@b  Mon\nX: y\n".to_vec(), None, "root");
+        assert_eq!(d, b"From a@b  Mon\nX: y\n");
     }
 
     #[test]

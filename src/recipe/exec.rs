@@ -815,7 +815,12 @@ impl Engine {
             }
             return Done::Failed;
         }
-        let lockname = self.lockfile_for(r, None);
+        // procmailrc(5): an implicit lockfile for a program is the file after its first `>>`.
+        let target = raw
+            .split_once(">>")
+            .and_then(|(_, t)| t.split_whitespace().next())
+            .map(|t| self.expand(t, Mode::Word));
+        let lockname = self.lockfile_for(r, target.as_deref());
         let Ok(_lock) = self.take_lock(lockname) else {
             return Done::Failed;
         };

@@ -188,12 +188,13 @@ impl Vars {
                 .bytes()
                 .take_while(|&x| x.is_ascii_alphanumeric() || x == b'_')
                 .count();
-            let name_len = if name_len == 0 && !inner.is_empty() && b"$?#=_-@*".contains(&inner.as_bytes()[0])
-            {
-                1
-            } else {
-                name_len
-            };
+            let name_len =
+                if name_len == 0 && !inner.is_empty() && b"$?#=_-@*".contains(&inner.as_bytes()[0])
+                {
+                    1
+                } else {
+                    name_len
+                };
             let name = &inner[..name_len];
             let op = &inner[name_len..];
             let val = self.lookup(name);
