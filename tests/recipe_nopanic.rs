@@ -86,7 +86,7 @@ fn random_regexes_translate_and_match() {
         let n = (r.next() % 24) as usize;
         let s = r.text(RE, n);
         let (t, _) = regex::translate(&s);
-        match regex::compile(&s, r.next() % 2 == 0) {
+        match regex::compile(&s, r.next().is_multiple_of(2)) {
             Ok(p) => {
                 let _ = p.re.captures(hay);
             }
