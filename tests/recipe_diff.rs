@@ -159,6 +159,18 @@ fn run_side(
     (st.code().unwrap_or(-1), last)
 }
 
+/// formail and procmail date the `From_` lines they make; two runs a second apart must still compare.
+fn norm_dates(d: &[u8]) -> Vec<u8> {
+    static RE: std::sync::OnceLock<regex::bytes::Regex> = std::sync::OnceLock::new();
+    let re = RE.get_or_init(|| {
+        regex::bytes::Regex::new(
+            r"(?m)^(>?From \S+ +)[A-Z][a-z]{2} [A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d \d{4}$",
+        )
+        .unwrap()
+    });
+    re.replace_all(d, &b"${1}<date>"[..]).into_owned()
+}
+
 /// True while some process has its working directory under `dir`.
 fn busy(dir: &Path) -> bool {
     let Ok(rd) = fs::read_dir("/proc") else {
@@ -244,6 +256,7 @@ fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
                 } else {
                     data
                 };
+                let data = norm_dates(&data);
                 let key = norm_name(&rel);
                 // Several Maildir files: keep them all, sorted by content.
                 let mut k = key.clone();

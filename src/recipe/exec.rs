@@ -727,8 +727,15 @@ impl Engine {
             Ok(l) => Ok(Some(l)),
             // procmail is setgid mail to make dotlocks in /var/mail; we are not. When the directory
             // refuses us, the mbox append still holds the kernel lock, which modern readers honour.
-            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied && std::path::Path::new(&name).parent().is_some_and(|p| p.is_dir()) => {
-                self.diag(&format!("No permission to create lockfile \"{name}\"; using the kernel lock only"));
+            Err(e)
+                if e.kind() == std::io::ErrorKind::PermissionDenied
+                    && std::path::Path::new(&name)
+                        .parent()
+                        .is_some_and(|p| p.is_dir()) =>
+            {
+                self.diag(&format!(
+                    "No permission to create lockfile \"{name}\"; using the kernel lock only"
+                ));
                 Ok(None)
             }
             Err(_) => {
