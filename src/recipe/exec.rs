@@ -234,8 +234,9 @@ impl Engine {
             "MAILDIR" if std::env::set_current_dir(v).is_err() => {
                 self.diag(&format!("Couldn't chdir to \"{v}\""));
             }
-            "LOGFILE" => self.open_log(v),
-            "LOG" => self.log_raw(v.as_bytes()),
+            // A dry run writes nothing, not even the log.
+            "LOGFILE" if self.explain.is_none() => self.open_log(v),
+            "LOG" if self.explain.is_none() => self.log_raw(v.as_bytes()),
             "UMASK" => {
                 let m = u32::from_str_radix(v.trim(), 8).unwrap_or(0o077) & 0o777;
                 // SAFETY: umask(2) cannot fail.
