@@ -366,8 +366,9 @@ pub fn main(argv: &[String]) -> i32 {
         eprintln!("correo deliver: who am I? (no password entry)");
         return if requeue { 75 } else { 67 };
     };
-    // Outside -m procmail makes sure there is a From_ line; with -f it rewrites it in any mode.
-    if !o.filter_mode || o.from.is_some() {
+    // Without -d procmail leaves the mail as it came (measured: no From_ line is added when a user runs
+    // it from a .forward or mailbox_command); -f rewrites the From_ line in any mode.
+    if o.from.is_some() {
         data = with_from_line(data, o.from.as_deref(), &u.name);
     }
     let vars = default_vars(&u, &o);
