@@ -7,7 +7,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else { return };
     let _ = correo::recipe::regex::translate(s);
     if let Ok(p) = correo::recipe::regex::compile(s, false) {
-        let _ = p.re.captures(data);
+        let _ = p.captures(data);
     }
     let _ = correo::recipe::regex::quote(s);
 });

@@ -491,7 +491,7 @@ impl Engine {
                 q.weight = p.weight;
                 p = q;
             }
-            let (hit, n) = self.test(r, &p.test);
+            let (hit, n) = self.test(r, &p.test, p.weight.is_some());
             let truth = hit != p.negate;
             match p.weight {
                 None => {
@@ -555,7 +555,7 @@ impl Engine {
     }
 
     /// Evaluates one test: (found, number of matches).
-    fn test(&mut self, r: &Recipe, t: &Test) -> (bool, u64) {
+    fn test(&mut self, r: &Recipe, t: &Test, count: bool) -> (bool, u64) {
         let f = &r.flags;
         match t {
             Test::Less(n) => ((self.mail.data.len() as u64) < *n, 1),
@@ -579,7 +579,7 @@ impl Engine {
             }
             Test::Regex(re) => {
                 let area = self.area(f.head, f.body);
-                self.regex_test(re, &area, f.case)
+                self.regex_test(re, &area, f.case, count)
             }
             Test::Var(name, re) => {
                 let area = match name.as_str() {
@@ -588,54 +588,52 @@ impl Engine {
                     "HB" | "BH" => self.area(true, true),
                     n => self.vars.get(n).unwrap_or("").as_bytes().to_vec(),
                 };
-                self.regex_test(re, &area, f.case)
+                self.regex_test(re, &area, f.case, count)
             }
         }
     }
 
-    fn regex_test(&mut self, re: &str, area: &[u8], case: bool) -> (bool, u64) {
+    /// Searches `area`; returns (found, number of non-overlapping matches when `count`, else 1).
+    fn regex_test(&mut self, re: &str, area: &[u8], case: bool, count: bool) -> (bool, u64) {
         let Some(p) = self.pattern(re, case) else {
             return (false, 0);
         };
-        match p.re.captures(area) {
-            None => (false, 0),
-            Some(c) => {
-                let whole = c
-                    .get(0)
-                    .map(|m| String::from_utf8_lossy(m.as_bytes()).into_owned())
-                    .unwrap_or_default();
-                if self.explain.is_some() {
-                    self.note(format!("    matched text: {:?}", whole));
+        // Only a `\/` expression or a dry run needs the match text; plain conditions just search.
+        if !p.split && self.explain.is_none() && !count {
+            return (p.is_match(area), 1);
+        }
+        let Some((whole, group)) = p.captures(area) else {
+            return (false, 0);
+        };
+        if self.explain.is_some() {
+            self.note(format!(
+                "    matched text: {:?}",
+                String::from_utf8_lossy(whole)
+            ));
+        }
+        if p.split {
+            let m = String::from_utf8_lossy(group.unwrap_or_default()).into_owned();
+            if self.explain.is_some() {
+                self.note(format!("    MATCH={m:?}"));
+            }
+            self.vars.set("MATCH", &m);
+        }
+        if !count {
+            return (true, 1);
+        }
+        // Weighted scoring counts the non-overlapping matches (bounded); an empty match steps one byte.
+        let mut n = 0u64;
+        let mut pos = 0;
+        while pos <= area.len() && n < 1_000_000 {
+            match p.find_at(area, pos) {
+                Some((s, e)) => {
+                    n += 1;
+                    pos = if e > s { e } else { e + 1 };
                 }
-                if p.split {
-                    let m = c
-                        .get(1)
-                        .map(|m| String::from_utf8_lossy(m.as_bytes()).into_owned())
-                        .unwrap_or_default();
-                    if self.explain.is_some() {
-                        self.note(format!("    MATCH={m:?}"));
-                    }
-                    self.vars.set("MATCH", &m);
-                }
-                // Count further non-overlapping matches for weighted scoring, bounded.
-                let mut n = 0u64;
-                let mut pos = 0;
-                while pos <= area.len() && n < 1_000_000 {
-                    match p.re.find_at(area, pos) {
-                        Some(m) => {
-                            n += 1;
-                            pos = if m.end() > m.start() {
-                                m.end()
-                            } else {
-                                m.end() + 1
-                            };
-                        }
-                        None => break,
-                    }
-                }
-                (true, n.max(1))
+                None => break,
             }
         }
+        (true, n.max(1))
     }
 
     // ---- actions ----

@@ -246,6 +246,20 @@ pub fn append_mbox(path: &str, data: &[u8]) -> io::Result<()> {
         let _ = f.sync_all();
         return Err(e);
     }
+    // procmailrc(5), UMASK: "If the umask permits o+x, all the mailboxes procmail delivers to directly
+    // will receive an o+x mode change" (a new-mail flag for biff-like tools).
+    // SAFETY: umask(2) cannot fail; we put the old value straight back.
+    let mask = unsafe {
+        let m = libc::umask(0o077);
+        libc::umask(m);
+        m
+    };
+    if mask & 0o001 == 0 {
+        use std::os::unix::fs::PermissionsExt;
+        let mut p = f.metadata()?.permissions();
+        p.set_mode(p.mode() | 0o001);
+        let _ = f.set_permissions(p);
+    }
     Ok(())
 }
 
