@@ -299,6 +299,106 @@ fn class(b: &[u8], start: usize) -> Option<(String, usize)> {
     Some((out, i + 1))
 }
 
+/// A literal that every match must contain, read off the top level of the expression (outside groups,
+/// classes and optional parts; none when there is a top-level `|`). The executor checks it with a plain
+/// byte search first and skips compiling a condition that cannot match: most conditions of an rcfile do
+/// not match a given mail, and compiling them was most of the work of a delivery.
+pub fn required_literal(src: &str) -> Option<Vec<u8>> {
+    let src = expand_macros(src);
+    let b = src.as_bytes();
+    let mut best: Vec<u8> = Vec::new();
+    let mut run: Vec<u8> = Vec::new();
+    let end_run = |run: &mut Vec<u8>, best: &mut Vec<u8>| {
+        if run.len() > best.len() {
+            *best = std::mem::take(run);
+        }
+        run.clear();
+    };
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b'|' => return None,
+            b'(' => {
+                end_run(&mut run, &mut best);
+                let mut depth = 0usize;
+                while i < b.len() {
+                    match b[i] {
+                        b'\\' => i += 1,
+                        b'[' => {
+                            if let Some((_, next)) = class(b, i) {
+                                i = next;
+                                continue;
+                            }
+                        }
+                        b'(' => depth += 1,
+                        b')' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                break;
+                            }
+                        }
+                        _ => {}
+                    }
+                    i += 1;
+                }
+            }
+            b'[' => {
+                end_run(&mut run, &mut best);
+                match class(b, i) {
+                    Some((_, next)) => {
+                        i = next;
+                        continue;
+                    }
+                    None => run.push(c),
+                }
+            }
+            b'*' | b'?' => {
+                run.pop();
+                end_run(&mut run, &mut best);
+            }
+            b'+' => end_run(&mut run, &mut best),
+            b'.' | b'^' | b'$' | b')' => end_run(&mut run, &mut best),
+            b'\\' => {
+                match b.get(i + 1) {
+                    Some(b'<' | b'>' | b'/') | None => end_run(&mut run, &mut best),
+                    Some(&n) => {
+                        // A quantifier after an escaped char makes it optional too.
+                        run.push(n);
+                    }
+                }
+                i += 2;
+                continue;
+            }
+            _ => run.push(c),
+        }
+        i += 1;
+    }
+    end_run(&mut run, &mut best);
+    (best.len() >= 2).then_some(best)
+}
+
+/// Whether `needle` occurs in `hay`, ASCII case folded unless `case`.
+pub fn contains(hay: &[u8], needle: &[u8], case: bool) -> bool {
+    if case {
+        return memchr::memmem::find(hay, needle).is_some();
+    }
+    let first = needle[0];
+    let (lo, up) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
+    let mut pos = 0;
+    while pos + needle.len() <= hay.len() {
+        let Some(off) = memchr::memchr2(lo, up, &hay[pos..=hay.len() - needle.len()]) else {
+            return false;
+        };
+        let at = pos + off;
+        if hay[at..at + needle.len()].eq_ignore_ascii_case(needle) {
+            return true;
+        }
+        pos = at + 1;
+    }
+    false
+}
+
 /// Compiles a procmail expression; `case` is true for the `D` flag.
 pub fn compile(src: &str, case: bool) -> Result<Pattern, String> {
     let (translated, split) = translate(src);
@@ -398,6 +498,26 @@ mod tests {
             }
         }
         assert_eq!(n, 3);
+    }
+
+    #[test]
+    fn required_literals() {
+        let r = |s: &str| required_literal(s).map(|v| String::from_utf8(v).unwrap());
+        assert_eq!(
+            r("^From:.*(boss|jefe)@example\\.com").as_deref(),
+            Some("@example.com")
+        );
+        assert_eq!(r("^Subject:.*money").as_deref(), Some("Subject:"));
+        assert_eq!(
+            r("^X-Spam-Level: \\*\\*\\*").as_deref(),
+            Some("X-Spam-Level: ***")
+        );
+        assert_eq!(r("colou?r").as_deref(), Some("colo"));
+        assert_eq!(r("a|b"), None);
+        assert_eq!(r("^FROM_DAEMON"), None);
+        assert!(contains(b"xx SUBJECT: y", b"Subject:", false));
+        assert!(!contains(b"xx SUBJECT: y", b"Subject:", true));
+        assert!(!contains(b"Subj", b"Subject:", false));
     }
 
     #[test]
