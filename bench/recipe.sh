@@ -4,6 +4,7 @@
 # same run, on the same message; we print deliveries per second and the ratio.
 #
 #   bench/recipe.sh [N]        (default N=10000 deliveries per tool and per folder kind; run as root)
+#   BENCH_DIR=/dev/shm bench/recipe.sh N   (tmpfs: takes the disk's fsync cost out of the picture)
 #
 # Needs: procmail, user pm (useradd -m -s /bin/sh pm), a release build (cargo build --release).
 set -euo pipefail
@@ -13,7 +14,7 @@ BIN=${BIN:-target/release/correo}
 [ -x "$BIN" ] || { echo "build first: cargo build --release" >&2; exit 1; }
 id pm >/dev/null 2>&1 || { echo "needs user pm" >&2; exit 1; }
 
-W=$(mktemp -d /tmp/correo-bench.XXXX)
+W=$(mktemp -d "${BENCH_DIR:-/tmp}/correo-bench.XXXX")
 [ -n "${KEEP:-}" ] || trap 'rm -rf "$W"' EXIT
 chmod 755 "$W"
 cp "$BIN" "$W/correo"

@@ -153,9 +153,10 @@ fn deliver_maildir(dir: &str, data: &[u8]) -> io::Result<(String, PathBuf)> {
         // link() refuses to overwrite, unlike rename(): a name clash in new/ cannot lose a message.
         match fs::hard_link(&tmp, &new) {
             Ok(()) => {
+                // Only new/ must reach the disk: a tmp/ entry that comes back after a crash is just
+                // cleaned up by the reader, the message itself is already safe in new/.
                 let _ = fs::remove_file(&tmp);
                 sync_dir(&d.join("new"))?;
-                let _ = sync_dir(&d.join("tmp"));
                 return Ok((format!("{dir}/new/{name}"), new));
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {

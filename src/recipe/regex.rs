@@ -407,6 +407,7 @@ pub fn compile(src: &str, case: bool) -> Result<Pattern, String> {
     // itself (measured with perf), so only the lazy DFA and the NFA engines are kept.
     let config = meta::Config::new()
         .dfa(false)
+        .hybrid(false)
         .onepass(false)
         .auto_prefilter(false)
         .nfa_size_limit(Some(1 << 24));
