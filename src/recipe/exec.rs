@@ -595,10 +595,8 @@ impl Engine {
 
     /// Searches `area`; returns (found, number of non-overlapping matches when `count`, else 1).
     fn regex_test(&mut self, re: &str, area: &[u8], case: bool, count: bool) -> (bool, u64) {
-        if let Some(lit) = pregex::required_literal(re) {
-            if !pregex::contains(area, &lit, case) {
-                return (false, 0);
-            }
+        if pregex::cannot_match(&pregex::required_literals(re), area, case) {
+            return (false, 0);
         }
         let Some(p) = self.pattern(re, case) else {
             return (false, 0);
