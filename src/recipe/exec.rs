@@ -486,9 +486,12 @@ impl Engine {
                 let Test::Regex(rest) = &p.test else { break };
                 let rest = rest.clone();
                 let e = self.expand(&rest, Mode::DoubleQuoted);
-                let mut q = cond::modifiers(&e);
+                // procmail rereads the expanded text whole, so a weight may come from the expansion.
+                let mut q = cond::parse(&e);
                 q.negate ^= p.negate;
-                q.weight = p.weight;
+                if q.weight.is_none() {
+                    q.weight = p.weight;
+                }
                 p = q;
             }
             let (hit, n) = self.test(r, &p.test, p.weight.is_some());
@@ -925,12 +928,15 @@ impl Engine {
             return Done::Failed;
         };
         self.vars.last_exit = o.code;
-        if o.code != 0 && r.flags.wait {
-            self.diag(&format!(
-                "Program failure ({}) of \"{}\"",
-                o.code,
-                self.vars.get("SENDMAIL").unwrap_or("")
-            ));
+        // Unlike a pipe, a forward always counts $SENDMAIL's exit status, `w` or not (measured).
+        if o.code != 0 {
+            if !r.flags.wait_quiet {
+                self.diag(&format!(
+                    "Program failure ({}) of \"{}\"",
+                    o.code,
+                    self.vars.get("SENDMAIL").unwrap_or("")
+                ));
+            }
             return Done::Failed;
         }
         // procmail names a forward in the log by the command it ran.
