@@ -928,8 +928,8 @@ impl Engine {
             return Done::Failed;
         };
         self.vars.last_exit = o.code;
-        // Unlike a pipe, a forward always counts $SENDMAIL's exit status, `w` or not (measured).
-        if o.code != 0 {
+        // As for pipes, $SENDMAIL's exit status counts only with `w`.
+        if o.code != 0 && r.flags.wait {
             if !r.flags.wait_quiet {
                 self.diag(&format!(
                     "Program failure ({}) of \"{}\"",

@@ -283,6 +283,34 @@ pub fn deliver(
             names.push(dir);
             continue;
         }
+        // Directory folders after the first get a hard link to the first one's file (procmail does this:
+        // the link has the first folder's contents and the logged length stays the first's).
+        let is_dir = matches!(kind, Kind::Maildir | Kind::Mh | Kind::Dir);
+        if let (Some(src), true) = (&first_file, is_dir) {
+            let d = Path::new(&dir);
+            let (name, to) = match kind {
+                Kind::Maildir => {
+                    ensure_maildir(d)?;
+                    let n = maildir_name();
+                    (format!("{dir}/new/{n}"), d.join("new").join(n))
+                }
+                Kind::Mh => {
+                    fs::create_dir_all(d)?;
+                    let n = next_mh_number(d)?;
+                    (format!("{dir}/{n}"), d.join(n.to_string()))
+                }
+                _ => {
+                    let n = format!("{msgprefix}{}", crate::message::spool::unique_id());
+                    (format!("{dir}/{n}"), d.join(n))
+                }
+            };
+            fs::hard_link(src, &to)?;
+            if let Some(parent) = to.parent() {
+                sync_dir(parent)?;
+            }
+            names.push(name);
+            continue;
+        }
         let data = compose(mail, parts, kind);
         bytes = data.len();
         if crate::message::spool::injected_fault("folder") {
@@ -297,15 +325,6 @@ pub fn deliver(
                 names.push(dir);
             }
             Kind::Maildir | Kind::Mh | Kind::Dir => {
-                if let (Some(src), Kind::Maildir) = (&first_file, kind) {
-                    ensure_maildir(Path::new(&dir))?;
-                    let name = maildir_name();
-                    let to = Path::new(&dir).join("new").join(&name);
-                    fs::hard_link(src, &to)?;
-                    sync_dir(&Path::new(&dir).join("new"))?;
-                    names.push(format!("{dir}/new/{name}"));
-                    continue;
-                }
                 let (name, path) = match kind {
                     Kind::Maildir => deliver_maildir(&dir, &data)?,
                     Kind::Mh => deliver_mh(&dir, &data)?,
