@@ -118,6 +118,22 @@ fn eight_concurrent_deliveries_into_one_mbox_stay_whole() {
 }
 
 #[test]
+fn suspicious_rcfiles_are_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempfile::tempdir().unwrap();
+    let r = rc(d.path(), ":0\ninbox\n");
+    fs::set_permissions(&r, fs::Permissions::from_mode(0o666)).unwrap();
+    assert_eq!(deliver(&["-m", &r], &[], MSG).0, 75);
+    assert!(!d.path().join("inbox").exists());
+    fs::set_permissions(&r, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::set_permissions(d.path(), fs::Permissions::from_mode(0o777)).unwrap();
+    assert_eq!(deliver(&["-m", &r], &[], MSG).0, 75);
+    fs::set_permissions(d.path(), fs::Permissions::from_mode(0o1777)).unwrap();
+    assert_eq!(deliver(&["-m", &r], &[], MSG).0, 0);
+    assert!(d.path().join("inbox").exists());
+}
+
+#[test]
 fn bad_arguments_are_usage_errors() {
     assert_eq!(deliver(&["-m"], &[], MSG).0, 64);
     assert_eq!(deliver(&["-Q"], &[], MSG).0, 64);

@@ -291,14 +291,27 @@ fn with_from_line(data: Vec<u8>, from: Option<&str>, invoker: &str) -> Vec<u8> {
 
 /// procmail(1) "-d" and sendmail's rule: a file we act on must be owned by the user or root and not
 /// writable by group or others.
+/// The directory must not be writable by others unless it is sticky (procmail's "Suspicious rcfile":
+/// measured, an rcfile in a mode 777 directory is refused).
 fn trusted(path: &str, uid: u32) -> Result<bool, String> {
     use std::os::unix::fs::MetadataExt;
     match std::fs::metadata(path) {
         Err(_) => Ok(false),
         Ok(m) => {
-            if (m.uid() != uid && m.uid() != 0) || m.mode() & 0o022 != 0 {
+            let dir_open = std::path::Path::new(path)
+                .parent()
+                .map(|p| {
+                    if p.as_os_str().is_empty() {
+                        std::path::Path::new(".")
+                    } else {
+                        p
+                    }
+                })
+                .and_then(|p| std::fs::metadata(p).ok())
+                .is_some_and(|d| d.mode() & 0o002 != 0 && d.mode() & 0o1000 == 0);
+            if (m.uid() != uid && m.uid() != 0) || m.mode() & 0o022 != 0 || dir_open {
                 Err(format!(
-                    "refusing \"{path}\": owned by another user or writable by others"
+                    "Suspicious rcfile \"{path}\": owned by another user or writable by others"
                 ))
             } else {
                 Ok(true)
@@ -403,6 +416,15 @@ fn run_engine(
             break;
         }
     }
+    // SAFETY: getuid cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let rcfile = rcfile.filter(|rc| match trusted(rc, uid) {
+        Err(why) => {
+            e.diag(&why);
+            false
+        }
+        Ok(_) => true,
+    });
     if let Some(rc) = rcfile {
         match std::fs::read(&rc) {
             Ok(d) => {
