@@ -251,51 +251,67 @@ pub fn default_vars(u: &User, o: &Options) -> Vars {
     v
 }
 
-/// Generates the `From_` line procmail adds outside `-m` mode when the mail has none (or with `-f`).
-fn with_from_line(data: Vec<u8>, from: Option<&str>, user: &str) -> Vec<u8> {
+/// Generates the `From_` line procmail adds outside `-m` mode when the mail has none, or rewrites it with
+/// `-f` (measured against procmail 3.22: `From root  Wed Nov 25 15:26:00 2026`, the invoking user when
+/// there is no `-f`; `-f -` keeps the sender and refreshes the date).
+fn with_from_line(data: Vec<u8>, from: Option<&str>, invoker: &str) -> Vec<u8> {
     let has = data.starts_with(b"From ");
     if has && from.is_none() {
         return data;
     }
-    let sender = from
-        .filter(|f| *f != "-")
-        .map(str::to_string)
-        .unwrap_or_else(|| return_path(&data).unwrap_or_else(|| user.to_string()));
+    let first_end = memchr::memchr(b'\n', &data);
+    let old_sender = has.then(|| {
+        let line = &data[5..first_end.unwrap_or(data.len())];
+        String::from_utf8_lossy(line)
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_string()
+    });
+    let sender = match from {
+        Some("-") => old_sender
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| invoker.to_string()),
+        Some(f) => f.to_string(),
+        None => invoker.to_string(),
+    };
     let date = chrono::Local::now().format("%a %b %e %H:%M:%S %Y");
     let mut out = format!("From {sender}  {date}\n").into_bytes();
-    let body = if has {
-        match memchr::memchr(b'\n', &data) {
+    let rest = if has {
+        match first_end {
             Some(p) => &data[p + 1..],
             None => &[][..],
         }
     } else {
         &data[..]
     };
-    out.extend_from_slice(body);
+    out.extend_from_slice(rest);
     out
-}
-
-fn return_path(data: &[u8]) -> Option<String> {
-    let m = Mail::new(data.to_vec());
-    let v = m.field("Return-Path")?;
-    let v = v
-        .trim()
-        .trim_start_matches('<')
-        .trim_end_matches('>')
-        .trim();
-    (!v.is_empty()).then(|| v.to_string())
 }
 
 /// procmail(1) "-d" and sendmail's rule: a file we act on must be owned by the user or root and not
 /// writable by group or others.
+/// The directory must not be writable by others unless it is sticky (procmail's "Suspicious rcfile":
+/// measured, an rcfile in a mode 777 directory is refused).
 fn trusted(path: &str, uid: u32) -> Result<bool, String> {
     use std::os::unix::fs::MetadataExt;
     match std::fs::metadata(path) {
         Err(_) => Ok(false),
         Ok(m) => {
-            if (m.uid() != uid && m.uid() != 0) || m.mode() & 0o022 != 0 {
+            let dir_open = std::path::Path::new(path)
+                .parent()
+                .map(|p| {
+                    if p.as_os_str().is_empty() {
+                        std::path::Path::new(".")
+                    } else {
+                        p
+                    }
+                })
+                .and_then(|p| std::fs::metadata(p).ok())
+                .is_some_and(|d| d.mode() & 0o002 != 0 && d.mode() & 0o1000 == 0);
+            if (m.uid() != uid && m.uid() != 0) || m.mode() & 0o022 != 0 || dir_open {
                 Err(format!(
-                    "refusing \"{path}\": owned by another user or writable by others"
+                    "Suspicious rcfile \"{path}\": owned by another user or writable by others"
                 ))
             } else {
                 Ok(true)
@@ -328,10 +344,31 @@ pub fn main(argv: &[String]) -> i32 {
     }
     let requeue = !o.bounce;
     if !o.recipients.is_empty() {
-        // Several recipients: each gets its own run (procmail forks one child per recipient).
+        if o.recipients.len() == 1 {
+            return deliver_to_user(&o, &o.recipients[0], data);
+        }
+        // Several recipients: procmail forks one child per recipient (each switches to its user, which
+        // cannot be undone in-process). Any failure makes the whole run temporary: the MTA retries.
         let mut worst = 0;
         for r in &o.recipients {
-            let code = deliver_to_user(&o, r, data.clone());
+            // SAFETY: single-threaded here; the child only delivers and exits.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                let code = deliver_to_user(&o, r, data.clone());
+                std::process::exit(code);
+            }
+            let code = if pid < 0 {
+                75
+            } else {
+                let mut st = 0;
+                // SAFETY: waiting for our own child.
+                unsafe { libc::waitpid(pid, &mut st, 0) };
+                if libc::WIFEXITED(st) {
+                    libc::WEXITSTATUS(st)
+                } else {
+                    75
+                }
+            };
             if code != 0 {
                 worst = code;
             }
@@ -342,9 +379,9 @@ pub fn main(argv: &[String]) -> i32 {
         eprintln!("correo deliver: who am I? (no password entry)");
         return if requeue { 75 } else { 67 };
     };
-    if !o.filter_mode {
-        data = with_from_line(data, o.from.as_deref(), &u.name);
-    } else if o.from.is_some() {
+    // Without -d procmail leaves the mail as it came (measured: no From_ line is added when a user runs
+    // it from a .forward or mailbox_command); -f rewrites the From_ line in any mode.
+    if o.from.is_some() {
         data = with_from_line(data, o.from.as_deref(), &u.name);
     }
     let vars = default_vars(&u, &o);
@@ -379,6 +416,15 @@ fn run_engine(
             break;
         }
     }
+    // SAFETY: getuid cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let rcfile = rcfile.filter(|rc| match trusted(rc, uid) {
+        Err(why) => {
+            e.diag(&why);
+            false
+        }
+        Ok(_) => true,
+    });
     if let Some(rc) = rcfile {
         match std::fs::read(&rc) {
             Ok(d) => {
@@ -415,13 +461,16 @@ fn deliver_to_user(o: &Options, name: &str, data: Vec<u8>) -> i32 {
         eprintln!("correo deliver: unknown user \"{name}\"");
         return 67;
     };
+    let invoker = current_user()
+        .map(|c| c.name)
+        .unwrap_or_else(|| "MAILER-DAEMON".into());
     if !o.explain {
         if let Err(e) = become_user(&u) {
             eprintln!("correo deliver: {e}");
             return temp;
         }
     }
-    let data = with_from_line(data, o.from.as_deref(), &u.name);
+    let data = with_from_line(data, o.from.as_deref(), &invoker);
     let mut vars = default_vars(&u, o);
     let fwd = format!("{}/.forward", u.home);
     match trusted(&fwd, u.uid) {
@@ -523,6 +572,28 @@ mod tests {
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn from_lines_like_procmail() {
+        let d =
+            String::from_utf8(with_from_line(b"Subject: t\n\nb\n".to_vec(), None, "root")).unwrap();
+        assert!(
+            d.starts_with("From root  ") && d.contains("\nSubject: t\n"),
+            "{d}"
+        );
+        let d = String::from_utf8(with_from_line(
+            b"From a@b  Mon Jan  1 00:00:00 2024\nX: y\n".to_vec(),
+            Some("-"),
+            "root",
+        ))
+        .unwrap();
+        assert!(
+            d.starts_with("From a@b  ") && !d.contains("2024") && d.ends_with("\nX: y\n"),
+            "{d}"
+        );
+        let d = with_from_line(b"From a@b  Mon\nX: y\n".to_vec(), None, "root");
+        assert_eq!(d, b"From a@b  Mon\nX: y\n");
     }
 
     #[test]

@@ -231,13 +231,12 @@ impl Engine {
         }
         let v = value.unwrap_or("");
         match name {
-            "MAILDIR" => {
-                if std::env::set_current_dir(v).is_err() {
-                    self.diag(&format!("Couldn't chdir to \"{v}\""));
-                }
+            "MAILDIR" if std::env::set_current_dir(v).is_err() => {
+                self.diag(&format!("Couldn't chdir to \"{v}\""));
             }
-            "LOGFILE" => self.open_log(v),
-            "LOG" => self.log_raw(v.as_bytes()),
+            // A dry run writes nothing, not even the log.
+            "LOGFILE" if self.explain.is_none() => self.open_log(v),
+            "LOG" if self.explain.is_none() => self.log_raw(v.as_bytes()),
             "UMASK" => {
                 let m = u32::from_str_radix(v.trim(), 8).unwrap_or(0o077) & 0o777;
                 // SAFETY: umask(2) cannot fail.
@@ -487,12 +486,15 @@ impl Engine {
                 let Test::Regex(rest) = &p.test else { break };
                 let rest = rest.clone();
                 let e = self.expand(&rest, Mode::DoubleQuoted);
-                let mut q = cond::modifiers(&e);
+                // procmail rereads the expanded text whole, so a weight may come from the expansion.
+                let mut q = cond::parse(&e);
                 q.negate ^= p.negate;
-                q.weight = p.weight;
+                if q.weight.is_none() {
+                    q.weight = p.weight;
+                }
                 p = q;
             }
-            let (hit, n) = self.test(r, &p.test);
+            let (hit, n) = self.test(r, &p.test, p.weight.is_some());
             let truth = hit != p.negate;
             match p.weight {
                 None => {
@@ -556,7 +558,7 @@ impl Engine {
     }
 
     /// Evaluates one test: (found, number of matches).
-    fn test(&mut self, r: &Recipe, t: &Test) -> (bool, u64) {
+    fn test(&mut self, r: &Recipe, t: &Test, count: bool) -> (bool, u64) {
         let f = &r.flags;
         match t {
             Test::Less(n) => ((self.mail.data.len() as u64) < *n, 1),
@@ -580,7 +582,7 @@ impl Engine {
             }
             Test::Regex(re) => {
                 let area = self.area(f.head, f.body);
-                self.regex_test(re, &area, f.case)
+                self.regex_test(re, &area, f.case, count)
             }
             Test::Var(name, re) => {
                 let area = match name.as_str() {
@@ -589,51 +591,55 @@ impl Engine {
                     "HB" | "BH" => self.area(true, true),
                     n => self.vars.get(n).unwrap_or("").as_bytes().to_vec(),
                 };
-                self.regex_test(re, &area, f.case)
+                self.regex_test(re, &area, f.case, count)
             }
         }
     }
 
-    fn regex_test(&mut self, re: &str, area: &[u8], case: bool) -> (bool, u64) {
+    /// Searches `area`; returns (found, number of non-overlapping matches when `count`, else 1).
+    fn regex_test(&mut self, re: &str, area: &[u8], case: bool, count: bool) -> (bool, u64) {
+        if pregex::cannot_match(&pregex::required_literals(re), area, case) {
+            return (false, 0);
+        }
         let Some(p) = self.pattern(re, case) else {
             return (false, 0);
         };
-        match p.re.captures(area) {
-            None => (false, 0),
-            Some(c) => {
-                let whole = c
-                    .get(0)
-                    .map(|m| String::from_utf8_lossy(m.as_bytes()).into_owned())
-                    .unwrap_or_default();
-                if self.explain.is_some() {
-                    self.note(format!("    matched text: {:?}", whole));
+        // Only a `\/` expression or a dry run needs the match text; plain conditions just search.
+        if !p.split && self.explain.is_none() && !count {
+            return (p.is_match(area), 1);
+        }
+        let Some((whole, group)) = p.captures(area) else {
+            return (false, 0);
+        };
+        if self.explain.is_some() {
+            self.note(format!(
+                "    matched text: {:?}",
+                String::from_utf8_lossy(whole)
+            ));
+        }
+        if p.split {
+            let m = String::from_utf8_lossy(group.unwrap_or_default()).into_owned();
+            if self.explain.is_some() {
+                self.note(format!("    MATCH={m:?}"));
+            }
+            self.vars.set("MATCH", &m);
+        }
+        if !count {
+            return (true, 1);
+        }
+        // Weighted scoring counts the non-overlapping matches (bounded); an empty match steps one byte.
+        let mut n = 0u64;
+        let mut pos = 0;
+        while pos <= area.len() && n < 1_000_000 {
+            match p.find_at(area, pos) {
+                Some((s, e)) => {
+                    n += 1;
+                    pos = if e > s { e } else { e + 1 };
                 }
-                if p.split {
-                    let m = c
-                        .get(1)
-                        .map(|m| String::from_utf8_lossy(m.as_bytes()).into_owned())
-                        .unwrap_or_default();
-                    self.vars.set("MATCH", &m);
-                }
-                // Count further non-overlapping matches for weighted scoring, bounded.
-                let mut n = 0u64;
-                let mut pos = 0;
-                while pos <= area.len() && n < 1_000_000 {
-                    match p.re.find_at(area, pos) {
-                        Some(m) => {
-                            n += 1;
-                            pos = if m.end() > m.start() {
-                                m.end()
-                            } else {
-                                m.end() + 1
-                            };
-                        }
-                        None => break,
-                    }
-                }
-                (true, n.max(1))
+                None => break,
             }
         }
+        (true, n.max(1))
     }
 
     // ---- actions ----
@@ -668,7 +674,7 @@ impl Engine {
             }
             Action::Folders(words) => {
                 let names: Vec<String> = words.iter().map(|w| self.expand(w, Mode::Word)).collect();
-                (self.to_folders(r, &names), Flow::Continue)
+                (self.deliver_folders(r, &names), Flow::Continue)
             }
             Action::Pipe { capture, cmd } => {
                 (self.pipe(r, capture.as_deref(), cmd), Flow::Continue)
@@ -724,6 +730,19 @@ impl Engine {
         let (s, t) = self.lock_params();
         match lock::dotlock(std::path::Path::new(&name), s, t) {
             Ok(l) => Ok(Some(l)),
+            // procmail is setgid mail to make dotlocks in /var/mail; we are not. When the directory
+            // refuses us, the mbox append still holds the kernel lock, which modern readers honour.
+            Err(e)
+                if e.kind() == std::io::ErrorKind::PermissionDenied
+                    && std::path::Path::new(&name)
+                        .parent()
+                        .is_some_and(|p| p.is_dir()) =>
+            {
+                self.diag(&format!(
+                    "No permission to create lockfile \"{name}\"; using the kernel lock only"
+                ));
+                Ok(None)
+            }
             Err(_) => {
                 self.diag(&format!("Lock failure on \"{name}\""));
                 Err(())
@@ -744,7 +763,7 @@ impl Engine {
         }
     }
 
-    fn to_folders(&mut self, r: &Recipe, names: &[String]) -> Done {
+    fn deliver_folders(&mut self, r: &Recipe, names: &[String]) -> Done {
         if names.is_empty() {
             return Done::Failed;
         }
@@ -814,7 +833,12 @@ impl Engine {
             }
             return Done::Failed;
         }
-        let lockname = self.lockfile_for(r, None);
+        // procmailrc(5): an implicit lockfile for a program is the file after its first `>>`.
+        let target = raw
+            .split_once(">>")
+            .and_then(|(_, t)| t.split_whitespace().next())
+            .map(|t| self.expand(t, Mode::Word));
+        let lockname = self.lockfile_for(r, target.as_deref());
         let Ok(_lock) = self.take_lock(lockname) else {
             return Done::Failed;
         };
@@ -904,12 +928,15 @@ impl Engine {
             return Done::Failed;
         };
         self.vars.last_exit = o.code;
+        // As for pipes, $SENDMAIL's exit status counts only with `w`.
         if o.code != 0 && r.flags.wait {
-            self.diag(&format!(
-                "Program failure ({}) of \"{}\"",
-                o.code,
-                self.vars.get("SENDMAIL").unwrap_or("")
-            ));
+            if !r.flags.wait_quiet {
+                self.diag(&format!(
+                    "Program failure ({}) of \"{}\"",
+                    o.code,
+                    self.vars.get("SENDMAIL").unwrap_or("")
+                ));
+            }
             return Done::Failed;
         }
         // procmail names a forward in the log by the command it ran.
@@ -925,7 +952,7 @@ impl Engine {
 
     /// Falls off the end of the rcfile: DEFAULT (and ORGMAIL as the last resort), with `$DEFAULT$LOCKEXT`.
     pub fn fall_off(&mut self) {
-        if self.delivered || self.host_mismatch || self.explain.is_some() && self.delivered {
+        if self.delivered || self.host_mismatch {
             return;
         }
         let mut tried = Vec::new();

@@ -153,9 +153,10 @@ fn deliver_maildir(dir: &str, data: &[u8]) -> io::Result<(String, PathBuf)> {
         // link() refuses to overwrite, unlike rename(): a name clash in new/ cannot lose a message.
         match fs::hard_link(&tmp, &new) {
             Ok(()) => {
+                // Only new/ must reach the disk: a tmp/ entry that comes back after a crash is just
+                // cleaned up by the reader, the message itself is already safe in new/.
                 let _ = fs::remove_file(&tmp);
                 sync_dir(&d.join("new"))?;
-                let _ = sync_dir(&d.join("tmp"));
                 return Ok((format!("{dir}/new/{name}"), new));
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
@@ -246,6 +247,20 @@ pub fn append_mbox(path: &str, data: &[u8]) -> io::Result<()> {
         let _ = f.sync_all();
         return Err(e);
     }
+    // procmailrc(5), UMASK: "If the umask permits o+x, all the mailboxes procmail delivers to directly
+    // will receive an o+x mode change" (a new-mail flag for biff-like tools).
+    // SAFETY: umask(2) cannot fail; we put the old value straight back.
+    let mask = unsafe {
+        let m = libc::umask(0o077);
+        libc::umask(m);
+        m
+    };
+    if mask & 0o001 == 0 {
+        use std::os::unix::fs::PermissionsExt;
+        let mut p = f.metadata()?.permissions();
+        p.set_mode(p.mode() | 0o001);
+        let _ = f.set_permissions(p);
+    }
     Ok(())
 }
 
@@ -268,6 +283,34 @@ pub fn deliver(
             names.push(dir);
             continue;
         }
+        // Directory folders after the first get a hard link to the first one's file (procmail does this:
+        // the link has the first folder's contents and the logged length stays the first's).
+        let is_dir = matches!(kind, Kind::Maildir | Kind::Mh | Kind::Dir);
+        if let (Some(src), true) = (&first_file, is_dir) {
+            let d = Path::new(&dir);
+            let (name, to) = match kind {
+                Kind::Maildir => {
+                    ensure_maildir(d)?;
+                    let n = maildir_name();
+                    (format!("{dir}/new/{n}"), d.join("new").join(n))
+                }
+                Kind::Mh => {
+                    fs::create_dir_all(d)?;
+                    let n = next_mh_number(d)?;
+                    (format!("{dir}/{n}"), d.join(n.to_string()))
+                }
+                _ => {
+                    let n = format!("{msgprefix}{}", crate::message::spool::unique_id());
+                    (format!("{dir}/{n}"), d.join(n))
+                }
+            };
+            fs::hard_link(src, &to)?;
+            if let Some(parent) = to.parent() {
+                sync_dir(parent)?;
+            }
+            names.push(name);
+            continue;
+        }
         let data = compose(mail, parts, kind);
         bytes = data.len();
         if crate::message::spool::injected_fault("folder") {
@@ -282,15 +325,6 @@ pub fn deliver(
                 names.push(dir);
             }
             Kind::Maildir | Kind::Mh | Kind::Dir => {
-                if let (Some(src), Kind::Maildir) = (&first_file, kind) {
-                    ensure_maildir(Path::new(&dir))?;
-                    let name = maildir_name();
-                    let to = Path::new(&dir).join("new").join(&name);
-                    fs::hard_link(src, &to)?;
-                    sync_dir(&Path::new(&dir).join("new"))?;
-                    names.push(format!("{dir}/new/{name}"));
-                    continue;
-                }
                 let (name, path) = match kind {
                     Kind::Maildir => deliver_maildir(&dir, &data)?,
                     Kind::Mh => deliver_mh(&dir, &data)?,

@@ -188,12 +188,13 @@ impl Vars {
                 .bytes()
                 .take_while(|&x| x.is_ascii_alphanumeric() || x == b'_')
                 .count();
-            let name_len = if name_len == 0 && !inner.is_empty() && "$?#=_-@*".contains(&inner[..1])
-            {
-                1
-            } else {
-                name_len
-            };
+            let name_len =
+                if name_len == 0 && !inner.is_empty() && b"$?#=_-@*".contains(&inner.as_bytes()[0])
+                {
+                    1
+                } else {
+                    name_len
+                };
             let name = &inner[..name_len];
             let op = &inner[name_len..];
             let val = self.lookup(name);
@@ -322,6 +323,8 @@ mod tests {
         assert_eq!(x("a\\$b", Mode::Word), "a$b");
         assert_eq!(x("cost $ 5", Mode::Word), "cost $ 5");
         assert_eq!(x("'a b' $HOME", Mode::Program), "'a b' /home/pm");
+        // Multibyte text after `${` must not split a character (a fuzz-style regression).
+        assert_eq!(x("${ñ}x${", Mode::Word), "x${");
     }
 
     #[test]
