@@ -110,7 +110,10 @@ pub struct Session {
     pub auth_failures: usize,
     /// Envelope sender of the transaction in progress ("" is the null sender).
     pub mail_from: Option<String>,
+    /// MAIL FROM carried SMTPUTF8 (RFC 6531): UTF-8 paths are allowed and the next hop must offer it.
     pub smtputf8: bool,
+    /// MAIL FROM carried BODY=8BITMIME (RFC 6152).
+    pub body8bit: bool,
     pub rcpts: Vec<Rcpt>,
     /// RCPT TO addresses accepted so far (for the limit and the Received header).
     pub rcpt_addrs: Vec<String>,
@@ -131,6 +134,7 @@ impl Session {
             auth_failures: 0,
             mail_from: None,
             smtputf8: false,
+            body8bit: false,
             rcpts: Vec::new(),
             rcpt_addrs: Vec::new(),
             errors: 0,
@@ -141,6 +145,7 @@ impl Session {
     pub fn reset(&mut self) {
         self.mail_from = None;
         self.smtputf8 = false;
+        self.body8bit = false;
         self.rcpts.clear();
         self.rcpt_addrs.clear();
     }
