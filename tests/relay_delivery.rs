@@ -905,3 +905,48 @@ fn smtputf8_recipient_bounces_when_the_next_hop_lacks_it() {
     );
     assert!(s.wait_empty(Duration::from_secs(5)));
 }
+
+/// RFC 5321 §4.1.3: address literals in MAIL FROM and RCPT TO. A trusted client's mail to
+/// `user@[127.0.0.1]` goes straight to that address (no DNS; `[relay] port` points at smtp-sink).
+#[test]
+fn address_literal_recipient_is_delivered_without_dns() {
+    if !peer("swaks") || !peer("smtp-sink") {
+        return;
+    }
+    let sink = Sink::start(&[]);
+    let config = format!(
+        "domains = [\"example.org\"]\naliases = \"HOME/aliases\"\nhostname = \"mx.example.org\"\n\
+         [relay]\nport = {}\ndns = \"127.0.0.1:9\"\nmx_tls = \"never\"\nretry_secs = 0.3\nretry_max_secs = 1\n",
+        sink.port
+    );
+    let s = Server::start_with(&config, &[("aliases", ALIASES)], &[]);
+    let out = swaks(
+        s.port,
+        &[
+            "-f",
+            "a@[192.0.2.1]",
+            "-t",
+            "lit@[127.0.0.1]",
+            "--header",
+            "Subject: to a literal",
+        ],
+    );
+    assert!(out.contains("queued as"), "{out}");
+    assert!(
+        wait_for(
+            || sink
+                .messages()
+                .iter()
+                .any(|m| m.contains("Subject: to a literal")),
+            10
+        ),
+        "{}",
+        s.maillog()
+    );
+    let log = s.maillog();
+    assert!(
+        log.contains("to=<lit@[127.0.0.1]>") && log.contains("status=sent"),
+        "{log}"
+    );
+    assert!(s.wait_empty(Duration::from_secs(5)));
+}
