@@ -60,6 +60,8 @@ fn load(server: &mut Server, kill_at: usize) -> BTreeSet<usize> {
                     from: "load@example.org".into(),
                     rcpts: vec![format!("sink{}@far.example.net", seq % 3)],
                     data: &data,
+                    smtputf8: false,
+                    body8bit: false,
                 };
                 let out = c.send_all(std::slice::from_ref(&tx));
                 if !out[0][0].is_accepted() {

@@ -764,3 +764,189 @@ fn sigterm_lets_a_running_pipe_finish_so_a_restart_does_not_repeat_it() {
     );
     assert!(s.maillog().contains("status=stopped"), "{}", s.maillog());
 }
+
+/// Starts tests/support/utf8_sink.py (a next hop offering SMTPUTF8 and 8BITMIME) and returns its port,
+/// the file it logs every command to, and the child to kill.
+fn utf8_sink(dir: &std::path::Path) -> (u16, std::path::PathBuf, std::process::Child) {
+    use std::io::BufRead;
+    let port = common::free_port();
+    let log = dir.join("utf8-sink.log");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/utf8_sink.py");
+    let mut child = Command::new("/usr/bin/python3")
+        .arg(script)
+        .arg(port.to_string())
+        .arg(&log)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready");
+    (port, log, child)
+}
+
+/// RFC 6531 through the relay: Python's smtplib sends a UTF-8 sender and recipient with SMTPUTF8 and
+/// BODY=8BITMIME; both parameters reach the next hop, which offers them. Without SMTPUTF8 the same
+/// addresses are refused with 553 5.6.7.
+#[test]
+fn smtputf8_addresses_pass_through_to_a_next_hop_that_offers_it() {
+    if !peer("/usr/bin/python3") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (port, log, mut child) = utf8_sink(tmp.path());
+    let s = Server::start_with(&relay_config(port, ""), &[("aliases", ALIASES)], &[]);
+    let script = format!(
+        "import smtplib\n\
+         s = smtplib.SMTP('127.0.0.1', {port})\n\
+         s.ehlo('py.test')\n\
+         assert s.has_extn('smtputf8') and s.has_extn('8bitmime')\n\
+         msg = 'Subject: Grüße\\r\\nFrom: josé@example.org\\r\\n\\r\\nÄrger über Öl\\r\\n'.encode('utf-8')\n\
+         r = s.sendmail('josé@example.org', ['dörte@far.example.net'], msg, mail_options=['SMTPUTF8', 'BODY=8BITMIME'])\n\
+         assert r == {{}}, r\n\
+         s.command_encoding = 'utf-8'\n\
+         code, text = s.mail('josé@example.org')\n\
+         assert code == 553 and text.startswith(b'5.6.7'), (code, text)\n\
+         code, text = s.mail('a@example.org')\n\
+         assert code == 250, (code, text)\n\
+         code, text = s.rcpt('dörte@far.example.net')\n\
+         assert code == 553 and text.startswith(b'5.6.7'), (code, text)\n\
+         s.quit()\n",
+        port = s.port
+    );
+    let o = Command::new("/usr/bin/python3")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let seen = || String::from_utf8_lossy(&std::fs::read(&log).unwrap_or_default()).into_owned();
+    assert!(
+        wait_for(|| seen().contains("DATA "), 10),
+        "{}\n{}",
+        seen(),
+        s.maillog()
+    );
+    let text = seen();
+    let _ = child.kill();
+    let _ = child.wait();
+    let mail = text
+        .lines()
+        .find(|l| l.starts_with("MAIL FROM:"))
+        .unwrap_or_default();
+    assert!(mail.starts_with("MAIL FROM:<josé@example.org>"), "{text}");
+    assert!(
+        mail.contains(" SMTPUTF8") && mail.contains(" BODY=8BITMIME"),
+        "{text}"
+    );
+    assert!(text.contains("RCPT TO:<dörte@far.example.net>"), "{text}");
+    assert!(text.contains("Ärger über Öl"), "{text}");
+    assert!(s.wait_empty(Duration::from_secs(5)));
+}
+
+/// RFC 6531 §3.2: a next hop without SMTPUTF8 (smtp-sink) never gets a UTF-8 address: that recipient
+/// bounces with 5.6.7 (an RFC 6533 report), while an ASCII recipient of the same message is delivered.
+#[test]
+fn smtputf8_recipient_bounces_when_the_next_hop_lacks_it() {
+    if !peer("/usr/bin/python3") || !peer("smtp-sink") {
+        return;
+    }
+    let sink = Sink::start(&[]);
+    let s = Server::start_with(&relay_config(sink.port, ""), &[("aliases", ALIASES)], &[]);
+    let script = format!(
+        "import smtplib\n\
+         s = smtplib.SMTP('127.0.0.1', {})\n\
+         msg = b'Subject: mixed\\r\\n\\r\\nplain ascii body\\r\\n'\n\
+         r = s.sendmail('sender@example.org', ['dörte@far.example.net', 'plain@far.example.net'], msg, mail_options=['SMTPUTF8'])\n\
+         assert r == {{}}, r\n\
+         s.quit()\n",
+        s.port
+    );
+    let o = Command::new("/usr/bin/python3")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mbox = s.path("sender.mbox");
+    assert!(
+        wait_for(
+            || std::fs::read_to_string(&mbox)
+                .unwrap_or_default()
+                .contains("Final-Recipient: utf-8; dörte@far.example.net"),
+            10
+        ),
+        "{}",
+        s.maillog()
+    );
+    let bounce = std::fs::read_to_string(&mbox).unwrap();
+    assert!(bounce.contains("Status: 5.6.7"), "{bounce}");
+    assert!(
+        bounce.contains("message/global-delivery-status"),
+        "{bounce}"
+    );
+    assert!(
+        wait_for(
+            || sink
+                .messages()
+                .iter()
+                .any(|m| m.contains("plain ascii body")),
+            10
+        ),
+        "{}",
+        s.maillog()
+    );
+    assert!(
+        !sink.messages().iter().any(|m| m.contains("dörte")),
+        "a UTF-8 address reached a next hop without SMTPUTF8"
+    );
+    assert!(s.wait_empty(Duration::from_secs(5)));
+}
+
+/// RFC 5321 §4.1.3: address literals in MAIL FROM and RCPT TO. A trusted client's mail to
+/// `user@[127.0.0.1]` goes straight to that address (no DNS; `[relay] port` points at smtp-sink).
+#[test]
+fn address_literal_recipient_is_delivered_without_dns() {
+    if !peer("swaks") || !peer("smtp-sink") {
+        return;
+    }
+    let sink = Sink::start(&[]);
+    let config = format!(
+        "domains = [\"example.org\"]\naliases = \"HOME/aliases\"\nhostname = \"mx.example.org\"\n\
+         [relay]\nport = {}\ndns = \"127.0.0.1:9\"\nmx_tls = \"never\"\nretry_secs = 0.3\nretry_max_secs = 1\n",
+        sink.port
+    );
+    let s = Server::start_with(&config, &[("aliases", ALIASES)], &[]);
+    let out = swaks(
+        s.port,
+        &[
+            "-f",
+            "a@[192.0.2.1]",
+            "-t",
+            "lit@[127.0.0.1]",
+            "--header",
+            "Subject: to a literal",
+        ],
+    );
+    assert!(out.contains("queued as"), "{out}");
+    assert!(
+        wait_for(
+            || sink
+                .messages()
+                .iter()
+                .any(|m| m.contains("Subject: to a literal")),
+            10
+        ),
+        "{}",
+        s.maillog()
+    );
+    let log = s.maillog();
+    assert!(
+        log.contains("to=<lit@[127.0.0.1]>") && log.contains("status=sent"),
+        "{log}"
+    );
+    assert!(s.wait_empty(Duration::from_secs(5)));
+}

@@ -328,6 +328,9 @@ fn send_share(
                     } else {
                         data
                     },
+                    // List addresses are ASCII (message::address); 8-bit bodies are detected by the client.
+                    smtputf8: false,
+                    body8bit: false,
                 })
                 .collect();
             let results = client.send_all(&txs);
@@ -348,6 +351,8 @@ fn send_share(
                 from: m.sender.clone(),
                 rcpts: chunk.to_vec(),
                 data,
+                smtputf8: false,
+                body8bit: false,
             };
             let results = client.send_all(std::slice::from_ref(&t));
             for outcomes in results {

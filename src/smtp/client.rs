@@ -10,7 +10,8 @@
 
 use smtp_proto::response::parser::ResponseReceiver;
 use smtp_proto::{
-    EhloResponse, Response, AUTH_PLAIN, EXT_AUTH, EXT_PIPELINING, EXT_SIZE, EXT_START_TLS,
+    EhloResponse, Response, AUTH_PLAIN, EXT_8BIT_MIME, EXT_AUTH, EXT_PIPELINING, EXT_SIZE,
+    EXT_SMTP_UTF8, EXT_START_TLS,
 };
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -98,6 +99,11 @@ pub struct Transaction<'a> {
     pub rcpts: Vec<String>,
     /// The message as it should arrive, with CRLF or LF line ends (normalised on the wire).
     pub data: &'a [u8],
+    /// The transaction needs SMTPUTF8 (RFC 6531): sent on MAIL FROM, and every recipient fails with
+    /// 553 5.6.7 when the server does not offer it (§3.2; we never downgrade).
+    pub smtputf8: bool,
+    /// BODY=8BITMIME was declared (RFC 6152); it is also sent, when offered, for any body with 8-bit bytes.
+    pub body8bit: bool,
 }
 
 #[derive(Debug)]
@@ -421,6 +427,19 @@ impl Client {
                 ]);
                 continue;
             }
+            if tx.smtputf8 && self.capabilities & EXT_SMTP_UTF8 == 0 {
+                if let Some((_, outcomes)) = pending_dot.take() {
+                    results.push(self.finish_dot(outcomes));
+                }
+                results.push(vec![
+                    Outcome::Permanent(
+                        "553 5.6.7 next hop does not support SMTPUTF8 (RFC 6531 section 3.2)"
+                            .into()
+                    );
+                    tx.rcpts.len()
+                ]);
+                continue;
+            }
             let step = self.envelope(tx, pipelining, &mut pending_dot, &mut results);
             report(&results);
             match step {
@@ -465,11 +484,19 @@ impl Client {
         pending_dot: &mut Option<(usize, Vec<Outcome>)>,
         results: &mut Vec<Vec<Outcome>>,
     ) -> Result<Option<Vec<Outcome>>, ClientError> {
-        let size = if self.capabilities & EXT_SIZE != 0 {
+        let mut size = if self.capabilities & EXT_SIZE != 0 {
             format!(" SIZE={}", tx.data.len())
         } else {
             String::new()
         };
+        // RFC 6152: declare 8-bit content when the server takes it; without 8BITMIME the body goes as
+        // it is (no conversion to 7 bit), as Postfix does by default.
+        if self.capabilities & EXT_8BIT_MIME != 0 && (tx.body8bit || !tx.data.is_ascii()) {
+            size.push_str(" BODY=8BITMIME");
+        }
+        if tx.smtputf8 && self.capabilities & EXT_SMTP_UTF8 != 0 {
+            size.push_str(" SMTPUTF8");
+        }
         let mut group = format!("MAIL FROM:<{}>{size}\r\n", tx.from);
         for r in &tx.rcpts {
             group.push_str(&format!("RCPT TO:<{r}>\r\n"));

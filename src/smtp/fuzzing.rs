@@ -159,6 +159,11 @@ mod tests {
             b"MAIL FROM:<a@b> SIZE=99999999\r\n",
             b"Received: x\r\n",
             b"RCPT TO:<\xc3\xa9@example.org>\r\n",
+            b"MAIL FROM:<jos\xc3\xa9@b\xc3\xbccher.example> SMTPUTF8 BODY=8BITMIME\r\n",
+            b"RCPT TO:<d\xc3\xb6rte@far.example.net>\r\n",
+            b"RCPT TO:<u@[192.0.2.1]>\r\n",
+            b"MAIL FROM:<u@[IPv6:2001:db8::1]>\r\n",
+            b"RCPT TO:<u@[\r\n",
             b"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
         ];
         let mut seed: u64 = std::env::var("CORREO_FUZZ_SEED")

@@ -10,6 +10,7 @@ pub mod config;
 pub mod fuzzing;
 pub mod local;
 pub mod mx;
+pub mod path;
 pub mod queue;
 pub mod reply;
 pub mod route;

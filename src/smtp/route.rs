@@ -8,6 +8,7 @@
 use super::aliases::{self, Table, Target, Virtusers};
 use super::config::SmtpConfig;
 use super::local;
+use super::path::Utf8Mailbox;
 use super::queue::{Kind, Rcpt};
 use super::reply::Reply;
 use crate::message::address::Address;
@@ -139,6 +140,50 @@ impl Router {
         let mut seen = BTreeSet::new();
         out.retain(|r| seen.insert((r.kind, r.target.clone())));
         Ok(out)
+    }
+
+    /// Resolves an RCPT TO address with a UTF-8 local part (RFC 6531; the session announced SMTPUTF8).
+    /// Aliases and local user names are ASCII, so at our domains only a virtusertable catch-all
+    /// (`@domain target`) can take it; elsewhere it is relayed under the usual rules, with the domain in
+    /// A-label form (the same domain, and what DNS and the queue's destinations use).
+    pub fn resolve_utf8(&self, m: &Utf8Mailbox, may_relay: bool) -> Result<Vec<Rcpt>, Reply> {
+        let orig = m.to_string();
+        let Some(domain) = m.ascii_domain() else {
+            return Err(Reply::new(553, "5.1.3", "Bad recipient address syntax"));
+        };
+        if self.is_ours(&domain) {
+            let mut out = Vec::new();
+            if let Some((_, t)) = self
+                .virtusers
+                .map
+                .get(&aliases::VirtKey::Domain(domain.clone()))
+            {
+                self.expand(t, &domain, &orig, None, 1, &mut out)?;
+            }
+            if out.is_empty() {
+                return Err(Reply::new(
+                    550,
+                    "5.1.1",
+                    format!("<{orig}>: no such user here"),
+                ));
+            }
+            let mut seen = BTreeSet::new();
+            out.retain(|r| seen.insert((r.kind, r.target.clone())));
+            return Ok(out);
+        }
+        if !may_relay {
+            return Err(Reply::new(
+                550,
+                "5.7.1",
+                format!("<{orig}>: relay access denied"),
+            ));
+        }
+        Ok(vec![Rcpt {
+            orig,
+            kind: Kind::Smtp,
+            target: format!("{}@{domain}", m.local),
+            sender: None,
+        }])
     }
 
     fn resolve_ours(

@@ -44,6 +44,24 @@ pub fn build(
         .or_else(|| memchr::memmem::find(original, b"\n\n"))
         .unwrap_or(original.len());
     let headers = String::from_utf8_lossy(&original[..headers_end]).replace("\r\n", "\n");
+    // RFC 6533: a report naming a UTF-8 address, or quoting UTF-8 headers, is a global one, with
+    // `utf-8` address types; it goes out with SMTPUTF8 (the runner sees the UTF-8 in it).
+    let global = !headers.is_ascii() || failed.iter().any(|f| !f.rcpt.is_ascii());
+    let (charset, status_type, headers_type, addr_type) = if global {
+        (
+            "utf-8",
+            "message/global-delivery-status",
+            "message/global-headers",
+            "utf-8",
+        )
+    } else {
+        (
+            "us-ascii",
+            "message/delivery-status",
+            "text/rfc822-headers",
+            "rfc822",
+        )
+    };
     let mut m = String::new();
     m.push_str(&format!(
         "From: Mail Delivery System <MAILER-DAEMON@{host}>\n"
@@ -58,20 +76,22 @@ pub fn build(
     m.push_str("Auto-Submitted: auto-replied\nMIME-Version: 1.0\n");
     m.push_str(&format!("Content-Type: multipart/report; report-type=delivery-status;\n\tboundary=\"{boundary}\"\n\n"));
     m.push_str("This is a MIME-encapsulated message.\n\n");
-    m.push_str(&format!("--{boundary}\nContent-Description: Notification\nContent-Type: text/plain; charset=us-ascii\n\n"));
+    m.push_str(&format!("--{boundary}\nContent-Description: Notification\nContent-Type: text/plain; charset={charset}\n\n"));
     m.push_str(&format!("This is the mail system at host {host}.\n\nYour message could not be delivered to one or more recipients.\n\n"));
     for f in failed {
         m.push_str(&format!("<{}>: {}\n", f.rcpt, f.diagnostic));
     }
-    m.push_str(&format!("\n--{boundary}\nContent-Description: Delivery report\nContent-Type: message/delivery-status\n\n"));
+    m.push_str(&format!(
+        "\n--{boundary}\nContent-Description: Delivery report\nContent-Type: {status_type}\n\n"
+    ));
     m.push_str(&format!(
         "Reporting-MTA: dns; {host}\nX-Correo-Queue-ID: {queue_id}\nArrival-Date: {arrival}\n"
     ));
     for f in failed {
         let diag: String = f.diagnostic.chars().filter(|c| !c.is_control()).collect();
-        m.push_str(&format!("\nFinal-Recipient: rfc822; {}\nAction: failed\nStatus: {}\nDiagnostic-Code: smtp; {}\n", f.rcpt, status_of(&diag), diag));
+        m.push_str(&format!("\nFinal-Recipient: {addr_type}; {}\nAction: failed\nStatus: {}\nDiagnostic-Code: smtp; {}\n", f.rcpt, status_of(&diag), diag));
     }
-    m.push_str(&format!("\n--{boundary}\nContent-Description: Undelivered Message Headers\nContent-Type: text/rfc822-headers\n\n"));
+    m.push_str(&format!("\n--{boundary}\nContent-Description: Undelivered Message Headers\nContent-Type: {headers_type}\n\n"));
     m.push_str(&headers);
     m.push_str(&format!("\n\n--{boundary}--\n"));
     m.replace('\n', "\r\n").into_bytes()
@@ -105,5 +125,29 @@ mod tests {
         }
         assert!(!s.contains("body"));
         assert_eq!(super::status_of("451 4.4.1 timeout"), "5.4.1");
+    }
+
+    #[test]
+    fn utf8_recipients_make_a_global_report() {
+        let b = super::build(
+            "mx.example.org",
+            "a@b.org",
+            "Q1",
+            0,
+            &[super::Failed {
+                rcpt: "dörte@y.org",
+                diagnostic: "553 5.6.7 no SMTPUTF8",
+            }],
+            b"Subject: hi\r\n\r\nbody",
+        );
+        let s = String::from_utf8(b).unwrap();
+        for want in [
+            "Content-Type: message/global-delivery-status",
+            "Final-Recipient: utf-8; dörte@y.org",
+            "Status: 5.6.7",
+            "Content-Type: message/global-headers",
+        ] {
+            assert!(s.contains(want), "{want} missing in {s}");
+        }
     }
 }

@@ -67,6 +67,9 @@ pub struct NewMessage<'a> {
     pub data: &'a [u8],
     /// Where it came from, for the log.
     pub client: String,
+    /// MAIL FROM carried SMTPUTF8 (RFC 6531) / BODY=8BITMIME (RFC 6152): passed on to the next hop.
+    pub smtputf8: bool,
+    pub body8bit: bool,
 }
 
 /// The result of one delivery attempt for one row.
@@ -149,6 +152,8 @@ impl Queue {
             created: now_ms(),
             size: m.data.len() as i64,
             client: m.client.clone(),
+            flags: if m.smtputf8 { store::FLAG_SMTPUTF8 } else { 0 }
+                | if m.body8bit { store::FLAG_8BITMIME } else { 0 },
         };
         let (done_tx, done_rx) = mpsc::sync_channel(1);
         let sent = self.tx.send(Op::Insert {

@@ -5,7 +5,8 @@ use crate::message::error::Result;
 use rusqlite::{params, Connection};
 use std::sync::mpsc;
 
-const MIGRATIONS: &[&str] = &["CREATE TABLE queue_msg (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE queue_msg (
         id TEXT PRIMARY KEY,
         sender TEXT NOT NULL,
         created INTEGER NOT NULL,
@@ -28,7 +29,10 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE queue_msg (
         data BLOB NOT NULL
      );
      CREATE INDEX queue_rcpt_due ON queue_rcpt(next_at);
-     CREATE INDEX queue_rcpt_msg ON queue_rcpt(msg);"];
+     CREATE INDEX queue_rcpt_msg ON queue_rcpt(msg);",
+    // Bit 1: MAIL FROM carried SMTPUTF8; bit 2: BODY=8BITMIME (what the next hop must be told).
+    "ALTER TABLE queue_msg ADD COLUMN flags INTEGER NOT NULL DEFAULT 0;",
+];
 
 pub fn migrate(conn: &mut Connection) -> Result<()> {
     crate::store::migrate(conn, "queue", MIGRATIONS)
@@ -40,7 +44,12 @@ pub struct MsgRow {
     pub created: i64,
     pub size: i64,
     pub client: String,
+    /// `FLAG_*` bits.
+    pub flags: i64,
 }
+
+pub const FLAG_SMTPUTF8: i64 = 1;
+pub const FLAG_8BITMIME: i64 = 2;
 
 /// The message as queued, or None when it is gone (`queue rm`).
 pub fn body(conn: &Connection, id: &str) -> Result<Option<Vec<u8>>> {
@@ -136,7 +145,7 @@ fn apply(conn: &mut Connection, batch: &[Op]) -> Result<Vec<Vec<String>>> {
     let mut out = Vec::with_capacity(batch.len());
     {
         let mut ins_msg = tx.prepare_cached(
-            "INSERT INTO queue_msg (id, sender, created, size, client) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO queue_msg (id, sender, created, size, client, flags) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
         let mut ins_rcpt = tx.prepare_cached("INSERT INTO queue_rcpt (msg, orig, kind, target, sender, next_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
         let mut del_row =
@@ -157,7 +166,14 @@ fn apply(conn: &mut Connection, batch: &[Op]) -> Result<Vec<Vec<String>>> {
                     rcpts,
                     ..
                 } => {
-                    ins_msg.execute(params![id, msg.sender, msg.created, msg.size, msg.client])?;
+                    ins_msg.execute(params![
+                        id,
+                        msg.sender,
+                        msg.created,
+                        msg.size,
+                        msg.client,
+                        msg.flags
+                    ])?;
                     ins_body.execute(params![id, data])?;
                     for r in rcpts {
                         ins_rcpt.execute(params![
@@ -227,6 +243,8 @@ pub struct DueRow {
     pub next_at: i64,
     pub created: i64,
     pub last_error: Option<String>,
+    /// The message's `FLAG_*` bits.
+    pub flags: i64,
 }
 
 fn due_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DueRow> {
@@ -242,10 +260,11 @@ fn due_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DueRow> {
         next_at: r.get(7)?,
         created: r.get(8)?,
         last_error: r.get(9)?,
+        flags: r.get(10)?,
     })
 }
 
-const SELECT: &str = "SELECT r.id, r.msg, r.orig, r.kind, r.target, COALESCE(r.sender, m.sender), r.attempts, r.next_at, m.created, r.last_error
+const SELECT: &str = "SELECT r.id, r.msg, r.orig, r.kind, r.target, COALESCE(r.sender, m.sender), r.attempts, r.next_at, m.created, r.last_error, m.flags
      FROM queue_rcpt r JOIN queue_msg m ON m.id = r.msg";
 
 /// Rows due at `now`, oldest first.

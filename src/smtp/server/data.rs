@@ -84,6 +84,7 @@ impl Session {
             self.helo.as_deref().unwrap_or("unknown"),
             self.peer.ip()
         );
+        let (smtputf8, body8bit) = (self.smtputf8, self.body8bit);
         let sink = self.ctx.sink.clone();
         let s2 = sender.clone();
         let c2 = client.clone();
@@ -93,6 +94,8 @@ impl Session {
                 rcpts,
                 data: &data,
                 client: c2,
+                smtputf8,
+                body8bit,
             })
         })
         .await;

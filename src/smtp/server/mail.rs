@@ -4,8 +4,9 @@
 use super::session::Session;
 use super::Mode;
 use crate::message::address::Address;
+use crate::smtp::path;
 use crate::smtp::reply::Reply;
-use smtp_proto::{MailFrom, MAIL_SMTPUTF8};
+use smtp_proto::{MailFrom, MAIL_BODY_8BITMIME, MAIL_SMTPUTF8};
 
 impl Session {
     pub fn mail(&mut self, from: MailFrom<String>) -> Reply {
@@ -28,22 +29,32 @@ impl Session {
                 ),
             );
         }
+        let smtputf8 = from.flags & MAIL_SMTPUTF8 != 0;
         let sender = if from.address.is_empty() {
             String::new()
         } else {
             match Address::parse(&from.address) {
                 Ok(a) => a.to_string(),
-                Err(_) if !from.address.is_ascii() => {
+                // RFC 6531 §3.4: a UTF-8 address only in a transaction that announced SMTPUTF8.
+                Err(_) if !from.address.is_ascii() && !smtputf8 => {
                     return Reply::new(
                         553,
                         "5.6.7",
-                        "Non-ASCII sender addresses are not supported here",
+                        "Non-ASCII sender address needs the SMTPUTF8 parameter",
                     )
                 }
+                Err(_) if !from.address.is_ascii() => match path::parse_utf8(&from.address) {
+                    Ok(m) => match m.to_ascii() {
+                        Some(a) => a.to_string(),
+                        None => m.to_string(),
+                    },
+                    Err(_) => return Reply::new(553, "5.1.7", "Bad sender address"),
+                },
                 Err(_) => return Reply::new(553, "5.1.7", "Bad sender address"),
             }
         };
-        self.smtputf8 = from.flags & MAIL_SMTPUTF8 != 0;
+        self.smtputf8 = smtputf8;
+        self.body8bit = from.flags & MAIL_BODY_8BITMIME != 0;
         self.mail_from = Some(sender);
         Reply::new(250, "2.1.0", "Ok")
     }

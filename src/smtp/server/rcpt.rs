@@ -3,6 +3,7 @@
 
 use super::session::Session;
 use crate::message::address::Address;
+use crate::smtp::path;
 use crate::smtp::reply::Reply;
 use smtp_proto::RcptTo;
 
@@ -27,20 +28,33 @@ impl Session {
         } else {
             to.address.clone()
         };
-        let addr = match Address::parse(&raw) {
-            Ok(a) => a,
-            Err(_) if !raw.is_ascii() => {
+        let router = self.ctx.router.get();
+        let (shown, resolved) = match Address::parse(&raw) {
+            Ok(a) => (a.to_string(), router.resolve(&a, self.may_relay())),
+            Err(_) if raw.is_ascii() => {
+                return Reply::new(501, "5.1.3", "Bad recipient address syntax")
+            }
+            // RFC 6531 §3.4: a UTF-8 address only in a transaction that announced SMTPUTF8.
+            Err(_) if !self.smtputf8 => {
                 return Reply::new(
                     553,
                     "5.6.7",
-                    "Non-ASCII recipient addresses are not supported here",
+                    "Non-ASCII recipient address needs the SMTPUTF8 parameter",
                 )
             }
-            Err(_) => return Reply::new(501, "5.1.3", "Bad recipient address syntax"),
+            Err(_) => match path::parse_utf8(&raw) {
+                // Only the domain is UTF-8: its A-label form is the same mailbox, needs no
+                // SMTPUTF8 at the next hop and goes through the aliases like any other.
+                Ok(m) => match m.to_ascii() {
+                    Some(a) => (a.to_string(), router.resolve(&a, self.may_relay())),
+                    None => (m.to_string(), router.resolve_utf8(&m, self.may_relay())),
+                },
+                Err(_) => return Reply::new(553, "5.1.3", "Bad recipient address syntax"),
+            },
         };
-        match self.ctx.router.get().resolve(&addr, self.may_relay()) {
+        match resolved {
             Ok(rows) => {
-                self.rcpt_addrs.push(addr.to_string());
+                self.rcpt_addrs.push(shown);
                 // Two recipients that expand to the same target get one delivery (sendmail does the same).
                 for row in rows {
                     if !self
@@ -65,7 +79,7 @@ impl Session {
                                 "from",
                                 &format!("<{}>", self.mail_from.as_deref().unwrap_or("")),
                             ),
-                            ("to", &format!("<{addr}>")),
+                            ("to", &format!("<{shown}>")),
                             ("status", &r.to_string()),
                         ],
                     );

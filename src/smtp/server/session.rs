@@ -110,7 +110,10 @@ pub struct Session {
     pub auth_failures: usize,
     /// Envelope sender of the transaction in progress ("" is the null sender).
     pub mail_from: Option<String>,
+    /// MAIL FROM carried SMTPUTF8 (RFC 6531): UTF-8 paths are allowed and the next hop must offer it.
     pub smtputf8: bool,
+    /// MAIL FROM carried BODY=8BITMIME (RFC 6152).
+    pub body8bit: bool,
     pub rcpts: Vec<Rcpt>,
     /// RCPT TO addresses accepted so far (for the limit and the Received header).
     pub rcpt_addrs: Vec<String>,
@@ -131,6 +134,7 @@ impl Session {
             auth_failures: 0,
             mail_from: None,
             smtputf8: false,
+            body8bit: false,
             rcpts: Vec::new(),
             rcpt_addrs: Vec::new(),
             errors: 0,
@@ -141,6 +145,7 @@ impl Session {
     pub fn reset(&mut self) {
         self.mail_from = None;
         self.smtputf8 = false;
+        self.body8bit = false;
         self.rcpts.clear();
         self.rcpt_addrs.clear();
     }
@@ -169,7 +174,7 @@ impl Session {
                 },
             })
         } else {
-            Request::parse(&mut line.iter()).map(|r| r.into_owned())
+            parse_with_literal(line)
         };
         match parsed {
             Ok(req) => self.verb(io, req).await,
@@ -248,6 +253,55 @@ impl Session {
             return Next::Quit;
         }
         Next::Continue
+    }
+}
+
+/// Stands in for an address literal while smtp-proto parses the line (it knows no literals).
+const LITERAL_STANDIN: &str = "address-literal.correo.invalid";
+
+/// Parses a command line; a MAIL or RCPT path whose domain is an address literal (RFC 5321 §4.1.3,
+/// `user@[192.0.2.1]`, `user@[IPv6:2001:db8::1]`) is parsed with a stand-in domain that is then put
+/// back. Only digits, hex letters, '.', ':' and the `IPv6:` tag pass; `Address::parse` checks the IP.
+fn parse_with_literal(line: &[u8]) -> Result<Request<String>, smtp_proto::Error> {
+    let plain = || Request::parse(&mut line.iter()).map(|r| r.into_owned());
+    let is_path_verb = line.len() > 8
+        && (line[..5].eq_ignore_ascii_case(b"MAIL ") || line[..5].eq_ignore_ascii_case(b"RCPT "));
+    let Some(at) = memchr::memmem::find(line, b"@[").filter(|_| is_path_verb) else {
+        return plain();
+    };
+    let Some(len) = memchr::memchr(b']', &line[at..]) else {
+        return plain();
+    };
+    let literal = &line[at + 1..at + len + 1];
+    let inner = &literal[1..literal.len() - 1];
+    let inner = inner.strip_prefix(b"IPv6:").unwrap_or(inner);
+    if inner.is_empty()
+        || line.get(at + len + 1) != Some(&b'>')
+        || !inner
+            .iter()
+            .all(|b| b.is_ascii_hexdigit() || *b == b'.' || *b == b':')
+    {
+        return plain();
+    }
+    let mut edited = line[..at + 1].to_vec();
+    edited.extend_from_slice(LITERAL_STANDIN.as_bytes());
+    edited.extend_from_slice(&line[at + len + 1..]);
+    let literal = String::from_utf8_lossy(literal).into_owned();
+    let restore = |a: &mut String| {
+        if let Some(local) = a.strip_suffix(LITERAL_STANDIN) {
+            *a = format!("{local}{literal}");
+        }
+    };
+    match Request::parse(&mut edited.iter()).map(|r| r.into_owned()) {
+        Ok(Request::Mail { mut from }) => {
+            restore(&mut from.address);
+            Ok(Request::Mail { from })
+        }
+        Ok(Request::Rcpt { mut to }) => {
+            restore(&mut to.address);
+            Ok(Request::Rcpt { to })
+        }
+        _ => plain(),
     }
 }
 
@@ -368,6 +422,36 @@ impl Session {
             if !io.fill().await? {
                 return Ok(false);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_with_literal;
+    use smtp_proto::Request;
+
+    #[test]
+    fn address_literals_parse() {
+        match parse_with_literal(b"RCPT TO:<u@[192.0.2.1]> NOTIFY=NEVER\r\n") {
+            Ok(Request::Rcpt { to }) => assert_eq!(to.address, "u@[192.0.2.1]"),
+            other => panic!("{other:?}"),
+        }
+        match parse_with_literal(b"MAIL FROM:<u@[IPv6:2001:db8::1]> SIZE=10\r\n") {
+            Ok(Request::Mail { from }) => {
+                assert_eq!(from.address, "u@[IPv6:2001:db8::1]");
+                assert_eq!(from.size, 10);
+            }
+            other => panic!("{other:?}"),
+        }
+        for bad in [
+            &b"RCPT TO:<u@[1.2.3.4;rm]>\r\n"[..],
+            b"RCPT TO:<u@[]>\r\n",
+            b"RCPT TO:<u@[1.2.3.4]x>\r\n",
+            b"RCPT TO:<u@[\r\n",
+            b"MAIL F@[\r\n",
+        ] {
+            assert!(parse_with_literal(bad).is_err(), "{bad:?}");
         }
     }
 }

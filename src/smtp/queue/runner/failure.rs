@@ -86,14 +86,24 @@ impl Runner {
                 &failed,
                 &original,
             );
-            match crate::message::address::Address::parse(sender) {
-                Ok(addr) => match self.router.get().resolve(&addr, true) {
+            // A UTF-8 sender (RFC 6531) is routed like a UTF-8 recipient; an ASCII one as always.
+            let routed = match crate::message::address::Address::parse(sender) {
+                Ok(addr) => Ok(self.router.get().resolve(&addr, true)),
+                Err(_) if !sender.is_ascii() => crate::smtp::path::parse_utf8(sender)
+                    .map(|m| self.router.get().resolve_utf8(&m, true)),
+                Err(e) => Err(e),
+            };
+            match routed {
+                Ok(routed) => match routed {
                     Ok(rcpts) => {
+                        let utf8 = !body.is_ascii() || !sender.is_ascii();
                         let m = NewMessage {
                             sender: String::new(),
                             rcpts,
                             data: &body,
                             client: "bounce".into(),
+                            smtputf8: utf8,
+                            body8bit: !body.is_ascii(),
                         };
                         if let Err(e) = self.queue.enqueue(m) {
                             for (r, _) in rows {

@@ -129,6 +129,8 @@ struct Job {
     msg: String,
     sender: String,
     created: i64,
+    /// The message's queue flags (SMTPUTF8, 8BITMIME).
+    flags: i64,
     rows: Vec<DueRow>,
 }
 
@@ -278,6 +280,7 @@ impl Runner {
                         msg: r.msg.clone(),
                         sender: r.sender.clone(),
                         created: r.created,
+                        flags: r.flags,
                         rows: vec![r],
                     });
                 }

@@ -2,6 +2,7 @@
 //! worker, batches of pipelined transactions, and the failure cache when a destination cannot be reached.
 
 use super::*;
+use smtp_proto::EXT_SMTP_UTF8;
 
 impl Runner {
     /// (name for the log, address to connect to), best first.
@@ -84,17 +85,41 @@ impl Runner {
             let datas: Vec<Result<Option<Vec<u8>>, String>> =
                 batch.iter().map(|j| self.body(&j.msg)).collect();
             let mut txs = Vec::new();
-            let mut tx_jobs = Vec::new();
+            let mut tx_jobs: Vec<Job> = Vec::new();
             let mut results = Vec::new();
+            let utf8_offered = client.capabilities & EXT_SMTP_UTF8 != 0;
             for (j, d) in batch.iter().zip(&datas) {
                 match d {
                     Ok(Some(d)) => {
+                        let (smtputf8, send, refused) = utf8_split(j, d, utf8_offered);
+                        if !refused.is_empty() {
+                            // RFC 6531 §3.2: never downgraded, so bounced (5.6.7) when the next hop
+                            // cannot take what this recipient needs.
+                            let why = format!(
+                                "553 5.6.7 {relay} does not support SMTPUTF8, which this message needs"
+                            );
+                            let delay = format!("{:.2}", (now_ms() - j.created) as f64 / 1000.0);
+                            for r in &refused {
+                                log_delivery(&j.msg, r, &relay, &delay, "bounced", &why);
+                            }
+                            let rows: Vec<(&DueRow, String)> =
+                                refused.iter().map(|r| (r, why.clone())).collect();
+                            self.bounce_rows(j, &rows, &mut results);
+                        }
+                        if send.is_empty() {
+                            continue;
+                        }
                         txs.push(Transaction {
                             from: j.sender.clone(),
-                            rcpts: j.rows.iter().map(|r| r.target.clone()).collect(),
+                            rcpts: send.iter().map(|r| r.target.clone()).collect(),
                             data: d,
+                            smtputf8,
+                            body8bit: j.flags & store::FLAG_8BITMIME != 0,
                         });
-                        tx_jobs.push(j);
+                        tx_jobs.push(Job {
+                            rows: send,
+                            ..j.clone()
+                        });
                     }
                     Ok(None) => {
                         // Removed by `queue rm` while we were busy: nothing left to send.
@@ -108,7 +133,7 @@ impl Runner {
             let mut broken = false;
             let mut commits = Vec::new();
             client.send_all_with(&txs, |i, outs| {
-                let j = tx_jobs[i];
+                let j = &tx_jobs[i];
                 let mut jr = Vec::new();
                 let mut bounced = Vec::new();
                 for (r, o) in j.rows.iter().zip(outs) {
@@ -176,5 +201,32 @@ impl Runner {
             self.temp_fail_job(j, why, None, &mut results);
         }
         self.finish(&all, results);
+    }
+}
+
+/// Splits a job's rows by what the next hop can take (RFC 6531 §3.2): whether the transaction needs
+/// SMTPUTF8, the rows to send, and the rows that need SMTPUTF8 the next hop does not offer. A message
+/// needs it only if its client asked (MAIL FROM ... SMTPUTF8) and its sender, header section or this
+/// recipient really is UTF-8 (Postfix decides the same way); a message that merely asked goes anywhere.
+fn utf8_split(j: &Job, data: &[u8], offered: bool) -> (bool, Vec<DueRow>, Vec<DueRow>) {
+    if j.flags & store::FLAG_SMTPUTF8 == 0 {
+        return (false, j.rows.clone(), Vec::new());
+    }
+    let head_end = memchr::memmem::find(data, b"\r\n\r\n").unwrap_or(data.len());
+    let whole = !j.sender.is_ascii() || !data[..head_end].is_ascii();
+    let (utf8, ascii): (Vec<DueRow>, Vec<DueRow>) = j
+        .rows
+        .iter()
+        .cloned()
+        .partition(|r| whole || !r.target.is_ascii());
+    if offered {
+        let needs = !utf8.is_empty();
+        let mut all = utf8;
+        all.extend(ascii);
+        // Keep the queue's order for the transaction.
+        all.sort_by_key(|r| r.row);
+        (needs, all, Vec::new())
+    } else {
+        (false, ascii, utf8)
     }
 }
