@@ -79,7 +79,7 @@ fn reply_to_the_notice_with_password_approves_and_without_discards() {
     let t1 = token_in(&reply_to).unwrap();
     let t2 = token_in(&notices[1].header("Subject").unwrap()).unwrap();
     sink.clear();
-    let approve = format!("From: boss@example.org\nSubject: Re: x\nApproved: pw\n\nok\n");
+    let approve = "From: boss@example.org\nSubject: Re: x\nApproved: pw\n\nok\n".to_string();
     let rcpt = format!("dev-confirm+{t1}@lists.example.org");
     assert_eq!(
         home.mail("confirm", "dev", &approve, &[("ORIGINAL_RECIPIENT", &rcpt)])

@@ -244,7 +244,7 @@ fn admin_cli_validates_names_settings_and_prints_aliases() {
         "{aliases}"
     );
     let home_dir = std::fs::canonicalize(home.path()).unwrap();
-    assert!(aliases.contains(&format!("dev-request: ")), "{aliases}");
+    assert!(aliases.contains("dev-request: "), "{aliases}");
     assert!(
         aliases.contains(&format!(
             "--home {} mail request dev@x.org\"",
