@@ -64,7 +64,7 @@ impl RuleSet {
                         0.0
                     }
                 }
-                Test::Eval(call) => super::eval::run(call, view),
+                Test::Eval(call) => super::eval::run(call, view, &self.settings),
                 Test::Body(re) => count_lines(re, &view.body, r.tflags.multiple, max),
                 Test::Rawbody(re) => count_lines(re, &view.rawbody, r.tflags.multiple, max),
                 Test::Full(re) => {

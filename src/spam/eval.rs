@@ -2,6 +2,7 @@
 //! locally (no network). `implemented` tells the compiler which names run; every other eval scores 0
 //! and is named by `correo spam lint`.
 
+use super::load::Settings;
 use super::view::View;
 
 /// A parsed `eval:name(args)` call.
@@ -50,7 +51,7 @@ const IMPLEMENTED: &[&str] = &[
     "check_messageid_not_usable", "gated_through_received_hdr_remover", "check_outlook_message_id",
     "check_equal_from_domains", "check_for_matching_env_and_hdr_from", "check_fromname_equals_to",
     "check_body_8bits", "check_stock_info", "check_ma_non_text", "check_msg_parse_flags", "check_bayes",
-    "check_for_ascii_text_illegal", "check_blank_line_ratio", "html_title_subject_ratio",
+    "check_for_ascii_text_illegal", "check_blank_line_ratio", "html_title_subject_ratio", "check_relays_unparseable", "check_freemail_from", "check_freemail_header",
 ];
 
 pub fn implemented(func: &str) -> bool {
@@ -139,10 +140,27 @@ fn date_diff(v: &View) -> i64 {
 }
 
 /// Runs one eval; returns its value (0 = no hit). `body` is the rule's text array for body evals.
-pub fn run(call: &Call, v: &View) -> f64 {
+pub fn run(call: &Call, v: &View, st: &Settings) -> f64 {
     let a = &call.args;
     let b = |x: bool| if x { 1.0 } else { 0.0 };
     match call.func.as_str() {
+        "check_freemail_from" | "check_freemail_header" => {
+            let (specs, re_arg): (Vec<String>, Option<&String>) = if call.func == "check_freemail_from" {
+                (vec!["From:addr".into(), "EnvelopeFrom:addr".into(), "Resent-From:addr".into()], a.first())
+            } else {
+                (vec![format!("{}:addr", a.first().map(String::as_str).unwrap_or(""))], a.get(1))
+            };
+            let re = re_arg.and_then(|r| super::perlre::compile(r, "").ok());
+            for spec in specs {
+                for email in get(v, &spec).split('\n') {
+                    let email = email.trim().to_ascii_lowercase();
+                    if !email.is_empty() && st.is_freemail(&email) && re.as_ref().is_none_or(|r| r.is_match(email.as_bytes())) {
+                        return 1.0;
+                    }
+                }
+            }
+            0.0
+        }
         "check_for_missing_to_header" => b(get(v, "To").trim().is_empty() && get(v, "Apparently-To").trim().is_empty()),
         "subject_is_all_caps" => {
             let s = get(v, "Subject");
@@ -270,7 +288,8 @@ pub fn run(call: &Call, v: &View) -> f64 {
             }
         }
         "check_for_faraway_charset_in_headers" => 0.0, // ok_locales defaults to "all": never fires.
-        "check_no_relays" => b(!v.has_header("Received")),
+        "check_no_relays" => b(v.relays.trusted.is_empty() && v.relays.untrusted.is_empty()),
+        "check_relays_unparseable" => b(v.relays.unparseable > 0),
         "check_messageid_not_usable" | "gated_through_received_hdr_remover" => {
             let lu = get(v, "List-Unsubscribe");
             let rcvd = get(v, "Received");

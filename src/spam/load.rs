@@ -53,6 +53,29 @@ pub struct Settings {
     pub report: Vec<String>,
     pub unsafe_report: Vec<String>,
     pub report_contact: String,
+    pub freemail: std::collections::HashSet<String>,
+    /// Wildcard entries (`*.example.com`, `mail.*`), matched against the whole domain.
+    pub freemail_globs: Vec<String>,
+}
+
+impl Settings {
+    /// The FreeMail plugin's test: is this address at a listed free-mail provider?
+    pub fn is_freemail(&self, email: &str) -> bool {
+        let Some((_, domain)) = email.rsplit_once('@') else { return false };
+        let domain = domain.to_ascii_lowercase();
+        self.freemail.contains(&domain) || self.freemail_globs.iter().any(|g| glob(g.as_bytes(), domain.as_bytes()))
+    }
+}
+
+/// `*` and `?` matching for freemail entries.
+fn glob(p: &[u8], s: &[u8]) -> bool {
+    match (p.first(), s.first()) {
+        (None, None) => true,
+        (Some(b'*'), _) => glob(&p[1..], s) || (!s.is_empty() && glob(p, &s[1..])),
+        (Some(b'?'), Some(_)) => glob(&p[1..], &s[1..]),
+        (Some(a), Some(b)) if a == b => glob(&p[1..], &s[1..]),
+        _ => false,
+    }
 }
 
 impl Default for Settings {
@@ -66,6 +89,8 @@ impl Default for Settings {
             report: Vec::new(),
             unsafe_report: Vec::new(),
             report_contact: "the administrator of that system".into(),
+            freemail: Default::default(),
+            freemail_globs: Vec::new(),
         }
     }
 }
@@ -302,6 +327,15 @@ impl Loader {
             Directive::UnsafeReport(t) => st.unsafe_report.push(t),
             Directive::ClearUnsafeReportTemplate => st.unsafe_report.clear(),
             Directive::ReportContact(t) => st.report_contact = t,
+            Directive::FreemailDomains(ds) => {
+                for d in ds {
+                    if d.contains('*') || d.contains('?') {
+                        st.freemail_globs.push(d);
+                    } else {
+                        st.freemail.insert(d);
+                    }
+                }
+            }
             Directive::Include(p) => {
                 let path = match dir {
                     Some(d) if !Path::new(&p).is_absolute() => d.join(&p),

@@ -17,5 +17,6 @@ pub mod markup;
 pub mod meta;
 pub mod perlre;
 pub mod prefilter;
+pub mod relays;
 pub mod rules;
 pub mod view;

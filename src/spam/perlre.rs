@@ -115,7 +115,7 @@ pub fn compile(pat: &str, flags: &str) -> Result<Re, ReError> {
     let multiline = f.contains('m');
     let t = translate(pat, multiline);
     if !t.fancy {
-        let src = if f.is_empty() { format!("(?-u){}", t.out) } else { format!("(?-u{f}){}", t.out) };
+        let src = if f.is_empty() { format!("(?-u){}", t.out) } else { format!("(?{f}-u){}", t.out) };
         match regex::bytes::RegexBuilder::new(&src).size_limit(1 << 24).build() {
             Ok(r) => return Ok(Re::Fast(r)),
             Err(_) => {

@@ -42,6 +42,7 @@ pub struct View {
     pub html: Option<html::Rendered>,
     /// Header fields of the MIME parts below the top level, unfolded, for `mimeheader` rules.
     pub mime_headers: Vec<(String, String)>,
+    pub relays: super::relays::Relays,
     pub line_ending_crlf: bool,
 }
 
@@ -52,6 +53,9 @@ impl View {
         let (fields, body_start) = split_header(msg);
         v.fields = fields;
         v.body_start = body_start;
+        let rcvd: Vec<String> =
+            v.raw_values("Received").map(|r| String::from_utf8_lossy(&unfold_raw(r)).into_owned()).collect();
+        v.relays = super::relays::parse_all(rcvd.iter().map(String::as_str));
         v.build_body();
         v
     }
@@ -89,6 +93,14 @@ impl View {
                 "last" => last = true,
                 _ => {}
             }
+        }
+        let relay_str = match name.to_ascii_lowercase().as_str() {
+            "x-spam-relays-untrusted" | "x-spam-relays-external" => Some(self.relays.untrusted_str()),
+            "x-spam-relays-trusted" | "x-spam-relays-internal" => Some(self.relays.trusted_str()),
+            _ => None,
+        };
+        if let Some(s) = relay_str {
+            return Some(s.into_bytes());
         }
         let mut vals: Vec<Vec<u8>> = if name == "ALL" {
             if raw {
