@@ -29,13 +29,24 @@ impl RuleSet {
         let mut cand = vec![false; n];
         let pf = &self.prefilter;
         // Header text for the prefilter: raw fields and their decoded forms.
-        let decoded: Vec<Vec<u8>> =
-            view.fields.iter().map(|f| super::view::decode_header_value(&f.raw, &f.name)).collect();
-        let hdr_texts = view.fields.iter().map(|f| f.raw.as_slice()).chain(decoded.iter().map(Vec::as_slice));
+        let decoded: Vec<Vec<u8>> = view
+            .fields
+            .iter()
+            .map(|f| super::view::decode_header_value(&f.raw, &f.name))
+            .collect();
+        let hdr_texts = view
+            .fields
+            .iter()
+            .map(|f| f.raw.as_slice())
+            .chain(decoded.iter().map(Vec::as_slice));
         let names = view.fields.iter().map(|f| f.name.as_bytes());
         pf.scan(Area::Header, hdr_texts.chain(names), &mut cand);
         pf.scan(Area::Body, view.body.iter().map(Vec::as_slice), &mut cand);
-        pf.scan(Area::Rawbody, view.rawbody.iter().map(Vec::as_slice), &mut cand);
+        pf.scan(
+            Area::Rawbody,
+            view.rawbody.iter().map(Vec::as_slice),
+            &mut cand,
+        );
         pf.scan(Area::Full, std::iter::once(view.full.as_slice()), &mut cand);
         pf.scan(Area::Uri, view.uris.iter().map(String::as_bytes), &mut cand);
 
@@ -45,10 +56,22 @@ impl RuleSet {
                 continue;
             }
             let r = &self.rules[i];
-            let max = if r.tflags.multiple { r.tflags.maxhits } else { 1 };
+            let max = if r.tflags.multiple {
+                r.tflags.maxhits
+            } else {
+                1
+            };
             val[i] = match &r.test {
-                Test::Header { spec, re, negate, unset } => {
-                    let value = view.header_for_rule(spec).or_else(|| unset.clone()).unwrap_or_default();
+                Test::Header {
+                    spec,
+                    re,
+                    negate,
+                    unset,
+                } => {
+                    let value = view
+                        .header_for_rule(spec)
+                        .or_else(|| unset.clone())
+                        .unwrap_or_default();
                     let hit = re.is_match(&value);
                     if hit != *negate {
                         1.0
@@ -88,7 +111,12 @@ impl RuleSet {
                     }
                     c
                 }
-                Test::Mimeheader { name, raw, re, negate } => {
+                Test::Mimeheader {
+                    name,
+                    raw,
+                    re,
+                    negate,
+                } => {
                     let _ = raw;
                     let mut hit = false;
                     for (n, v) in &view.mime_headers {
@@ -129,13 +157,23 @@ impl RuleSet {
         // SpamAssassin rounds the total to 3 decimals before comparing.
         let score = (score * 1000.0).round() / 1000.0;
         let required = self.settings.required_score;
-        Verdict { score, required, is_spam: score >= required, hits, subhits }
+        Verdict {
+            score,
+            required,
+            is_spam: score >= required,
+            hits,
+            subhits,
+        }
     }
 }
 
 fn count_lines(re: &super::perlre::Re, lines: &[Vec<u8>], multiple: bool, max: usize) -> f64 {
     if !multiple {
-        return if lines.iter().any(|l| re.is_match(l)) { 1.0 } else { 0.0 };
+        return if lines.iter().any(|l| re.is_match(l)) {
+            1.0
+        } else {
+            0.0
+        };
     }
     let mut c = 0usize;
     for l in lines {

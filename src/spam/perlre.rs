@@ -85,7 +85,9 @@ pub fn split_delimited(s: &str) -> Option<(&str, &str, &str)> {
             if depth == 0 {
                 let pat = &body[..i];
                 let after = &body[i + c.len_utf8()..];
-                let flen = after.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(after.len());
+                let flen = after
+                    .find(|c: char| !c.is_ascii_alphabetic())
+                    .unwrap_or(after.len());
                 return Some((pat, &after[..flen], &after[flen..]));
             }
             depth -= 1;
@@ -115,19 +117,37 @@ pub fn compile(pat: &str, flags: &str) -> Result<Re, ReError> {
     let multiline = f.contains('m');
     let t = translate(pat, multiline);
     if !t.fancy {
-        let src = if f.is_empty() { format!("(?-u){}", t.out) } else { format!("(?{f}-u){}", t.out) };
-        match regex::bytes::RegexBuilder::new(&src).size_limit(1 << 24).build() {
+        let src = if f.is_empty() {
+            format!("(?-u){}", t.out)
+        } else {
+            format!("(?{f}-u){}", t.out)
+        };
+        match regex::bytes::RegexBuilder::new(&src)
+            .size_limit(1 << 24)
+            .build()
+        {
             Ok(r) => return Ok(Re::Fast(r)),
             Err(_) => {
                 // A pattern with non-ASCII literals may need Unicode mode; try that before the fallback.
-                let src = if f.is_empty() { t.out.clone() } else { format!("(?{f}){}", t.out) };
-                if let Ok(r) = regex::bytes::RegexBuilder::new(&src).size_limit(1 << 24).build() {
+                let src = if f.is_empty() {
+                    t.out.clone()
+                } else {
+                    format!("(?{f}){}", t.out)
+                };
+                if let Ok(r) = regex::bytes::RegexBuilder::new(&src)
+                    .size_limit(1 << 24)
+                    .build()
+                {
                     return Ok(Re::Fast(r));
                 }
             }
         }
     }
-    let src = if f.is_empty() { t.out } else { format!("(?{f}){}", t.out) };
+    let src = if f.is_empty() {
+        t.out
+    } else {
+        format!("(?{f}){}", t.out)
+    };
     fancy_regex::RegexBuilder::new(&src)
         .backtrack_limit(100_000)
         .build()
@@ -182,7 +202,8 @@ fn translate(pat: &str, multiline: bool) -> Translated {
                 'h' => out.push_str(if in_class { " \\t" } else { "[ \\t]" }),
                 'H' if !in_class => out.push_str("[^ \\t]"),
                 'e' => out.push_str("\\x1b"),
-                'K' | 'G' | 'Q' | 'E' | 'R' | 'X' | 'N' | 'C' | 'g' | 'k' | 'L' | 'U' | 'l' | 'u' => {
+                'K' | 'G' | 'Q' | 'E' | 'R' | 'X' | 'N' | 'C' | 'g' | 'k' | 'L' | 'U' | 'l'
+                | 'u' => {
                     fancy = true;
                     out.push('\\');
                     out.push(n);
@@ -297,7 +318,11 @@ fn translate(pat: &str, multiline: bool) -> Translated {
                 let n2 = chars.get(i + 2).copied();
                 let n3 = chars.get(i + 3).copied();
                 match (n2, n3) {
-                    (Some('='), _) | (Some('!'), _) | (Some('<'), Some('=')) | (Some('<'), Some('!')) | (Some('>'), _) => {
+                    (Some('='), _)
+                    | (Some('!'), _)
+                    | (Some('<'), Some('='))
+                    | (Some('<'), Some('!'))
+                    | (Some('>'), _) => {
                         fancy = true;
                         out.push('(');
                     }
@@ -332,7 +357,9 @@ fn translate(pat: &str, multiline: bool) -> Translated {
                     let mut parts = q.splitn(2, ',');
                     let a = parts.next().unwrap_or("");
                     let b = parts.next();
-                    !a.is_empty() && a.bytes().all(|b| b.is_ascii_digit()) && b.is_none_or(|b| b.bytes().all(|x| x.is_ascii_digit()))
+                    !a.is_empty()
+                        && a.bytes().all(|b| b.is_ascii_digit())
+                        && b.is_none_or(|b| b.bytes().all(|x| x.is_ascii_digit()))
                 });
                 if valid && i > 0 {
                     out.push('{');
@@ -364,7 +391,27 @@ fn translate(pat: &str, multiline: bool) -> Translated {
 }
 
 fn is_meta(c: char) -> bool {
-    matches!(c, '\\' | '.' | '+' | '*' | '?' | '(' | ')' | '|' | '[' | ']' | '{' | '}' | '^' | '$' | '#' | '&' | '-' | '~' | ' ')
+    matches!(
+        c,
+        '\\' | '.'
+            | '+'
+            | '*'
+            | '?'
+            | '('
+            | ')'
+            | '|'
+            | '['
+            | ']'
+            | '{'
+            | '}'
+            | '^'
+            | '$'
+            | '#'
+            | '&'
+            | '-'
+            | '~'
+            | ' '
+    )
 }
 
 fn push_code_point(out: &mut String, v: u32) {
@@ -396,7 +443,10 @@ mod tests {
 
     #[test]
     fn delimiters() {
-        assert_eq!(split_delimited("/a\\/b/i rest"), Some(("a\\/b", "i", " rest")));
+        assert_eq!(
+            split_delimited("/a\\/b/i rest"),
+            Some(("a\\/b", "i", " rest"))
+        );
         assert_eq!(split_delimited("m{a{1,2}}x"), Some(("a{1,2}", "x", "")));
         assert_eq!(split_delimited("m!x!"), Some(("x", "", "")));
         assert_eq!(split_delimited("foo"), None);

@@ -46,10 +46,18 @@ pub struct Relays {
 
 impl Relays {
     pub fn trusted_str(&self) -> String {
-        self.trusted.iter().map(|r| r.as_string(true)).collect::<Vec<_>>().join(" ")
+        self.trusted
+            .iter()
+            .map(|r| r.as_string(true))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
     pub fn untrusted_str(&self) -> String {
-        self.untrusted.iter().map(|r| r.as_string(false)).collect::<Vec<_>>().join(" ")
+        self.untrusted
+            .iter()
+            .map(|r| r.as_string(false))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
@@ -89,9 +97,17 @@ fn is_private(ip: &IpAddr) -> bool {
     match ip {
         IpAddr::V4(v) => {
             let o = v.octets();
-            v.is_private() || v.is_loopback() || v.is_link_local() || o[0] == 0 || (o[0] == 100 && (64..128).contains(&o[1]))
+            v.is_private()
+                || v.is_loopback()
+                || v.is_link_local()
+                || o[0] == 0
+                || (o[0] == 100 && (64..128).contains(&o[1]))
         }
-        IpAddr::V6(v) => v.is_loopback() || (v.segments()[0] & 0xfe00) == 0xfc00 || (v.segments()[0] & 0xffc0) == 0xfe80,
+        IpAddr::V6(v) => {
+            v.is_loopback()
+                || (v.segments()[0] & 0xfe00) == 0xfc00
+                || (v.segments()[0] & 0xffc0) == 0xfe80
+        }
     }
 }
 
@@ -104,9 +120,18 @@ fn find_ip(s: &str) -> Option<(usize, usize, IpAddr)> {
         }
         let close = if c == b'[' { b']' } else { b')' };
         let rest = &s[i + 1..];
-        let end = rest.find(|ch: char| ch as u32 == close as u32 || ch.is_whitespace()).unwrap_or(rest.len());
-        let cand = rest[..end].trim_start_matches("IPv6:").trim_start_matches("ipv6:");
-        let cand = cand.split(':').count().gt(&2).then_some(cand).unwrap_or_else(|| cand.split(':').next().unwrap_or(cand));
+        let end = rest
+            .find(|ch: char| ch as u32 == close as u32 || ch.is_whitespace())
+            .unwrap_or(rest.len());
+        let cand = rest[..end]
+            .trim_start_matches("IPv6:")
+            .trim_start_matches("ipv6:");
+        let cand = cand
+            .split(':')
+            .count()
+            .gt(&2)
+            .then_some(cand)
+            .unwrap_or_else(|| cand.split(':').next().unwrap_or(cand));
         if let Ok(ip) = cand.parse::<IpAddr>() {
             return Some((i, i + 1 + end, ip));
         }
@@ -118,13 +143,20 @@ fn word_after<'a>(s: &'a str, key: &str) -> Option<&'a str> {
     let lower = s.to_ascii_lowercase();
     let p = lower.find(key)?;
     let rest = &s[p + key.len()..];
-    rest.split(|c: char| c.is_whitespace() || c == ';' || c == ')' || c == '(').find(|w| !w.is_empty())
+    rest.split(|c: char| c.is_whitespace() || c == ';' || c == ')' || c == '(')
+        .find(|w| !w.is_empty())
 }
 
 fn clean(s: &str) -> String {
     s.trim_matches(|c: char| matches!(c, '[' | ']' | '(' | ')' | '<' | '>' | ';' | ',' | '"'))
         .chars()
-        .map(|c| if c.is_whitespace() || c == ']' || c == '[' || c == '(' || c == ')' || c == '=' { '!' } else { c })
+        .map(|c| {
+            if c.is_whitespace() || c == ']' || c == '[' || c == '(' || c == ')' || c == '=' {
+                '!'
+            } else {
+                c
+            }
+        })
         .collect()
 }
 
@@ -136,7 +168,10 @@ pub fn parse_line(line: &str) -> Parsed {
         return Parsed::Skip;
     }
     // Local submissions with no address at all.
-    if lower.starts_with("from userid ") || lower.contains("invoked by uid") || lower.contains("(from ") && !lower.contains('[') {
+    if lower.starts_with("from userid ")
+        || lower.contains("invoked by uid")
+        || lower.contains("(from ") && !lower.contains('[')
+    {
         return Parsed::Skip;
     }
     let by_pos = lower.find(" by ").unwrap_or(l.len());
@@ -149,7 +184,11 @@ pub fn parse_line(line: &str) -> Parsed {
         }
         return Parsed::Skip;
     };
-    let mut r = Relay { ip: ip.to_string(), private: is_private(&ip), ..Default::default() };
+    let mut r = Relay {
+        ip: ip.to_string(),
+        private: is_private(&ip),
+        ..Default::default()
+    };
     let first = from_part.split_whitespace().next().unwrap_or("");
     let paren = &from_part[..ip_start];
     // Exim: "from RDNS ([IP] helo=HELO)" or "from [IP] (helo=HELO)".
@@ -215,11 +254,17 @@ mod tests {
     #[test]
     fn no_rdns_and_trust() {
         let rel = parse_all(
-            ["from x (localhost [127.0.0.1]) by y id 1", "from helo.example (unknown [203.0.113.9]) by y id 2"].into_iter(),
+            [
+                "from x (localhost [127.0.0.1]) by y id 1",
+                "from helo.example (unknown [203.0.113.9]) by y id 2",
+            ]
+            .into_iter(),
         );
         assert_eq!(rel.trusted.len(), 1);
         assert_eq!(rel.untrusted.len(), 1);
-        assert!(rel.untrusted_str().starts_with("[ ip=203.0.113.9 rdns= helo=helo.example "));
+        assert!(rel
+            .untrusted_str()
+            .starts_with("[ ip=203.0.113.9 rdns= helo=helo.example "));
         assert_eq!(parse_line("(qmail 1 invoked by uid 0)"), Parsed::Skip);
     }
 }
