@@ -175,7 +175,7 @@ fn lint(home: &Home, rules: &[PathBuf], verbose: bool) -> Result<()> {
         why.entry(key).or_default().push(&s.name);
     }
     let mut reasons: Vec<_> = why.into_iter().collect();
-    reasons.sort_by(|a, b| b.1.len().cmp(&a.1.len()));
+    reasons.sort_by_key(|r| std::cmp::Reverse(r.1.len()));
     for (reason, names) in &reasons {
         if verbose {
             w!("  {:>4}  {reason}: {}", names.len(), names.join(" "));

@@ -8,6 +8,9 @@ use super::rules::{Rule, Test};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex_syntax::hir::literal::{ExtractKind, Extractor};
 
+/// (literal, rule index) pairs for one area.
+type Literals = Vec<(Vec<u8>, usize)>;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Area {
     Header,
@@ -84,7 +87,7 @@ impl Prefilter {
             gated: vec![None; rules.len()],
             areas: Vec::new(),
         };
-        let mut per_area: Vec<(Area, Vec<(Vec<u8>, usize)>)> = Vec::new();
+        let mut per_area: Vec<(Area, Literals)> = Vec::new();
         for &i in order {
             let Some((area, re)) = area_of(&rules[i].test) else {
                 continue;

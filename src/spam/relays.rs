@@ -77,7 +77,7 @@ pub fn parse_all<'a>(received: impl Iterator<Item = &'a str>) -> Relays {
     for line in received {
         match parse_line(line) {
             Parsed::Relay(r) => {
-                if in_trusted && !(r.private || !r.auth.is_empty()) {
+                if in_trusted && !r.private && r.auth.is_empty() {
                     in_trusted = false;
                 }
                 if in_trusted {
@@ -126,12 +126,12 @@ fn find_ip(s: &str) -> Option<(usize, usize, IpAddr)> {
         let cand = rest[..end]
             .trim_start_matches("IPv6:")
             .trim_start_matches("ipv6:");
-        let cand = cand
-            .split(':')
-            .count()
-            .gt(&2)
-            .then_some(cand)
-            .unwrap_or_else(|| cand.split(':').next().unwrap_or(cand));
+        // An IPv6 address has several colons; otherwise drop a ":port" suffix.
+        let cand = if cand.split(':').count() > 2 {
+            cand
+        } else {
+            cand.split(':').next().unwrap_or(cand)
+        };
         if let Ok(ip) = cand.parse::<IpAddr>() {
             return Some((i, i + 1 + end, ip));
         }
