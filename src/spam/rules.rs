@@ -147,14 +147,8 @@ pub fn compile(l: Loaded) -> RuleSet {
                 continue;
             }
         };
-        if tf.net && score == 0.0 {
-            // Network tests never run here; keep them out of the set so metas read them as 0.
-            skipped.push(Skipped {
-                name: d.name.clone(),
-                why: "network test (tflags net)".into(),
-            });
-            continue;
-        }
+        // `tflags net` alone does not stop a rule: SpamAssassin -L still runs net-flagged metas and
+        // local tests; the network evals themselves are the ones we do not implement.
         let uses_fancy = match &test {
             Test::Header { re, .. }
             | Test::Body(re)
