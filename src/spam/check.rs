@@ -28,19 +28,28 @@ impl RuleSet {
         let n = self.rules.len();
         let mut cand = vec![false; n];
         let pf = &self.prefilter;
-        // Header text for the prefilter: raw fields and their decoded forms.
-        let decoded: Vec<Vec<u8>> = view
-            .fields
-            .iter()
-            .map(|f| super::view::decode_header_value(&f.raw, &f.name))
-            .collect();
-        let hdr_texts = view
-            .fields
-            .iter()
-            .map(|f| f.raw.as_slice())
-            .chain(decoded.iter().map(Vec::as_slice));
-        let names = view.fields.iter().map(|f| f.name.as_bytes());
-        pf.scan(Area::Header, hdr_texts.chain(names), &mut cand);
+        // Header text for the prefilter: everything a header rule can test must contain its literals,
+        // so scan the raw header block, the decoded `Name: value` lines (what ALL sees), the unfolded
+        // raw values and the relay pseudo-headers.
+        let mut decoded_all: Vec<u8> = Vec::new();
+        let mut unfolded: Vec<u8> = Vec::new();
+        for f in &view.fields {
+            decoded_all.extend_from_slice(f.name.as_bytes());
+            decoded_all.extend_from_slice(b": ");
+            decoded_all.extend_from_slice(&super::view::decode_header_value(&f.raw, &f.name));
+            unfolded.extend_from_slice(&super::view::unfold_raw(&f.raw));
+            unfolded.push(b'\n');
+        }
+        let relays = [view.relays.trusted_str(), view.relays.untrusted_str()];
+        let header_block = &view.full[..view.body_start.min(view.full.len())];
+        let hdr_texts = [
+            header_block,
+            decoded_all.as_slice(),
+            unfolded.as_slice(),
+            relays[0].as_bytes(),
+            relays[1].as_bytes(),
+        ];
+        pf.scan(Area::Header, hdr_texts.into_iter(), &mut cand);
         pf.scan(Area::Body, view.body.iter().map(Vec::as_slice), &mut cand);
         pf.scan(
             Area::Rawbody,
