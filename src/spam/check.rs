@@ -19,8 +19,13 @@ pub struct Verdict {
 
 impl RuleSet {
     pub fn check(&self, msg: &[u8]) -> (View, Verdict) {
+        let t0 = std::time::Instant::now();
         let view = View::new(msg);
+        let t1 = t0.elapsed();
         let v = self.check_view(&view);
+        if std::env::var_os("CORREO_SPAM_PROFILE").is_some() {
+            eprintln!("view {:?}, rules {:?}", t1, t0.elapsed() - t1);
+        }
         (view, v)
     }
 
@@ -28,6 +33,7 @@ impl RuleSet {
         let n = self.rules.len();
         let mut cand = vec![false; n];
         let pf = &self.prefilter;
+        let tp = std::time::Instant::now();
         // Header text for the prefilter: everything a header rule can test must contain its literals,
         // so scan the raw header block, the decoded `Name: value` lines (what ALL sees), the unfolded
         // raw values and the relay pseudo-headers.
@@ -58,12 +64,19 @@ impl RuleSet {
         );
         pf.scan(Area::Full, std::iter::once(view.full.as_slice()), &mut cand);
         pf.scan(Area::Uri, view.uris.iter().map(String::as_bytes), &mut cand);
+        if std::env::var_os("CORREO_SPAM_PROFILE").is_some() {
+            eprintln!("prefilter {:?}", tp.elapsed());
+        }
 
         let mut val = vec![0.0f64; n];
+        // CORREO_SPAM_PROFILE=1: per-rule time on stderr, to find the rules that dominate.
+        let profile = std::env::var_os("CORREO_SPAM_PROFILE").is_some();
+        let mut times: Vec<(u128, usize)> = Vec::new();
         for &i in &self.order {
             if pf.gated[i].is_some() && !cand[i] {
                 continue;
             }
+            let t0 = profile.then(std::time::Instant::now);
             let r = &self.rules[i];
             let max = if r.tflags.multiple {
                 r.tflags.maxhits
@@ -142,6 +155,17 @@ impl RuleSet {
                 }
                 Test::Meta(_) => 0.0,
             };
+            if let Some(t0) = t0 {
+                times.push((t0.elapsed().as_micros(), i));
+            }
+        }
+        if profile {
+            times.sort_unstable_by(|a, b| b.cmp(a));
+            let total: u128 = times.iter().map(|t| t.0).sum();
+            eprintln!("rules run: {}, total {total} us", times.len());
+            for (us, i) in times.iter().take(15) {
+                eprintln!("{us:>8} us  {}  fancy={}", self.rules[*i].name, matches!(&self.rules[*i].test, Test::Body(re) | Test::Rawbody(re) | Test::Full(re) | Test::Uri(re) | Test::Header { re, .. } if re.is_fancy()));
+            }
         }
         for &i in &self.metas {
             if let Test::Meta(e) = &self.rules[i].test {
