@@ -14,7 +14,7 @@ CORPUS=${CORPUS:-$ROOT/../shared/corpus}
 [ -d "$CORPUS" ] || CORPUS=/work/shared/corpus
 W=$(mktemp -d /tmp/spambench.XXXXXX)
 chmod 755 $W   # spamd drops to nobody and must reach its home below
-trap 'kill $(cat $W/*.pid 2>/dev/null) 2>/dev/null; sleep 1; rm -rf $W' EXIT
+trap 'for p in $W/*.pid; do kill $(cat $p) 2>/dev/null; done; sleep 1; rm -rf $W' EXIT
 CLIENT="python3 $ROOT/bench/spam_client.py"
 
 # The same sample for every engine: every k-th ham and spam, GTUBE-free.

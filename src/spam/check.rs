@@ -164,7 +164,11 @@ impl RuleSet {
             let total: u128 = times.iter().map(|t| t.0).sum();
             eprintln!("rules run: {}, total {total} us", times.len());
             for (us, i) in times.iter().take(15) {
-                eprintln!("{us:>8} us  {}  fancy={}", self.rules[*i].name, matches!(&self.rules[*i].test, Test::Body(re) | Test::Rawbody(re) | Test::Full(re) | Test::Uri(re) | Test::Header { re, .. } if re.is_fancy()));
+                eprintln!(
+                    "{us:>8} us  {}  fancy={}",
+                    self.rules[*i].name,
+                    matches!(&self.rules[*i].test, Test::Body(re) | Test::Rawbody(re) | Test::Full(re) | Test::Uri(re) | Test::Header { re, .. } if re.is_fancy())
+                );
             }
         }
         for &i in &self.metas {

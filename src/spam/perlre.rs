@@ -154,10 +154,21 @@ pub fn compile(pat: &str, flags: &str) -> Result<Re, ReError> {
         }
     }
     let approx = widen(&t.out).and_then(|w| {
-        let src = if f.is_empty() { format!("(?-u){w}") } else { format!("(?{f}-u){w}") };
-        regex::bytes::RegexBuilder::new(&src).size_limit(1 << 24).build().ok()
+        let src = if f.is_empty() {
+            format!("(?-u){w}")
+        } else {
+            format!("(?{f}-u){w}")
+        };
+        regex::bytes::RegexBuilder::new(&src)
+            .size_limit(1 << 24)
+            .build()
+            .ok()
     });
-    let src = if f.is_empty() { t.out } else { format!("(?{f}){}", t.out) };
+    let src = if f.is_empty() {
+        t.out
+    } else {
+        format!("(?{f}){}", t.out)
+    };
     fancy_regex::RegexBuilder::new(&src)
         .backtrack_limit(100_000)
         .build()
@@ -220,7 +231,10 @@ fn widen(pat: &str) -> Option<String> {
                 let b = c.get(i + 3).copied();
                 let look = matches!(
                     (a, b),
-                    (Some('='), _) | (Some('!'), _) | (Some('<'), Some('=')) | (Some('<'), Some('!'))
+                    (Some('='), _)
+                        | (Some('!'), _)
+                        | (Some('<'), Some('='))
+                        | (Some('<'), Some('!'))
                 );
                 if look {
                     // Skip to the matching ')', then any quantifier that applied to the group.
@@ -597,6 +611,9 @@ mod tests {
         assert!(m("(?<!x)abc(?=d)", "", "abcd"));
         assert!(!m("(?<!x)abc(?=d)", "", "xabcd"));
         assert_eq!(widen("a(?!b)c(?<=x)+d\\1"), Some("acd(?s:.*?)".into()));
-        assert!(matches!(compile("(?!b)zz", "").unwrap(), Re::Fancy(_, Some(_))));
+        assert!(matches!(
+            compile("(?!b)zz", "").unwrap(),
+            Re::Fancy(_, Some(_))
+        ));
     }
 }
