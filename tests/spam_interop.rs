@@ -286,6 +286,20 @@ fn raw_protocol_edges() {
         raw(d.port, &req),
         "SPAMD/1.1 0 EX_OK\r\nSpam: True ; 1000.0 / 5.0\r\n\r\n"
     );
+    // SIGHUP recompiles the rules; the daemon keeps answering.
+    // SAFETY: kill(2) on our own child's pid with a valid signal number.
+    let rc = unsafe { libc::kill(d.child.id() as libc::pid_t, libc::SIGHUP) };
+    assert_eq!(rc, 0);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let req = [
+        format!("CHECK SPAMC/1.5\r\nContent-length: {}\r\n\r\n", body.len()).as_bytes(),
+        body,
+    ]
+    .concat();
+    assert_eq!(
+        raw(d.port, &req),
+        "SPAMD/1.1 0 EX_OK\r\nSpam: True ; 1000.0 / 5.0\r\n\r\n"
+    );
     // Garbage and a client that hangs up early never take the daemon down.
     let _ = raw(d.port, &[0xff; 300]);
     let _ = raw(d.port, b"PROCESS SPAMC/1.5\r\nContent-length: 100\r\n");
