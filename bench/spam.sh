@@ -34,7 +34,7 @@ $CORREO --home $W/correo spam daemon --listen 127.0.0.1:7841 --rules /usr/share/
 echo $! > $W/correo.pid
 echo "starting spamd (-L, stock rules, $CLIENTS child)"
 mkdir -p $W/sa && chown nobody $W/sa
-spamd -L -x -u nobody -H $W/sa -i 127.0.0.1:7842 -A 127.0.0.1 -m $CLIENTS --min-children=$CLIENTS \
+spamd -L -x -u nobody -H $W/sa -i 127.0.0.1:7842 -A 127.0.0.1 -m $CLIENTS --min-children=$CLIENTS --max-conn-per-child=100000 \
       --min-spare=1 --max-spare=$CLIENTS -s $W/spamd.log -r $W/spamd.pid -d
 RSPAMD=no
 if command -v rspamd >/dev/null 2>&1; then
