@@ -740,6 +740,36 @@ mod tests {
     }
 
     #[test]
+    fn report_safe_0_rewrites_subject_and_drops_old_headers() {
+        let rs = crate::spam::rules::compile(crate::spam::load::load_text(
+            "body A /xyzzy/\nscore A 6\ndescribe A Magic word\nrewrite_header Subject [SPAM]\n\
+             add_header all Status _YESNO_, score=_SCORE_ tests=_TESTS_\nreport_safe 0\n",
+        ));
+        let msg =
+            b"Return-Path: <a@b>\nSubject: hi\nX-Spam-Status: old\n\tcont\nTo: c@d\n\nxyzzy\n";
+        let (view, v) = rs.check(msg);
+        assert!(v.is_spam);
+        let m = Marker {
+            rules: &rs,
+            view: &view,
+            v: &v,
+            host: "h".into(),
+        };
+        let out = String::from_utf8(m.rewrite()).unwrap();
+        assert!(
+            out.starts_with(
+                "Return-Path: <a@b>\nX-Spam-Status: Yes, score=6.0 tests=A\nX-Spam-Report: "
+            ),
+            "{out}"
+        );
+        assert!(out.contains("\n\t*  6.0 A BODY: Magic word\n"), "{out}");
+        assert!(out.contains("Subject: [SPAM] hi\n"), "{out}");
+        assert!(out.contains("X-Spam-Prev-Subject: hi\n"), "{out}");
+        assert!(!out.contains("old"), "{out}");
+        assert!(out.ends_with("\n\nxyzzy\n"), "{out}");
+    }
+
+    #[test]
     fn tags_scan() {
         assert_eq!(scan_tag("STARS(*)_ x"), Some(("STARS(*)", 8)));
         assert_eq!(scan_tag("YESNO_"), Some(("YESNO", 5)));
