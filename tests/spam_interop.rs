@@ -12,7 +12,12 @@ const GTUBE: &str = include_str!("spam/gtube.eml");
 const HAM: &str = include_str!("spam/ham.eml");
 
 fn have(prog: &str) -> bool {
-    Command::new("sh").arg("-c").arg(format!("command -v {prog}")).stdout(Stdio::null()).status().is_ok_and(|s| s.success())
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {prog}"))
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// Returns false (and says why) when the peer is missing and the run does not require it.
@@ -42,7 +47,10 @@ impl Drop for Daemon {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
 }
 
 fn start_daemon() -> Daemon {
@@ -53,7 +61,13 @@ fn start_daemon() -> Daemon {
     let child = Command::new(env!("CARGO_BIN_EXE_correo"))
         .arg("--home")
         .arg(dir.path())
-        .args(["spam", "daemon", "--listen", &format!("127.0.0.1:{port}"), "--listen"])
+        .args([
+            "spam",
+            "daemon",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--listen",
+        ])
         .arg(&sock)
         .arg("--rules")
         .arg(&rules)
@@ -61,10 +75,18 @@ fn start_daemon() -> Daemon {
         .stderr(Stdio::null())
         .spawn()
         .expect("start daemon");
-    let d = Daemon { child, port, sock, _dir: dir };
+    let d = Daemon {
+        child,
+        port,
+        sock,
+        _dir: dir,
+    };
     let t = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() || !d.sock.exists() {
-        assert!(t.elapsed() < Duration::from_secs(60), "daemon did not start");
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "daemon did not start"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     d
@@ -78,7 +100,11 @@ fn spamc(args: &[&str], input: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("run spamc");
-    c.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write");
+    c.stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write");
     c.wait_with_output().expect("spamc output")
 }
 
@@ -123,28 +149,50 @@ fn spamc_against_correo_daemon() {
 
         // -y: the test names.
         let o = spamc(&[conn, &["-y"]].concat(), GTUBE);
-        assert!(text(&o).split(',').any(|t| t.trim() == "GTUBE"), "{}", text(&o));
+        assert!(
+            text(&o).split(',').any(|t| t.trim() == "GTUBE"),
+            "{}",
+            text(&o)
+        );
 
         // -R: score line then the report.
         let o = spamc(&[conn, &["-R"]].concat(), GTUBE);
         let r = text(&o);
         assert!(r.starts_with("1000.0/5.0\n"), "{r}");
-        assert!(r.contains("Content analysis details:   (1000.0 points, 5.0 required)"), "{r}");
-        assert!(r.contains("1000 GTUBE                  BODY: Generic Test for Unsolicited Bulk Email"), "{r}");
+        assert!(
+            r.contains("Content analysis details:   (1000.0 points, 5.0 required)"),
+            "{r}"
+        );
+        assert!(
+            r.contains("1000 GTUBE                  BODY: Generic Test for Unsolicited Bulk Email"),
+            "{r}"
+        );
 
         // Default PROCESS: the rewritten message (report_safe 1 wraps spam).
         let o = spamc(conn, GTUBE);
         let m = text(&o);
         assert!(m.contains("X-Spam-Flag: YES\n"), "{m}");
-        assert!(m.contains("X-Spam-Status: Yes, score=1000.0 required=5.0 tests="), "{m}");
-        assert!(m.contains("Content-Type: message/rfc822; x-spam-type=original"), "{m}");
+        assert!(
+            m.contains("X-Spam-Status: Yes, score=1000.0 required=5.0 tests="),
+            "{m}"
+        );
+        assert!(
+            m.contains("Content-Type: message/rfc822; x-spam-type=original"),
+            "{m}"
+        );
         assert!(m.contains("XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"));
         assert_eq!(o.status.code(), Some(0), "without -E spamc exits 0");
         let o = spamc(conn, HAM);
         let m = text(&o);
-        assert!(m.starts_with("X-Spam-Checker-Version: SpamAssassin 4.0.1 ("), "{m}");
+        assert!(
+            m.starts_with("X-Spam-Checker-Version: SpamAssassin 4.0.1 ("),
+            "{m}"
+        );
         assert!(m.contains("X-Spam-Status: No, score="), "{m}");
-        assert!(m.ends_with(HAM.split_once("\n\n").map(|x| x.1).unwrap_or("")), "body unchanged");
+        assert!(
+            m.ends_with(HAM.split_once("\n\n").map(|x| x.1).unwrap_or("")),
+            "body unchanged"
+        );
 
         // -E: exit 1 when spam, message still printed.
         let o = spamc(&[conn, &["-E"]].concat(), GTUBE);
@@ -170,31 +218,93 @@ fn spamc_with_daemon_down_passes_mail_through() {
 fn raw_protocol_edges() {
     // No spamc needed: our own daemon, raw bytes.
     let d = start_daemon();
-    assert_eq!(raw(d.port, b"BOGUS SPAMC/1.5\r\n\r\n"), "SPAMD/1.0 76 Bad header line: BOGUS SPAMC/1.5\r\n");
-    assert_eq!(raw(d.port, b"PING SPAMC/1.5\r\n\r\n"), "SPAMD/1.5 0 PONG\r\n");
+    assert_eq!(
+        raw(d.port, b"BOGUS SPAMC/1.5\r\n\r\n"),
+        "SPAMD/1.0 76 Bad header line: BOGUS SPAMC/1.5\r\n"
+    );
+    assert_eq!(
+        raw(d.port, b"PING SPAMC/1.5\r\n\r\n"),
+        "SPAMD/1.5 0 PONG\r\n"
+    );
     let body = GTUBE.as_bytes();
-    let req = [format!("SYMBOLS SPAMC/1.5\r\nContent-length: {}\r\n\r\n", body.len()).as_bytes(), body].concat();
+    let req = [
+        format!(
+            "SYMBOLS SPAMC/1.5\r\nContent-length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+        body,
+    ]
+    .concat();
     let r = raw(d.port, &req);
-    assert!(r.starts_with("SPAMD/1.1 0 EX_OK\r\nContent-length: "), "{r}");
+    assert!(
+        r.starts_with("SPAMD/1.1 0 EX_OK\r\nContent-length: "),
+        "{r}"
+    );
     assert!(r.contains("\r\nSpam: True ; 1000.0 / 5.0\r\n\r\n"), "{r}");
     assert!(!r.ends_with("\r\n"), "no CRLF after SYMBOLS: {r:?}");
-    let req = [b"CHECK SPAMC/1.5\r\nContent-length: 9999\r\n\r\n".as_slice(), body].concat();
+    let req = [
+        b"CHECK SPAMC/1.5\r\nContent-length: 9999\r\n\r\n".as_slice(),
+        body,
+    ]
+    .concat();
     assert!(raw(d.port, &req).starts_with("SPAMD/1.0 76 Bad header line: (Content-Length mismatch"));
-    assert!(raw(d.port, b"CHECK SPAMC/1.5\r\nContent-length: x\r\n\r\n").starts_with("SPAMD/1.0 76 "));
+    assert!(
+        raw(d.port, b"CHECK SPAMC/1.5\r\nContent-length: x\r\n\r\n").starts_with("SPAMD/1.0 76 ")
+    );
     assert!(raw(d.port, b"CHECK SPAMC/1.5\r\nnocolon\r\n\r\n").starts_with("SPAMD/1.0 76 "));
-    let tell = raw(d.port, b"TELL SPAMC/1.5\r\nMessage-class: spam\r\nSet: local\r\nContent-length: 0\r\n\r\n");
+    let tell = raw(
+        d.port,
+        b"TELL SPAMC/1.5\r\nMessage-class: spam\r\nSet: local\r\nContent-length: 0\r\n\r\n",
+    );
     assert!(tell.starts_with("SPAMD/1.0 69 "), "{tell}");
     let ham = HAM.as_bytes();
-    let req = [format!("CHECK SPAMC/1.5\r\nUser: bob\r\nContent-length: {}\r\n\r\n", ham.len()).as_bytes(), ham].concat();
+    let req = [
+        format!(
+            "CHECK SPAMC/1.5\r\nUser: bob\r\nContent-length: {}\r\n\r\n",
+            ham.len()
+        )
+        .as_bytes(),
+        ham,
+    ]
+    .concat();
     assert!(raw(d.port, &req).starts_with("SPAMD/1.1 0 EX_OK\r\nSpam: False ; "));
     // Compress: zlib (Debian's spamc is built without -z, so it is spoken raw here).
     let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
     z.write_all(body).expect("deflate");
     let zb = z.finish().expect("deflate");
-    let req = [format!("CHECK SPAMC/1.5\r\nCompress: zlib\r\nContent-length: {}\r\n\r\n", zb.len()).as_bytes(), &zb].concat();
-    assert_eq!(raw(d.port, &req), "SPAMD/1.1 0 EX_OK\r\nSpam: True ; 1000.0 / 5.0\r\n\r\n");
+    let req = [
+        format!(
+            "CHECK SPAMC/1.5\r\nCompress: zlib\r\nContent-length: {}\r\n\r\n",
+            zb.len()
+        )
+        .as_bytes(),
+        &zb,
+    ]
+    .concat();
+    assert_eq!(
+        raw(d.port, &req),
+        "SPAMD/1.1 0 EX_OK\r\nSpam: True ; 1000.0 / 5.0\r\n\r\n"
+    );
+    // SIGHUP recompiles the rules; the daemon keeps answering.
+    // SAFETY: kill(2) on our own child's pid with a valid signal number.
+    let rc = unsafe { libc::kill(d.child.id() as libc::pid_t, libc::SIGHUP) };
+    assert_eq!(rc, 0);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let req = [
+        format!("CHECK SPAMC/1.5\r\nContent-length: {}\r\n\r\n", body.len()).as_bytes(),
+        body,
+    ]
+    .concat();
+    assert_eq!(
+        raw(d.port, &req),
+        "SPAMD/1.1 0 EX_OK\r\nSpam: True ; 1000.0 / 5.0\r\n\r\n"
+    );
     // Garbage and a client that hangs up early never take the daemon down.
     let _ = raw(d.port, &[0xff; 300]);
     let _ = raw(d.port, b"PROCESS SPAMC/1.5\r\nContent-length: 100\r\n");
-    assert_eq!(raw(d.port, b"PING SPAMC/1.5\r\n\r\n"), "SPAMD/1.5 0 PONG\r\n");
+    assert_eq!(
+        raw(d.port, b"PING SPAMC/1.5\r\n\r\n"),
+        "SPAMD/1.5 0 PONG\r\n"
+    );
 }

@@ -51,7 +51,8 @@ pub fn load_rules(home: &Home, cli: &[PathBuf]) -> Result<RuleSet> {
             return Err(Error::config(format!("rules not found: {}", p.display())));
         }
     }
-    let loaded = crate::spam::load::load(&paths).map_err(|e| Error::config(format!("loading rules: {e}")))?;
+    let loaded = crate::spam::load::load(&paths)
+        .map_err(|e| Error::config(format!("loading rules: {e}")))?;
     let mut rs = crate::spam::rules::compile(loaded);
     if let Some(r) = home.config.spam.required_score {
         rs.settings.required_score = r;
@@ -61,9 +62,17 @@ pub fn load_rules(home: &Home, cli: &[PathBuf]) -> Result<RuleSet> {
 
 pub fn run(home: &Home, cmd: SpamCmd) -> Result<()> {
     match cmd {
-        SpamCmd::Check { report, rules, symbols } => check(home, &rules, report, symbols),
+        SpamCmd::Check {
+            report,
+            rules,
+            symbols,
+        } => check(home, &rules, report, symbols),
         SpamCmd::Lint { rules, verbose } => lint(home, &rules, verbose),
-        SpamCmd::Daemon { listen, rules, max_size } => {
+        SpamCmd::Daemon {
+            listen,
+            rules,
+            max_size,
+        } => {
             let mut listen = listen;
             if listen.is_empty() {
                 listen = home.config.spam.listen.clone();
@@ -82,13 +91,30 @@ fn check(home: &Home, rules: &[PathBuf], report: bool, symbols: bool) -> Result<
     let mut msg = Vec::new();
     std::io::stdin().read_to_end(&mut msg)?;
     let (view, v) = rs.check(&msg);
-    let m = crate::spam::markup::Marker { rules: &rs, view: &view, v: &v, host: crate::spam::markup::hostname() };
+    let m = crate::spam::markup::Marker {
+        rules: &rs,
+        view: &view,
+        v: &v,
+        host: crate::spam::markup::hostname(),
+    };
     let mut out = std::io::stdout().lock();
     let res = if symbols {
         let names: Vec<&str> = v.hits.iter().map(|&i| rs.rules[i].name.as_str()).collect();
-        writeln!(out, "{}/{} {}", m.score_str(), crate::spam::markup::f1(v.required), names.join(","))
+        writeln!(
+            out,
+            "{}/{} {}",
+            m.score_str(),
+            crate::spam::markup::f1(v.required),
+            names.join(",")
+        )
     } else {
-        out.write_all(&m.rewrite()).and_then(|_| if report { out.write_all(m.report().as_bytes()) } else { Ok(()) })
+        out.write_all(&m.rewrite()).and_then(|_| {
+            if report {
+                out.write_all(m.report().as_bytes())
+            } else {
+                Ok(())
+            }
+        })
     };
     // A closed stdout (`| head`) is not our failure.
     if let Err(e) = res {
@@ -98,7 +124,14 @@ fn check(home: &Home, rules: &[PathBuf], report: bool, symbols: bool) -> Result<
     }
     let _ = out.flush();
     if v.is_spam {
-        return Err(Error::new(Exit::One, format!("spam, score {}/{}", m.score_str(), crate::spam::markup::f1(v.required))));
+        return Err(Error::new(
+            Exit::One,
+            format!(
+                "spam, score {}/{}",
+                m.score_str(),
+                crate::spam::markup::f1(v.required)
+            ),
+        ));
     }
     Ok(())
 }
@@ -113,29 +146,53 @@ fn lint(home: &Home, rules: &[PathBuf], verbose: bool) -> Result<()> {
     let total = rs.rules.len() + rs.skipped.len();
     let runs = rs.order.len() + rs.metas.len();
     w!("rules defined: {total}");
-    w!("rules that run: {runs} ({} with a score, {} sub-rules or zero-scored feeding metas)",
-        rs.order.iter().chain(rs.metas.iter()).filter(|&&i| rs.rules[i].score != 0.0 && !rs.rules[i].is_sub()).count(),
-        rs.order.iter().chain(rs.metas.iter()).filter(|&&i| rs.rules[i].score == 0.0 || rs.rules[i].is_sub()).count());
-    w!("rules loaded but not run (score 0, nothing reads them): {}", rs.rules.len() - runs);
+    w!(
+        "rules that run: {runs} ({} with a score, {} sub-rules or zero-scored feeding metas)",
+        rs.order
+            .iter()
+            .chain(rs.metas.iter())
+            .filter(|&&i| rs.rules[i].score != 0.0 && !rs.rules[i].is_sub())
+            .count(),
+        rs.order
+            .iter()
+            .chain(rs.metas.iter())
+            .filter(|&&i| rs.rules[i].score == 0.0 || rs.rules[i].is_sub())
+            .count()
+    );
+    w!(
+        "rules loaded but not run (score 0, nothing reads them): {}",
+        rs.rules.len() - runs
+    );
     w!("rules skipped (score 0 here): {}", rs.skipped.len());
     let mut why: std::collections::BTreeMap<String, Vec<&str>> = Default::default();
     for s in &rs.skipped {
         let reason = s.why.rsplit_once(": ").map(|x| x.1).unwrap_or(&s.why);
-        let key = if reason.starts_with("regex:") { "regex the engines cannot compile".to_string() } else { reason.to_string() };
+        let key = if reason.starts_with("regex:") {
+            "regex the engines cannot compile".to_string()
+        } else {
+            reason.to_string()
+        };
         why.entry(key).or_default().push(&s.name);
     }
     let mut reasons: Vec<_> = why.into_iter().collect();
-    reasons.sort_by(|a, b| b.1.len().cmp(&a.1.len()));
+    reasons.sort_by_key(|r| std::cmp::Reverse(r.1.len()));
     for (reason, names) in &reasons {
         if verbose {
             w!("  {:>4}  {reason}: {}", names.len(), names.join(" "));
         } else {
             let shown: Vec<&str> = names.iter().take(6).copied().collect();
-            let more = if names.len() > 6 { format!(" ... (+{})", names.len() - 6) } else { String::new() };
+            let more = if names.len() > 6 {
+                format!(" ... (+{})", names.len() - 6)
+            } else {
+                String::new()
+            };
             w!("  {:>4}  {reason}: {}{more}", names.len(), shown.join(" "));
         }
     }
-    w!("rules on the fallback regex engine (look-around, backreferences): {}", rs.fancy.len());
+    w!(
+        "rules on the fallback regex engine (look-around, backreferences): {}",
+        rs.fancy.len()
+    );
     if verbose && !rs.fancy.is_empty() {
         w!("  {}", rs.fancy.join(" "));
     }

@@ -19,8 +19,13 @@ pub struct Verdict {
 
 impl RuleSet {
     pub fn check(&self, msg: &[u8]) -> (View, Verdict) {
+        let t0 = std::time::Instant::now();
         let view = View::new(msg);
+        let t1 = t0.elapsed();
         let v = self.check_view(&view);
+        if std::env::var_os("CORREO_SPAM_PROFILE").is_some() {
+            eprintln!("view {:?}, rules {:?}", t1, t0.elapsed() - t1);
+        }
         (view, v)
     }
 
@@ -28,27 +33,67 @@ impl RuleSet {
         let n = self.rules.len();
         let mut cand = vec![false; n];
         let pf = &self.prefilter;
-        // Header text for the prefilter: raw fields and their decoded forms.
-        let decoded: Vec<Vec<u8>> =
-            view.fields.iter().map(|f| super::view::decode_header_value(&f.raw, &f.name)).collect();
-        let hdr_texts = view.fields.iter().map(|f| f.raw.as_slice()).chain(decoded.iter().map(Vec::as_slice));
-        let names = view.fields.iter().map(|f| f.name.as_bytes());
-        pf.scan(Area::Header, hdr_texts.chain(names), &mut cand);
+        let tp = std::time::Instant::now();
+        // Header text for the prefilter: everything a header rule can test must contain its literals,
+        // so scan the raw header block, the decoded `Name: value` lines (what ALL sees), the unfolded
+        // raw values and the relay pseudo-headers.
+        let mut decoded_all: Vec<u8> = Vec::new();
+        let mut unfolded: Vec<u8> = Vec::new();
+        for f in &view.fields {
+            decoded_all.extend_from_slice(f.name.as_bytes());
+            decoded_all.extend_from_slice(b": ");
+            decoded_all.extend_from_slice(&super::view::decode_header_value(&f.raw, &f.name));
+            unfolded.extend_from_slice(&super::view::unfold_raw(&f.raw));
+            unfolded.push(b'\n');
+        }
+        let relays = [view.relays.trusted_str(), view.relays.untrusted_str()];
+        let header_block = &view.full[..view.body_start.min(view.full.len())];
+        let hdr_texts = [
+            header_block,
+            decoded_all.as_slice(),
+            unfolded.as_slice(),
+            relays[0].as_bytes(),
+            relays[1].as_bytes(),
+        ];
+        pf.scan(Area::Header, hdr_texts.into_iter(), &mut cand);
         pf.scan(Area::Body, view.body.iter().map(Vec::as_slice), &mut cand);
-        pf.scan(Area::Rawbody, view.rawbody.iter().map(Vec::as_slice), &mut cand);
+        pf.scan(
+            Area::Rawbody,
+            view.rawbody.iter().map(Vec::as_slice),
+            &mut cand,
+        );
         pf.scan(Area::Full, std::iter::once(view.full.as_slice()), &mut cand);
         pf.scan(Area::Uri, view.uris.iter().map(String::as_bytes), &mut cand);
+        if std::env::var_os("CORREO_SPAM_PROFILE").is_some() {
+            eprintln!("prefilter {:?}", tp.elapsed());
+        }
 
         let mut val = vec![0.0f64; n];
+        // CORREO_SPAM_PROFILE=1: per-rule time on stderr, to find the rules that dominate.
+        let profile = std::env::var_os("CORREO_SPAM_PROFILE").is_some();
+        let mut times: Vec<(u128, usize)> = Vec::new();
         for &i in &self.order {
             if pf.gated[i].is_some() && !cand[i] {
                 continue;
             }
+            let t0 = profile.then(std::time::Instant::now);
             let r = &self.rules[i];
-            let max = if r.tflags.multiple { r.tflags.maxhits } else { 1 };
+            let max = if r.tflags.multiple {
+                r.tflags.maxhits
+            } else {
+                1
+            };
             val[i] = match &r.test {
-                Test::Header { spec, re, negate, unset } => {
-                    let value = view.header_for_rule(spec).or_else(|| unset.clone()).unwrap_or_default();
+                Test::Header {
+                    spec,
+                    re,
+                    negate,
+                    unset,
+                } => {
+                    let value = view
+                        .header_for_rule(spec)
+                        .or_else(|| unset.clone())
+                        .unwrap_or_default();
                     let hit = re.is_match(&value);
                     if hit != *negate {
                         1.0
@@ -64,7 +109,7 @@ impl RuleSet {
                         0.0
                     }
                 }
-                Test::Eval(call) => super::eval::run(call, view),
+                Test::Eval(call) => super::eval::run(call, view, &self.settings),
                 Test::Body(re) => count_lines(re, &view.body, r.tflags.multiple, max),
                 Test::Rawbody(re) => count_lines(re, &view.rawbody, r.tflags.multiple, max),
                 Test::Full(re) => {
@@ -88,7 +133,12 @@ impl RuleSet {
                     }
                     c
                 }
-                Test::Mimeheader { name, raw, re, negate } => {
+                Test::Mimeheader {
+                    name,
+                    raw,
+                    re,
+                    negate,
+                } => {
                     let _ = raw;
                     let mut hit = false;
                     for (n, v) in &view.mime_headers {
@@ -105,6 +155,21 @@ impl RuleSet {
                 }
                 Test::Meta(_) => 0.0,
             };
+            if let Some(t0) = t0 {
+                times.push((t0.elapsed().as_micros(), i));
+            }
+        }
+        if profile {
+            times.sort_unstable_by(|a, b| b.cmp(a));
+            let total: u128 = times.iter().map(|t| t.0).sum();
+            eprintln!("rules run: {}, total {total} us", times.len());
+            for (us, i) in times.iter().take(15) {
+                eprintln!(
+                    "{us:>8} us  {}  fancy={}",
+                    self.rules[*i].name,
+                    matches!(&self.rules[*i].test, Test::Body(re) | Test::Rawbody(re) | Test::Full(re) | Test::Uri(re) | Test::Header { re, .. } if re.is_fancy())
+                );
+            }
         }
         for &i in &self.metas {
             if let Test::Meta(e) = &self.rules[i].test {
@@ -129,13 +194,23 @@ impl RuleSet {
         // SpamAssassin rounds the total to 3 decimals before comparing.
         let score = (score * 1000.0).round() / 1000.0;
         let required = self.settings.required_score;
-        Verdict { score, required, is_spam: score >= required, hits, subhits }
+        Verdict {
+            score,
+            required,
+            is_spam: score >= required,
+            hits,
+            subhits,
+        }
     }
 }
 
 fn count_lines(re: &super::perlre::Re, lines: &[Vec<u8>], multiple: bool, max: usize) -> f64 {
     if !multiple {
-        return if lines.iter().any(|l| re.is_match(l)) { 1.0 } else { 0.0 };
+        return if lines.iter().any(|l| re.is_match(l)) {
+            1.0
+        } else {
+            0.0
+        };
     }
     let mut c = 0usize;
     for l in lines {

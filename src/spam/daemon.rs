@@ -71,7 +71,11 @@ impl State {
                 let ms = t.elapsed().as_millis().to_string();
                 log::event("spamd", "reload", &[("rules", &n.to_string()), ("ms", &ms)]);
             }
-            Err(e) => log::event("spamd", "reload", &[("status", "failed"), ("error", &e.to_string())]),
+            Err(e) => log::event(
+                "spamd",
+                "reload",
+                &[("status", "failed"), ("error", &e.to_string())],
+            ),
         }
     }
 
@@ -84,7 +88,12 @@ impl State {
 
     /// The rules for a spamc `User`: the base set, plus that user's preference file when there is one.
     fn for_user(&self, user: Option<&str>) -> Arc<RuleSet> {
-        let Some(user) = user.filter(|u| !u.is_empty() && u.bytes().all(|b| b.is_ascii_alphanumeric() || b"._@+-".contains(&b)) && !u.starts_with('.')) else {
+        let Some(user) = user.filter(|u| {
+            !u.is_empty()
+                && u.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._@+-".contains(&b))
+                && !u.starts_with('.')
+        }) else {
             return self.base();
         };
         let file = self.user_dir.join(format!("{user}.cf"));
@@ -112,12 +121,25 @@ pub fn answer(state: &State, req: &Request, msg: &[u8]) -> Vec<u8> {
     let t = Instant::now();
     let rs = state.for_user(req.user.as_deref());
     let (view, v) = rs.check(msg);
-    let m = super::markup::Marker { rules: &rs, view: &view, v: &v, host: state.host.clone() };
+    let m = super::markup::Marker {
+        rules: &rs,
+        view: &view,
+        v: &v,
+        host: state.host.clone(),
+    };
     let mut names: Vec<&str> = v.hits.iter().map(|&i| rs.rules[i].name.as_str()).collect();
     names.sort_unstable();
     let symbols = names.join(",");
-    let report = if matches!(req.verb, Verb::Report | Verb::ReportIfspam) { m.report() } else { String::new() };
-    let rewritten = if matches!(req.verb, Verb::Process | Verb::Headers) { m.rewrite() } else { Vec::new() };
+    let report = if matches!(req.verb, Verb::Report | Verb::ReportIfspam) {
+        m.report()
+    } else {
+        String::new()
+    };
+    let rewritten = if matches!(req.verb, Verb::Process | Verb::Headers) {
+        m.rewrite()
+    } else {
+        Vec::new()
+    };
     let o = protocol::Outcome {
         is_spam: v.is_spam,
         score: m.score_str(),
@@ -127,7 +149,10 @@ pub fn answer(state: &State, req: &Request, msg: &[u8]) -> Vec<u8> {
         rewritten: &rewritten,
     };
     let out = protocol::reply(req, &o);
-    let id = view.header_for_rule("Message-Id").map(|b| String::from_utf8_lossy(&b).trim().to_string()).unwrap_or_else(|| "(unknown)".into());
+    let id = view
+        .header_for_rule("Message-Id")
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_else(|| "(unknown)".into());
     let secs = format!("{:.3}", t.elapsed().as_secs_f64());
     let score = o.score.clone();
     log::event(
@@ -156,7 +181,10 @@ pub async fn serve_conn<S: AsyncRead + AsyncWrite + Unpin>(state: Arc<State>, mu
             } else if req.verb == Verb::Tell {
                 // Learning arrives with Bayes (issue 6); until then TELL is refused the way spamd refuses
                 // it without --allow-tell.
-                ProtoError::unavailable("TELL commands are not enabled, set the --allow-tell switch.").to_bytes()
+                ProtoError::unavailable(
+                    "TELL commands are not enabled, set the --allow-tell switch.",
+                )
+                .to_bytes()
             } else {
                 let st = state.clone();
                 match tokio::task::spawn_blocking(move || answer(&st, &req, &body)).await {
@@ -166,13 +194,20 @@ pub async fn serve_conn<S: AsyncRead + AsyncWrite + Unpin>(state: Arc<State>, mu
             }
         }
         Ok(Err(e)) => e.to_bytes(),
-        Err(_) => ProtoError::other(Exit::TempFail, "Timeout: (30 second socket timeout reading input from client)").to_bytes(),
+        Err(_) => ProtoError::other(
+            Exit::TempFail,
+            "Timeout: (30 second socket timeout reading input from client)",
+        )
+        .to_bytes(),
     };
     let _ = s.write_all(&reply).await;
     let _ = s.shutdown().await;
 }
 
-async fn read_request<S: AsyncRead + Unpin>(state: &State, s: &mut S) -> std::result::Result<Option<(Request, Vec<u8>)>, ProtoError> {
+async fn read_request<S: AsyncRead + Unpin>(
+    state: &State,
+    s: &mut S,
+) -> std::result::Result<Option<(Request, Vec<u8>)>, ProtoError> {
     let mut buf: Vec<u8> = Vec::with_capacity(8192);
     let mut chunk = vec![0u8; 64 * 1024];
     let head_end = loop {
@@ -182,7 +217,10 @@ async fn read_request<S: AsyncRead + Unpin>(state: &State, s: &mut S) -> std::re
         if buf.len() > MAX_HEAD {
             return Err(ProtoError::bad("(request head too long)"));
         }
-        let n = s.read(&mut chunk).await.map_err(|e| ProtoError::other(Exit::IoErr, format!("read: {e}")))?;
+        let n = s
+            .read(&mut chunk)
+            .await
+            .map_err(|e| ProtoError::other(Exit::IoErr, format!("read: {e}")))?;
         if n == 0 {
             if buf.is_empty() {
                 return Ok(None);
@@ -204,7 +242,10 @@ async fn read_request<S: AsyncRead + Unpin>(state: &State, s: &mut S) -> std::re
     let max = state.max_size;
     if let Some(cl) = req.content_length {
         if cl > max && !req.compress_zlib {
-            return Err(ProtoError::other(Exit::DataErr, format!("Message too big: {cl} bytes (limit {max})")));
+            return Err(ProtoError::other(
+                Exit::DataErr,
+                format!("Message too big: {cl} bytes (limit {max})"),
+            ));
         }
     }
     let mut body = buf.split_off(head_end);
@@ -216,9 +257,15 @@ async fn read_request<S: AsyncRead + Unpin>(state: &State, s: &mut S) -> std::re
             }
         }
         if body.len() > max {
-            return Err(ProtoError::other(Exit::DataErr, format!("Message too big: more than {max} bytes")));
+            return Err(ProtoError::other(
+                Exit::DataErr,
+                format!("Message too big: more than {max} bytes"),
+            ));
         }
-        let n = s.read(&mut chunk).await.map_err(|e| ProtoError::other(Exit::IoErr, format!("read: {e}")))?;
+        let n = s
+            .read(&mut chunk)
+            .await
+            .map_err(|e| ProtoError::other(Exit::IoErr, format!("read: {e}")))?;
         if n == 0 {
             break;
         }
@@ -226,7 +273,10 @@ async fn read_request<S: AsyncRead + Unpin>(state: &State, s: &mut S) -> std::re
     }
     if let Some(w) = want {
         if body.len() != w {
-            return Err(ProtoError::bad(format!("(Content-Length mismatch: Expected {w} bytes, got {} bytes)", body.len())));
+            return Err(ProtoError::bad(format!(
+                "(Content-Length mismatch: Expected {w} bytes, got {} bytes)",
+                body.len()
+            )));
         }
     }
     if req.compress_zlib {
@@ -247,7 +297,8 @@ pub fn run(home: &Home, listen: &[String], cli_rules: &[PathBuf], max_size: usiz
         for addr in listen {
             if addr.contains('/') {
                 let _ = std::fs::remove_file(addr);
-                let l = tokio::net::UnixListener::bind(addr).map_err(|e| Error::from(e).context(format!("listen {addr}")))?;
+                let l = tokio::net::UnixListener::bind(addr)
+                    .map_err(|e| Error::from(e).context(format!("listen {addr}")))?;
                 use std::os::unix::fs::PermissionsExt;
                 let _ = std::fs::set_permissions(addr, std::fs::Permissions::from_mode(0o666));
                 let st = state.clone();
@@ -262,7 +313,9 @@ pub fn run(home: &Home, listen: &[String], cli_rules: &[PathBuf], max_size: usiz
                     }
                 }));
             } else {
-                let l = tokio::net::TcpListener::bind(addr.as_str()).await.map_err(|e| Error::from(e).context(format!("listen {addr}")))?;
+                let l = tokio::net::TcpListener::bind(addr.as_str())
+                    .await
+                    .map_err(|e| Error::from(e).context(format!("listen {addr}")))?;
                 let st = state.clone();
                 tasks.push(tokio::spawn(async move {
                     loop {
@@ -279,9 +332,12 @@ pub fn run(home: &Home, listen: &[String], cli_rules: &[PathBuf], max_size: usiz
             log::event("spamd", "start", &[("listen", addr)]);
         }
         use tokio::signal::unix::{signal, SignalKind};
-        let mut hup = signal(SignalKind::hangup()).map_err(|e| Error::new(Exit::OsErr, e.to_string()))?;
-        let mut term = signal(SignalKind::terminate()).map_err(|e| Error::new(Exit::OsErr, e.to_string()))?;
-        let mut int = signal(SignalKind::interrupt()).map_err(|e| Error::new(Exit::OsErr, e.to_string()))?;
+        let mut hup =
+            signal(SignalKind::hangup()).map_err(|e| Error::new(Exit::OsErr, e.to_string()))?;
+        let mut term =
+            signal(SignalKind::terminate()).map_err(|e| Error::new(Exit::OsErr, e.to_string()))?;
+        let mut int =
+            signal(SignalKind::interrupt()).map_err(|e| Error::new(Exit::OsErr, e.to_string()))?;
         loop {
             tokio::select! {
                 _ = hup.recv() => {

@@ -2,6 +2,7 @@
 //! locally (no network). `implemented` tells the compiler which names run; every other eval scores 0
 //! and is named by `correo spam lint`.
 
+use super::load::Settings;
 use super::view::View;
 
 /// A parsed `eval:name(args)` call.
@@ -43,14 +44,40 @@ pub fn parse_call(def: &str) -> Option<Call> {
 }
 
 const IMPLEMENTED: &[&str] = &[
-    "check_for_missing_to_header", "subject_is_all_caps", "check_illegal_chars", "check_header_count_range",
-    "check_for_to_in_subject", "check_for_shifted_date", "check_for_uppercase", "check_body_length",
-    "html_test", "check_for_mime", "check_for_mime_html", "check_for_mime_html_only", "html_tag_exists",
-    "html_image_only", "image_count", "check_for_faraway_charset_in_headers", "check_no_relays",
-    "check_messageid_not_usable", "gated_through_received_hdr_remover", "check_outlook_message_id",
-    "check_equal_from_domains", "check_for_matching_env_and_hdr_from", "check_fromname_equals_to",
-    "check_body_8bits", "check_stock_info", "check_ma_non_text", "check_msg_parse_flags", "check_bayes",
-    "check_for_ascii_text_illegal", "check_blank_line_ratio", "html_title_subject_ratio",
+    "check_for_missing_to_header",
+    "subject_is_all_caps",
+    "check_illegal_chars",
+    "check_header_count_range",
+    "check_for_to_in_subject",
+    "check_for_shifted_date",
+    "check_for_uppercase",
+    "check_body_length",
+    "html_test",
+    "check_for_mime",
+    "check_for_mime_html",
+    "check_for_mime_html_only",
+    "html_tag_exists",
+    "html_image_only",
+    "image_count",
+    "check_for_faraway_charset_in_headers",
+    "check_no_relays",
+    "check_messageid_not_usable",
+    "gated_through_received_hdr_remover",
+    "check_outlook_message_id",
+    "check_equal_from_domains",
+    "check_for_matching_env_and_hdr_from",
+    "check_fromname_equals_to",
+    "check_body_8bits",
+    "check_stock_info",
+    "check_ma_non_text",
+    "check_msg_parse_flags",
+    "check_bayes",
+    "check_for_ascii_text_illegal",
+    "check_blank_line_ratio",
+    "html_title_subject_ratio",
+    "check_relays_unparseable",
+    "check_freemail_from",
+    "check_freemail_header",
 ];
 
 pub fn implemented(func: &str) -> bool {
@@ -58,15 +85,24 @@ pub fn implemented(func: &str) -> bool {
 }
 
 fn arg_f(args: &[String], i: usize, def: f64) -> f64 {
-    args.get(i).and_then(|a| a.trim().parse().ok()).unwrap_or(def)
+    args.get(i)
+        .and_then(|a| a.trim().parse().ok())
+        .unwrap_or(def)
 }
 
 fn get(v: &View, spec: &str) -> String {
-    v.header_for_rule(spec).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+    v.header_for_rule(spec)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
 }
 
 fn domain_of(addr: &str) -> String {
-    addr.rsplit('@').next().unwrap_or("").trim().trim_end_matches('>').to_ascii_lowercase()
+    addr.rsplit('@')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .trim_end_matches('>')
+        .to_ascii_lowercase()
 }
 
 /// Parses an RFC 5322 date leniently; None when it cannot be read.
@@ -83,7 +119,11 @@ pub fn parse_date(s: &str) -> Option<i64> {
     }
     // Without the weekday, or with a zone name.
     let s2 = s.split_once(", ").map(|x| x.1).unwrap_or(&s);
-    for f in ["%d %b %Y %H:%M:%S %z", "%d %b %Y %H:%M %z", "%d %b %y %H:%M:%S %z"] {
+    for f in [
+        "%d %b %Y %H:%M:%S %z",
+        "%d %b %Y %H:%M %z",
+        "%d %b %y %H:%M:%S %z",
+    ] {
         if let Ok(d) = chrono::DateTime::parse_from_str(s2, f) {
             return Some(d.timestamp());
         }
@@ -110,7 +150,9 @@ pub fn parse_date(s: &str) -> Option<i64> {
 fn received_times(v: &View) -> Vec<i64> {
     use std::sync::OnceLock;
     static RE: OnceLock<regex::Regex> = OnceLock::new();
-    let re = RE.get_or_init(|| regex::Regex::new(r"\s.?\d+ \S\S\S \d+ \d+:\d+:\d+ \S+").expect("static regex"));
+    let re = RE.get_or_init(|| {
+        regex::Regex::new(r"\s.?\d+ \S\S\S \d+ \d+:\d+:\d+ \S+").expect("static regex")
+    });
     v.decoded_values("Received")
         .iter()
         .filter_map(|r| {
@@ -127,7 +169,11 @@ fn received_time(v: &View) -> Option<i64> {
 /// SpamAssassin's _check_date_diff: Date minus each Received time, the smallest by magnitude (a final 0
 /// from the last hop is dropped); 0 when either side is missing.
 fn date_diff(v: &View) -> i64 {
-    let Some(date) = v.decoded_values("Date").pop().and_then(|d| parse_date(&String::from_utf8_lossy(&d))) else {
+    let Some(date) = v
+        .decoded_values("Date")
+        .pop()
+        .and_then(|d| parse_date(&String::from_utf8_lossy(&d)))
+    else {
         return 0;
     };
     let mut diffs: Vec<i64> = received_times(v).iter().map(|t| date - t).collect();
@@ -139,17 +185,57 @@ fn date_diff(v: &View) -> i64 {
 }
 
 /// Runs one eval; returns its value (0 = no hit). `body` is the rule's text array for body evals.
-pub fn run(call: &Call, v: &View) -> f64 {
+pub fn run(call: &Call, v: &View, st: &Settings) -> f64 {
     let a = &call.args;
     let b = |x: bool| if x { 1.0 } else { 0.0 };
     match call.func.as_str() {
-        "check_for_missing_to_header" => b(get(v, "To").trim().is_empty() && get(v, "Apparently-To").trim().is_empty()),
+        "check_freemail_from" | "check_freemail_header" => {
+            let (specs, re_arg): (Vec<String>, Option<&String>) =
+                if call.func == "check_freemail_from" {
+                    (
+                        vec![
+                            "From:addr".into(),
+                            "EnvelopeFrom:addr".into(),
+                            "Resent-From:addr".into(),
+                        ],
+                        a.first(),
+                    )
+                } else {
+                    (
+                        vec![format!(
+                            "{}:addr",
+                            a.first().map(String::as_str).unwrap_or("")
+                        )],
+                        a.get(1),
+                    )
+                };
+            let re = re_arg.and_then(|r| super::perlre::compile(r, "").ok());
+            for spec in specs {
+                for email in get(v, &spec).split('\n') {
+                    let email = email.trim().to_ascii_lowercase();
+                    if !email.is_empty()
+                        && st.is_freemail(&email)
+                        && re.as_ref().is_none_or(|r| r.is_match(email.as_bytes()))
+                    {
+                        return 1.0;
+                    }
+                }
+            }
+            0.0
+        }
+        "check_for_missing_to_header" => {
+            b(get(v, "To").trim().is_empty() && get(v, "Apparently-To").trim().is_empty())
+        }
         "subject_is_all_caps" => {
             let s = get(v, "Subject");
             let mut s = s.trim().to_string();
             loop {
                 let l = s.to_ascii_lowercase();
-                let p = ["re:", "fwd:", "fw:", "aw:", "antwort:", "wg:", "sv:", "vb:", "vs:", "vl:"].iter().find(|p| l.starts_with(**p));
+                let p = [
+                    "re:", "fwd:", "fw:", "aw:", "antwort:", "wg:", "sv:", "vb:", "vs:", "vl:",
+                ]
+                .iter()
+                .find(|p| l.starts_with(**p));
                 match p {
                     Some(p) => s = s[p.len()..].trim_start().to_string(),
                     None => break,
@@ -159,7 +245,19 @@ pub fn run(call: &Call, v: &View) -> f64 {
                 return 0.0;
             }
             let raw = get(v, "Subject:raw").to_ascii_lowercase();
-            if ["=?iso-2022-jp", "=?euc-kr", "=?big5", "=?gb2312", "=?koi8-r", "=?shift_jis", "=?euc-jp", "=?ks_c_5601"].iter().any(|c| raw.contains(c)) {
+            if [
+                "=?iso-2022-jp",
+                "=?euc-kr",
+                "=?big5",
+                "=?gb2312",
+                "=?koi8-r",
+                "=?shift_jis",
+                "=?euc-jp",
+                "=?ks_c_5601",
+            ]
+            .iter()
+            .any(|c| raw.contains(c))
+            {
                 return 0.0;
             }
             let letters: String = s.chars().filter(char::is_ascii_alphabetic).collect();
@@ -167,7 +265,11 @@ pub fn run(call: &Call, v: &View) -> f64 {
         }
         "check_illegal_chars" => {
             let h = a.first().map(String::as_str).unwrap_or("Subject");
-            let spec = if h.ends_with(":raw") { h.to_string() } else { format!("{h}:raw") };
+            let spec = if h.ends_with(":raw") {
+                h.to_string()
+            } else {
+                format!("{h}:raw")
+            };
             let s = match v.header_for_rule(&spec) {
                 Some(s) => s,
                 None => return 0.0,
@@ -175,14 +277,29 @@ pub fn run(call: &Call, v: &View) -> f64 {
             if !s.iter().any(|c| !c.is_ascii_whitespace()) {
                 return 0.0;
             }
-            if !s.is_ascii() && std::str::from_utf8(&s).is_ok() && !s.iter().any(|&c| matches!(c, 0..=8 | 0x0b | 0x0c | 0x0e..=0x1f)) {
+            if !s.is_ascii()
+                && std::str::from_utf8(&s).is_ok()
+                && !s
+                    .iter()
+                    .any(|&c| matches!(c, 0..=8 | 0x0b | 0x0c | 0x0e..=0x1f))
+            {
                 return 0.0;
             }
-            let mut illegal = s.iter().filter(|&&c| matches!(c, 0..=8 | 0x0b | 0x0c | 0x0e..=0x1f | 0x7f..=0xff)).count();
-            if illegal > 0 && spec.eq_ignore_ascii_case("subject:raw") && s.iter().filter(|&&c| matches!(c, 0xa2 | 0xa3 | 0xae)).count() == 1 {
+            let mut illegal = s
+                .iter()
+                .filter(|&&c| matches!(c, 0..=8 | 0x0b | 0x0c | 0x0e..=0x1f | 0x7f..=0xff))
+                .count();
+            if illegal > 0
+                && spec.eq_ignore_ascii_case("subject:raw")
+                && s.iter()
+                    .filter(|&&c| matches!(c, 0xa2 | 0xa3 | 0xae))
+                    .count()
+                    == 1
+            {
                 illegal -= 1;
             }
-            b(illegal as f64 / s.len() as f64 >= arg_f(a, 1, 0.0) && illegal as f64 >= arg_f(a, 2, 0.0))
+            b(illegal as f64 / s.len() as f64 >= arg_f(a, 1, 0.0)
+                && illegal as f64 >= arg_f(a, 2, 0.0))
         }
         "check_header_count_range" => {
             let h = a.first().map(String::as_str).unwrap_or("");
@@ -204,7 +321,11 @@ pub fn run(call: &Call, v: &View) -> f64 {
                 Some("user") => {
                     let user = to_l.split('@').next().unwrap_or("");
                     let s = subj.trim();
-                    b(!user.is_empty() && (s.ends_with(user) && (s.len() == user.len() || !s.as_bytes()[s.len() - user.len() - 1].is_ascii_alphanumeric())))
+                    b(!user.is_empty()
+                        && (s.ends_with(user)
+                            && (s.len() == user.len()
+                                || !s.as_bytes()[s.len() - user.len() - 1]
+                                    .is_ascii_alphanumeric())))
                 }
                 _ => 0.0,
             }
@@ -224,7 +345,10 @@ pub fn run(call: &Call, v: &View) -> f64 {
                     continue;
                 }
                 len += s.len();
-                lower += s.bytes().filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit()).count();
+                lower += s
+                    .bytes()
+                    .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+                    .count();
                 upper += s.bytes().filter(u8::is_ascii_uppercase).count();
             }
             if len < 200 || lower + upper == 0 {
@@ -233,24 +357,40 @@ pub fn run(call: &Call, v: &View) -> f64 {
             let pct = upper as f64 / (lower + upper) as f64 * 100.0;
             b(pct > arg_f(a, 1, 0.0) && pct <= arg_f(a, 2, 100.0))
         }
-        "check_body_length" => b(((v.full.len() - v.body_start.min(v.full.len())) as f64) <= arg_f(a, 0, 0.0)),
+        "check_body_length" => {
+            b(((v.full.len() - v.body_start.min(v.full.len())) as f64) <= arg_f(a, 0, 0.0))
+        }
         "html_test" => {
             let Some(h) = &v.html else { return 0.0 };
             match a.first().map(String::as_str) {
                 Some("html") | Some("html_message") => b(!h.tags.is_empty()),
-                Some("title_missing") | Some("title") => b(h.title.trim().is_empty() && !h.has_tag("title")),
+                Some("title_missing") | Some("title") => {
+                    b(h.title.trim().is_empty() && !h.has_tag("title"))
+                }
                 _ => 0.0,
             }
         }
-        "html_tag_exists" => b(v.html.as_ref().is_some_and(|h| a.first().is_some_and(|t| h.has_tag(&t.to_ascii_lowercase())))),
+        "html_tag_exists" => b(v.html.as_ref().is_some_and(|h| {
+            a.first()
+                .is_some_and(|t| h.has_tag(&t.to_ascii_lowercase()))
+        })),
         "html_image_only" => {
             let Some(h) = &v.html else { return 0.0 };
             let len = h.text.split_whitespace().map(str::len).sum::<usize>() as f64;
             b(h.images > 0 && len > arg_f(a, 0, 0.0) && len <= arg_f(a, 1, f64::MAX))
         }
         "image_count" => {
-            let kind = a.first().map(|s| s.to_ascii_lowercase()).unwrap_or_default();
-            let n = v.parts.iter().filter(|p| p.ctype.starts_with("image/") && (kind == "all" || p.ctype.ends_with(&kind))).count() as f64;
+            let kind = a
+                .first()
+                .map(|s| s.to_ascii_lowercase())
+                .unwrap_or_default();
+            let n = v
+                .parts
+                .iter()
+                .filter(|p| {
+                    p.ctype.starts_with("image/") && (kind == "all" || p.ctype.ends_with(&kind))
+                })
+                .count() as f64;
             b(n >= arg_f(a, 1, 1.0) && n <= arg_f(a, 2, f64::MAX))
         }
         "check_for_mime" | "check_for_mime_html" | "check_for_mime_html_only" => {
@@ -264,22 +404,34 @@ pub fn run(call: &Call, v: &View) -> f64 {
             match test {
                 "mime_html_only" | "html_only" => b(html > 0 && plain == 0),
                 "mime_html" | "html" => b(html > 0),
-                "mime_base64_encoded_text" => b(v.parts.iter().any(|p| p.ctype.starts_with("text/") && p.encoding == "base64")),
+                "mime_base64_encoded_text" => b(v
+                    .parts
+                    .iter()
+                    .any(|p| p.ctype.starts_with("text/") && p.encoding == "base64")),
                 "mime_qp_ratio" => 0.0,
                 _ => 0.0,
             }
         }
         "check_for_faraway_charset_in_headers" => 0.0, // ok_locales defaults to "all": never fires.
-        "check_no_relays" => b(!v.has_header("Received")),
+        "check_no_relays" => b(v.relays.trusted.is_empty() && v.relays.untrusted.is_empty()),
+        "check_relays_unparseable" => b(v.relays.unparseable > 0),
         "check_messageid_not_usable" | "gated_through_received_hdr_remover" => {
             let lu = get(v, "List-Unsubscribe");
             let rcvd = get(v, "Received");
-            b(rcvd.contains("/CWT/DCE)") || rcvd.contains("iPlanet Messaging Server") || (call.func == "check_messageid_not_usable" && lu.contains("-unsubscribe@")))
+            b(rcvd.contains("/CWT/DCE)")
+                || rcvd.contains("iPlanet Messaging Server")
+                || (call.func == "check_messageid_not_usable" && lu.contains("-unsubscribe@")))
         }
         "check_outlook_message_id" => {
             let id = get(v, "MESSAGEID");
-            let re = regex::Regex::new(r"^<[0-9a-f]{4}([0-9a-f]{8})\$[0-9a-f]{8}\$[0-9a-f]{8}@").ok();
-            let Some(c) = re.and_then(|r| r.captures(&id).and_then(|c| c.get(1).map(|m| m.as_str().to_string()))) else { return 0.0 };
+            let re =
+                regex::Regex::new(r"^<[0-9a-f]{4}([0-9a-f]{8})\$[0-9a-f]{8}\$[0-9a-f]{8}@").ok();
+            let Some(c) = re.and_then(|r| {
+                r.captures(&id)
+                    .and_then(|c| c.get(1).map(|m| m.as_str().to_string()))
+            }) else {
+                return 0.0;
+            };
             let token = i64::from_str_radix(&c, 16).unwrap_or(0) as f64;
             let expect = |t: i64| (t as f64 * 0.0023283064365387 + 27111902.8329849).floor();
             let d = parse_date(&get(v, "Date")).unwrap_or(0);
@@ -291,20 +443,38 @@ pub fn run(call: &Call, v: &View) -> f64 {
         "check_equal_from_domains" => {
             let from = domain_of(&get(v, "From:addr"));
             let env = domain_of(&get(v, "EnvelopeFrom:addr"));
-            b(!from.is_empty() && !env.is_empty() && from != env && !from.ends_with(&format!(".{env}")) && !env.ends_with(&format!(".{from}")))
+            b(!from.is_empty()
+                && !env.is_empty()
+                && from != env
+                && !from.ends_with(&format!(".{env}"))
+                && !env.ends_with(&format!(".{from}")))
         }
         "check_for_matching_env_and_hdr_from" => {
             let env = get(v, "EnvelopeFrom:addr").to_ascii_lowercase();
-            b(!env.is_empty() && get(v, "From:addr").to_ascii_lowercase().split('\n').any(|f| f == env))
+            b(!env.is_empty()
+                && get(v, "From:addr")
+                    .to_ascii_lowercase()
+                    .split('\n')
+                    .any(|f| f == env))
         }
         "check_fromname_equals_to" => {
             let name = get(v, "From:name").to_ascii_lowercase();
             let to = get(v, "To:addr").to_ascii_lowercase();
-            b(!name.is_empty() && !to.is_empty() && name.contains('@') && name.trim_matches(['"', '\'']) == to)
+            b(!name.is_empty()
+                && !to.is_empty()
+                && name.contains('@')
+                && name.trim_matches(['"', '\'']) == to)
         }
-        "check_body_8bits" | "check_stock_info" | "check_ma_non_text" | "check_for_ascii_text_illegal" | "check_blank_line_ratio" | "html_title_subject_ratio" => 0.0,
+        "check_body_8bits"
+        | "check_stock_info"
+        | "check_ma_non_text"
+        | "check_for_ascii_text_illegal"
+        | "check_blank_line_ratio"
+        | "html_title_subject_ratio" => 0.0,
         "check_msg_parse_flags" => match a.first().map(String::as_str) {
-            Some("missing_head_body_separator") => b(v.body_start >= v.full.len() && !v.full.ends_with(b"\n\n")),
+            Some("missing_head_body_separator") => {
+                b(v.body_start >= v.full.len() && !v.full.ends_with(b"\n\n"))
+            }
             _ => 0.0,
         },
         // No Bayes database yet (issue 6 fills this in): BAYES_xx never fires, as in a fresh SpamAssassin.
@@ -321,7 +491,10 @@ mod tests {
     fn parses_calls() {
         assert_eq!(
             parse_call("eval:check_illegal_chars('Subject', '0.02', \"1\")"),
-            Some(Call { func: "check_illegal_chars".into(), args: vec!["Subject".into(), "0.02".into(), "1".into()] })
+            Some(Call {
+                func: "check_illegal_chars".into(),
+                args: vec!["Subject".into(), "0.02".into(), "1".into()]
+            })
         );
         assert_eq!(parse_call("eval:check_no_relays()").unwrap().args.len(), 0);
         assert!(parse_call("eval:").is_none());
@@ -329,7 +502,10 @@ mod tests {
 
     #[test]
     fn dates() {
-        assert_eq!(parse_date("Wed, 23 Jul 2003 23:30:00 +0200"), Some(1058995800));
+        assert_eq!(
+            parse_date("Wed, 23 Jul 2003 23:30:00 +0200"),
+            Some(1058995800)
+        );
         assert_eq!(parse_date("23 Jul 2003 21:30:00 GMT"), Some(1058995800));
     }
 }

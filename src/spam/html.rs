@@ -21,11 +21,28 @@ impl Rendered {
     }
 }
 
-const BLOCK2: &[&str] = &["p", "table", "blockquote", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "pre", "hr"];
+const BLOCK2: &[&str] = &[
+    "p",
+    "table",
+    "blockquote",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "ul",
+    "ol",
+    "pre",
+    "hr",
+];
 const BLOCK1: &[&str] = &["br", "div", "tr", "li", "dd", "dt", "title", "td", "th"];
 
 pub fn render(html: &str) -> Rendered {
-    let mut r = Rendered { raw_len: html.len(), ..Default::default() };
+    let mut r = Rendered {
+        raw_len: html.len(),
+        ..Default::default()
+    };
     let b = html.as_bytes();
     let mut i = 0;
     let mut text_start = 0;
@@ -38,7 +55,9 @@ pub fn render(html: &str) -> Rendered {
         // Flush text before the tag.
         push_text(&mut r, &html[text_start..i], in_title);
         if b[i..].starts_with(b"<!--") {
-            i = find_from(b, i + 4, b"-->").map(|p| p + 3).unwrap_or(b.len());
+            i = find_from(b, i + 4, b"-->")
+                .map(|p| p + 3)
+                .unwrap_or(b.len());
             text_start = i;
             continue;
         }
@@ -58,9 +77,15 @@ pub fn render(html: &str) -> Rendered {
         }
         let closing = inner.starts_with('/');
         let inner = inner.trim_start_matches('/');
-        let name_end = inner.find(|c: char| c.is_whitespace() || c == '/').unwrap_or(inner.len());
+        let name_end = inner
+            .find(|c: char| c.is_whitespace() || c == '/')
+            .unwrap_or(inner.len());
         let name = inner[..name_end].to_ascii_lowercase();
-        if name.is_empty() || !name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b':') {
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b':')
+        {
             // Not a tag ("a < b"): keep it as text.
             push_text(&mut r, &html[end - inner.len() - 1..end + 1], in_title);
             continue;
@@ -149,7 +174,9 @@ fn parse_attrs(s: &str) -> Vec<(String, String)> {
             let val = if i < b.len() && (b[i] == b'"' || b[i] == b'\'') {
                 let q = b[i];
                 let vs = i + 1;
-                let ve = memchr::memchr(q, &b[vs..]).map(|p| vs + p).unwrap_or(b.len());
+                let ve = memchr::memchr(q, &b[vs..])
+                    .map(|p| vs + p)
+                    .unwrap_or(b.len());
                 i = (ve + 1).min(b.len());
                 &s[vs..ve]
             } else {
@@ -260,6 +287,9 @@ mod tests {
 
     #[test]
     fn text_links() {
-        assert_eq!(uris_in_text("see www.x.com. and https://a.b/c?d=1,"), vec!["http://www.x.com", "https://a.b/c?d=1"]);
+        assert_eq!(
+            uris_in_text("see www.x.com. and https://a.b/c?d=1,"),
+            vec!["http://www.x.com", "https://a.b/c?d=1"]
+        );
     }
 }

@@ -12,10 +12,36 @@ pub const SA_VERSION: f64 = 4.000001;
 /// Plugins Debian's default `.pre` files load: `ifplugin` blocks for them are read. Rules whose evals we
 /// do not implement still load and are reported by lint.
 const DEFAULT_PLUGINS: &[&str] = &[
-    "URIDNSBL", "SPF", "Rule2XSBody", "Pyzor", "Razor2", "SpamCop", "AutoLearnThreshold", "WelcomeListSubject",
-    "WhiteListSubject", "MIMEHeader", "ReplaceTags", "DKIM", "Check", "HTTPSMismatch", "URIDetail", "Bayes",
-    "BodyEval", "DNSEval", "HTMLEval", "HeaderEval", "MIMEEval", "RelayEval", "URIEval", "WLBLEval", "VBounce",
-    "ImageInfo", "FreeMail", "AskDNS", "HashBL", "DMARC",
+    "URIDNSBL",
+    "SPF",
+    "Rule2XSBody",
+    "Pyzor",
+    "Razor2",
+    "SpamCop",
+    "AutoLearnThreshold",
+    "WelcomeListSubject",
+    "WhiteListSubject",
+    "MIMEHeader",
+    "ReplaceTags",
+    "DKIM",
+    "Check",
+    "HTTPSMismatch",
+    "URIDetail",
+    "Bayes",
+    "BodyEval",
+    "DNSEval",
+    "HTMLEval",
+    "HeaderEval",
+    "MIMEEval",
+    "RelayEval",
+    "URIEval",
+    "WLBLEval",
+    "VBounce",
+    "ImageInfo",
+    "FreeMail",
+    "AskDNS",
+    "HashBL",
+    "DMARC",
 ];
 
 /// A rule as the files define it, before compilation.
@@ -40,6 +66,87 @@ pub struct Loaded {
     pub files: Vec<PathBuf>,
     /// Lines kept but not acted on (network lists, Bayes tuning, ...), by keyword.
     pub ignored: HashMap<String, usize>,
+    /// ReplaceTags: (kind, name) → value, and the rules it applies to.
+    pub replace: HashMap<(String, String), String>,
+    pub replace_rules: std::collections::HashSet<String>,
+}
+
+impl Loaded {
+    /// The ReplaceTags plugin: in rules named by `replace_rules`, `<pre P>`, `<post P>` and `<inter P>`
+    /// choose decorations, and each `<TAG>` becomes its `replace_tag` value (up to 5 nested passes).
+    pub fn replace_tags(&self, name: &str, def: &str) -> String {
+        if !self.replace_rules.contains(name) || !def.contains('<') {
+            return def.to_string();
+        }
+        let get = |k: &str, n: &str| self.replace.get(&(k.to_string(), n.to_string())).cloned();
+        let mut re = def.to_string();
+        for _ in 0..6 {
+            let mut take = |word: &str| -> Option<String> {
+                let open = format!("<{word} ");
+                let p = re.find(&open)?;
+                let e = re[p..].find('>')? + p;
+                let n = re[p + open.len()..e].to_string();
+                re.replace_range(p..=e, "");
+                Some(n)
+            };
+            let pre = take("pre").and_then(|n| get("replace_pre", &n));
+            let post = take("post").and_then(|n| get("replace_post", &n));
+            let inter = take("inter").and_then(|n| get("replace_inter", &n));
+            // split(/(<[^<>]+>)/): text pieces and tags alternate; empty pieces sit between adjacent tags.
+            let mut pieces: Vec<(bool, String)> = Vec::new();
+            let mut rest = re.as_str();
+            loop {
+                let tag = rest.find('<').and_then(|s| {
+                    let e = rest[s + 1..].find(['<', '>']).map(|x| x + s + 1)?;
+                    (rest.as_bytes()[e] == b'>' && e > s + 1).then_some((s, e))
+                });
+                match tag {
+                    Some((s, e)) => {
+                        pieces.push((false, rest[..s].to_string()));
+                        pieces.push((true, rest[s..=e].to_string()));
+                        rest = &rest[e + 1..];
+                    }
+                    None => {
+                        pieces.push((false, rest.to_string()));
+                        break;
+                    }
+                }
+            }
+            let mut again = false;
+            let mut out = String::new();
+            let n = pieces.len();
+            for (i, (is_tag, p)) in pieces.into_iter().enumerate() {
+                if is_tag {
+                    let tname = &p[1..p.len() - 1];
+                    let body = match get("replace_tag", tname) {
+                        Some(v) => {
+                            again |= v.contains('<');
+                            v
+                        }
+                        None => p.clone(),
+                    };
+                    if let Some(pre) = &pre {
+                        out.push_str(pre);
+                    }
+                    out.push_str(&body);
+                    if let Some(post) = &post {
+                        out.push_str(post);
+                    }
+                } else if p.is_empty() && i > 0 && i + 1 < n {
+                    if let Some(inter) = &inter {
+                        out.push_str(inter);
+                    }
+                } else {
+                    out.push_str(&p);
+                }
+            }
+            re = out;
+            if !again {
+                break;
+            }
+        }
+        re
+    }
 }
 
 /// Message-marking settings: the header templates, report template and thresholds.
@@ -53,6 +160,35 @@ pub struct Settings {
     pub report: Vec<String>,
     pub unsafe_report: Vec<String>,
     pub report_contact: String,
+    pub freemail: std::collections::HashSet<String>,
+    /// Wildcard entries (`*.example.com`, `mail.*`), matched against the whole domain.
+    pub freemail_globs: Vec<String>,
+}
+
+impl Settings {
+    /// The FreeMail plugin's test: is this address at a listed free-mail provider?
+    pub fn is_freemail(&self, email: &str) -> bool {
+        let Some((_, domain)) = email.rsplit_once('@') else {
+            return false;
+        };
+        let domain = domain.to_ascii_lowercase();
+        self.freemail.contains(&domain)
+            || self
+                .freemail_globs
+                .iter()
+                .any(|g| glob(g.as_bytes(), domain.as_bytes()))
+    }
+}
+
+/// `*` and `?` matching for freemail entries.
+fn glob(p: &[u8], s: &[u8]) -> bool {
+    match (p.first(), s.first()) {
+        (None, None) => true,
+        (Some(b'*'), _) => glob(&p[1..], s) || (!s.is_empty() && glob(p, &s[1..])),
+        (Some(b'?'), Some(_)) => glob(&p[1..], &s[1..]),
+        (Some(a), Some(b)) if a == b => glob(&p[1..], &s[1..]),
+        _ => false,
+    }
 }
 
 impl Default for Settings {
@@ -66,6 +202,8 @@ impl Default for Settings {
             report: Vec::new(),
             unsafe_report: Vec::new(),
             report_contact: "the administrator of that system".into(),
+            freemail: Default::default(),
+            freemail_globs: Vec::new(),
         }
     }
 }
@@ -90,6 +228,8 @@ pub fn load(paths: &[PathBuf]) -> std::io::Result<Loaded> {
             lint: Vec::new(),
             files: Vec::new(),
             ignored: HashMap::new(),
+            replace: HashMap::new(),
+            replace_rules: Default::default(),
         },
         index: HashMap::new(),
         plugins: DEFAULT_PLUGINS.iter().map(|s| s.to_string()).collect(),
@@ -102,7 +242,12 @@ pub fn load(paths: &[PathBuf]) -> std::io::Result<Loaded> {
                 .filter(|f| f.extension().is_some_and(|x| x == "cf" || x == "pre"))
                 .collect();
             // SpamAssassin reads .pre files first, then .cf files, each in name order.
-            files.sort_by_key(|f| (f.extension().is_some_and(|x| x == "cf"), f.file_name().map(|n| n.to_owned())));
+            files.sort_by_key(|f| {
+                (
+                    f.extension().is_some_and(|x| x == "cf"),
+                    f.file_name().map(|n| n.to_owned()),
+                )
+            });
             for f in files {
                 l.file(&f);
             }
@@ -126,6 +271,8 @@ pub fn load_text(text: &str) -> Loaded {
             lint: Vec::new(),
             files: Vec::new(),
             ignored: HashMap::new(),
+            replace: HashMap::new(),
+            replace_rules: Default::default(),
         },
         index: HashMap::new(),
         plugins: DEFAULT_PLUGINS.iter().map(|s| s.to_string()).collect(),
@@ -138,13 +285,17 @@ pub fn load_text(text: &str) -> Loaded {
 impl Loader {
     fn file(&mut self, path: &Path) {
         if self.depth > 20 {
-            self.out.lint.push(format!("{}: include nested too deeply", path.display()));
+            self.out
+                .lint
+                .push(format!("{}: include nested too deeply", path.display()));
             return;
         }
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
             Err(e) => {
-                self.out.lint.push(format!("{}: cannot read: {e}", path.display()));
+                self.out
+                    .lint
+                    .push(format!("{}: cannot read: {e}", path.display()));
                 return;
             }
         };
@@ -201,7 +352,9 @@ impl Loader {
             self.apply(line.directive, &origin, dir);
         }
         if !stack.is_empty() {
-            self.out.lint.push(format!("{name}: {} unclosed if/ifplugin", stack.len()));
+            self.out
+                .lint
+                .push(format!("{name}: {} unclosed if/ifplugin", stack.len()));
         }
     }
 
@@ -223,7 +376,10 @@ impl Loader {
                 let arg = s[start..end].trim().to_string();
                 let v = match func {
                     "plugin" => self.has_plugin(&arg),
-                    _ => arg.starts_with("Mail::SpamAssassin::Conf::feature_") || self.has_plugin(arg.rsplit_once("::").map(|x| x.0).unwrap_or("")),
+                    _ => {
+                        arg.starts_with("Mail::SpamAssassin::Conf::feature_")
+                            || self.has_plugin(arg.rsplit_once("::").map(|x| x.0).unwrap_or(""))
+                    }
                 };
                 s.replace_range(p..(end + 1).min(s.len()), if v { "1" } else { "0" });
             }
@@ -239,7 +395,12 @@ impl Loader {
         let st = &mut self.out.settings;
         match d {
             Directive::Rule { kind, name, def } => {
-                let rd = RuleDef { kind, name: name.clone(), def, origin: origin.to_string() };
+                let rd = RuleDef {
+                    kind,
+                    name: name.clone(),
+                    def,
+                    origin: origin.to_string(),
+                };
                 // A later definition replaces an earlier one, as in SpamAssassin.
                 match self.index.get(&name) {
                     Some(&i) => self.out.rules[i] = rd,
@@ -267,10 +428,11 @@ impl Loader {
                 st.rewrite_header.push((header, text));
             }
             Directive::AddHeader { which, name, text } => {
-                let set = |v: &mut Vec<(String, String)>| match v.iter_mut().find(|(n, _)| *n == name) {
-                    Some(e) => e.1 = text.clone(),
-                    None => v.push((name.clone(), text.clone())),
-                };
+                let set =
+                    |v: &mut Vec<(String, String)>| match v.iter_mut().find(|(n, _)| *n == name) {
+                        Some(e) => e.1 = text.clone(),
+                        None => v.push((name.clone(), text.clone())),
+                    };
                 if matches!(which, Which::Spam | Which::All) {
                     set(&mut st.headers_spam);
                 }
@@ -293,7 +455,12 @@ impl Loader {
             Directive::ReportSafe(v) => {
                 st.report_safe = v;
                 // SpamAssassin adds X-Spam-Report to spam when report_safe is 0.
-                if v == 0 && !st.headers_spam.iter().any(|(n, _)| n.eq_ignore_ascii_case("report")) {
+                if v == 0
+                    && !st
+                        .headers_spam
+                        .iter()
+                        .any(|(n, _)| n.eq_ignore_ascii_case("report"))
+                {
                     st.headers_spam.push(("Report".into(), "_REPORT_".into()));
                 }
             }
@@ -302,6 +469,19 @@ impl Loader {
             Directive::UnsafeReport(t) => st.unsafe_report.push(t),
             Directive::ClearUnsafeReportTemplate => st.unsafe_report.clear(),
             Directive::ReportContact(t) => st.report_contact = t,
+            Directive::ReplaceTag { kind, name, value } => {
+                self.out.replace.insert((kind, name), value);
+            }
+            Directive::ReplaceRules(rs) => self.out.replace_rules.extend(rs),
+            Directive::FreemailDomains(ds) => {
+                for d in ds {
+                    if d.contains('*') || d.contains('?') {
+                        st.freemail_globs.push(d);
+                    } else {
+                        st.freemail.insert(d);
+                    }
+                }
+            }
             Directive::Include(p) => {
                 let path = match dir {
                     Some(d) if !Path::new(&p).is_absolute() => d.join(&p),
@@ -318,7 +498,10 @@ impl Loader {
             Directive::Lang { .. } => *self.out.ignored.entry("lang".into()).or_insert(0) += 1,
             Directive::Ignored { key } => *self.out.ignored.entry(key).or_insert(0) += 1,
             Directive::Bad { key, why } => self.out.lint.push(format!("{origin}: {key}: {why}")),
-            Directive::Unknown { key } => self.out.lint.push(format!("{origin}: unknown keyword {key}")),
+            Directive::Unknown { key } => self
+                .out
+                .lint
+                .push(format!("{origin}: unknown keyword {key}")),
             Directive::IfPlugin(_) | Directive::If(_) | Directive::Else | Directive::EndIf => {}
         }
     }

@@ -13,7 +13,9 @@ pub const VERSION: &str = "4.0.1";
 pub const SUBVERSION: &str = concat!("correo ", env!("CARGO_PKG_VERSION"));
 
 pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "localhost".into())
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
 }
 
 /// Everything needed to expand tags for one message.
@@ -37,7 +39,12 @@ impl Marker<'_> {
     }
 
     fn tests(&self, sep: &str) -> String {
-        let mut names: Vec<&str> = self.v.hits.iter().map(|&i| self.rules.rules[i].name.as_str()).collect();
+        let mut names: Vec<&str> = self
+            .v
+            .hits
+            .iter()
+            .map(|&i| self.rules.rules[i].name.as_str())
+            .collect();
         names.sort_unstable();
         if names.is_empty() {
             "none".into()
@@ -49,7 +56,10 @@ impl Marker<'_> {
     /// Expands one tag (without underscores); None leaves `_TAG_` in place, as SpamAssassin does.
     pub fn tag(&self, tag: &str) -> Option<String> {
         let (name, arg) = match tag.find('(') {
-            Some(p) => (&tag[..p], Some(tag[p + 1..].strip_suffix(')').unwrap_or(&tag[p + 1..]))),
+            Some(p) => (
+                &tag[..p],
+                Some(tag[p + 1..].strip_suffix(')').unwrap_or(&tag[p + 1..])),
+            ),
             None => (tag, None),
         };
         Some(match name {
@@ -57,7 +67,10 @@ impl Marker<'_> {
                 let (s, h) = match arg {
                     Some(a) => {
                         let mut p = a.splitn(2, ',');
-                        (p.next().unwrap_or("Yes").to_string(), p.next().unwrap_or("No").to_string())
+                        (
+                            p.next().unwrap_or("Yes").to_string(),
+                            p.next().unwrap_or("No").to_string(),
+                        )
                     }
                     None => ("Yes".into(), "No".into()),
                 };
@@ -71,7 +84,11 @@ impl Marker<'_> {
             "SCORE" | "HITS" => {
                 let s = self.score_str();
                 match arg {
-                    Some(pad) if !pad.is_empty() && (pad.bytes().all(|b| b == b'0') || pad.bytes().all(|b| b == b' ')) => {
+                    Some(pad)
+                        if !pad.is_empty()
+                            && (pad.bytes().all(|b| b == b'0')
+                                || pad.bytes().all(|b| b == b' ')) =>
+                    {
                         let count = (pad.len() + 3).saturating_sub(s.len());
                         format!("{}{s}", &pad[..count.min(pad.len())])
                     }
@@ -96,7 +113,12 @@ impl Marker<'_> {
             "AUTOLEARNSCORE" => "0".into(),
             "TESTS" => self.tests(arg.unwrap_or(",")),
             "SUBTESTS" => {
-                let mut n: Vec<&str> = self.v.subhits.iter().map(|&i| self.rules.rules[i].name.as_str()).collect();
+                let mut n: Vec<&str> = self
+                    .v
+                    .subhits
+                    .iter()
+                    .map(|&i| self.rules.rules[i].name.as_str())
+                    .collect();
                 n.sort_unstable();
                 if n.is_empty() {
                     "none".into()
@@ -105,23 +127,33 @@ impl Marker<'_> {
                 }
             }
             "TESTSSCORES" => {
-                let mut n: Vec<(&str, f64)> =
-                    self.v.hits.iter().map(|&i| (self.rules.rules[i].name.as_str(), self.rules.rules[i].score)).collect();
+                let mut n: Vec<(&str, f64)> = self
+                    .v
+                    .hits
+                    .iter()
+                    .map(|&i| (self.rules.rules[i].name.as_str(), self.rules.rules[i].score))
+                    .collect();
                 n.sort_by(|a, b| a.0.cmp(b.0));
                 if n.is_empty() {
                     "none".into()
                 } else {
-                    n.iter().map(|(a, s)| format!("{a}={}", perl_num(*s))).collect::<Vec<_>>().join(arg.unwrap_or(","))
+                    n.iter()
+                        .map(|(a, s)| format!("{a}={}", perl_num(*s)))
+                        .collect::<Vec<_>>()
+                        .join(arg.unwrap_or(","))
                 }
             }
             "PREVIEW" => self.preview(),
             "REPORT" => format!("\n{}", self.report_lines()),
             "SUMMARY" => self.summary(),
-            "LANGUAGES" | "RELAYSTRUSTED" | "RELAYSUNTRUSTED" | "RELAYSINTERNAL" | "RELAYSEXTERNAL" => String::new(),
+            "LANGUAGES" | "RELAYSTRUSTED" | "RELAYSUNTRUSTED" | "RELAYSINTERNAL"
+            | "RELAYSEXTERNAL" => String::new(),
             "HEADER" => {
                 let h = arg.unwrap_or("");
                 let v = self.view.header_for_rule(h).unwrap_or_default();
-                String::from_utf8_lossy(&v).trim_end_matches('\n').to_string()
+                String::from_utf8_lossy(&v)
+                    .trim_end_matches('\n')
+                    .to_string()
             }
             _ => return None,
         })
@@ -158,7 +190,11 @@ impl Marker<'_> {
             let r = &self.rules.rules[i];
             let score = score_col(r.score);
             let area = r.area();
-            let desc = wrap_desc(&r.describe, 4 + r.name.len() + score.len() + area.len(), "*      ");
+            let desc = wrap_desc(
+                &r.describe,
+                4 + r.name.len() + score.len() + area.len(),
+                "*      ",
+            );
             out.push_str(&format!("* {score} {} {area}{desc}\n", r.name));
         }
         out
@@ -171,7 +207,11 @@ impl Marker<'_> {
             let r = &self.rules.rules[i];
             let score = score_col(r.score);
             let area = r.area();
-            let desc = wrap_desc(&r.describe, 3 + r.name.len() + score.len() + area.len(), &" ".repeat(28));
+            let desc = wrap_desc(
+                &r.describe,
+                3 + r.name.len() + score.len() + area.len(),
+                &" ".repeat(28),
+            );
             out.push_str(&format!("{score} {:<22} {area}{desc}\n", r.name));
         }
         out
@@ -214,7 +254,9 @@ impl Marker<'_> {
         let s: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
         let s = format!("{s} ");
         let w = wrap(&s, "  ", "Content preview:  ", 75, true, false);
-        w.strip_prefix("Content preview:").map(|x| x.trim_start().to_string()).unwrap_or(w)
+        w.strip_prefix("Content preview:")
+            .map(|x| x.trim_start().to_string())
+            .unwrap_or(w)
     }
 
     /// The full report text (the `report` template expanded), as spamd's REPORT verb returns it.
@@ -226,7 +268,11 @@ impl Marker<'_> {
 
     /// The X-Spam-* header block for this verdict, each line ending in "\n".
     pub fn added_headers(&self) -> String {
-        let set = if self.v.is_spam { &self.rules.settings.headers_spam } else { &self.rules.settings.headers_ham };
+        let set = if self.v.is_spam {
+            &self.rules.settings.headers_spam
+        } else {
+            &self.rules.settings.headers_ham
+        };
         let mut out = String::new();
         for (name, tmpl) in set {
             let value = self.process_header(name, tmpl);
@@ -295,7 +341,10 @@ impl Marker<'_> {
             lines.push(l.to_vec());
         }
         let mut separator = Vec::new();
-        if lines.last().is_some_and(|l| l.iter().all(|b| b.is_ascii_whitespace())) {
+        if lines
+            .last()
+            .is_some_and(|l| l.iter().all(|b| b.is_ascii_whitespace()))
+        {
             separator = lines.pop().unwrap_or_default();
         }
         let has_subject = self.view.has_header("Subject");
@@ -327,7 +376,11 @@ impl Marker<'_> {
                     } else {
                         prev.push([b"X-Spam-Prev-".as_slice(), f.as_slice()].concat());
                     }
-                    let tag = if h == "Subject" { tag } else { format!("({tag})") };
+                    let tag = if h == "Subject" {
+                        tag
+                    } else {
+                        format!("({tag})")
+                    };
                     let colon = f.iter().position(|&b| b == b':').unwrap_or(0);
                     let mut rest = &f[colon + 1..];
                     while let [b' ' | b'\t', r @ ..] = rest {
@@ -348,7 +401,10 @@ impl Marker<'_> {
         if lines.first().is_some_and(|l| starts_ci(l, b"Return-Path:")) {
             out.extend_from_slice(&lines[0]);
             rest_start = 1;
-            while lines.get(rest_start).is_some_and(|l| l.first().is_some_and(|&c| c == b' ' || c == b'\t')) {
+            while lines
+                .get(rest_start)
+                .is_some_and(|l| l.first().is_some_and(|&c| c == b' ' || c == b'\t'))
+            {
                 out.extend_from_slice(&lines[rest_start]);
                 rest_start += 1;
             }
@@ -372,7 +428,10 @@ impl Marker<'_> {
 
     fn rewrite_report_safe(&self) -> Vec<u8> {
         let pristine = |name: &str| -> Option<String> {
-            self.view.raw_values(name).last().map(|r| format!("{}\n", String::from_utf8_lossy(r)))
+            self.view
+                .raw_values(name)
+                .last()
+                .map(|r| format!("{}\n", String::from_utf8_lossy(r)))
         };
         let mut report = self.report();
         let mut from = pristine("From");
@@ -383,13 +442,19 @@ impl Marker<'_> {
         let date = pristine("Date");
         if let Some(tag) = self.tag_for("Subject") {
             let s = subject.unwrap_or_else(|| "\n".into());
-            let s = s.strip_prefix(&format!("{tag} ")).map(str::to_string).unwrap_or(s);
+            let s = s
+                .strip_prefix(&format!("{tag} "))
+                .map(str::to_string)
+                .unwrap_or(s);
             subject = Some(format!("{tag} {s}"));
         }
         for (h, slot) in [("To", &mut to), ("From", &mut from)] {
             if let Some(tag) = self.tag_for(h) {
                 let s = slot.take().unwrap_or_else(|| "\n".into());
-                let s = s.trim_end_matches('\n').trim_end_matches(&format!("\t({tag})")).to_string();
+                let s = s
+                    .trim_end_matches('\n')
+                    .trim_end_matches(&format!("\t({tag})"))
+                    .to_string();
                 *slot = Some(format!("{s}\t({tag})\n"));
             }
         }
@@ -399,7 +464,14 @@ impl Marker<'_> {
             self.host,
             rfc822_now()
         ));
-        for (n, v) in [("From", &from), ("To", &to), ("Cc", &cc), ("Subject", &subject), ("Date", &date), ("Message-Id", &msgid)] {
+        for (n, v) in [
+            ("From", &from),
+            ("To", &to),
+            ("Cc", &cc),
+            ("Subject", &subject),
+            ("Date", &date),
+            ("Message-Id", &msgid),
+        ] {
             if let Some(v) = v {
                 m.push_str(&format!("{n}: {v}"));
             }
@@ -410,7 +482,10 @@ impl Marker<'_> {
         while memchr::memmem::find(full, boundary.as_bytes()).is_some() {
             boundary.push_str(&format!("/{:08X}", rand32()));
         }
-        let ct = self.view.header_for_rule("Content-Type").map(|b| String::from_utf8_lossy(&b).to_ascii_lowercase());
+        let ct = self
+            .view
+            .header_for_rule("Content-Type")
+            .map(|b| String::from_utf8_lossy(&b).to_ascii_lowercase());
         let disposition = match ct {
             Some(c) if !c.trim().is_empty() && !c.contains("text/plain") => {
                 let mut u = self.rules.settings.unsafe_report.join("\n");
@@ -420,7 +495,11 @@ impl Marker<'_> {
             }
             _ => "inline",
         };
-        let ty = if self.rules.settings.report_safe > 1 { "text/plain" } else { "message/rfc822" };
+        let ty = if self.rules.settings.report_safe > 1 {
+            "text/plain"
+        } else {
+            "message/rfc822"
+        };
         m.push_str(&format!(
             "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"{boundary}\"\n\n\
              This is a multi-part message in MIME format.\n\n--{boundary}\n\
@@ -441,7 +520,10 @@ impl Marker<'_> {
 pub fn score_for_display(score: f64, required: f64, is_spam: bool) -> String {
     let s = f1(score);
     let r = f1(required);
-    let (sv, rv) = (s.parse::<f64>().unwrap_or(score), r.parse::<f64>().unwrap_or(required));
+    let (sv, rv) = (
+        s.parse::<f64>().unwrap_or(score),
+        r.parse::<f64>().unwrap_or(required),
+    );
     if is_spam || sv < rv {
         s
     } else {
@@ -504,7 +586,10 @@ fn scan_tag(s: &str) -> Option<(&str, usize)> {
         while i < b.len() && (b[i].is_ascii_uppercase() || b[i].is_ascii_digit()) {
             i += 1;
         }
-        if i + 1 < b.len() && b[i] == b'_' && (b[i + 1].is_ascii_uppercase() || b[i + 1].is_ascii_digit()) {
+        if i + 1 < b.len()
+            && b[i] == b'_'
+            && (b[i + 1].is_ascii_uppercase() || b[i + 1].is_ascii_digit())
+        {
             i += 1;
             continue;
         }
@@ -523,7 +608,14 @@ fn scan_tag(s: &str) -> Option<(&str, usize)> {
 
 /// SpamAssassin's Util::wrap: split on whitespace (or after `,` when `comma` is set), keep separators,
 /// join pieces while they fit in `length` columns (a tab counts 8), prefix continuation lines.
-pub fn wrap(s: &str, prefix: &str, first: &str, length: usize, overflow: bool, comma: bool) -> String {
+pub fn wrap(
+    s: &str,
+    prefix: &str,
+    first: &str,
+    length: usize,
+    overflow: bool,
+    comma: bool,
+) -> String {
     let mut arr = perl_split(s, comma);
     if !first.is_empty() {
         arr.insert(0, first.to_string());
@@ -585,7 +677,10 @@ fn wrap_desc(desc: &str, first_len: usize, prefix: &str) -> String {
 
 /// RFC 2047-encode header lines that are not plain ASCII (SpamAssassin's mime_encode_header).
 fn mime_encode_header(text: &str) -> String {
-    if text.bytes().all(|b| b == b'\t' || b == b'\n' || (0x20..0x7f).contains(&b)) {
+    if text
+        .bytes()
+        .all(|b| b == b'\t' || b == b'\n' || (0x20..0x7f).contains(&b))
+    {
         return text.to_string();
     }
     use base64::Engine;
@@ -594,7 +689,10 @@ fn mime_encode_header(text: &str) -> String {
             if l.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b)) {
                 l.to_string()
             } else {
-                format!("=?UTF-8?B?{}?=", base64::engine::general_purpose::STANDARD.encode(l))
+                format!(
+                    "=?UTF-8?B?{}?=",
+                    base64::engine::general_purpose::STANDARD.encode(l)
+                )
             }
         })
         .collect::<Vec<_>>()
@@ -602,7 +700,10 @@ fn mime_encode_header(text: &str) -> String {
 }
 
 fn now_secs() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn rand32() -> u32 {
@@ -612,7 +713,9 @@ fn rand32() -> u32 {
 }
 
 fn rfc822_now() -> String {
-    chrono::Local::now().format("%a, %d %b %Y %H:%M:%S %z").to_string()
+    chrono::Local::now()
+        .format("%a, %d %b %Y %H:%M:%S %z")
+        .to_string()
 }
 
 #[cfg(test)]
@@ -634,6 +737,36 @@ mod tests {
         assert_eq!(score_for_display(4.96, 5.0, false), "4.9");
         assert_eq!(score_for_display(4.2, 5.0, false), "4.2");
         assert_eq!(score_for_display(7.0, 5.0, true), "7.0");
+    }
+
+    #[test]
+    fn report_safe_0_rewrites_subject_and_drops_old_headers() {
+        let rs = crate::spam::rules::compile(crate::spam::load::load_text(
+            "body A /xyzzy/\nscore A 6\ndescribe A Magic word\nrewrite_header Subject [SPAM]\n\
+             add_header all Status _YESNO_, score=_SCORE_ tests=_TESTS_\nreport_safe 0\n",
+        ));
+        let msg =
+            b"Return-Path: <a@b>\nSubject: hi\nX-Spam-Status: old\n\tcont\nTo: c@d\n\nxyzzy\n";
+        let (view, v) = rs.check(msg);
+        assert!(v.is_spam);
+        let m = Marker {
+            rules: &rs,
+            view: &view,
+            v: &v,
+            host: "h".into(),
+        };
+        let out = String::from_utf8(m.rewrite()).unwrap();
+        assert!(
+            out.starts_with(
+                "Return-Path: <a@b>\nX-Spam-Status: Yes, score=6.0 tests=A\nX-Spam-Report: "
+            ),
+            "{out}"
+        );
+        assert!(out.contains("\n\t*  6.0 A BODY: Magic word\n"), "{out}");
+        assert!(out.contains("Subject: [SPAM] hi\n"), "{out}");
+        assert!(out.contains("X-Spam-Prev-Subject: hi\n"), "{out}");
+        assert!(!out.contains("old"), "{out}");
+        assert!(out.ends_with("\n\nxyzzy\n"), "{out}");
     }
 
     #[test]

@@ -51,7 +51,11 @@ fn lex(s: &str) -> Result<Vec<Tok>, String> {
             while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'.') {
                 i += 1;
             }
-            out.push(Tok::Num(s[st..i].parse().map_err(|_| format!("bad number {}", &s[st..i]))?));
+            out.push(Tok::Num(
+                s[st..i]
+                    .parse()
+                    .map_err(|_| format!("bad number {}", &s[st..i]))?,
+            ));
             continue;
         }
         if c.is_ascii_alphabetic() || c == b'_' {
@@ -69,7 +73,9 @@ fn lex(s: &str) -> Result<Vec<Tok>, String> {
             continue;
         }
         let two = s.get(i..i + 2).unwrap_or("");
-        let op2 = ["&&", "||", "==", "!=", "<=", ">="].iter().find(|o| **o == two);
+        let op2 = ["&&", "||", "==", "!=", "<=", ">="]
+            .iter()
+            .find(|o| **o == two);
         if let Some(o) = op2 {
             out.push(Tok::Op(o));
             i += 2;
@@ -107,7 +113,14 @@ impl P {
         }
     }
     fn binary(&mut self, level: usize) -> Result<Expr, String> {
-        const LEVELS: &[&[&str]] = &[&["||"], &["&&"], &["==", "!="], &["<", "<=", ">", ">="], &["+", "-"], &["*", "/"]];
+        const LEVELS: &[&[&str]] = &[
+            &["||"],
+            &["&&"],
+            &["==", "!="],
+            &["<", "<=", ">", ">="],
+            &["+", "-"],
+            &["*", "/"],
+        ];
         if level == LEVELS.len() {
             return self.unary();
         }
@@ -173,7 +186,11 @@ impl P {
 
 pub fn parse(s: &str) -> Result<Expr, String> {
     let toks = lex(s)?;
-    let mut p = P { toks, pos: 0, depth: 0 };
+    let mut p = P {
+        toks,
+        pos: 0,
+        depth: 0,
+    };
     let e = p.binary(0)?;
     if p.pos != p.toks.len() {
         return Err("trailing tokens in meta".into());

@@ -12,14 +12,21 @@ use std::borrow::Cow;
 #[derive(Debug, Clone)]
 pub enum Re {
     Fast(regex::bytes::Regex),
-    Fancy(Box<fancy_regex::Regex>),
+    /// The fallback engine, with a fast regex that matches a superset (look-arounds dropped, backreferences
+    /// widened): when the superset does not match, the real pattern cannot either.
+    Fancy(Box<fancy_regex::Regex>, Option<regex::bytes::Regex>),
 }
 
 impl Re {
     pub fn is_match(&self, hay: &[u8]) -> bool {
         match self {
             Re::Fast(r) => r.is_match(hay),
-            Re::Fancy(r) => r.is_match(&String::from_utf8_lossy(hay)).unwrap_or(false),
+            Re::Fancy(r, approx) => {
+                if approx.as_ref().is_some_and(|a| !a.is_match(hay)) {
+                    return false;
+                }
+                r.is_match(&String::from_utf8_lossy(hay)).unwrap_or(false)
+            }
         }
     }
 
@@ -28,7 +35,10 @@ impl Re {
         let limit = if max == 0 { usize::MAX } else { max };
         match self {
             Re::Fast(r) => r.find_iter(hay).take(limit).count(),
-            Re::Fancy(r) => {
+            Re::Fancy(r, approx) => {
+                if approx.as_ref().is_some_and(|a| !a.is_match(hay)) {
+                    return 0;
+                }
                 let s = String::from_utf8_lossy(hay);
                 r.find_iter(&s).take(limit).filter(|m| m.is_ok()).count()
             }
@@ -36,14 +46,14 @@ impl Re {
     }
 
     pub fn is_fancy(&self) -> bool {
-        matches!(self, Re::Fancy(_))
+        matches!(self, Re::Fancy(..))
     }
 
     /// The Rust-syntax source, for the literal prefilter.
     pub fn fast_source(&self) -> Option<&str> {
         match self {
             Re::Fast(r) => Some(r.as_str()),
-            Re::Fancy(_) => None,
+            Re::Fancy(_, approx) => approx.as_ref().map(|a| a.as_str()),
         }
     }
 }
@@ -85,7 +95,9 @@ pub fn split_delimited(s: &str) -> Option<(&str, &str, &str)> {
             if depth == 0 {
                 let pat = &body[..i];
                 let after = &body[i + c.len_utf8()..];
-                let flen = after.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(after.len());
+                let flen = after
+                    .find(|c: char| !c.is_ascii_alphabetic())
+                    .unwrap_or(after.len());
                 return Some((pat, &after[..flen], &after[flen..]));
             }
             depth -= 1;
@@ -115,24 +127,172 @@ pub fn compile(pat: &str, flags: &str) -> Result<Re, ReError> {
     let multiline = f.contains('m');
     let t = translate(pat, multiline);
     if !t.fancy {
-        let src = if f.is_empty() { format!("(?-u){}", t.out) } else { format!("(?-u{f}){}", t.out) };
-        match regex::bytes::RegexBuilder::new(&src).size_limit(1 << 24).build() {
+        let src = if f.is_empty() {
+            format!("(?-u){}", t.out)
+        } else {
+            format!("(?{f}-u){}", t.out)
+        };
+        match regex::bytes::RegexBuilder::new(&src)
+            .size_limit(1 << 24)
+            .build()
+        {
             Ok(r) => return Ok(Re::Fast(r)),
             Err(_) => {
                 // A pattern with non-ASCII literals may need Unicode mode; try that before the fallback.
-                let src = if f.is_empty() { t.out.clone() } else { format!("(?{f}){}", t.out) };
-                if let Ok(r) = regex::bytes::RegexBuilder::new(&src).size_limit(1 << 24).build() {
+                let src = if f.is_empty() {
+                    t.out.clone()
+                } else {
+                    format!("(?{f}){}", t.out)
+                };
+                if let Ok(r) = regex::bytes::RegexBuilder::new(&src)
+                    .size_limit(1 << 24)
+                    .build()
+                {
                     return Ok(Re::Fast(r));
                 }
             }
         }
     }
-    let src = if f.is_empty() { t.out } else { format!("(?{f}){}", t.out) };
+    let approx = widen(&t.out).and_then(|w| {
+        let src = if f.is_empty() {
+            format!("(?-u){w}")
+        } else {
+            format!("(?{f}-u){w}")
+        };
+        regex::bytes::RegexBuilder::new(&src)
+            .size_limit(1 << 24)
+            .build()
+            .ok()
+    });
+    let src = if f.is_empty() {
+        t.out
+    } else {
+        format!("(?{f}){}", t.out)
+    };
     fancy_regex::RegexBuilder::new(&src)
         .backtrack_limit(100_000)
         .build()
-        .map(|r| Re::Fancy(Box::new(r)))
+        .map(|r| Re::Fancy(Box::new(r), approx))
         .map_err(|e| ReError(e.to_string()))
+}
+
+/// A pattern matching a superset of `pat`: look-around groups removed (dropping a condition only widens),
+/// atomic groups and possessive quantifiers made ordinary, backreferences replaced by `.*?`. None when
+/// the pattern uses something else only the fallback knows.
+fn widen(pat: &str) -> Option<String> {
+    let c: Vec<char> = pat.chars().collect();
+    let mut out = String::with_capacity(pat.len());
+    let mut i = 0;
+    let mut in_class = false;
+    while i < c.len() {
+        let ch = c[i];
+        if ch == '\\' {
+            let n = *c.get(i + 1)?;
+            if !in_class && n.is_ascii_digit() && n != '0' {
+                out.push_str("(?s:.*?)");
+                i += 2;
+                while c.get(i).is_some_and(char::is_ascii_digit) {
+                    i += 1;
+                }
+                continue;
+            }
+            if !in_class && "KGQERXNCgkLUlu".contains(n) {
+                return None;
+            }
+            out.push(ch);
+            out.push(n);
+            i += 2;
+            continue;
+        }
+        if in_class {
+            if ch == ']' {
+                in_class = false;
+            }
+            out.push(ch);
+            i += 1;
+            continue;
+        }
+        match ch {
+            '[' => {
+                in_class = true;
+                out.push(ch);
+                i += 1;
+                if c.get(i) == Some(&'^') {
+                    out.push('^');
+                    i += 1;
+                }
+                if c.get(i) == Some(&']') {
+                    out.push_str("\\]");
+                    i += 1;
+                }
+            }
+            '(' if c.get(i + 1) == Some(&'?') => {
+                let a = c.get(i + 2).copied();
+                let b = c.get(i + 3).copied();
+                let look = matches!(
+                    (a, b),
+                    (Some('='), _)
+                        | (Some('!'), _)
+                        | (Some('<'), Some('='))
+                        | (Some('<'), Some('!'))
+                );
+                if look {
+                    // Skip to the matching ')', then any quantifier that applied to the group.
+                    let mut depth = 0usize;
+                    let mut cls = false;
+                    while i < c.len() {
+                        let x = c[i];
+                        if x == '\\' {
+                            i += 2;
+                            continue;
+                        }
+                        if cls {
+                            if x == ']' {
+                                cls = false;
+                            }
+                        } else if x == '[' {
+                            cls = true;
+                        } else if x == '(' {
+                            depth += 1;
+                        } else if x == ')' {
+                            depth = depth.saturating_sub(1);
+                            if depth == 0 {
+                                i += 1;
+                                break;
+                            }
+                        }
+                        i += 1;
+                    }
+                    while c.get(i).is_some_and(|x| matches!(x, '?' | '*' | '+')) {
+                        i += 1;
+                    }
+                    continue;
+                }
+                if a == Some('>') {
+                    out.push_str("(?:");
+                    i += 3;
+                    continue;
+                }
+                if matches!(a, Some('|') | Some('^')) {
+                    return None;
+                }
+                out.push(ch);
+                i += 1;
+            }
+            '+' | '*' | '?' | '}' => {
+                out.push(ch);
+                i += 1;
+                if c.get(i) == Some(&'+') {
+                    i += 1;
+                }
+            }
+            _ => {
+                out.push(ch);
+                i += 1;
+            }
+        }
+    }
+    Some(out)
 }
 
 struct Translated {
@@ -182,7 +342,8 @@ fn translate(pat: &str, multiline: bool) -> Translated {
                 'h' => out.push_str(if in_class { " \\t" } else { "[ \\t]" }),
                 'H' if !in_class => out.push_str("[^ \\t]"),
                 'e' => out.push_str("\\x1b"),
-                'K' | 'G' | 'Q' | 'E' | 'R' | 'X' | 'N' | 'C' | 'g' | 'k' | 'L' | 'U' | 'l' | 'u' => {
+                'K' | 'G' | 'Q' | 'E' | 'R' | 'X' | 'N' | 'C' | 'g' | 'k' | 'L' | 'U' | 'l'
+                | 'u' => {
                     fancy = true;
                     out.push('\\');
                     out.push(n);
@@ -297,7 +458,11 @@ fn translate(pat: &str, multiline: bool) -> Translated {
                 let n2 = chars.get(i + 2).copied();
                 let n3 = chars.get(i + 3).copied();
                 match (n2, n3) {
-                    (Some('='), _) | (Some('!'), _) | (Some('<'), Some('=')) | (Some('<'), Some('!')) | (Some('>'), _) => {
+                    (Some('='), _)
+                    | (Some('!'), _)
+                    | (Some('<'), Some('='))
+                    | (Some('<'), Some('!'))
+                    | (Some('>'), _) => {
                         fancy = true;
                         out.push('(');
                     }
@@ -332,7 +497,9 @@ fn translate(pat: &str, multiline: bool) -> Translated {
                     let mut parts = q.splitn(2, ',');
                     let a = parts.next().unwrap_or("");
                     let b = parts.next();
-                    !a.is_empty() && a.bytes().all(|b| b.is_ascii_digit()) && b.is_none_or(|b| b.bytes().all(|x| x.is_ascii_digit()))
+                    !a.is_empty()
+                        && a.bytes().all(|b| b.is_ascii_digit())
+                        && b.is_none_or(|b| b.bytes().all(|x| x.is_ascii_digit()))
                 });
                 if valid && i > 0 {
                     out.push('{');
@@ -364,7 +531,27 @@ fn translate(pat: &str, multiline: bool) -> Translated {
 }
 
 fn is_meta(c: char) -> bool {
-    matches!(c, '\\' | '.' | '+' | '*' | '?' | '(' | ')' | '|' | '[' | ']' | '{' | '}' | '^' | '$' | '#' | '&' | '-' | '~' | ' ')
+    matches!(
+        c,
+        '\\' | '.'
+            | '+'
+            | '*'
+            | '?'
+            | '('
+            | ')'
+            | '|'
+            | '['
+            | ']'
+            | '{'
+            | '}'
+            | '^'
+            | '$'
+            | '#'
+            | '&'
+            | '-'
+            | '~'
+            | ' '
+    )
 }
 
 fn push_code_point(out: &mut String, v: u32) {
@@ -396,7 +583,10 @@ mod tests {
 
     #[test]
     fn delimiters() {
-        assert_eq!(split_delimited("/a\\/b/i rest"), Some(("a\\/b", "i", " rest")));
+        assert_eq!(
+            split_delimited("/a\\/b/i rest"),
+            Some(("a\\/b", "i", " rest"))
+        );
         assert_eq!(split_delimited("m{a{1,2}}x"), Some(("a{1,2}", "x", "")));
         assert_eq!(split_delimited("m!x!"), Some(("x", "", "")));
         assert_eq!(split_delimited("foo"), None);
@@ -418,5 +608,12 @@ mod tests {
         assert!(!compile("a+b", "").unwrap().is_fancy());
         assert!(m("\\Z", "", "x"));
         assert!(m("\\012", "", "\n"));
+        assert!(m("(?<!x)abc(?=d)", "", "abcd"));
+        assert!(!m("(?<!x)abc(?=d)", "", "xabcd"));
+        assert_eq!(widen("a(?!b)c(?<=x)+d\\1"), Some("acd(?s:.*?)".into()));
+        assert!(matches!(
+            compile("(?!b)zz", "").unwrap(),
+            Re::Fancy(_, Some(_))
+        ));
     }
 }

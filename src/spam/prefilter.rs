@@ -8,6 +8,9 @@ use super::rules::{Rule, Test};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex_syntax::hir::literal::{ExtractKind, Extractor};
 
+/// (literal, rule index) pairs for one area.
+type Literals = Vec<(Vec<u8>, usize)>;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Area {
     Header,
@@ -33,7 +36,12 @@ pub struct Prefilter {
 
 fn area_of(t: &Test) -> Option<(Area, &super::perlre::Re)> {
     match t {
-        Test::Header { re, negate: false, unset: None, .. } => Some((Area::Header, re)),
+        Test::Header {
+            re,
+            negate: false,
+            unset: None,
+            ..
+        } => Some((Area::Header, re)),
         Test::Body(re) => Some((Area::Body, re)),
         Test::Rawbody(re) => Some((Area::Rawbody, re)),
         Test::Full(re) => Some((Area::Full, re)),
@@ -44,15 +52,26 @@ fn area_of(t: &Test) -> Option<(Area, &super::perlre::Re)> {
 
 /// Lower-cased literals every match must start with, or None when there is no short, finite set.
 fn literals(src: &str) -> Option<Vec<Vec<u8>>> {
-    let hir = regex_syntax::ParserBuilder::new().utf8(false).build().parse(src).ok()?;
+    let hir = regex_syntax::ParserBuilder::new()
+        .utf8(false)
+        .build()
+        .parse(src)
+        .ok()?;
     let mut ex = Extractor::new();
-    ex.kind(ExtractKind::Prefix).limit_total(250).limit_class(10).limit_repeat(10).limit_literal_len(12);
+    ex.kind(ExtractKind::Prefix)
+        .limit_total(250)
+        .limit_class(10)
+        .limit_repeat(10)
+        .limit_literal_len(12);
     let seq = ex.extract(&hir);
     let lits = seq.literals()?;
     if lits.is_empty() {
         return None;
     }
-    let mut out: Vec<Vec<u8>> = lits.iter().map(|l| l.as_bytes().to_ascii_lowercase()).collect();
+    let mut out: Vec<Vec<u8>> = lits
+        .iter()
+        .map(|l| l.as_bytes().to_ascii_lowercase())
+        .collect();
     // Very short literals match almost everywhere: not worth gating on.
     if out.iter().any(|l| l.len() < 3) {
         return None;
@@ -64,11 +83,18 @@ fn literals(src: &str) -> Option<Vec<Vec<u8>>> {
 
 impl Prefilter {
     pub fn build(rules: &[Rule], order: &[usize]) -> Prefilter {
-        let mut pf = Prefilter { gated: vec![None; rules.len()], areas: Vec::new() };
-        let mut per_area: Vec<(Area, Vec<(Vec<u8>, usize)>)> = Vec::new();
+        let mut pf = Prefilter {
+            gated: vec![None; rules.len()],
+            areas: Vec::new(),
+        };
+        let mut per_area: Vec<(Area, Literals)> = Vec::new();
         for &i in order {
-            let Some((area, re)) = area_of(&rules[i].test) else { continue };
-            let Some(src) = re.fast_source() else { continue };
+            let Some((area, re)) = area_of(&rules[i].test) else {
+                continue;
+            };
+            let Some(src) = re.fast_source() else {
+                continue;
+            };
             let Some(lits) = literals(src) else { continue };
             pf.gated[i] = Some(area);
             let slot = match per_area.iter().position(|(a, _)| *a == area) {
@@ -115,7 +141,9 @@ impl Prefilter {
 
     /// Marks in `cand` the rules of `area` whose literals occur in `texts`.
     pub fn scan<'a>(&self, area: Area, texts: impl Iterator<Item = &'a [u8]>, cand: &mut [bool]) {
-        let Some((_, f)) = self.areas.iter().find(|(a, _)| *a == area) else { return };
+        let Some((_, f)) = self.areas.iter().find(|(a, _)| *a == area) else {
+            return;
+        };
         let Some(ac) = &f.ac else { return };
         let mut seen = vec![false; f.pat_rules.len()];
         for t in texts {

@@ -71,14 +71,23 @@ pub struct ProtoError {
 impl ProtoError {
     /// spamd's protocol_error: `SPAMD/1.0 76 Bad header line: <what>`.
     pub fn bad(what: impl Into<String>) -> Self {
-        ProtoError { exit: Exit::Protocol, text: format!("Bad header line: {}", what.into()) }
+        ProtoError {
+            exit: Exit::Protocol,
+            text: format!("Bad header line: {}", what.into()),
+        }
     }
     /// spamd's service_unavailable_error: `SPAMD/1.0 69 Service Unavailable: <what>`.
     pub fn unavailable(what: impl Into<String>) -> Self {
-        ProtoError { exit: Exit::Unavailable, text: format!("Service Unavailable: {}", what.into()) }
+        ProtoError {
+            exit: Exit::Unavailable,
+            text: format!("Service Unavailable: {}", what.into()),
+        }
     }
     pub fn other(exit: Exit, text: impl Into<String>) -> Self {
-        ProtoError { exit, text: text.into() }
+        ProtoError {
+            exit,
+            text: text.into(),
+        }
     }
     pub fn to_bytes(&self) -> Vec<u8> {
         format!("SPAMD/1.0 {} {}\r\n", self.exit.code(), self.text).into_bytes()
@@ -96,7 +105,11 @@ pub fn head_len(buf: &[u8]) -> Option<usize> {
     // Old PING/SKIP (< 1.5) have no headers at all.
     let mut w = line.split_whitespace();
     let verb = w.next().unwrap_or("");
-    let ver = w.next().and_then(|v| v.strip_prefix("SPAMC/")).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let ver = w
+        .next()
+        .and_then(|v| v.strip_prefix("SPAMC/"))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0);
     if (verb == "PING" || verb == "SKIP") && ver < 1.5 {
         return Some(first);
     }
@@ -122,7 +135,10 @@ pub fn parse_head(head: &[u8]) -> Result<Request, ProtoError> {
     let first = lines.next().unwrap_or("");
     let (verb_s, rest) = first.split_once(' ').unwrap_or((first, ""));
     let verb = Verb::parse(verb_s);
-    let version = rest.trim().strip_prefix("SPAMC/").and_then(|v| v.trim().parse::<f64>().ok());
+    let version = rest
+        .trim()
+        .strip_prefix("SPAMC/")
+        .and_then(|v| v.trim().parse::<f64>().ok());
     let (Some(verb), Some(version)) = (verb, version) else {
         return Err(ProtoError::bad(first.to_string()));
     };
@@ -154,9 +170,14 @@ pub fn parse_head(head: &[u8]) -> Result<Request, ProtoError> {
             "content-length" => {
                 let v = value.trim();
                 if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
-                    return Err(ProtoError::bad("(Content-Length contains non-numeric bytes)"));
+                    return Err(ProtoError::bad(
+                        "(Content-Length contains non-numeric bytes)",
+                    ));
                 }
-                req.content_length = Some(v.parse().map_err(|_| ProtoError::bad("(Content-Length too large)"))?);
+                req.content_length = Some(
+                    v.parse()
+                        .map_err(|_| ProtoError::bad("(Content-Length too large)"))?,
+                );
             }
             "user" => {
                 if value.bytes().any(|b| b < 0x20) {
@@ -166,7 +187,9 @@ pub fn parse_head(head: &[u8]) -> Result<Request, ProtoError> {
             }
             "compress" => {
                 if value.trim() != "zlib" {
-                    return Err(ProtoError::bad(format!("(compression type not supported: {value})")));
+                    return Err(ProtoError::bad(format!(
+                        "(compression type not supported: {value})"
+                    )));
                 }
                 req.compress_zlib = true;
             }
@@ -174,14 +197,20 @@ pub fn parse_head(head: &[u8]) -> Result<Request, ProtoError> {
                 req.message_class = Some(match value.trim() {
                     "spam" => MessageClass::Spam,
                     "ham" => MessageClass::Ham,
-                    _ => return Err(ProtoError::bad("(Message-class header contains invalid class)")),
+                    _ => {
+                        return Err(ProtoError::bad(
+                            "(Message-class header contains invalid class)",
+                        ))
+                    }
                 })
             }
             "set" | "remove" => {
                 let mut v = Vec::new();
                 for w in value.split(',').map(str::trim).filter(|w| !w.is_empty()) {
                     if w != "local" && w != "remote" {
-                        return Err(ProtoError::bad(format!("({name} header contains invalid value: {w})")));
+                        return Err(ProtoError::bad(format!(
+                            "({name} header contains invalid value: {w})"
+                        )));
                     }
                     v.push(w.to_string());
                 }
@@ -195,7 +224,9 @@ pub fn parse_head(head: &[u8]) -> Result<Request, ProtoError> {
         }
     }
     if req.compress_zlib && req.content_length.is_none() {
-        return Err(ProtoError::unavailable("Compress requires Content-length header"));
+        return Err(ProtoError::unavailable(
+            "Compress requires Content-length header",
+        ));
     }
     Ok(req)
 }
@@ -205,9 +236,13 @@ pub fn inflate(body: &[u8], max: usize) -> Result<Vec<u8>, ProtoError> {
     use std::io::Read;
     let mut out = Vec::new();
     let mut d = flate2::read::ZlibDecoder::new(body).take(max as u64 + 1);
-    d.read_to_end(&mut out).map_err(|e| ProtoError::unavailable(format!("zlib: {e}")))?;
+    d.read_to_end(&mut out)
+        .map_err(|e| ProtoError::unavailable(format!("zlib: {e}")))?;
     if out.len() > max {
-        return Err(ProtoError::other(Exit::DataErr, format!("Message too big: more than {max} bytes")));
+        return Err(ProtoError::other(
+            Exit::DataErr,
+            format!("Message too big: more than {max} bytes"),
+        ));
     }
     Ok(out)
 }
@@ -241,17 +276,35 @@ pub fn reply(req: &Request, o: &Outcome<'_>) -> Vec<u8> {
     let mut out = Vec::new();
     match req.verb {
         Verb::Process | Verb::Headers => {
-            let body: &[u8] = if req.verb == Verb::Headers { headers_only(o.rewritten) } else { o.rewritten };
+            let body: &[u8] = if req.verb == Verb::Headers {
+                headers_only(o.rewritten)
+            } else {
+                o.rewritten
+            };
             if v >= 1.3 {
-                out.extend_from_slice(format!("SPAMD/1.1 0 EX_OK\r\nContent-length: {}\r\n{spamhdr}\r\n\r\n", body.len()).as_bytes());
+                out.extend_from_slice(
+                    format!(
+                        "SPAMD/1.1 0 EX_OK\r\nContent-length: {}\r\n{spamhdr}\r\n\r\n",
+                        body.len()
+                    )
+                    .as_bytes(),
+                );
             } else if v >= 1.2 {
-                out.extend_from_slice(format!("SPAMD/1.1 0 EX_OK\r\nContent-length: {}\r\n\r\n", body.len()).as_bytes());
+                out.extend_from_slice(
+                    format!(
+                        "SPAMD/1.1 0 EX_OK\r\nContent-length: {}\r\n\r\n",
+                        body.len()
+                    )
+                    .as_bytes(),
+                );
             } else {
                 out.extend_from_slice(b"SPAMD/1.0 0 EX_OK\r\n");
             }
             out.extend_from_slice(body);
         }
-        Verb::Check => out.extend_from_slice(format!("SPAMD/1.1 0 EX_OK\r\n{spamhdr}\r\n\r\n").as_bytes()),
+        Verb::Check => {
+            out.extend_from_slice(format!("SPAMD/1.1 0 EX_OK\r\n{spamhdr}\r\n\r\n").as_bytes())
+        }
         _ => {
             let mut body = match req.verb {
                 Verb::Report => o.report.to_string(),
@@ -264,7 +317,9 @@ pub fn reply(req: &Request, o: &Outcome<'_>) -> Vec<u8> {
             }
             out.extend_from_slice(b"SPAMD/1.1 0 EX_OK\r\n");
             if v >= 1.3 {
-                out.extend_from_slice(format!("Content-length: {}\r\n{spamhdr}\r\n\r\n", body.len()).as_bytes());
+                out.extend_from_slice(
+                    format!("Content-length: {}\r\n{spamhdr}\r\n\r\n", body.len()).as_bytes(),
+                );
             } else {
                 out.extend_from_slice(format!("{spamhdr}\r\n\r\n").as_bytes());
             }
@@ -317,20 +372,36 @@ mod tests {
         let h = b"BOGUS SPAMC/1.5\r\n";
         let n = head_len(h).unwrap();
         let e = parse_head(&h[..n]).unwrap_err();
-        assert_eq!(e.to_bytes(), b"SPAMD/1.0 76 Bad header line: BOGUS SPAMC/1.5\r\n");
+        assert_eq!(
+            e.to_bytes(),
+            b"SPAMD/1.0 76 Bad header line: BOGUS SPAMC/1.5\r\n"
+        );
     }
 
     #[test]
     fn replies_byte_for_byte() {
         let req = parse_head(b"SYMBOLS SPAMC/1.5\r\n\r\n").unwrap();
-        let o = Outcome { is_spam: true, score: "1000.0".into(), threshold: "5.0".into(), symbols: "GTUBE,NO_RECEIVED,NO_RELAYS", report: "", rewritten: b"" };
+        let o = Outcome {
+            is_spam: true,
+            score: "1000.0".into(),
+            threshold: "5.0".into(),
+            symbols: "GTUBE,NO_RECEIVED,NO_RELAYS",
+            report: "",
+            rewritten: b"",
+        };
         assert_eq!(
             reply(&req, &o),
             b"SPAMD/1.1 0 EX_OK\r\nContent-length: 27\r\nSpam: True ; 1000.0 / 5.0\r\n\r\nGTUBE,NO_RECEIVED,NO_RELAYS"
         );
         let req = parse_head(b"CHECK SPAMC/1.5\r\n\r\n").unwrap();
-        assert_eq!(reply(&req, &o), b"SPAMD/1.1 0 EX_OK\r\nSpam: True ; 1000.0 / 5.0\r\n\r\n");
-        assert_eq!(tell_reply(&["local"], &[]), b"SPAMD/1.1 0 EX_OK\r\nDidSet: local\r\n\r\n\r\n");
+        assert_eq!(
+            reply(&req, &o),
+            b"SPAMD/1.1 0 EX_OK\r\nSpam: True ; 1000.0 / 5.0\r\n\r\n"
+        );
+        assert_eq!(
+            tell_reply(&["local"], &[]),
+            b"SPAMD/1.1 0 EX_OK\r\nDidSet: local\r\n\r\n\r\n"
+        );
     }
 
     #[test]

@@ -11,14 +11,24 @@ use std::collections::HashMap;
 
 #[derive(Debug, Clone)]
 pub enum Test {
-    Header { spec: String, re: Re, negate: bool, unset: Option<Vec<u8>> },
+    Header {
+        spec: String,
+        re: Re,
+        negate: bool,
+        unset: Option<Vec<u8>>,
+    },
     Exists(String),
     Eval(Call),
     Body(Re),
     Rawbody(Re),
     Full(Re),
     Uri(Re),
-    Mimeheader { name: String, raw: bool, re: Re, negate: bool },
+    Mimeheader {
+        name: String,
+        raw: bool,
+        re: Re,
+        negate: bool,
+    },
     Meta(Expr),
 }
 
@@ -126,20 +136,25 @@ pub fn compile(l: Loaded) -> RuleSet {
             Some(s) => s.first().copied().unwrap_or(0.0),
             None => default_score(&d.name),
         };
-        let test = match compile_test(d.kind, &d.def) {
+        let def = l.replace_tags(&d.name, &d.def);
+        let test = match compile_test(d.kind, &def) {
             Ok(t) => t,
             Err(why) => {
-                skipped.push(Skipped { name: d.name.clone(), why: format!("{}: {why}", d.origin) });
+                skipped.push(Skipped {
+                    name: d.name.clone(),
+                    why: format!("{}: {why}", d.origin),
+                });
                 continue;
             }
         };
-        if tf.net && score == 0.0 {
-            // Network tests never run here; keep them out of the set so metas read them as 0.
-            skipped.push(Skipped { name: d.name.clone(), why: "network test (tflags net)".into() });
-            continue;
-        }
+        // `tflags net` alone does not stop a rule: SpamAssassin -L still runs net-flagged metas and
+        // local tests; the network evals themselves are the ones we do not implement.
         let uses_fancy = match &test {
-            Test::Header { re, .. } | Test::Body(re) | Test::Rawbody(re) | Test::Full(re) | Test::Uri(re) => re.is_fancy(),
+            Test::Header { re, .. }
+            | Test::Body(re)
+            | Test::Rawbody(re)
+            | Test::Full(re)
+            | Test::Uri(re) => re.is_fancy(),
             Test::Mimeheader { re, .. } => re.is_fancy(),
             _ => false,
         };
@@ -156,7 +171,11 @@ pub fn compile(l: Loaded) -> RuleSet {
             priority: l.priority.get(&d.name).copied().unwrap_or(0),
         });
     }
-    let by_name: HashMap<String, usize> = rules.iter().enumerate().map(|(i, r)| (r.name.clone(), i)).collect();
+    let by_name: HashMap<String, usize> = rules
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.name.clone(), i))
+        .collect();
     for r in rules.iter_mut() {
         if let Test::Meta(e) = &mut r.test {
             e.resolve(&|n| by_name.get(n).copied());
@@ -176,7 +195,9 @@ pub fn compile(l: Loaded) -> RuleSet {
         }
     }
     let mut order: Vec<usize> = (0..rules.len())
-        .filter(|&i| !matches!(rules[i].test, Test::Meta(_)) && (rules[i].score != 0.0 || needed[i]))
+        .filter(|&i| {
+            !matches!(rules[i].test, Test::Meta(_)) && (rules[i].score != 0.0 || needed[i])
+        })
         .collect();
     order.sort_by_key(|&i| rules[i].priority);
     let metas = meta_order(&rules, &by_name, &needed);
@@ -199,7 +220,13 @@ pub fn compile(l: Loaded) -> RuleSet {
 fn meta_order(rules: &[Rule], by_name: &HashMap<String, usize>, needed: &[bool]) -> Vec<usize> {
     let mut state = vec![0u8; rules.len()];
     let mut out = Vec::new();
-    fn visit(i: usize, rules: &[Rule], by_name: &HashMap<String, usize>, state: &mut [u8], out: &mut Vec<usize>) {
+    fn visit(
+        i: usize,
+        rules: &[Rule],
+        by_name: &HashMap<String, usize>,
+        state: &mut [u8],
+        out: &mut Vec<usize>,
+    ) {
         if state[i] != 0 {
             return;
         }
@@ -253,7 +280,9 @@ pub fn compile_test(kind: RuleKind, def: &str) -> Result<Test, String> {
             if let Some(h) = def.strip_prefix("exists:") {
                 return Ok(Test::Exists(h.trim().to_string()));
             }
-            let (spec, rest) = def.split_once(char::is_whitespace).ok_or("header rule needs NAME =~ /re/")?;
+            let (spec, rest) = def
+                .split_once(char::is_whitespace)
+                .ok_or("header rule needs NAME =~ /re/")?;
             let rest = rest.trim_start();
             let (negate, rest) = if let Some(r) = rest.strip_prefix("=~") {
                 (false, r)
@@ -268,10 +297,17 @@ pub fn compile_test(kind: RuleKind, def: &str) -> Result<Test, String> {
                 .strip_prefix("[if-unset:")
                 .and_then(|x| x.strip_suffix(']'))
                 .map(|x| x.trim().as_bytes().to_vec());
-            Ok(Test::Header { spec: spec.to_string(), re, negate, unset })
+            Ok(Test::Header {
+                spec: spec.to_string(),
+                re,
+                negate,
+                unset,
+            })
         }
         RuleKind::Mimeheader => {
-            let (spec, rest) = def.split_once(char::is_whitespace).ok_or("mimeheader needs NAME =~ /re/")?;
+            let (spec, rest) = def
+                .split_once(char::is_whitespace)
+                .ok_or("mimeheader needs NAME =~ /re/")?;
             let rest = rest.trim_start();
             let (negate, rest) = if let Some(r) = rest.strip_prefix("=~") {
                 (false, r)
@@ -285,7 +321,12 @@ pub fn compile_test(kind: RuleKind, def: &str) -> Result<Test, String> {
                 Some(n) => (n.to_string(), true),
                 None => (spec.to_string(), false),
             };
-            Ok(Test::Mimeheader { name, raw, re, negate })
+            Ok(Test::Mimeheader {
+                name,
+                raw,
+                re,
+                negate,
+            })
         }
         RuleKind::Body | RuleKind::Rawbody | RuleKind::Full | RuleKind::Uri => {
             if def.starts_with("eval:") {

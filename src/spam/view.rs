@@ -42,32 +42,49 @@ pub struct View {
     pub html: Option<html::Rendered>,
     /// Header fields of the MIME parts below the top level, unfolded, for `mimeheader` rules.
     pub mime_headers: Vec<(String, String)>,
+    pub relays: super::relays::Relays,
     pub line_ending_crlf: bool,
 }
 
 impl View {
     pub fn new(msg: &[u8]) -> View {
-        let mut v = View { full: msg.to_vec(), ..Default::default() };
-        v.line_ending_crlf = memchr::memmem::find(msg, b"\r\n").is_some_and(|i| msg[..i].iter().all(|&b| b != b'\n'));
+        let mut v = View {
+            full: msg.to_vec(),
+            ..Default::default()
+        };
+        v.line_ending_crlf = memchr::memmem::find(msg, b"\r\n")
+            .is_some_and(|i| msg[..i].iter().all(|&b| b != b'\n'));
         let (fields, body_start) = split_header(msg);
         v.fields = fields;
         v.body_start = body_start;
+        let rcvd: Vec<String> = v
+            .raw_values("Received")
+            .map(|r| String::from_utf8_lossy(&unfold_raw(r)).into_owned())
+            .collect();
+        v.relays = super::relays::parse_all(rcvd.iter().map(String::as_str));
         v.build_body();
         v
     }
 
     /// All raw values of a header, in order (name compared case-insensitively).
     pub fn raw_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.fields.iter().filter(move |f| f.name.eq_ignore_ascii_case(name)).map(|f| f.raw.as_slice())
+        self.fields
+            .iter()
+            .filter(move |f| f.name.eq_ignore_ascii_case(name))
+            .map(|f| f.raw.as_slice())
     }
 
     pub fn has_header(&self, name: &str) -> bool {
-        self.fields.iter().any(|f| f.name.eq_ignore_ascii_case(name))
+        self.fields
+            .iter()
+            .any(|f| f.name.eq_ignore_ascii_case(name))
     }
 
     /// Decoded, unfolded values, each ending in "\n", as SpamAssassin's `get_header` returns them.
     pub fn decoded_values(&self, name: &str) -> Vec<Vec<u8>> {
-        self.raw_values(name).map(|r| decode_header_value(r, name)).collect()
+        self.raw_values(name)
+            .map(|r| decode_header_value(r, name))
+            .collect()
     }
 
     /// The value a header rule tests: `Name`, `Name:raw`, `Name:addr`, `Name:name`, `ALL`, `ToCc`,
@@ -90,20 +107,45 @@ impl View {
                 _ => {}
             }
         }
+        let relay_str = match name.to_ascii_lowercase().as_str() {
+            "x-spam-relays-untrusted" | "x-spam-relays-external" => {
+                Some(self.relays.untrusted_str())
+            }
+            "x-spam-relays-trusted" | "x-spam-relays-internal" => Some(self.relays.trusted_str()),
+            _ => None,
+        };
+        if let Some(s) = relay_str {
+            return Some(s.into_bytes());
+        }
         let mut vals: Vec<Vec<u8>> = if name == "ALL" {
             if raw {
-                self.fields.iter().map(|f| [f.name.as_bytes(), b": ", &f.raw, b"\n"].concat()).collect()
+                self.fields
+                    .iter()
+                    .map(|f| [f.name.as_bytes(), b": ", &f.raw, b"\n"].concat())
+                    .collect()
             } else {
                 self.fields
                     .iter()
-                    .map(|f| [f.name.as_bytes(), b": ", &decode_header_value(&f.raw, &f.name)].concat())
+                    .map(|f| {
+                        [
+                            f.name.as_bytes(),
+                            b": ",
+                            &decode_header_value(&f.raw, &f.name),
+                        ]
+                        .concat()
+                    })
                     .collect()
             }
         } else {
             let single = [name];
             let names: &[&str] = match name {
                 "ToCc" => &["To", "Cc"],
-                "MESSAGEID" => &["X-Message-Id", "Resent-Message-Id", "X-Original-Message-ID", "Message-Id"],
+                "MESSAGEID" => &[
+                    "X-Message-Id",
+                    "Resent-Message-Id",
+                    "X-Original-Message-ID",
+                    "Message-Id",
+                ],
                 "EnvelopeFrom" => &["X-Envelope-From", "Return-Path"],
                 _ => &single,
             };
@@ -142,7 +184,11 @@ impl View {
                         let d = decode_header_value(p.as_bytes(), "name");
                         let d = String::from_utf8_lossy(&d);
                         let d = d.split_whitespace().collect::<Vec<_>>().join(" ");
-                        let d = d.strip_prefix('\'').and_then(|x| x.strip_suffix('\'')).unwrap_or(&d).to_string();
+                        let d = d
+                            .strip_prefix('\'')
+                            .and_then(|x| x.strip_suffix('\''))
+                            .unwrap_or(&d)
+                            .to_string();
                         out.push(d.into_bytes());
                     }
                 }
@@ -154,7 +200,10 @@ impl View {
     }
 
     fn build_body(&mut self) {
-        let subject = self.decoded_values("Subject").pop().unwrap_or_else(|| b"\n".to_vec());
+        let subject = self
+            .decoded_values("Subject")
+            .pop()
+            .unwrap_or_else(|| b"\n".to_vec());
         let mut text = String::new();
         let mut raw_chunks: Vec<Vec<u8>> = Vec::new();
         let mut uris: Vec<String> = Vec::new();
@@ -191,7 +240,10 @@ impl View {
         for (pi, part) in msg.parts.iter().enumerate() {
             if pi > 0 {
                 for h in &part.headers {
-                    let raw = msg.raw_message.get(h.offset_start as usize..h.offset_end as usize).unwrap_or(b"");
+                    let raw = msg
+                        .raw_message
+                        .get(h.offset_start as usize..h.offset_end as usize)
+                        .unwrap_or(b"");
                     let v = String::from_utf8_lossy(&unfold_raw(raw)).trim().to_string();
                     self.mime_headers.push((h.name.as_str().to_string(), v));
                 }
@@ -199,10 +251,17 @@ impl View {
             let ct = part.content_type();
             let ctype = ct
                 .map(|c| {
-                    format!("{}/{}", c.c_type.to_ascii_lowercase(), c.c_subtype.as_deref().unwrap_or("").to_ascii_lowercase())
+                    format!(
+                        "{}/{}",
+                        c.c_type.to_ascii_lowercase(),
+                        c.c_subtype.as_deref().unwrap_or("").to_ascii_lowercase()
+                    )
                 })
                 .unwrap_or_else(|| "text/plain".into());
-            let charset = ct.and_then(|c| c.attribute("charset")).unwrap_or("").to_ascii_lowercase();
+            let charset = ct
+                .and_then(|c| c.attribute("charset"))
+                .unwrap_or("")
+                .to_ascii_lowercase();
             let encoding = part
                 .content_transfer_encoding()
                 .map(|e| e.to_ascii_lowercase())
@@ -216,31 +275,59 @@ impl View {
                     if ctype == "text/calendar" {
                         continue;
                     }
-                    self.parts.push(PartInfo { ctype, charset, encoding, text_len: t.len(), is_attachment });
+                    self.parts.push(PartInfo {
+                        ctype,
+                        charset,
+                        encoding,
+                        text_len: t.len(),
+                        is_attachment,
+                    });
                     if !text.is_empty() {
                         text.push('\n');
                     }
                     text.push_str(truncate_at(t, BODY_SCAN));
-                    raw.extend(split_paragraph_chunks(truncate_at(t, RAWBODY_SCAN).as_bytes()));
+                    raw.extend(split_paragraph_chunks(
+                        truncate_at(t, RAWBODY_SCAN).as_bytes(),
+                    ));
                 }
                 PartType::Html(h) => {
-                    self.parts.push(PartInfo { ctype, charset, encoding, text_len: h.len(), is_attachment });
+                    self.parts.push(PartInfo {
+                        ctype,
+                        charset,
+                        encoding,
+                        text_len: h.len(),
+                        is_attachment,
+                    });
                     let r = html::render(h);
                     if !text.is_empty() {
                         text.push('\n');
                     }
                     text.push_str(truncate_at(&r.text, BODY_SCAN));
                     uris.extend(r.uris.iter().cloned());
-                    raw.extend(split_paragraph_chunks(truncate_at(h, RAWBODY_SCAN).as_bytes()));
+                    raw.extend(split_paragraph_chunks(
+                        truncate_at(h, RAWBODY_SCAN).as_bytes(),
+                    ));
                     if self.html.is_none() {
                         self.html = Some(r);
                     }
                 }
                 PartType::Binary(b) | PartType::InlineBinary(b) => {
-                    self.parts.push(PartInfo { ctype, charset, encoding, text_len: b.len(), is_attachment });
+                    self.parts.push(PartInfo {
+                        ctype,
+                        charset,
+                        encoding,
+                        text_len: b.len(),
+                        is_attachment,
+                    });
                 }
                 PartType::Message(m) => {
-                    self.parts.push(PartInfo { ctype, charset, encoding, text_len: 0, is_attachment });
+                    self.parts.push(PartInfo {
+                        ctype,
+                        charset,
+                        encoding,
+                        text_len: 0,
+                        is_attachment,
+                    });
                     self.walk(m, text, raw, uris, depth + 1);
                 }
             }
@@ -294,7 +381,11 @@ fn split_short_lines(text: &[u8]) -> Vec<Vec<u8>> {
     for line in text.split_inclusive(|&b| b == b'\n') {
         let mut line = line;
         while line.len() > MAX_LINE {
-            let cut = line[..MAX_LINE].iter().rposition(|&b| b == b' ').map(|p| p + 1).unwrap_or(MAX_LINE);
+            let cut = line[..MAX_LINE]
+                .iter()
+                .rposition(|&b| b == b' ')
+                .map(|p| p + 1)
+                .unwrap_or(MAX_LINE);
             out.push(line[..cut].to_vec());
             line = &line[cut..];
         }
@@ -314,7 +405,10 @@ fn split_paragraph_chunks(t: &[u8]) -> Vec<Vec<u8>> {
     while t.len() - ofs > 2 * MAX_LINE {
         let find = |c: u8| memchr::memchr(c, &t[ofs + MAX_LINE..]).map(|p| p + ofs + MAX_LINE);
         let ok = |j: Option<usize>| j.filter(|&j| j - ofs < 2 * MAX_LINE);
-        let j = ok(find(b'\n')).or_else(|| ok(find(b'>'))).or_else(|| ok(find(b' '))).unwrap_or(ofs + MAX_LINE);
+        let j = ok(find(b'\n'))
+            .or_else(|| ok(find(b'>')))
+            .or_else(|| ok(find(b' ')))
+            .unwrap_or(ofs + MAX_LINE);
         out.push(t[ofs..=j.min(t.len() - 1)].to_vec());
         ofs = j + 1;
     }
@@ -330,10 +424,14 @@ pub fn split_header(msg: &[u8]) -> (Vec<Field>, usize) {
     let mut fields: Vec<Field> = Vec::new();
     let mut pos = 0;
     if msg.starts_with(b"From ") {
-        pos = memchr::memchr(b'\n', msg).map(|p| p + 1).unwrap_or(msg.len());
+        pos = memchr::memchr(b'\n', msg)
+            .map(|p| p + 1)
+            .unwrap_or(msg.len());
     }
     while pos < msg.len() {
-        let end = memchr::memchr(b'\n', &msg[pos..]).map(|p| pos + p + 1).unwrap_or(msg.len());
+        let end = memchr::memchr(b'\n', &msg[pos..])
+            .map(|p| pos + p + 1)
+            .unwrap_or(msg.len());
         let line = &msg[pos..end];
         let content = line.strip_suffix(b"\n").unwrap_or(line);
         let content = content.strip_suffix(b"\r").unwrap_or(content);
@@ -346,7 +444,9 @@ pub fn split_header(msg: &[u8]) -> (Vec<Field>, usize) {
                 f.raw.extend_from_slice(content);
             }
         } else if let Some(colon) = memchr::memchr(b':', content) {
-            let name = String::from_utf8_lossy(&content[..colon]).trim_end().to_string();
+            let name = String::from_utf8_lossy(&content[..colon])
+                .trim_end()
+                .to_string();
             if name.is_empty() || name.contains(char::is_whitespace) {
                 return (fields, pos);
             }
@@ -354,7 +454,10 @@ pub fn split_header(msg: &[u8]) -> (Vec<Field>, usize) {
             while let [b' ' | b'\t', rest @ ..] = v {
                 v = rest;
             }
-            fields.push(Field { name, raw: v.to_vec() });
+            fields.push(Field {
+                name,
+                raw: v.to_vec(),
+            });
         } else {
             return (fields, pos);
         }
@@ -401,7 +504,14 @@ pub fn decode_header_value(raw: &[u8], name: &str) -> Vec<u8> {
     let lname = name.to_ascii_lowercase();
     let skip = matches!(
         lname.as_str(),
-        "received" | "message-id" | "resent-message-id" | "date" | "resent-date" | "mime-version" | "references" | "in-reply-to"
+        "received"
+            | "message-id"
+            | "resent-message-id"
+            | "date"
+            | "resent-date"
+            | "mime-version"
+            | "references"
+            | "in-reply-to"
     ) || lname.starts_with("list-");
     if !v.is_ascii() {
         // Raw 8-bit: keep valid UTF-8, else read it as Windows-1252 as SpamAssassin's guesswork mostly does.
@@ -464,7 +574,10 @@ fn parse_encoded_word(s: &str) -> Option<(String, usize)> {
             let cleaned: String = data.chars().filter(|c| !c.is_whitespace()).collect();
             base64::engine::general_purpose::STANDARD
                 .decode(cleaned.trim_end_matches('='))
-                .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(cleaned.trim_end_matches('=')))
+                .or_else(|_| {
+                    base64::engine::general_purpose::STANDARD_NO_PAD
+                        .decode(cleaned.trim_end_matches('='))
+                })
                 .ok()?
         }
         "Q" | "q" => {
@@ -475,7 +588,9 @@ fn parse_encoded_word(s: &str) -> Option<(String, usize)> {
                 match b[i] {
                     b'_' => out.push(b' '),
                     b'=' => {
-                        let h = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+                        let h = b
+                            .get(i + 1..i + 3)
+                            .and_then(|h| std::str::from_utf8(h).ok());
                         match h.and_then(|h| u8::from_str_radix(h, 16).ok()) {
                             Some(v) => {
                                 out.push(v);
@@ -492,7 +607,8 @@ fn parse_encoded_word(s: &str) -> Option<(String, usize)> {
         }
         _ => return None,
     };
-    let enc = encoding_rs::Encoding::for_label(charset.as_bytes()).unwrap_or(encoding_rs::WINDOWS_1252);
+    let enc =
+        encoding_rs::Encoding::for_label(charset.as_bytes()).unwrap_or(encoding_rs::WINDOWS_1252);
     let (text, _, _) = enc.decode(&bytes);
     Some((text.into_owned(), 2 + end + 2))
 }
@@ -525,7 +641,10 @@ pub fn parse_addresses(s: &str) -> Vec<(Option<String>, String)> {
         let mut item = item.trim().to_string();
         // Group syntax "name: a, b;" — drop the group label.
         if let Some(colon) = item.find(':') {
-            if !item[..colon].contains('<') && !item[..colon].contains('@') && !item[..colon].contains('"') {
+            if !item[..colon].contains('<')
+                && !item[..colon].contains('@')
+                && !item[..colon].contains('"')
+            {
                 item = item[colon + 1..].trim().to_string();
             }
         }
@@ -536,13 +655,23 @@ pub fn parse_addresses(s: &str) -> Vec<(Option<String>, String)> {
             if lt < gt {
                 let addr = item[lt + 1..gt].trim().to_string();
                 let phrase = item[..lt].trim().trim_matches('"').trim().to_string();
-                out.push((if phrase.is_empty() { None } else { Some(phrase) }, addr));
+                out.push((
+                    if phrase.is_empty() {
+                        None
+                    } else {
+                        Some(phrase)
+                    },
+                    addr,
+                ));
                 continue;
             }
         }
         // "addr (Comment)" form.
         let (addr, comment) = match item.find('(') {
-            Some(p) => (item[..p].trim().to_string(), Some(item[p + 1..].trim_end_matches(')').trim().to_string())),
+            Some(p) => (
+                item[..p].trim().to_string(),
+                Some(item[p + 1..].trim_end_matches(')').trim().to_string()),
+            ),
             None => (item.clone(), None),
         };
         out.push((comment.filter(|c| !c.is_empty()), addr));
@@ -558,7 +687,10 @@ mod tests {
     fn header_values() {
         let m = b"Subject: =?utf-8?q?caf=C3=A9?=\n =?utf-8?b?IG9r?=\nFrom: \"Bob X\" <bob@x.org>\nTo: a@b, c@d\n\nHello\n\nWorld  there\n";
         let v = View::new(m);
-        assert_eq!(v.header_for_rule("Subject").unwrap(), "caf\u{e9} ok\n".as_bytes());
+        assert_eq!(
+            v.header_for_rule("Subject").unwrap(),
+            "caf\u{e9} ok\n".as_bytes()
+        );
         assert_eq!(v.header_for_rule("From:addr").unwrap(), b"bob@x.org");
         assert_eq!(v.header_for_rule("From:name").unwrap(), b"Bob X");
         assert_eq!(v.header_for_rule("ToCc:addr").unwrap(), b"a@b\nc@d");
