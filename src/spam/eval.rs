@@ -307,8 +307,8 @@ pub fn run(call: &Call, v: &View) -> f64 {
             Some("missing_head_body_separator") => b(v.body_start >= v.full.len() && !v.full.ends_with(b"\n\n")),
             _ => 0.0,
         },
-        // No Bayes database yet (issue 6 fills this in): BAYES_xx never fires, as in a fresh SpamAssassin.
-        "check_bayes" => 0.0,
+        // The probability `bayes::check` put in place for this message; none: BAYES_xx never fires.
+        "check_bayes" => crate::spam::bayes::eval_check_bayes(a),
         _ => 0.0,
     }
 }
