@@ -16,6 +16,9 @@ pub struct BayesConfig {
     pub per_user: bool,
     /// Tokens kept after expiry (SpamAssassin's `bayes_expiry_max_db_size`, 150,000 tokens).
     pub max_tokens: u64,
+    /// Let spamc `-L`/`-C` (TELL) teach the database. spamd needs `--allow-tell` for this; correo allows
+    /// it by default because the daemon listens on loopback or a local socket unless told otherwise.
+    pub allow_tell: bool,
     /// Learn from scored mail on its own (SpamAssassin's `bayes_auto_learn`).
     pub auto_learn: bool,
     /// Score, without the Bayes rules, at or above which a message is learned as spam.
@@ -39,6 +42,7 @@ impl Default for BayesConfig {
             min_ham: 200,
             per_user: false,
             max_tokens: 150_000,
+            allow_tell: true,
             auto_learn: true,
             auto_learn_threshold_spam: 12.0,
             auto_learn_threshold_nonspam: 0.1,

@@ -20,6 +20,10 @@ pub fn answer(bayes: &Bayes, req: &Request, msg: &[u8]) -> Vec<u8> {
     if set && req.message_class.is_none() {
         return ProtoError::bad("(TELL Set without Message-class)").to_bytes();
     }
+    if !bayes.cfg.allow_tell {
+        // spamd's answer without --allow-tell, so spamc users see the message they know.
+        return ProtoError::unavailable("TELL commands are not enabled, set the --allow-tell switch.").to_bytes();
+    }
     if !bayes.cfg.enabled {
         return ProtoError::unavailable(
             "Bayes is disabled in correo.toml ([spam.bayes] enabled = false)",
