@@ -28,7 +28,11 @@ struct Msg {
 
 fn list(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|r| r.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect())
+        .map(|r| {
+            r.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file())
+                .collect()
+        })
         .unwrap_or_default();
     v.sort();
     v
@@ -55,24 +59,41 @@ fn main() {
             files.extend(list(&corpus.join(d)));
         }
         for (i, p) in files.into_iter().enumerate() {
-            msgs.push(Msg { path: p, spam, fold: i % FOLDS, hashes: Vec::new() });
+            msgs.push(Msg {
+                path: p,
+                spam,
+                fold: i % FOLDS,
+                hashes: Vec::new(),
+            });
         }
     }
     for k in 0..FOLDS {
         for (class, spam) in [("spam", true), ("ham", false)] {
-            let mut f = std::fs::File::create(out.join("folds").join(format!("{k}.{class}"))).expect("fold list");
+            let mut f = std::fs::File::create(out.join("folds").join(format!("{k}.{class}")))
+                .expect("fold list");
             for m in msgs.iter().filter(|m| m.fold == k && m.spam == spam) {
                 let _ = writeln!(f, "{}", m.path.display());
             }
         }
     }
     let t = std::time::Instant::now();
-    let raw: Vec<Vec<u8>> = msgs.iter().map(|m| std::fs::read(&m.path).map(|d| strip_from_line(&d).to_vec()).unwrap_or_default()).collect();
+    let raw: Vec<Vec<u8>> = msgs
+        .iter()
+        .map(|m| {
+            std::fs::read(&m.path)
+                .map(|d| strip_from_line(&d).to_vec())
+                .unwrap_or_default()
+        })
+        .collect();
     let toks = correo::spam::bayes::learn::tokenize_all(&raw);
     for (m, t) in msgs.iter_mut().zip(toks) {
         m.hashes = t.hashes;
     }
-    eprintln!("tokenized {} messages in {:.1}s", msgs.len(), t.elapsed().as_secs_f64());
+    eprintln!(
+        "tokenized {} messages in {:.1}s",
+        msgs.len(),
+        t.elapsed().as_secs_f64()
+    );
 
     // All counts once; each fold subtracts its own messages.
     let mut all: HashMap<i64, (u64, u64)> = HashMap::new();
@@ -92,7 +113,9 @@ fn main() {
     cfg.robinson_s = env("BAYES_S").unwrap_or(cfg.robinson_s);
     cfg.robinson_x = env("BAYES_X").unwrap_or(cfg.robinson_x);
     cfg.min_strength = env("BAYES_MIN_STRENGTH").unwrap_or(cfg.min_strength);
-    cfg.max_tokens_used = env("BAYES_TOKENS").map(|v| v as usize).unwrap_or(cfg.max_tokens_used);
+    cfg.max_tokens_used = env("BAYES_TOKENS")
+        .map(|v| v as usize)
+        .unwrap_or(cfg.max_tokens_used);
     let loaded = correo::spam::load::load(&rule_paths).expect("rules");
     let rs = correo::spam::rules::compile(loaded);
     let mut f_bayes = std::fs::File::create(out.join("correo-bayes.tsv")).expect("tsv");
@@ -119,10 +142,23 @@ fn main() {
                 nh += 1
             }
         }
-        let test: Vec<(usize, &Msg)> = msgs.iter().enumerate().filter(|(_, m)| m.fold == k).collect();
+        let test: Vec<(usize, &Msg)> = msgs
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.fold == k)
+            .collect();
         // Score the fold on every core: (index, p, rules score, rules+bayes score).
         let score = |(i, m): &(usize, &Msg)| {
-            let c: Vec<Counts> = m.hashes.iter().map(|h| counts.get(h).map(|&(s, hm)| Counts { spam: s, ham: hm }).unwrap_or_default()).collect();
+            let c: Vec<Counts> = m
+                .hashes
+                .iter()
+                .map(|h| {
+                    counts
+                        .get(h)
+                        .map(|&(s, hm)| Counts { spam: s, ham: hm })
+                        .unwrap_or_default()
+                })
+                .collect();
             let p = classifier::classify(&cfg, ns, nh, &c).probability;
             let view = View::new(&raw[*i]);
             let r = with_probability(None, || rs.check_view(&view)).score;
@@ -131,8 +167,13 @@ fn main() {
         };
         let chunk = test.len().div_ceil(2);
         let res: Vec<(bool, f64, f64, f64)> = std::thread::scope(|s| {
-            let hs: Vec<_> = test.chunks(chunk).map(|c| s.spawn(move || c.iter().map(score).collect::<Vec<_>>())).collect();
-            hs.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+            let hs: Vec<_> = test
+                .chunks(chunk)
+                .map(|c| s.spawn(move || c.iter().map(score).collect::<Vec<_>>()))
+                .collect();
+            hs.into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
         });
         for (spam, p, r, rb) in res {
             let class = if spam { "spam" } else { "ham" };
@@ -140,6 +181,10 @@ fn main() {
             let _ = writeln!(f_rules, "{k}\t{class}\t{r:.3}");
             let _ = writeln!(f_rb, "{k}\t{class}\t{rb:.3}");
         }
-        eprintln!("fold {k}: trained on {ns} spam + {nh} ham, tested {} ({:.1}s)", test.len(), t.elapsed().as_secs_f64());
+        eprintln!(
+            "fold {k}: trained on {ns} spam + {nh} ham, tested {} ({:.1}s)",
+            test.len(),
+            t.elapsed().as_secs_f64()
+        );
     }
 }

@@ -11,7 +11,12 @@ const HAM: &str = include_str!("spam/ham.eml");
 const SPAM: &str = "From: promo@deals.example\nTo: you@site.example\nSubject: lottery winner\nMessage-Id: <p1@deals.example>\n\nYou won the lottery, claim your casino prize now.\n";
 
 fn peer_or_skip(prog: &str) -> bool {
-    let ok = Command::new("sh").arg("-c").arg(format!("command -v {prog}")).stdout(Stdio::null()).status().is_ok_and(|s| s.success());
+    let ok = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {prog}"))
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
     if ok {
         return true;
     }
@@ -38,11 +43,20 @@ impl Drop for Daemon {
 fn start(toml: &str) -> Daemon {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("correo.toml"), toml).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_correo"))
         .arg("--home")
         .arg(dir.path())
-        .args(["spam", "daemon", "--listen", &format!("127.0.0.1:{port}"), "--rules"])
+        .args([
+            "spam",
+            "daemon",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--rules",
+        ])
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("rules"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -50,7 +64,10 @@ fn start(toml: &str) -> Daemon {
         .unwrap();
     let t = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(t.elapsed() < Duration::from_secs(60), "daemon did not start");
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "daemon did not start"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     Daemon { child, port, dir }
@@ -72,12 +89,21 @@ fn spamc(d: &Daemon, args: &[&str], input: &str) -> Output {
 }
 
 fn dump(d: &Daemon) -> String {
-    let o = Command::new(env!("CARGO_BIN_EXE_correo")).arg("--home").arg(d.dir.path()).args(["spam", "learn", "--dump"]).output().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_correo"))
+        .arg("--home")
+        .arg(d.dir.path())
+        .args(["spam", "learn", "--dump"])
+        .output()
+        .unwrap();
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 fn out(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 #[test]
@@ -87,17 +113,33 @@ fn spamc_learn_changes_the_counts() {
     }
     let d = start("[spam.bayes]\nauto_learn = false\n");
     let o = spamc(&d, &["-L", "spam"], SPAM);
-    assert!(out(&o).contains("Message successfully un/learned"), "{}", out(&o));
+    assert!(
+        out(&o).contains("Message successfully un/learned"),
+        "{}",
+        out(&o)
+    );
     assert!(dump(&d).contains("nspam=1 nham=0"), "{}", dump(&d));
     // The same message again: counted once, and spamc says so.
     let o = spamc(&d, &["-L", "spam"], SPAM);
-    assert!(out(&o).contains("Message was already un/learned"), "{}", out(&o));
+    assert!(
+        out(&o).contains("Message was already un/learned"),
+        "{}",
+        out(&o)
+    );
     assert!(dump(&d).contains("nspam=1 nham=0"));
     let o = spamc(&d, &["-L", "ham"], HAM);
-    assert!(out(&o).contains("Message successfully un/learned"), "{}", out(&o));
+    assert!(
+        out(&o).contains("Message successfully un/learned"),
+        "{}",
+        out(&o)
+    );
     assert!(dump(&d).contains("nspam=1 nham=1"), "{}", dump(&d));
     let o = spamc(&d, &["-L", "forget"], SPAM);
-    assert!(out(&o).contains("Message successfully un/learned"), "{}", out(&o));
+    assert!(
+        out(&o).contains("Message successfully un/learned"),
+        "{}",
+        out(&o)
+    );
     assert!(dump(&d).contains("nspam=0 nham=1"), "{}", dump(&d));
 }
 
@@ -114,7 +156,11 @@ fn spamc_user_gets_its_own_database_when_configured() {
     let dm = dump(&d);
     assert!(dm.contains("user=alice nspam=1 nham=0"), "{dm}");
     // Without -u, spamc sends the name of the unix user running it: that user's own database.
-    assert!(dm.lines().any(|l| !l.starts_with("user=alice") && l.contains("nspam=0 nham=1")), "{dm}");
+    assert!(
+        dm.lines()
+            .any(|l| !l.starts_with("user=alice") && l.contains("nspam=0 nham=1")),
+        "{dm}"
+    );
 }
 
 #[test]

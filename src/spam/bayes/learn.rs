@@ -197,11 +197,7 @@ impl Progress {
         }
         self.last = Instant::now();
         let rate = done as f64 / self.started.elapsed().as_secs_f64().max(1e-6);
-        let pct = if self.total == 0 {
-            100
-        } else {
-            done * 100 / self.total
-        };
+        let pct = (done * 100).checked_div(self.total).unwrap_or(100);
         let width = 30;
         let fill = pct * width / 100;
         let line = format!(

@@ -152,8 +152,8 @@ pub struct Fit {
 
 /// Fits on the rows not held out (index % 5 != 4) and evaluates on the rest.
 pub fn fit(rows: &[Row], nfeat: usize, required: f64, alpha: f64) -> Result<Fit> {
-    let (train, test): (Vec<(usize, &Row)>, Vec<(usize, &Row)>) =
-        rows.iter().enumerate().partition(|(i, _)| i % 5 != 4);
+    type Part<'a> = Vec<(usize, &'a Row)>;
+    let (train, test): (Part, Part) = rows.iter().enumerate().partition(|(i, _)| i % 5 != 4);
     let ns = train.iter().filter(|(_, r)| r.spam).count();
     if ns == 0 || ns == train.len() {
         return Err(Error::data(

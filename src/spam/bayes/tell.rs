@@ -22,7 +22,10 @@ pub fn answer(bayes: &Bayes, req: &Request, msg: &[u8]) -> Vec<u8> {
     }
     if !bayes.cfg.allow_tell {
         // spamd's answer without --allow-tell, so spamc users see the message they know.
-        return ProtoError::unavailable("TELL commands are not enabled, set the --allow-tell switch.").to_bytes();
+        return ProtoError::unavailable(
+            "TELL commands are not enabled, set the --allow-tell switch.",
+        )
+        .to_bytes();
     }
     if !bayes.cfg.enabled {
         return ProtoError::unavailable(
