@@ -36,10 +36,10 @@ pub struct LearnArgs {
 #[derive(clap::Args, Debug)]
 pub struct RescoreArgs {
     /// Spam to fit on (files, directories, Maildirs, mbox; repeatable).
-    #[arg(long, required = true)]
+    #[arg(long, required = true, num_args = 1..)]
     pub spam: Vec<PathBuf>,
     /// Ham to fit on (repeatable).
-    #[arg(long, required = true)]
+    #[arg(long, required = true, num_args = 1..)]
     pub ham: Vec<PathBuf>,
     #[arg(long = "rules", value_name = "DIR")]
     pub rules: Vec<PathBuf>,
@@ -49,6 +49,9 @@ pub struct RescoreArgs {
     /// L2 regularisation: larger keeps scores small and rare rules near zero.
     #[arg(long, default_value_t = 1.0)]
     pub alpha: f64,
+    /// Most ham (as a fraction of the training ham) the fitted scores may mark spam.
+    #[arg(long, default_value_t = 0.001)]
+    pub max_fpr: f64,
 }
 
 #[derive(clap::Args, Debug)]
@@ -132,7 +135,13 @@ pub fn rescore(home: &Home, a: RescoreArgs) -> Result<()> {
         features.len(),
         a.alpha
     );
-    let fit = super::rescore::fit(&rows, features.len(), rs.settings.required_score, a.alpha)?;
+    let fit = super::rescore::fit(
+        &rows,
+        features.len(),
+        rs.settings.required_score,
+        a.alpha,
+        a.max_fpr,
+    )?;
     let out = a
         .out
         .unwrap_or_else(|| home.dir.join("spam").join("rescored.cf"));

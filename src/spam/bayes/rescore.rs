@@ -1,7 +1,8 @@
 //! `correo spam rescore`: fits the rule scores to a site's own labelled mail. Each message becomes a row
-//! of rule hits (0/1, or the hit count for `multiple` rules); a logistic regression (`linfa-logistic`,
-//! L2-regularised) learns one weight per rule; the weights are scaled so that the regression's decision
-//! boundary lands on `required_score`, and written as `score` lines a `.cf` file carries. One part of the
+//! of rule hits (0/1); a logistic regression (`linfa-logistic`, L2-regularised) learns one weight per
+//! rule; the boundary is raised until at most `--max-fpr` of the training ham is on the spam side, the
+//! weights are scaled so that boundary lands on `required_score`, and written as `score` lines a `.cf`
+//! file carries. One part of the
 //! mail (every fifth message) is held out and never seen by the fit: precision, recall and false-positive
 //! rate are reported on it for the old scores and the new ones, so a site sees what it is buying.
 //!
@@ -151,7 +152,7 @@ pub struct Fit {
 }
 
 /// Fits on the rows not held out (index % 5 != 4) and evaluates on the rest.
-pub fn fit(rows: &[Row], nfeat: usize, required: f64, alpha: f64) -> Result<Fit> {
+pub fn fit(rows: &[Row], nfeat: usize, required: f64, alpha: f64, max_fpr: f64) -> Result<Fit> {
     type Part<'a> = Vec<(usize, &'a Row)>;
     let (train, test): (Part, Part) = rows.iter().enumerate().partition(|(i, _)| i % 5 != 4);
     let ns = train.iter().filter(|(_, r)| r.spam).count();
@@ -182,10 +183,23 @@ pub fn fit(rows: &[Row], nfeat: usize, required: f64, alpha: f64) -> Result<Fit>
     };
     let w: Vec<f64> = model.params().iter().map(|v| v * sign).collect();
     let b = model.intercept() * sign;
-    // Decision boundary w·x + b = 0 becomes Σ score = required: score = w · required / (−b). An
-    // intercept that is not negative would call an empty message spam; then shift it to make ham the
-    // default, which keeps the fit's ordering of messages and costs little recall.
-    let margin = if b < -0.5 { -b } else { 0.5 };
+    // The regression's own boundary (w·x + b = 0) weighs a false positive like a missed spam; a site
+    // does not. Raise the boundary to t, the lowest margin at which at most `max_fpr` of the training
+    // ham falls on the spam side, then scale so that w·x + b = t becomes Σ score = required:
+    // score = w · required / (t − b). (t − b is kept at least 0.5, so an empty message stays ham.)
+    let mut ham_margins: Vec<f64> = train
+        .iter()
+        .filter(|(_, r)| !r.spam)
+        .map(|(_, r)| r.hits.iter().map(|&(f, v)| w[f] * v).sum::<f64>() + b)
+        .collect();
+    ham_margins.sort_by(|a, b| b.total_cmp(a));
+    let allowed = (max_fpr * ham_margins.len() as f64).floor() as usize;
+    let t = ham_margins
+        .get(allowed)
+        .map(|m| m + 1e-6)
+        .unwrap_or(0.0)
+        .max(0.0);
+    let margin = (t - b).max(0.5);
     let k = required / margin;
     let scores: Vec<f64> = w
         .iter()
@@ -275,7 +289,7 @@ mod tests {
                 old_score: if spam { 6.0 } else { 0.0 },
             });
         }
-        let f = fit(&rows, 3, 5.0, 0.01).unwrap();
+        let f = fit(&rows, 3, 5.0, 0.01, 0.001).unwrap();
         assert!(f.scores[0] >= 5.0, "{:?}", f.scores);
         assert!(f.scores[1] < 0.0, "{:?}", f.scores);
         assert_eq!(f.after.fp, 0);
@@ -293,6 +307,6 @@ mod tests {
             };
             10
         ];
-        assert!(fit(&rows, 1, 5.0, 0.1).is_err());
+        assert!(fit(&rows, 1, 5.0, 0.1, 0.001).is_err());
     }
 }
