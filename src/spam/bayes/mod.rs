@@ -126,6 +126,10 @@ impl Bayes {
         };
         if g.is_none() {
             let mut c = crate::store::open(&self.db)?;
+            // Auto-learn writes once per scored message: with WAL, NORMAL skips the fsync per commit
+            // and can only lose the last lessons on power loss, never corrupt the database. Token
+            // counts are statistics; mail durability does not depend on them.
+            c.pragma_update(None, "synchronous", "NORMAL")?;
             store::migrate(&mut c)?;
             *g = Some(c);
         }
