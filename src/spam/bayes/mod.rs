@@ -218,7 +218,12 @@ pub struct Checked {
 /// Scores a message with the rules and Bayes, then auto-learns when the rules alone were sure.
 pub fn check(rs: &RuleSet, bayes: Option<&Bayes>, user: Option<&str>, msg: &[u8]) -> Checked {
     let view = View::new(msg);
-    let tokens = Tokens::of(&view);
+    // procmail hands spamc the mbox `From ` line; `learn` drops it, so the tokens must not see it either.
+    let tokens = if msg.starts_with(b"From ") {
+        Tokens::of(&View::new(learn::strip_from_line(msg)))
+    } else {
+        Tokens::of(&view)
+    };
     let out = match bayes {
         Some(b) => b.classify(user, &tokens).unwrap_or_else(|e| {
             log::event(
