@@ -55,7 +55,13 @@ pub enum ListCmd {
     /// Send a held post to the list.
     Approve { list: String, id: i64 },
     /// Drop a held post.
-    Discard { list: String, id: i64 },
+    Discard {
+        list: String,
+        id: i64,
+        /// The post was spam: teach Bayes so (approving a post teaches ham).
+        #[arg(long)]
+        spam: bool,
+    },
     /// Drop a held post and tell the poster why.
     Reject {
         list: String,
@@ -216,7 +222,10 @@ pub fn run(home: &Home, cmd: ListCmd) -> Result<()> {
         }
         ListCmd::Approve { list, id } => {
             let l = model::find(&conn, &list)?;
-            match hold::approve(home, &mut conn, &l, id)? {
+            let raw = hold::raw(home, &conn, &l, id)?;
+            let outcome = hold::approve(home, &mut conn, &l, id)?;
+            crate::spam::bayes::cli::learn_moderated(home, &raw, false);
+            match outcome {
                 post::Outcome::Sent { recipients, .. } => println!(
                     "{}: held message {id} approved, sent to {recipients} members",
                     l.address()
@@ -224,9 +233,13 @@ pub fn run(home: &Home, cmd: ListCmd) -> Result<()> {
                 other => println!("{}: {other:?}", l.address()),
             }
         }
-        ListCmd::Discard { list, id } => {
+        ListCmd::Discard { list, id, spam } => {
             let l = model::find(&conn, &list)?;
+            let raw = if spam { Some(hold::raw(home, &conn, &l, id)?) } else { None };
             hold::discard(home, &mut conn, &l, id)?;
+            if let Some(raw) = raw {
+                crate::spam::bayes::cli::learn_moderated(home, &raw, true);
+            }
             println!("{}: held message {id} discarded", l.address());
         }
         ListCmd::Reject { list, id, reason } => {

@@ -41,6 +41,12 @@ pub enum SpamCmd {
         #[arg(long)]
         max_size: Option<usize>,
     },
+    /// Teach Bayes (like `sa-learn`): `--spam|--ham|--forget PATH...`, or `--dump` for the counts.
+    Learn(crate::spam::bayes::cli::LearnArgs),
+    /// Fit the rule scores to this site's labelled mail and write them as a .cf file.
+    Rescore(crate::spam::bayes::cli::RescoreArgs),
+    /// Show why a message from stdin scored what it did: rules hit and the Bayes tokens that weighed most.
+    Explain(crate::spam::bayes::cli::ExplainArgs),
 }
 
 /// Loads and compiles the rules a command asked for; a missing rule directory is a config error.
@@ -83,6 +89,9 @@ pub fn run(home: &Home, cmd: SpamCmd) -> Result<()> {
             let max = max_size.unwrap_or(home.config.spam.max_size);
             crate::spam::daemon::run(home, &listen, &rules, max)
         }
+        SpamCmd::Learn(a) => crate::spam::bayes::cli::learn(home, a),
+        SpamCmd::Rescore(a) => crate::spam::bayes::cli::rescore(home, a),
+        SpamCmd::Explain(a) => crate::spam::bayes::cli::explain(home, a),
     }
 }
 
@@ -90,13 +99,10 @@ fn check(home: &Home, rules: &[PathBuf], report: bool, symbols: bool) -> Result<
     let rs = load_rules(home, rules)?;
     let mut msg = Vec::new();
     std::io::stdin().read_to_end(&mut msg)?;
-    let (view, v) = rs.check(&msg);
-    let m = crate::spam::markup::Marker {
-        rules: &rs,
-        view: &view,
-        v: &v,
-        host: crate::spam::markup::hostname(),
-    };
+    let bayes = crate::spam::bayes::Bayes::open(home);
+    let c = crate::spam::bayes::check(&rs, Some(&bayes), None, &msg);
+    let (view, v) = (c.view, c.verdict);
+    let m = crate::spam::markup::Marker { rules: &rs, view: &view, v: &v, host: crate::spam::markup::hostname() };
     let mut out = std::io::stdout().lock();
     let res = if symbols {
         let names: Vec<&str> = v.hits.iter().map(|&i| rs.rules[i].name.as_str()).collect();

@@ -171,6 +171,11 @@ fn get(conn: &Connection, list: &List, id: i64) -> Result<Held> {
     .ok_or_else(|| Error::usage(format!("no held message {id} on {}", list.address())))
 }
 
+/// The held post's bytes, for callers that learn from moderation (Bayes) before acting on it.
+pub fn raw(home: &Home, conn: &Connection, list: &List, id: i64) -> Result<Vec<u8>> {
+    read(home, &get(conn, list, id)?)
+}
+
 fn read(home: &Home, h: &Held) -> Result<Vec<u8>> {
     let path = held_dir(home).join(&h.file);
     std::fs::read(&path).map_err(|e| Error::from(e).context(path.display()))

@@ -16,6 +16,8 @@ pub struct SpamConfig {
     pub max_size: usize,
     /// Most connections served at once; the rest wait in the kernel's backlog.
     pub max_children: usize,
+    /// `[spam.bayes]`: the Bayes database and auto-learn (see `bayes/config.rs`).
+    pub bayes: super::bayes::BayesConfig,
 }
 
 impl Default for SpamConfig {
@@ -26,6 +28,7 @@ impl Default for SpamConfig {
             listen: Vec::new(),
             max_size: 500 * 1024,
             max_children: 64,
+            bayes: Default::default(),
         }
     }
 }

@@ -30,6 +30,8 @@ pub struct State {
     required_override: Option<f64>,
     pub max_size: usize,
     host: String,
+    /// The Bayes database CHECK reads and TELL teaches.
+    pub bayes: crate::spam::bayes::Bayes,
 }
 
 impl State {
@@ -43,6 +45,7 @@ impl State {
             required_override: home.config.spam.required_score,
             max_size,
             host: super::markup::hostname(),
+            bayes: crate::spam::bayes::Bayes::open(home),
         })
     }
 
@@ -120,13 +123,9 @@ impl State {
 pub fn answer(state: &State, req: &Request, msg: &[u8]) -> Vec<u8> {
     let t = Instant::now();
     let rs = state.for_user(req.user.as_deref());
-    let (view, v) = rs.check(msg);
-    let m = super::markup::Marker {
-        rules: &rs,
-        view: &view,
-        v: &v,
-        host: state.host.clone(),
-    };
+    let c = crate::spam::bayes::check(&rs, Some(&state.bayes), req.user.as_deref(), msg);
+    let (view, v) = (c.view, c.verdict);
+    let m = super::markup::Marker { rules: &rs, view: &view, v: &v, host: state.host.clone() };
     let mut names: Vec<&str> = v.hits.iter().map(|&i| rs.rules[i].name.as_str()).collect();
     names.sort_unstable();
     let symbols = names.join(",");
@@ -163,6 +162,7 @@ pub fn answer(state: &State, req: &Request, msg: &[u8]) -> Vec<u8> {
             ("score", &score),
             ("tests", if symbols.is_empty() { "none" } else { &symbols }),
             ("user", req.user.as_deref().unwrap_or("(unknown)")),
+            ("autolearn", c.autolearn.as_str()),
             ("bytes", &msg.len().to_string()),
             ("secs", &secs),
         ],
@@ -179,12 +179,11 @@ pub async fn serve_conn<S: AsyncRead + AsyncWrite + Unpin>(state: Arc<State>, mu
             if req.verb == Verb::Ping {
                 protocol::pong().to_vec()
             } else if req.verb == Verb::Tell {
-                // Learning arrives with Bayes (issue 6); until then TELL is refused the way spamd refuses
-                // it without --allow-tell.
-                ProtoError::unavailable(
-                    "TELL commands are not enabled, set the --allow-tell switch.",
-                )
-                .to_bytes()
+                let st = state.clone();
+                match tokio::task::spawn_blocking(move || crate::spam::bayes::tell::answer(&st.bayes, &req, &body)).await {
+                    Ok(r) => r,
+                    Err(_) => ProtoError::other(Exit::Software, "Internal error").to_bytes(),
+                }
             } else {
                 let st = state.clone();
                 match tokio::task::spawn_blocking(move || answer(&st, &req, &body)).await {

@@ -477,8 +477,8 @@ pub fn run(call: &Call, v: &View, st: &Settings) -> f64 {
             }
             _ => 0.0,
         },
-        // No Bayes database yet (issue 6 fills this in): BAYES_xx never fires, as in a fresh SpamAssassin.
-        "check_bayes" => 0.0,
+        // The probability `bayes::check` put in place for this message; none: BAYES_xx never fires.
+        "check_bayes" => crate::spam::bayes::eval_check_bayes(a),
         _ => 0.0,
     }
 }

