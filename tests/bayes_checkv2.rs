@@ -33,7 +33,9 @@ fn checkv2_answers_like_rspamd() {
         .unwrap();
     let h = home.clone();
     rt.spawn(async move {
-        let _ = correo::web::run(h, &addr).await;
+        let listener = std::net::TcpListener::bind(&addr).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let _ = correo::web::run(h, listener).await;
     });
     let t = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
