@@ -300,7 +300,9 @@ fn oversized_posts_are_held_with_their_reason() {
 #[test]
 fn broken_mime_eight_bit_headers_and_no_final_newline_still_go_out() {
     let tmp = tempfile::tempdir().unwrap();
-    let Some(sink) = Sink::start(tmp.path()) else { return };
+    let Some(sink) = Sink::start(tmp.path()) else {
+        return;
+    };
     let home = Home::new(sink.port);
     list_with_members(&home, &["ann@example.com"]);
     home.ok(&["list", "set", "dev", "footer", "footer"]);
@@ -317,6 +319,13 @@ fn broken_mime_eight_bit_headers_and_no_final_newline_still_go_out() {
         assert_eq!(o.code, 0, "{}", o.stderr);
     }
     assert_eq!(sink.to("ann@example.com").len(), 3);
-    let raw8 = sink.to("ann@example.com").into_iter().find(|m| m.data.contains("caf")).unwrap();
-    assert!(raw8.header("Subject").unwrap().starts_with("[dev] caf"), "8-bit subject kept and prefixed");
+    let raw8 = sink
+        .to("ann@example.com")
+        .into_iter()
+        .find(|m| m.data.contains("caf"))
+        .unwrap();
+    assert!(
+        raw8.header("Subject").unwrap().starts_with("[dev] caf"),
+        "8-bit subject kept and prefixed"
+    );
 }

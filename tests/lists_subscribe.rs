@@ -240,15 +240,28 @@ fn autoresponders_do_not_get_answers() {
 #[test]
 fn templates_can_be_overridden_per_list() {
     let tmp = tempfile::tempdir().unwrap();
-    let Some(sink) = Sink::start(tmp.path()) else { return };
+    let Some(sink) = Sink::start(tmp.path()) else {
+        return;
+    };
     let home = Home::new(sink.port);
     list_with_members(&home, &[]);
     home.ok(&["list", "set", "dev", "subscribe_policy", "open"]);
     let dir = home.path().join("lists/dev@lists.example.org/templates");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("welcome.txt"), "Subject: Bienvenido a {list}\n\nHola {address}.\n").unwrap();
-    assert_eq!(home.mail("join", "dev", "From: nuevo@example.com\n\n", &[]).code, 0);
+    std::fs::write(
+        dir.join("welcome.txt"),
+        "Subject: Bienvenido a {list}\n\nHola {address}.\n",
+    )
+    .unwrap();
+    assert_eq!(
+        home.mail("join", "dev", "From: nuevo@example.com\n\n", &[])
+            .code,
+        0
+    );
     let m = &sink.to("nuevo@example.com")[0];
-    assert_eq!(m.header("Subject").as_deref(), Some("Bienvenido a dev@lists.example.org"));
+    assert_eq!(
+        m.header("Subject").as_deref(),
+        Some("Bienvenido a dev@lists.example.org")
+    );
     assert!(m.body().contains("Hola nuevo@example.com."), "{}", m.body());
 }

@@ -254,8 +254,14 @@ fn raw_protocol_edges() {
     );
     assert!(raw(d.port, b"CHECK SPAMC/1.5\r\nnocolon\r\n\r\n").starts_with("SPAMD/1.0 76 "));
     // TELL learns (issue 6; `[spam.bayes] allow_tell = false` restores spamd's refusal, code 69).
-    let tell = raw(d.port, b"TELL SPAMC/1.5\r\nMessage-class: spam\r\nSet: local\r\nContent-length: 0\r\n\r\n");
-    assert!(tell.starts_with("SPAMD/1.1 0 EX_OK\r\nDidSet: local\r\n"), "{tell}");
+    let tell = raw(
+        d.port,
+        b"TELL SPAMC/1.5\r\nMessage-class: spam\r\nSet: local\r\nContent-length: 0\r\n\r\n",
+    );
+    assert!(
+        tell.starts_with("SPAMD/1.1 0 EX_OK\r\nDidSet: local\r\n"),
+        "{tell}"
+    );
     let ham = HAM.as_bytes();
     let req = [
         format!(

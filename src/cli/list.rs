@@ -235,7 +235,11 @@ pub fn run(home: &Home, cmd: ListCmd) -> Result<()> {
         }
         ListCmd::Discard { list, id, spam } => {
             let l = model::find(&conn, &list)?;
-            let raw = if spam { Some(hold::raw(home, &conn, &l, id)?) } else { None };
+            let raw = if spam {
+                Some(hold::raw(home, &conn, &l, id)?)
+            } else {
+                None
+            };
             hold::discard(home, &mut conn, &l, id)?;
             if let Some(raw) = raw {
                 crate::spam::bayes::cli::learn_moderated(home, &raw, true);

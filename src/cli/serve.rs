@@ -126,7 +126,11 @@ pub fn run(home: &Home, args: Args) -> Result<()> {
             eprintln!("correo: web listening on {listen}");
             tokio::spawn(async move {
                 if let Err(e) = crate::web::run(web_home, std_listener).await {
-                    crate::message::log::event("web", "-", &[("status", &format!("stopped ({e})"))]);
+                    crate::message::log::event(
+                        "web",
+                        "-",
+                        &[("status", &format!("stopped ({e})"))],
+                    );
                 }
             });
         }

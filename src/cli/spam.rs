@@ -102,7 +102,12 @@ fn check(home: &Home, rules: &[PathBuf], report: bool, symbols: bool) -> Result<
     let bayes = crate::spam::bayes::Bayes::open(home);
     let c = crate::spam::bayes::check(&rs, Some(&bayes), None, &msg);
     let (view, v) = (c.view, c.verdict);
-    let m = crate::spam::markup::Marker { rules: &rs, view: &view, v: &v, host: crate::spam::markup::hostname() };
+    let m = crate::spam::markup::Marker {
+        rules: &rs,
+        view: &view,
+        v: &v,
+        host: crate::spam::markup::hostname(),
+    };
     let mut out = std::io::stdout().lock();
     let res = if symbols {
         let names: Vec<&str> = v.hits.iter().map(|&i| rs.rules[i].name.as_str()).collect();

@@ -125,7 +125,12 @@ pub fn answer(state: &State, req: &Request, msg: &[u8]) -> Vec<u8> {
     let rs = state.for_user(req.user.as_deref());
     let c = crate::spam::bayes::check(&rs, Some(&state.bayes), req.user.as_deref(), msg);
     let (view, v) = (c.view, c.verdict);
-    let m = super::markup::Marker { rules: &rs, view: &view, v: &v, host: state.host.clone() };
+    let m = super::markup::Marker {
+        rules: &rs,
+        view: &view,
+        v: &v,
+        host: state.host.clone(),
+    };
     let mut names: Vec<&str> = v.hits.iter().map(|&i| rs.rules[i].name.as_str()).collect();
     names.sort_unstable();
     let symbols = names.join(",");
@@ -180,7 +185,11 @@ pub async fn serve_conn<S: AsyncRead + AsyncWrite + Unpin>(state: Arc<State>, mu
                 protocol::pong().to_vec()
             } else if req.verb == Verb::Tell {
                 let st = state.clone();
-                match tokio::task::spawn_blocking(move || crate::spam::bayes::tell::answer(&st.bayes, &req, &body)).await {
+                match tokio::task::spawn_blocking(move || {
+                    crate::spam::bayes::tell::answer(&st.bayes, &req, &body)
+                })
+                .await
+                {
                     Ok(r) => r,
                     Err(_) => ProtoError::other(Exit::Software, "Internal error").to_bytes(),
                 }

@@ -89,7 +89,11 @@ pub async fn run(
                     let path = req.uri().path().to_string();
                     let query = req.uri().query().unwrap_or("").to_string();
                     // Small bodies only: a one-click POST is a few bytes; /checkv2 carries a message.
-                    let limit = if path == "/checkv2" { home.config.spam.max_size } else { 64 * 1024 };
+                    let limit = if path == "/checkv2" {
+                        home.config.spam.max_size
+                    } else {
+                        64 * 1024
+                    };
                     let body = match Limited::new(req.into_body(), limit).collect().await {
                         Ok(b) => b.to_bytes(),
                         Err(_) => Bytes::new(),
