@@ -57,40 +57,7 @@ pub fn request_subscribe(
         subscribe_now(home, conn, list, addr, digest)?;
         return Ok(format!("{addr} is now subscribed to {}.", list.address()));
     }
-    if !pending::may_send_confirmation(conn, &addr.key(), home.config.lists.confirm_per_day)? {
-        log::event(
-            "list",
-            &list.address(),
-            &[
-                ("to", &addr.to_string()),
-                ("action", "confirmation"),
-                ("status", "rate-limited"),
-            ],
-        );
-        return Ok(format!(
-            "Too many confirmation requests for {addr} today; try again tomorrow."
-        ));
-    }
-    let token = pending::create(
-        conn,
-        list,
-        Kind::Subscribe,
-        &addr.to_string(),
-        digest,
-        None,
-        home.config.lists.confirm_hours,
-    )?;
-    confirm_notice(home, conn, list, "confirm-subscribe", addr, &token)?;
-    log::event(
-        "list",
-        &list.address(),
-        &[
-            ("to", &addr.to_string()),
-            ("action", "subscribe-confirmation"),
-            ("status", "sent"),
-        ],
-    );
-    Ok(format!("A confirmation request was sent to {addr}."))
+    ask_confirmation(home, conn, list, addr, Kind::Subscribe, digest)
 }
 
 pub fn request_unsubscribe(
@@ -102,7 +69,30 @@ pub fn request_unsubscribe(
     if !members::is_member(conn, list, addr)? {
         return Ok(format!("{addr} is not a member of {}.", list.address()));
     }
+    ask_confirmation(home, conn, list, addr, Kind::Unsubscribe, false)
+}
+
+/// Mails a confirmation request for `kind` to `addr` unless the per-address daily limit is reached;
+/// returns the sentence for the requester's reply.
+fn ask_confirmation(
+    home: &Home,
+    conn: &mut Connection,
+    list: &List,
+    addr: &Address,
+    kind: Kind,
+    digest: bool,
+) -> Result<String> {
+    let (template, action) = match kind {
+        Kind::Unsubscribe => ("confirm-unsubscribe", "unsubscribe-confirmation"),
+        _ => ("confirm-subscribe", "subscribe-confirmation"),
+    };
     if !pending::may_send_confirmation(conn, &addr.key(), home.config.lists.confirm_per_day)? {
+        let to = addr.to_string();
+        log::event(
+            "list",
+            &list.address(),
+            &[("to", &to), ("action", action), ("status", "rate-limited")],
+        );
         return Ok(format!(
             "Too many confirmation requests for {addr} today; try again tomorrow."
         ));
@@ -110,21 +100,18 @@ pub fn request_unsubscribe(
     let token = pending::create(
         conn,
         list,
-        Kind::Unsubscribe,
+        kind,
         &addr.to_string(),
-        false,
+        digest,
         None,
         home.config.lists.confirm_hours,
     )?;
-    confirm_notice(home, conn, list, "confirm-unsubscribe", addr, &token)?;
+    confirm_notice(home, conn, list, template, addr, &token)?;
+    let to = addr.to_string();
     log::event(
         "list",
         &list.address(),
-        &[
-            ("to", &addr.to_string()),
-            ("action", "unsubscribe-confirmation"),
-            ("status", "sent"),
-        ],
+        &[("to", &to), ("action", action), ("status", "sent")],
     );
     Ok(format!("A confirmation request was sent to {addr}."))
 }
