@@ -165,20 +165,13 @@ pub fn run(home: &Home, cmd: ListCmd) -> Result<()> {
             tx.commit()?;
             if l.settings.send_welcome {
                 for addr in &to_welcome {
-                    // Already a member now; subscribe_now only sends the welcome for new rows, so
-                    // send it directly.
-                    crate::lists::notice::send(
+                    // Added in the transaction above, so send the welcome directly.
+                    crate::lists::notice::to_member(
                         home,
                         &mut conn,
                         &l,
-                        crate::lists::notice::Notice {
-                            template: "welcome",
-                            to: vec![addr.to_string()],
-                            vars: vec![("address", addr.to_string())],
-                            reply_to: None,
-                            attach: None,
-                            in_reply_to: None,
-                        },
+                        "welcome",
+                        &addr.to_string(),
                     )?;
                 }
             }

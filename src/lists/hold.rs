@@ -199,18 +199,12 @@ fn remove_file(home: &Home, h: &Held) {
 pub fn approve(home: &Home, conn: &mut Connection, list: &List, id: i64) -> Result<Outcome> {
     let h = get(conn, list, id)?;
     let raw = read(home, &h)?;
-    let data = post::decorate(home, list, &raw)?;
-    let rcpts = super::members::recipients(conn, list)?;
-    let n = rcpts.len();
-    let env = super::outbox::Envelope {
-        list: Some(list),
-        kind: "post",
-        sender: list.service("bounces"),
-        verp: list.settings.verp,
-        rcpts,
-    };
-    let out_id = super::outbox::enqueue_with(home, conn, &env, &data, |tx| unhold(tx, id))?;
+    let outcome = post::accept_with(home, conn, list, &raw, |tx| unhold(tx, id))?;
     remove_file(home, &h);
+    let n = match &outcome {
+        Outcome::Sent { recipients, .. } => *recipients,
+        _ => 0,
+    };
     log::event(
         "list",
         &list.address(),
@@ -221,20 +215,7 @@ pub fn approve(home: &Home, conn: &mut Connection, list: &List, id: i64) -> Resu
             ("recipients", &n.to_string()),
         ],
     );
-    if let Err(e) = super::outbox::deliver(home, conn, out_id) {
-        log::event(
-            "list",
-            &list.address(),
-            &[
-                ("out", &out_id.to_string()),
-                ("status", &format!("deferred ({e})")),
-            ],
-        );
-    }
-    Ok(Outcome::Sent {
-        out_id,
-        recipients: n,
-    })
+    Ok(outcome)
 }
 
 pub fn discard(home: &Home, conn: &mut Connection, list: &List, id: i64) -> Result<Held> {

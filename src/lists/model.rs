@@ -518,6 +518,17 @@ pub fn find(conn: &Connection, spec: &str) -> Result<List> {
     }
 }
 
+pub fn by_id(conn: &Connection, id: i64) -> Result<Option<List>> {
+    let row = conn
+        .query_row(
+            "SELECT id, name, domain, settings FROM lists WHERE id = ?1",
+            [id],
+            row_to_list,
+        )
+        .optional()?;
+    row.map(to_list).transpose()
+}
+
 pub fn remove(conn: &Connection, list: &List) -> Result<()> {
     conn.execute("DELETE FROM lists WHERE id = ?1", [list.id])?;
     Ok(())

@@ -69,3 +69,26 @@ pub fn send(home: &Home, conn: &mut Connection, list: &List, n: Notice<'_>) -> R
     outbox::deliver(home, conn, id)?;
     Ok(())
 }
+
+/// A plain notice to one member (welcome, goodbye, help, info): the template gets `{address}`.
+pub fn to_member(
+    home: &Home,
+    conn: &mut Connection,
+    list: &List,
+    template: &str,
+    addr: &str,
+) -> Result<()> {
+    send(
+        home,
+        conn,
+        list,
+        Notice {
+            template,
+            to: vec![addr.to_string()],
+            vars: vec![("address", addr.to_string())],
+            reply_to: None,
+            attach: None,
+            in_reply_to: None,
+        },
+    )
+}

@@ -133,7 +133,7 @@ fn load(home: &Home, conn: &Connection, id: i64) -> Result<Option<Loaded>> {
         Err(e) => return Err(e.into()),
     };
     let list = match list_id {
-        Some(lid) => super::model::all(conn)?.into_iter().find(|l| l.id == lid),
+        Some(lid) => super::model::by_id(conn, lid)?,
         None => None,
     };
     Ok(Some(Loaded {

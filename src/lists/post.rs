@@ -108,7 +108,7 @@ pub fn receive(
         }
         let stripped = headers::join(&h, body);
         if approved {
-            return accept(home, conn, list, &stripped, &f);
+            return accept(home, conn, list, &stripped);
         }
         let is_member = f.senders.iter().try_fold(false, |acc, s| {
             Ok::<bool, Error>(acc || members::is_member(conn, list, s)?)
@@ -142,7 +142,7 @@ pub fn receive(
             );
             return hold::hold(home, conn, list, &stripped, &f, &reason);
         }
-        accept(home, conn, list, &stripped, &f)
+        accept(home, conn, list, &stripped)
     })()?;
 
     let (action, detail) = match &outcome {
@@ -165,12 +165,18 @@ pub fn receive(
 }
 
 /// Decorates an approved post, spools it for every member whose delivery is on and sends it.
-pub fn accept(
+pub fn accept(home: &Home, conn: &mut Connection, list: &List, raw: &[u8]) -> Result<Outcome> {
+    accept_with(home, conn, list, raw, |_| Ok(()))
+}
+
+/// `accept`, running `also` in the transaction that spools the post (a held post leaves the
+/// moderation queue exactly when it is spooled).
+pub fn accept_with(
     home: &Home,
     conn: &mut Connection,
     list: &List,
     raw: &[u8],
-    f: &Facts,
+    also: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<()>,
 ) -> Result<Outcome> {
     let data = decorate(home, list, raw)?;
     let rcpts = members::recipients(conn, list)?;
@@ -182,8 +188,7 @@ pub fn accept(
         verp: list.settings.verp,
         rcpts,
     };
-    let out_id = outbox::enqueue(home, conn, &env, &data)?;
-    let _ = f;
+    let out_id = outbox::enqueue_with(home, conn, &env, &data, also)?;
     // Sending now is best effort: the post is already durable, `list flush` retries what is left.
     if let Err(e) = outbox::deliver(home, conn, out_id) {
         log::event(

@@ -131,20 +131,7 @@ pub fn subscribe_now(
             &[("member", &addr.to_string()), ("action", "subscribed")],
         );
         if list.settings.send_welcome {
-            let vars = vec![("address", addr.to_string())];
-            notice::send(
-                home,
-                conn,
-                list,
-                Notice {
-                    template: "welcome",
-                    to: vec![addr.to_string()],
-                    vars,
-                    reply_to: None,
-                    attach: None,
-                    in_reply_to: None,
-                },
-            )?;
+            notice::to_member(home, conn, list, "welcome", &addr.to_string())?;
         }
     }
     Ok(added)
@@ -164,20 +151,7 @@ pub fn unsubscribe_now(
             &[("member", &addr.to_string()), ("action", "unsubscribed")],
         );
         if list.settings.send_goodbye {
-            let vars = vec![("address", addr.to_string())];
-            notice::send(
-                home,
-                conn,
-                list,
-                Notice {
-                    template: "goodbye",
-                    to: vec![addr.to_string()],
-                    vars,
-                    reply_to: None,
-                    attach: None,
-                    in_reply_to: None,
-                },
-            )?;
+            notice::to_member(home, conn, list, "goodbye", &addr.to_string())?;
         }
     }
     Ok(removed)
