@@ -162,3 +162,98 @@ fn sigkill_while_delivering_loses_nothing() {
     // Only what was on the wire at the kill can repeat: at most one pipelined batch per connection.
     assert!(twice <= 8 * 32, "{twice} duplicates");
 }
+
+/// Sends one message with swaks (1 recipient per `rcpts` entry); true on 250.
+fn swaks_send(port: u16, rcpts: &str, seq: usize) -> bool {
+    let data = String::from_utf8(message(seq)).unwrap();
+    let o = std::process::Command::new("swaks")
+        .args(["--server", &format!("127.0.0.1:{port}")])
+        .args(["--from", "load@example.org", "--to", rcpts])
+        .args(["--data", &data])
+        .output()
+        .unwrap();
+    o.status.success()
+}
+
+/// Waits until the server process is gone (the fault killed it); false if it is still running.
+fn wait_dead(server: &mut Server, limit: Duration) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if let Some(c) = server.child.as_mut() {
+            if let Ok(Some(_)) = c.try_wait() {
+                server.child = None;
+                return true;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+/// The delivered journal, deterministically: `CORREO_FAULT=journal-kill` makes the server SIGKILL itself
+/// right after it appended the sink's 250 to the journal and before the SQLite commit, i.e. in exactly
+/// the window that used to repeat a message. The restart must replay the journal and send nothing again.
+#[test]
+fn sigkill_between_the_sinks_250_and_the_commit_does_not_resend() {
+    if !peer("smtp-sink") || !peer("swaks") {
+        return;
+    }
+    let sink = Sink::start(&[]);
+    let mut server = Server::start_env(&config(sink.port), &[("CORREO_FAULT", "journal-kill")]);
+    // Two recipients at the same next hop: one transaction, both rows journaled in one line each.
+    assert!(swaks_send(
+        server.port,
+        "sink0@far.example.net,sink1@far.example.net",
+        1
+    ));
+    assert!(
+        wait_dead(&mut server, Duration::from_secs(30)),
+        "the journal-kill fault did not fire"
+    );
+    assert_eq!(delivered(&sink).get(&1), Some(&1), "the sink has it once");
+    let journal = std::fs::read_to_string(server.path("correo.db-delivered")).unwrap();
+    assert_eq!(journal.lines().count(), 2, "journal: {journal:?}");
+    server.env.clear();
+    server.spawn();
+    assert!(server.wait_empty(Duration::from_secs(20)));
+    // Give a wrong resend every chance to show up before counting.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        delivered(&sink).get(&1),
+        Some(&1),
+        "sent again after restart"
+    );
+    assert!(server.maillog().contains("status=replayed"));
+    let journal = std::fs::read(server.path("correo.db-delivered")).unwrap();
+    assert!(journal.is_empty(), "the journal is emptied once replayed");
+    // Mail after the restart flows as usual.
+    assert!(swaks_send(server.port, "sink2@far.example.net", 2));
+    let start = std::time::Instant::now();
+    while !delivered(&sink).contains_key(&2) {
+        assert!(start.elapsed() < Duration::from_secs(20), "second message");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A journal line for a row that no longer exists (or whose id SQLite reused for another message) must
+/// not delete anything: lines name the queue id too. A restart with such a stale journal delivers all.
+#[test]
+fn a_stale_journal_line_never_drops_another_message() {
+    if !peer("smtp-sink") || !peer("swaks") {
+        return;
+    }
+    let sink_port = free_port();
+    let mut server = Server::start(&config(sink_port));
+    assert!(swaks_send(server.port, "sink0@far.example.net", 7));
+    server.kill9();
+    // Row 1 of some other, long gone message; garbage; a torn last line.
+    std::fs::write(
+        server.path("correo.db-delivered"),
+        "0123abcdef 1\n\0\0\0\nnot a line at all\n0123abcdef",
+    )
+    .unwrap();
+    let sink = Sink::start_on(sink_port, &[]);
+    server.spawn();
+    assert!(server.wait_empty(Duration::from_secs(20)));
+    assert_eq!(delivered(&sink).get(&7), Some(&1));
+}

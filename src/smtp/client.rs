@@ -136,6 +136,10 @@ pub struct Client {
     auth_mechanisms: u64,
     /// True once STARTTLS succeeded.
     pub tls: bool,
+    /// Send a message's final dot together with the next transaction's MAIL/RCPT/DATA (one round trip
+    /// per message). Off by default: then the dot goes alone and its reply is read at once, so a
+    /// message sits accepted-but-unrecorded on our side for as short a time as possible (RFC 1047).
+    pub pipeline_dot: bool,
 }
 
 const WBUF_LIMIT: usize = 64 * 1024;
@@ -194,6 +198,7 @@ impl Client {
             max_size: 0,
             auth_mechanisms: 0,
             tls: false,
+            pipeline_dot: false,
         };
         let greeting = c.read_reply()?;
         if greeting.code != 220 {
@@ -380,38 +385,29 @@ impl Client {
         self.send_all_with(txs, |_, _| {})
     }
 
-    /// Like `send_all`, calling `done(i, outcomes)` as soon as transaction i's outcome is known, so the
-    /// queue can record a delivery while later transactions are still on the wire (the shorter that gap,
-    /// the fewer messages a crash can send twice).
+    /// Like `send_all`, calling `done(i, outcomes)` the instant transaction i's outcome is known (for a
+    /// message, right after its final reply is read, before any other reply), so the queue can record a
+    /// delivery before anything else happens: the shorter that gap, the fewer messages a crash can send
+    /// twice.
     pub fn send_all_with(
         &mut self,
         txs: &[Transaction<'_>],
         mut done: impl FnMut(usize, &[Outcome]),
     ) -> Vec<Vec<Outcome>> {
-        let mut reported = 0;
-        let results = self.send_inner(txs, &mut |results: &[Vec<Outcome>]| {
-            while reported < results.len() {
-                done(reported, &results[reported]);
-                reported += 1;
-            }
-        });
-        for (i, r) in results.iter().enumerate().skip(reported) {
-            done(i, r);
-        }
-        results
+        let mut results = Outcomes {
+            list: Vec::with_capacity(txs.len()),
+            report: &mut done,
+        };
+        self.send_inner(txs, &mut results);
+        results.list
     }
 
-    fn send_inner(
-        &mut self,
-        txs: &[Transaction<'_>],
-        report: &mut dyn FnMut(&[Vec<Outcome>]),
-    ) -> Vec<Vec<Outcome>> {
-        let mut results: Vec<Vec<Outcome>> = Vec::with_capacity(txs.len());
-        // The dot of transaction i is acknowledged together with the envelope replies of i+1.
+    fn send_inner(&mut self, txs: &[Transaction<'_>], results: &mut Outcomes<'_>) {
+        // With `pipeline_dot`, the dot of transaction i is acknowledged together with the envelope
+        // replies of i+1.
         let mut pending_dot: Option<(usize, Vec<Outcome>)> = None;
         let pipelining = self.pipelining();
         for (i, tx) in txs.iter().enumerate() {
-            report(&results);
             if self.max_size > 0 && tx.data.len() > self.max_size {
                 // Results stay in transaction order: settle the previous dot first.
                 if let Some((_, outcomes)) = pending_dot.take() {
@@ -440,8 +436,7 @@ impl Client {
                 ]);
                 continue;
             }
-            let step = self.envelope(tx, pipelining, &mut pending_dot, &mut results);
-            report(&results);
+            let step = self.envelope(tx, pipelining, &mut pending_dot, results);
             match step {
                 Ok(Some(rcpt_outcomes)) => {
                     if let Err(e) = self.body(tx.data) {
@@ -457,22 +452,22 @@ impl Client {
                                 })
                                 .collect(),
                         );
-                        return fill_rest(results, txs, &e.msg);
+                        return results.fill_rest(txs, &e.msg);
                     }
-                    if pipelining && i + 1 < txs.len() {
+                    if pipelining && self.pipeline_dot && i + 1 < txs.len() {
                         pending_dot = Some((i, rcpt_outcomes));
                     } else {
                         results.push(self.finish_dot(rcpt_outcomes));
                     }
                 }
                 Ok(None) => {}
-                Err(e) => return fill_rest(results, txs, &e.msg),
+                Err(e) => return results.fill_rest(txs, &e.msg),
             }
         }
         if let Some((_, outcomes)) = pending_dot.take() {
             results.push(self.finish_dot(outcomes));
         }
-        fill_rest(results, txs, "connection lost")
+        results.fill_rest(txs, "connection lost")
     }
 
     /// Sends MAIL, RCPTs and (if any recipient was accepted) DATA; returns the per-recipient outcomes to
@@ -482,7 +477,7 @@ impl Client {
         tx: &Transaction<'_>,
         pipelining: bool,
         pending_dot: &mut Option<(usize, Vec<Outcome>)>,
-        results: &mut Vec<Vec<Outcome>>,
+        results: &mut Outcomes<'_>,
     ) -> Result<Option<Vec<Outcome>>, ClientError> {
         let mut size = if self.capabilities & EXT_SIZE != 0 {
             format!(" SIZE={}", tx.data.len())
@@ -720,13 +715,22 @@ impl rustls::client::danger::ServerCertVerifier for AnyCert {
     }
 }
 
-fn fill_rest(
-    mut results: Vec<Vec<Outcome>>,
-    txs: &[Transaction<'_>],
-    why: &str,
-) -> Vec<Vec<Outcome>> {
-    for tx in &txs[results.len().min(txs.len())..] {
-        results.push(vec![Outcome::Temporary(why.to_string()); tx.rcpts.len()]);
+/// The outcomes so far, each reported the moment it is pushed.
+struct Outcomes<'r> {
+    list: Vec<Vec<Outcome>>,
+    report: &'r mut dyn FnMut(usize, &[Outcome]),
+}
+
+impl Outcomes<'_> {
+    fn push(&mut self, o: Vec<Outcome>) {
+        (self.report)(self.list.len(), &o);
+        self.list.push(o);
     }
-    results
+
+    /// Marks every transaction not yet answered temporary.
+    fn fill_rest(&mut self, txs: &[Transaction<'_>], why: &str) {
+        for tx in txs.iter().skip(self.list.len()) {
+            self.push(vec![Outcome::Temporary(why.to_string()); tx.rcpts.len()]);
+        }
+    }
 }

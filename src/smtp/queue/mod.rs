@@ -10,6 +10,7 @@
 //! commit, body and envelope become durable together, with the same "durable before 250" order.
 
 pub mod dsn;
+pub mod journal;
 pub mod runner;
 pub mod store;
 
@@ -109,6 +110,8 @@ pub(crate) enum Op {
 pub struct Queue {
     pub db_path: PathBuf,
     tx: mpsc::Sender<Op>,
+    /// Rows the next hop accepted, written the instant its reply is read (see journal.rs).
+    journal: Arc<journal::Journal>,
     /// Woken after each insert so the runner picks new mail up at once.
     pub notify: Arc<tokio::sync::Notify>,
 }
@@ -121,18 +124,43 @@ pub fn now_ms() -> i64 {
 }
 
 impl Queue {
-    /// Opens the queue (migrating its tables) and starts the writer thread.
+    /// Opens the queue (migrating its tables), replays the delivered journal a crash may have left,
+    /// and starts the writer thread.
     pub fn open(db_path: PathBuf) -> Result<Queue> {
         let mut conn = crate::store::open(&db_path)?;
         store::migrate(&mut conn)?;
+        let jpath = journal::path_for(&db_path);
+        let pending = journal::Journal::pending(&jpath)?;
+        if !pending.is_empty() {
+            // Committed (fsynced) before the journal is emptied below.
+            let finished = store::replay(&mut conn, &pending)?;
+            crate::message::log::event(
+                "queue",
+                "journal",
+                &[
+                    ("status", "replayed"),
+                    ("rows", &pending.len().to_string()),
+                    ("finished", &finished.len().to_string()),
+                ],
+            );
+            for id in &finished {
+                crate::message::log::event("queue", id, &[("status", "removed")]);
+            }
+        }
+        let journal = Arc::new(journal::Journal::open(&jpath)?);
+        if !pending.is_empty() {
+            journal.trim(|| true);
+        }
         let (tx, rx) = mpsc::channel();
+        let j = journal.clone();
         std::thread::Builder::new()
             .name("queue-writer".into())
-            .spawn(move || store::writer(conn, rx))
+            .spawn(move || store::writer(conn, rx, &j))
             .map_err(|e| Error::temp(format!("cannot start queue writer: {e}")))?;
         Ok(Queue {
             db_path,
             tx,
+            journal,
             notify: Arc::new(tokio::sync::Notify::new()),
         })
     }
@@ -213,6 +241,15 @@ impl Queue {
             let _ = done.send(Err(Error::temp("queue writer stopped")));
         }
         done_rx
+    }
+
+    /// Records rows of message `id` the next hop has just accepted: first one line in the journal (a
+    /// single write(), which survives SIGKILL), then the row deletes handed to the writer like
+    /// `record_start`. Call it the moment the reply is read, before logging.
+    pub fn record_accepted(&self, id: &str, rows: &[i64]) -> mpsc::Receiver<Result<Vec<String>>> {
+        self.journal.append(id, rows, || {
+            self.record_start(rows.iter().map(|&row| RowResult::Done { row }).collect())
+        })
     }
 
     pub fn remove(&self, id: &str) -> Result<bool> {

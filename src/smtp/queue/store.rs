@@ -1,5 +1,6 @@
 //! The queue's tables and the one writer thread that changes them.
 
+use super::journal::Journal;
 use super::{Kind, Op, Rcpt, RowResult};
 use crate::message::error::Result;
 use rusqlite::{params, Connection};
@@ -72,42 +73,95 @@ pub fn remove(conn: &Connection, id: &str) -> Result<bool> {
 }
 
 /// The writer loop: takes one operation, then everything else already waiting, and commits them together.
-pub(super) fn writer(mut conn: Connection, rx: mpsc::Receiver<Op>) {
+/// Between batches it empties the delivered journal once that has grown (see journal.rs).
+pub(super) fn writer(mut conn: Connection, rx: mpsc::Receiver<Op>, journal: &Journal) {
+    // A failed commit of results leaves rows whose journal lines are still needed after a crash.
+    let mut failed = false;
     while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < 512 {
-            match rx.try_recv() {
-                Ok(op) => batch.push(op),
-                Err(_) => break,
+        failed |= !run_batch(&mut conn, gather(first, &rx));
+        if journal.wants_trim() {
+            journal.trim(|| {
+                // Appends are held off now: every line in the file has its result in the channel or
+                // already committed. Commit what is in the channel, then the lines are not needed.
+                while let Ok(op) = rx.try_recv() {
+                    failed |= !run_batch(&mut conn, gather(op, &rx));
+                }
+                !std::mem::take(&mut failed)
+            });
+        }
+    }
+}
+
+fn gather(first: Op, rx: &mpsc::Receiver<Op>) -> Vec<Op> {
+    let mut batch = vec![first];
+    while batch.len() < 512 {
+        match rx.try_recv() {
+            Ok(op) => batch.push(op),
+            Err(_) => break,
+        }
+    }
+    batch
+}
+
+/// Applies and answers one batch; false if any op in it failed.
+fn run_batch(conn: &mut Connection, batch: Vec<Op>) -> bool {
+    match apply(conn, &batch) {
+        Ok(finished) => {
+            for (op, fin) in batch.into_iter().zip(finished) {
+                reply_ok(op, fin);
+            }
+            true
+        }
+        Err(e) => {
+            // One bad op must not fail its neighbours forever: retry them one by one.
+            if batch.len() == 1 {
+                for op in batch {
+                    reply_err(op, &e);
+                }
+                return false;
+            }
+            let mut ok = true;
+            for op in batch {
+                match apply(conn, std::slice::from_ref(&op)) {
+                    Ok(mut fin) => {
+                        let fin = fin.pop().unwrap_or_default();
+                        reply_ok(op, fin);
+                    }
+                    Err(e) => {
+                        ok = false;
+                        reply_err(op, &e)
+                    }
+                }
+            }
+            ok
+        }
+    }
+}
+
+/// Deletes the rows a crashed run journaled as accepted (each named by queue id and row id, as row ids
+/// can be reused), and the messages left without rows; returns those messages' ids. One transaction.
+pub fn replay(conn: &mut Connection, rows: &[(String, i64)]) -> Result<Vec<String>> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let mut finished = Vec::new();
+    {
+        let mut del = tx.prepare_cached("DELETE FROM queue_rcpt WHERE id = ?1 AND msg = ?2")?;
+        let mut left = tx.prepare_cached("SELECT 1 FROM queue_rcpt WHERE msg = ?1 LIMIT 1")?;
+        let mut touched = std::collections::BTreeSet::new();
+        for (msg, row) in rows {
+            if del.execute(params![row, msg])? > 0 {
+                touched.insert(msg.as_str());
             }
         }
-        let outcome = apply(&mut conn, &batch);
-        match outcome {
-            Ok(finished) => {
-                for (op, fin) in batch.into_iter().zip(finished) {
-                    reply_ok(op, fin);
-                }
-            }
-            Err(e) => {
-                // One bad op must not fail its neighbours forever: retry them one by one.
-                if batch.len() == 1 {
-                    for op in batch {
-                        reply_err(op, &e);
-                    }
-                } else {
-                    for op in batch {
-                        match apply(&mut conn, std::slice::from_ref(&op)) {
-                            Ok(mut fin) => {
-                                let fin = fin.pop().unwrap_or_default();
-                                reply_ok(op, fin);
-                            }
-                            Err(e) => reply_err(op, &e),
-                        }
-                    }
-                }
+        for m in touched {
+            if !left.exists([m])? {
+                tx.execute("DELETE FROM queue_body WHERE id = ?1", [m])?;
+                tx.execute("DELETE FROM queue_msg WHERE id = ?1", [m])?;
+                finished.push(m.to_string());
             }
         }
     }
+    tx.commit()?;
+    Ok(finished)
 }
 
 fn reply_ok(op: Op, fin: Vec<String>) {

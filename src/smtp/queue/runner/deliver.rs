@@ -23,6 +23,7 @@ impl Runner {
         };
         let sender = local::safe_sender(&j.sender);
         let mut results = Vec::new();
+        let mut commits = Vec::new();
         let mut bounced = Vec::new();
         for r in &j.rows {
             let d = match r.kind {
@@ -54,8 +55,10 @@ impl Runner {
             let delay = format!("{:.2}", (now_ms() - j.created) as f64 / 1000.0);
             match d {
                 Delivered::Ok => {
+                    // Journaled first, as for remote hosts: a pipe (a list post) must not run twice
+                    // because the process was killed before the commit.
+                    commits.push(self.queue.record_accepted(&j.msg, &[r.row]));
                     log_delivery(&j.msg, r, relay, &delay, "sent", "2.0.0 delivered");
-                    results.push(RowResult::Done { row: r.row });
                 }
                 Delivered::Temporary(why) => {
                     log_delivery(&j.msg, r, relay, &delay, "deferred", &why);
@@ -70,7 +73,8 @@ impl Runner {
         if !bounced.is_empty() {
             self.bounce_rows(j, &bounced, &mut results);
         }
-        self.finish(std::slice::from_ref(j), results);
+        commits.push(self.queue.record_start(results));
+        self.settle(std::slice::from_ref(j), commits);
     }
 
     pub(super) fn deliver_mailbox(&self, user: &str, data: &[u8], sender: &str) -> Delivered {

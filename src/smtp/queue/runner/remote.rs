@@ -128,12 +128,24 @@ impl Runner {
                     Err(e) => self.temp_fail_job(j, e, None, &mut results),
                 }
             }
-            // Each transaction's results go to the writer the moment its reply is read; the rows are
-            // released only once every commit is done (or the scheduler could hand them out again).
+            // The moment a transaction's reply is read, its accepted rows go to the delivered journal
+            // (one write(), see queue/journal.rs) and to the writer, before logging or anything else.
+            // The rows are released only once every commit is done (or the scheduler could hand them
+            // out again).
             let mut broken = false;
             let mut commits = Vec::new();
             client.send_all_with(&txs, |i, outs| {
                 let j = &tx_jobs[i];
+                let accepted: Vec<i64> = j
+                    .rows
+                    .iter()
+                    .zip(outs)
+                    .filter(|(_, o)| o.is_accepted())
+                    .map(|(r, _)| r.row)
+                    .collect();
+                if !accepted.is_empty() {
+                    commits.push(self.queue.record_accepted(&j.msg, &accepted));
+                }
                 let mut jr = Vec::new();
                 let mut bounced = Vec::new();
                 for (r, o) in j.rows.iter().zip(outs) {
@@ -141,7 +153,6 @@ impl Runner {
                     match o {
                         Outcome::Accepted(text) => {
                             log_delivery(&j.msg, r, &relay, &delay, "sent", text);
-                            jr.push(RowResult::Done { row: r.row });
                         }
                         Outcome::Temporary(text) => {
                             broken |= !text.starts_with('4');
@@ -157,7 +168,9 @@ impl Runner {
                 if !bounced.is_empty() {
                     self.bounce_rows(j, &bounced, &mut jr);
                 }
-                commits.push(self.queue.record_start(jr));
+                if !jr.is_empty() {
+                    commits.push(self.queue.record_start(jr));
+                }
             });
             commits.push(self.queue.record_start(results));
             self.settle(&batch, commits);
