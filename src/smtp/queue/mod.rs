@@ -133,13 +133,16 @@ impl Queue {
         let pending = journal::Journal::pending(&jpath)?;
         if !pending.is_empty() {
             // Committed (fsynced) before the journal is emptied below.
-            let finished = store::replay(&mut conn, &pending)?;
+            let (deleted, finished) = store::replay(&mut conn, &pending)?;
+            // `lines` counts every delivery since the last trim; `rows` those not yet committed,
+            // which a restart without the journal would have sent again.
             crate::message::log::event(
                 "queue",
                 "journal",
                 &[
                     ("status", "replayed"),
-                    ("rows", &pending.len().to_string()),
+                    ("lines", &pending.len().to_string()),
+                    ("rows", &deleted.to_string()),
                     ("finished", &finished.len().to_string()),
                 ],
             );

@@ -139,16 +139,19 @@ fn run_batch(conn: &mut Connection, batch: Vec<Op>) -> bool {
 }
 
 /// Deletes the rows a crashed run journaled as accepted (each named by queue id and row id, as row ids
-/// can be reused), and the messages left without rows; returns those messages' ids. One transaction.
-pub fn replay(conn: &mut Connection, rows: &[(String, i64)]) -> Result<Vec<String>> {
+/// can be reused), and the messages left without rows; returns how many rows were still there (the
+/// deliveries a restart would have repeated) and the finished messages' ids. One transaction.
+pub fn replay(conn: &mut Connection, rows: &[(String, i64)]) -> Result<(usize, Vec<String>)> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut finished = Vec::new();
+    let mut deleted = 0;
     {
         let mut del = tx.prepare_cached("DELETE FROM queue_rcpt WHERE id = ?1 AND msg = ?2")?;
         let mut left = tx.prepare_cached("SELECT 1 FROM queue_rcpt WHERE msg = ?1 LIMIT 1")?;
         let mut touched = std::collections::BTreeSet::new();
         for (msg, row) in rows {
             if del.execute(params![row, msg])? > 0 {
+                deleted += 1;
                 touched.insert(msg.as_str());
             }
         }
@@ -161,7 +164,7 @@ pub fn replay(conn: &mut Connection, rows: &[(String, i64)]) -> Result<Vec<Strin
         }
     }
     tx.commit()?;
-    Ok(finished)
+    Ok((deleted, finished))
 }
 
 fn reply_ok(op: Op, fin: Vec<String>) {
