@@ -5,8 +5,14 @@
 //! `#` starts a comment line; a target is an address, a local name, `"|command"`, `/file`, or
 //! `:include:/path` (a file of more targets). `owner-NAME` is an ordinary alias that, as in sendmail, also
 //! becomes the envelope sender of mail expanded from `NAME` so bounces reach the list owner.
+//!
+//! SMTPUTF8 (RFC 6531): names and addresses may have UTF-8 local parts (`josé: jose`), compared after
+//! Unicode lowercasing (no other normalisation: NFC and NFD spellings are different names), and domains
+//! may be written as U-labels; every domain is kept in A-label form (`bücher.example` becomes
+//! `xn--bcher-kva.example`), the one spelling the router compares and DNS uses.
 
-use crate::message::address::{valid_domain, valid_local, Address};
+use crate::message::address::{valid_local, Address};
+use crate::smtp::path;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -15,6 +21,8 @@ use std::path::PathBuf;
 pub enum Target {
     /// A full address, remote or in one of our domains.
     Address(Address),
+    /// An address with a UTF-8 local part (the domain in A-label form): needs SMTPUTF8 to go anywhere.
+    Utf8Address { local: String, domain: String },
     /// A bare local name: another alias or a local user.
     Local(String),
     /// `|command`: run with the message on stdin.
@@ -31,6 +39,25 @@ pub enum Target {
 pub struct Entry {
     pub line: usize,
     pub targets: Vec<Target>,
+}
+
+/// The form a local part is compared in: lowercase (ASCII as before; Unicode for UTF-8 names).
+pub fn fold_local(local: &str) -> String {
+    local.to_lowercase()
+}
+
+/// A domain as the router compares it: ASCII lowercase, U-labels converted to A-labels (IDNA 2008);
+/// None when it is not a valid domain. Address literals are kept as written.
+pub fn canonical_domain(domain: &str) -> Option<String> {
+    if domain.starts_with('[') {
+        return crate::message::address::valid_domain(domain).then(|| domain.to_string());
+    }
+    path::to_ascii_domain(domain)
+}
+
+/// A local part we take in a name or an address: ASCII atext, or UTF-8 under the same restrictions.
+fn valid_any_local(local: &str) -> bool {
+    valid_local(local) || path::valid_utf8_local(local)
 }
 
 /// A parsed aliases file, keyed by lowercase local part.
@@ -134,11 +161,28 @@ pub fn parse_target(t: &str) -> Result<Target, String> {
         return Ok(Target::Error(e.trim().to_string()));
     }
     if unq.contains('@') {
-        return Address::parse(unq).map(Target::Address);
+        return match Address::parse(unq) {
+            Ok(a) => Ok(Target::Address(a)),
+            Err(e) if unq.is_ascii() => Err(e),
+            Err(_) => {
+                let m = path::parse_utf8(unq).map_err(|e| format!("'{unq}': {e}"))?;
+                // Only the domain was UTF-8: its A-label form is the same, plain ASCII address.
+                if let Some(a) = m.to_ascii() {
+                    return Ok(Target::Address(a));
+                }
+                let domain = m
+                    .ascii_domain()
+                    .ok_or_else(|| format!("'{unq}': bad domain"))?;
+                Ok(Target::Utf8Address {
+                    local: m.local,
+                    domain,
+                })
+            }
+        };
     }
     let name = unq.strip_prefix('\\').unwrap_or(unq); // sendmail's "\user": no further aliasing; we never loop anyway
-    if valid_local(name) {
-        return Ok(Target::Local(name.to_ascii_lowercase()));
+    if valid_any_local(name) {
+        return Ok(Target::Local(fold_local(name)));
     }
     Err(format!(
         "'{unq}' is not an address, |command, /file or :include:"
@@ -158,9 +202,8 @@ pub fn parse(text: &str) -> (Table, Vec<LineError>) {
             });
             continue;
         };
-        let name = name.trim().to_ascii_lowercase();
-        let name = name.trim_matches('"').to_string();
-        if !valid_local(&name) {
+        let name = fold_local(name.trim().trim_matches('"'));
+        if !valid_any_local(&name) {
             errors.push(LineError {
                 line,
                 msg: format!("bad alias name '{name}'"),
@@ -264,9 +307,14 @@ impl Virtusers {
 
     /// The exact address first, then the domain's catch-all (sendmail's order).
     pub fn lookup(&self, addr: &Address) -> Option<&Target> {
+        self.lookup_parts(addr.local(), addr.domain())
+    }
+
+    /// `lookup` for a local part (ASCII or UTF-8) and a canonical domain.
+    pub fn lookup_parts(&self, local: &str, domain: &str) -> Option<&Target> {
         self.map
-            .get(&VirtKey::Address(addr.key()))
-            .or_else(|| self.map.get(&VirtKey::Domain(addr.domain().to_string())))
+            .get(&VirtKey::Address(format!("{}@{domain}", fold_local(local))))
+            .or_else(|| self.map.get(&VirtKey::Domain(domain.to_string())))
             .map(|(_, t)| t)
     }
 }
@@ -289,21 +337,42 @@ pub fn parse_virtusers(text: &str) -> (Virtusers, Vec<LineError>) {
             continue;
         };
         let key = if let Some(d) = lhs.strip_prefix('@') {
-            if !valid_domain(d) {
-                errors.push(LineError {
-                    line,
-                    msg: format!("bad domain '{d}'"),
-                });
-                continue;
+            match canonical_domain(d) {
+                Some(d) => VirtKey::Domain(d),
+                None => {
+                    errors.push(LineError {
+                        line,
+                        msg: format!("bad domain '{d}'"),
+                    });
+                    continue;
+                }
             }
-            VirtKey::Domain(d.to_ascii_lowercase())
         } else {
             match Address::parse(lhs) {
                 Ok(a) => VirtKey::Address(a.key()),
-                Err(e) => {
+                Err(e) if lhs.is_ascii() => {
                     errors.push(LineError { line, msg: e });
                     continue;
                 }
+                Err(_) => match path::parse_utf8(lhs) {
+                    Ok(m) => match m.ascii_domain() {
+                        Some(d) => VirtKey::Address(format!("{}@{d}", fold_local(&m.local))),
+                        None => {
+                            errors.push(LineError {
+                                line,
+                                msg: format!("'{lhs}': bad domain"),
+                            });
+                            continue;
+                        }
+                    },
+                    Err(e) => {
+                        errors.push(LineError {
+                            line,
+                            msg: format!("'{lhs}': {e}"),
+                        });
+                        continue;
+                    }
+                },
             }
         };
         match parse_target(rhs.trim()) {
@@ -380,5 +449,54 @@ mod tests {
         assert_eq!(v.lookup(&a), Some(&Target::Local("pablo".into())));
         let b = Address::parse("any@lists.miong.org").unwrap();
         assert_eq!(v.lookup(&b), Some(&Target::Local("listmaster".into())));
+    }
+
+    #[test]
+    fn utf8_names_and_idn_domains() {
+        let (t, errs) = parse(
+            "José: jose\nDörte: dörte@bücher.example, josé\nweb: josé@münchen.example\nbad name ü: x\n",
+        );
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(
+            t.entries["josé"].targets,
+            vec![Target::Local("jose".into())]
+        );
+        assert_eq!(
+            t.entries["dörte"].targets,
+            vec![
+                Target::Utf8Address {
+                    local: "dörte".into(),
+                    domain: "xn--bcher-kva.example".into()
+                },
+                Target::Local("josé".into())
+            ]
+        );
+        assert_eq!(
+            t.entries["web"].targets,
+            vec![Target::Utf8Address {
+                local: "josé".into(),
+                domain: "xn--mnchen-3ya.example".into()
+            }]
+        );
+        // A UTF-8 domain alone gives the plain ASCII (A-label) address.
+        assert_eq!(
+            parse_target("info@münchen.example"),
+            Ok(Target::Address(
+                Address::parse("info@xn--mnchen-3ya.example").unwrap()
+            ))
+        );
+        let (v, errs) = parse_virtusers(
+            "Dörte@München.example  dorte\n@bücher.example  root\nx@xn--mnchen-3ya.example  x\njo sé@x.org y\n",
+        );
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(
+            v.lookup_parts("DÖRTE", "xn--mnchen-3ya.example"),
+            Some(&Target::Local("dorte".into()))
+        );
+        assert_eq!(
+            v.lookup_parts("any", "xn--bcher-kva.example"),
+            Some(&Target::Local("root".into()))
+        );
+        assert!(v.lookup_parts("x", "xn--mnchen-3ya.example").is_some());
     }
 }

@@ -36,10 +36,27 @@ impl Router {
     /// and `newaliases` prints them all.
     pub fn load(cfg: &SmtpConfig) -> Result<Router, Vec<String>> {
         let mut errors = Vec::new();
+        // Domains are compared in A-label form, so `münchen.example` in the config takes mail for
+        // both spellings, as does `xn--mnchen-3ya.example` (RFC 5890 §2.3.2.1: the same name).
+        let mut canonical = |d: &str, what: &str| -> String {
+            aliases::canonical_domain(d).unwrap_or_else(|| {
+                errors.push(format!("{what}: bad domain '{d}'"));
+                d.to_lowercase()
+            })
+        };
         let mut r = Router {
-            local_domains: cfg.domains.iter().map(|d| d.to_ascii_lowercase()).collect(),
+            local_domains: cfg
+                .domains
+                .iter()
+                .map(|d| canonical(d, "[smtp] domains"))
+                .collect(),
             ..Router::default()
         };
+        let domain_tables: Vec<(String, &std::path::PathBuf)> = cfg
+            .domain_aliases
+            .iter()
+            .map(|(d, p)| (canonical(d, "[smtp] domain_aliases"), p))
+            .collect();
         let load_table = |path: &Path, errors: &mut Vec<String>| -> Table {
             match read(path) {
                 Ok(text) => {
@@ -77,9 +94,9 @@ impl Router {
         if let Some(p) = &cfg.aliases {
             r.aliases = load_table(p, &mut errors);
         }
-        for (domain, p) in &cfg.domain_aliases {
+        for (domain, p) in domain_tables {
             let t = load_table(p, &mut errors);
-            r.domain_aliases.insert(domain.to_ascii_lowercase(), t);
+            r.domain_aliases.insert(domain, t);
         }
         if let Some(p) = &cfg.virtusers {
             match read(p) {
@@ -128,7 +145,7 @@ impl Router {
             });
             return Ok(out);
         }
-        self.resolve_ours(addr, &orig, None, 0, &mut out)?;
+        self.resolve_ours(addr.local(), addr.domain(), &orig, None, 0, &mut out)?;
         if out.is_empty() {
             return Err(Reply::new(
                 550,
@@ -143,9 +160,10 @@ impl Router {
     }
 
     /// Resolves an RCPT TO address with a UTF-8 local part (RFC 6531; the session announced SMTPUTF8).
-    /// Aliases and local user names are ASCII, so at our domains only a virtusertable catch-all
-    /// (`@domain target`) can take it; elsewhere it is relayed under the usual rules, with the domain in
-    /// A-label form (the same domain, and what DNS and the queue's destinations use).
+    /// At our domains it goes through the virtusertable and alias tables like any other (their names may
+    /// be UTF-8); local user names are ASCII, so a UTF-8 name no table knows is unknown. Elsewhere it is
+    /// relayed under the usual rules, with the domain in A-label form (the same domain, and what DNS and
+    /// the queue's destinations use).
     pub fn resolve_utf8(&self, m: &Utf8Mailbox, may_relay: bool) -> Result<Vec<Rcpt>, Reply> {
         let orig = m.to_string();
         let Some(domain) = m.ascii_domain() else {
@@ -153,13 +171,7 @@ impl Router {
         };
         if self.is_ours(&domain) {
             let mut out = Vec::new();
-            if let Some((_, t)) = self
-                .virtusers
-                .map
-                .get(&aliases::VirtKey::Domain(domain.clone()))
-            {
-                self.expand(t, &domain, &orig, None, 1, &mut out)?;
-            }
+            self.resolve_ours(&m.local, &domain, &orig, None, 0, &mut out)?;
             if out.is_empty() {
                 return Err(Reply::new(
                     550,
@@ -186,9 +198,12 @@ impl Router {
         }])
     }
 
+    /// `local` (ASCII or UTF-8) at `domain`, one of ours in canonical form.
+    #[allow(clippy::too_many_arguments)] // the expansion state; a struct would only rename it
     fn resolve_ours(
         &self,
-        addr: &Address,
+        local: &str,
+        domain: &str,
         orig: &str,
         sender: Option<String>,
         depth: usize,
@@ -197,20 +212,19 @@ impl Router {
         if depth > MAX_DEPTH {
             return Err(Reply::new(554, "5.4.6", format!("<{orig}>: alias loop")));
         }
-        let domain = addr.domain();
+        let local_part = aliases::fold_local(local);
         if let Some(t) = self
             .virtusers
             .map
-            .get(&aliases::VirtKey::Address(addr.key()))
+            .get(&aliases::VirtKey::Address(format!("{local_part}@{domain}")))
             .map(|(_, t)| t)
         {
             return self.expand(t, domain, orig, sender, depth + 1, out);
         }
-        let local_part = addr.local().to_ascii_lowercase();
         let table = self.domain_aliases.get(domain).unwrap_or(&self.aliases);
         let in_table = table.entries.contains_key(&local_part);
         if !in_table {
-            if let Some(t) = self.virtusers.lookup(addr) {
+            if let Some(t) = self.virtusers.lookup_parts(local, domain) {
                 return self.expand(t, domain, orig, sender, depth + 1, out);
             }
         }
@@ -301,9 +315,23 @@ impl Router {
         out: &mut Vec<Rcpt>,
     ) -> Result<(), Reply> {
         match t {
+            Target::Utf8Address { local, domain: d } => {
+                if self.is_ours(d) {
+                    self.resolve_ours(local, d, orig, sender, depth, out)
+                } else {
+                    // Needs SMTPUTF8 at the next hop; the runner bounces it (5.6.7) where it is missing.
+                    out.push(Rcpt {
+                        orig: orig.to_string(),
+                        kind: Kind::Smtp,
+                        target: format!("{local}@{d}"),
+                        sender,
+                    });
+                    Ok(())
+                }
+            }
             Target::Address(a) => {
                 if self.is_ours(a.domain()) {
-                    self.resolve_ours(a, orig, sender, depth, out)
+                    self.resolve_ours(a.local(), a.domain(), orig, sender, depth, out)
                 } else {
                     out.push(Rcpt {
                         orig: orig.to_string(),

@@ -76,6 +76,7 @@ impl Runner {
         let Some(mut client) = client else {
             return self.mark_down(key, &last_err, batch);
         };
+
         self.down
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -221,12 +222,15 @@ impl Runner {
 /// SMTPUTF8, the rows to send, and the rows that need SMTPUTF8 the next hop does not offer. A message
 /// needs it only if its client asked (MAIL FROM ... SMTPUTF8) and its sender, header section or this
 /// recipient really is UTF-8 (Postfix decides the same way); a message that merely asked goes anywhere.
+/// A UTF-8 recipient can also come from an alias (`staff: dörte@bücher.example`) in a message that did
+/// not ask for SMTPUTF8: that recipient needs it all the same.
 fn utf8_split(j: &Job, data: &[u8], offered: bool) -> (bool, Vec<DueRow>, Vec<DueRow>) {
-    if j.flags & store::FLAG_SMTPUTF8 == 0 {
+    let asked = j.flags & store::FLAG_SMTPUTF8 != 0;
+    if !asked && j.rows.iter().all(|r| r.target.is_ascii()) {
         return (false, j.rows.clone(), Vec::new());
     }
     let head_end = memchr::memmem::find(data, b"\r\n\r\n").unwrap_or(data.len());
-    let whole = !j.sender.is_ascii() || !data[..head_end].is_ascii();
+    let whole = asked && (!j.sender.is_ascii() || !data[..head_end].is_ascii());
     let (utf8, ascii): (Vec<DueRow>, Vec<DueRow>) = j
         .rows
         .iter()
