@@ -1,8 +1,10 @@
 //! SIGKILL in the middle of a load: every message that got a 250 is delivered after a restart, and none
 //! twice. Phase A kills the server while the smarthost is down (so only the acceptance path is in play):
 //! exactly once is asserted. Phase B kills it while it is also delivering: every acknowledged message
-//! must arrive; a message the sink acknowledged in the instant before the kill, before our commit,
-//! can arrive twice (the classic window RFC 1047 describes), and the test prints how many did.
+//! must arrive; a message whose final dot was on the wire when the kill came, its 250 not yet read, can
+//! arrive twice (the window RFC 1047 describes; at most one per connection), and the test prints how
+//! many did. The rest of that window, a 250 read but not yet committed, is closed by the delivered
+//! journal: `sigkill_between_the_sinks_250_and_the_commit_does_not_resend` lands a kill exactly there.
 //! The full 10,000-message version is bench/relay-soak.sh.
 
 #[path = "relay/common.rs"]
@@ -167,8 +169,9 @@ fn sigkill_while_delivering_loses_nothing() {
         .and_then(|r| r.split(',').next())
         .unwrap_or("0");
     eprintln!("phase B: {} acknowledged, {before} delivered before SIGKILL, all delivered after restart; {twice} delivered twice; {replayed} saved by the journal", acked.len());
-    // Only what was on the wire at the kill can repeat: at most one pipelined batch per connection.
-    assert!(twice <= 8 * 32, "{twice} duplicates");
+    // Only a final dot on the wire at the kill can repeat (RFC 1047): every 250 that was read is in the
+    // journal, and the client sends each dot alone, so at most one per connection (`connections` = 8).
+    assert!(twice <= 8, "{twice} duplicates");
 }
 
 /// Sends one message with swaks (1 recipient per `rcpts` entry); true on 250.
@@ -232,7 +235,10 @@ fn sigkill_between_the_sinks_250_and_the_commit_does_not_resend() {
         "sent again after restart"
     );
     let log = server.maillog();
-    assert!(log.contains("status=replayed") && log.contains("rows=2"), "{log}");
+    assert!(
+        log.contains("status=replayed") && log.contains("rows=2"),
+        "{log}"
+    );
     let journal = std::fs::read(server.path("correo.db-delivered")).unwrap();
     assert!(journal.is_empty(), "the journal is emptied once replayed");
     // Mail after the restart flows as usual.
