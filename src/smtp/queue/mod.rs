@@ -268,3 +268,69 @@ impl Queue {
             .unwrap_or_else(|_| Err(Error::temp("queue writer stopped")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one_message(q: &Queue) -> (String, i64) {
+        let id = q
+            .enqueue(NewMessage {
+                sender: "a@example.org".into(),
+                rcpts: vec![Rcpt {
+                    orig: "b@far.example.net".into(),
+                    kind: Kind::Smtp,
+                    target: "b@far.example.net".into(),
+                    sender: None,
+                }],
+                data: b"Subject: x\r\n\r\nbody\r\n",
+                client: "test".into(),
+                smtputf8: false,
+                body8bit: false,
+            })
+            .unwrap();
+        let conn = crate::store::open(&q.db_path).unwrap();
+        let rows = store::all(&conn, Some(&id)).unwrap();
+        (id, rows[0].row)
+    }
+
+    /// The writer empties a grown journal only after committing what was handed to it, so the row
+    /// recorded just before the trim is deleted in SQLite and its line is no longer needed.
+    #[test]
+    fn a_grown_journal_is_trimmed_after_its_rows_are_committed() {
+        let d = tempfile::tempdir().unwrap();
+        let q = Queue::open(d.path().join("correo.db")).unwrap();
+        let (id, row) = one_message(&q);
+        // Lines of long-gone messages, enough to pass the trim size.
+        let filler: Vec<i64> = (0..(journal::TRIM_BYTES as i64 / 8)).collect();
+        q.journal.append("0gone", &filler, || ());
+        assert!(q.journal.wants_trim());
+        q.record_accepted(&id, &[row]).recv().unwrap().unwrap();
+        let conn = crate::store::open(&q.db_path).unwrap();
+        assert!(store::all(&conn, Some(&id)).unwrap().is_empty());
+        // The trim runs right after that commit, on the writer thread.
+        let jpath = journal::path_for(&q.db_path);
+        let start = std::time::Instant::now();
+        while std::fs::metadata(&jpath).unwrap().len() > 0 || q.journal.wants_trim() {
+            assert!(start.elapsed().as_secs() < 10, "journal not trimmed");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    /// A journal left by a crash is replayed when the queue opens: the row goes, the file is emptied.
+    #[test]
+    fn open_replays_the_journal() {
+        let d = tempfile::tempdir().unwrap();
+        let db = d.path().join("correo.db");
+        let (id, row) = {
+            let q = Queue::open(db.clone()).unwrap();
+            one_message(&q)
+        };
+        std::fs::write(journal::path_for(&db), format!("{id} {row}\n")).unwrap();
+        let q = Queue::open(db.clone()).unwrap();
+        let conn = crate::store::open(&q.db_path).unwrap();
+        assert!(store::all(&conn, None).unwrap().is_empty());
+        assert!(store::body(&conn, &id).unwrap().is_none());
+        assert_eq!(std::fs::metadata(journal::path_for(&db)).unwrap().len(), 0);
+    }
+}
