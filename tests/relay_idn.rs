@@ -137,3 +137,56 @@ fn a_bad_idn_domain_in_the_config_is_named() {
     assert_eq!(code, 78, "{out}{err}");
     assert!(err.contains("mün chen.example"), "{err}");
 }
+
+/// An ASCII message to an alias that expands to a UTF-8 address: the client never said SMTPUTF8, but
+/// that recipient needs it, so the next hop (tests/support/utf8_sink.py, which offers it) gets it.
+#[test]
+fn an_alias_to_a_utf8_address_asks_the_next_hop_for_smtputf8() {
+    use std::io::BufRead;
+    if !peer("/usr/bin/python3") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let log = tmp.path().join("utf8-sink.log");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/utf8_sink.py");
+    let mut child = Command::new("/usr/bin/python3")
+        .arg(script)
+        .arg(port.to_string())
+        .arg(&log)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready");
+    let s = Server::start_with(
+        &format!("domains = [\"example.org\"]\naliases = \"HOME/aliases\"\n[relay]\nsmarthost = \"127.0.0.1:{port}\"\n"),
+        &[("aliases", "staff: dörte@bücher.example, plain@far.example.net\n")],
+        &[],
+    );
+    assert_eq!(send(s.port, &[("staff@example.org", "ascii")]), "");
+    let seen = || String::from_utf8_lossy(&std::fs::read(&log).unwrap_or_default()).into_owned();
+    assert!(
+        wait_for(|| seen().contains("DATA ")),
+        "{}\n{}",
+        seen(),
+        s.maillog()
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = seen();
+    let mail = text
+        .lines()
+        .find(|l| l.starts_with("MAIL FROM:"))
+        .unwrap_or_default();
+    assert!(mail.contains(" SMTPUTF8"), "{text}");
+    assert!(
+        text.contains("RCPT TO:<dörte@xn--bcher-kva.example>"),
+        "{text}"
+    );
+    assert!(text.contains("RCPT TO:<plain@far.example.net>"), "{text}");
+}
