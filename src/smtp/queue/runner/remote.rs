@@ -76,7 +76,6 @@ impl Runner {
         let Some(mut client) = client else {
             return self.mark_down(key, &last_err, batch);
         };
-
         self.down
             .lock()
             .unwrap_or_else(|p| p.into_inner())
