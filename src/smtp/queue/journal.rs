@@ -151,8 +151,11 @@ impl Journal {
     }
 }
 
+/// Read once: the environment is fixed for the server's life, and this runs for every delivery.
 fn spool_fault(what: &str) -> bool {
-    crate::message::spool::injected_fault(what)
+    static KILL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    debug_assert_eq!(what, "journal-kill");
+    *KILL.get_or_init(|| crate::message::spool::injected_fault(what))
 }
 
 #[cfg(test)]
