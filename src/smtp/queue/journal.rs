@@ -116,7 +116,7 @@ impl Journal {
                     &[("status", "error"), ("error", &e.to_string())],
                 ),
             }
-            if spool_fault("journal-kill") {
+            if kill_after_write() {
                 // Test hook: die exactly between this write and the SQLite commit.
                 unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
             }
@@ -151,11 +151,11 @@ impl Journal {
     }
 }
 
-/// Read once: the environment is fixed for the server's life, and this runs for every delivery.
-fn spool_fault(what: &str) -> bool {
+/// `CORREO_FAULT=journal-kill`, read once: the environment is fixed for the server's life, and this
+/// runs for every delivery.
+fn kill_after_write() -> bool {
     static KILL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    debug_assert_eq!(what, "journal-kill");
-    *KILL.get_or_init(|| crate::message::spool::injected_fault(what))
+    *KILL.get_or_init(|| crate::message::spool::injected_fault("journal-kill"))
 }
 
 #[cfg(test)]
