@@ -11,7 +11,7 @@
 //! memory instead of SQLite (same numbers, no disk in the loop).
 
 use correo::spam::bayes::classifier::{self, Counts};
-use correo::spam::bayes::{learn::strip_from_line, with_probability, BayesConfig};
+use correo::spam::bayes::{learn::strip_from_line, BayesConfig};
 use correo::spam::view::View;
 use std::collections::HashMap;
 use std::io::Write;
@@ -161,8 +161,8 @@ fn main() {
                 .collect();
             let p = classifier::classify(&cfg, ns, nh, &c).probability;
             let view = View::new(&raw[*i]);
-            let r = with_probability(None, || rs.check_view(&view)).score;
-            let rb = with_probability(Some(p), || rs.check_view(&view)).score;
+            let r = rs.check_view(&view, None).score;
+            let rb = rs.check_view(&view, Some(p)).score;
             (m.spam, p, r, rb)
         };
         let chunk = test.len().div_ceil(2);

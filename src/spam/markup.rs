@@ -131,7 +131,10 @@ impl Marker<'_> {
                     .v
                     .hits
                     .iter()
-                    .map(|&i| (self.rules.rules[i].name.as_str(), self.rules.rules[i].score))
+                    .map(|&i| {
+                        let r = &self.rules.rules[i];
+                        (r.name.as_str(), self.v.score_of(r))
+                    })
                     .collect();
                 n.sort_by(|a, b| a.0.cmp(b.0));
                 if n.is_empty() {
@@ -188,7 +191,7 @@ impl Marker<'_> {
         let mut out = String::new();
         for &i in &self.v.hits {
             let r = &self.rules.rules[i];
-            let score = score_col(r.score);
+            let score = score_col(self.v.score_of(r));
             let area = r.area();
             let desc = wrap_desc(
                 &r.describe,
@@ -205,7 +208,7 @@ impl Marker<'_> {
         let mut out = String::new();
         for &i in &self.v.hits {
             let r = &self.rules.rules[i];
-            let score = score_col(r.score);
+            let score = score_col(self.v.score_of(r));
             let area = r.area();
             let desc = wrap_desc(
                 &r.describe,

@@ -59,7 +59,7 @@ pub fn verdict_json(rs: &RuleSet, c: &crate::spam::bayes::Checked, secs: f64) ->
         let rule = &rs.rules[i];
         symbols.insert(
             rule.name.clone(),
-            json!({"name": rule.name, "score": r(rule.score), "metric_score": r(rule.score), "description": rule.describe}),
+            json!({"name": rule.name, "score": r(v.score_of(rule)), "metric_score": r(v.score_of(rule)), "description": rule.describe}),
         );
     }
     let id = c.view.header_for_rule("Message-Id").map(|b| {

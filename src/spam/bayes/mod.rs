@@ -236,7 +236,7 @@ pub fn check(rs: &RuleSet, bayes: Option<&Bayes>, user: Option<&str>, msg: &[u8]
         None => None,
     };
     let p = out.as_ref().map(|o| o.probability);
-    let verdict = with_probability(p, || rs.check_view(&view));
+    let verdict = rs.check_view(&view, p);
     let autolearn = match bayes {
         Some(b) if b.cfg.enabled && b.cfg.auto_learn => {
             match auto_learn_class(&b.cfg, rs, &verdict, p) {
@@ -288,7 +288,7 @@ pub fn auto_learn_class(
         if r.tflags.learn || r.tflags.noautolearn || r.name.starts_with("BAYES_") {
             continue;
         }
-        score += r.score;
+        score += v.score_of(r);
     }
     if score >= cfg.auto_learn_threshold_spam {
         Some(Class::Spam)
