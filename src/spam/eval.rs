@@ -5,6 +5,17 @@
 use super::load::Settings;
 use super::view::View;
 
+/// A regex compiled once, where it is used.
+macro_rules! re {
+    ($pat:expr) => {{
+        static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+        RE.get_or_init(|| regex::Regex::new($pat).expect("static regex"))
+    }};
+}
+pub(crate) use re;
+
+use super::forgery;
+
 /// A parsed `eval:name(args)` call.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Call {
@@ -70,6 +81,10 @@ const IMPLEMENTED: &[&str] = &[
     "check_for_faraway_charset_in_headers",
     "check_no_relays",
     "check_messageid_not_usable",
+    "check_for_forged_hotmail_received_headers",
+    "check_for_no_hotmail_received_headers",
+    "check_for_forged_yahoo_received_headers",
+    "check_for_forged_eudoramail_received_headers",
     "gated_through_received_hdr_remover",
     "check_outlook_message_id",
     "check_equal_from_domains",
@@ -84,6 +99,9 @@ const IMPLEMENTED: &[&str] = &[
     "check_blank_line_ratio",
     "html_title_subject_ratio",
     "check_relays_unparseable",
+    "check_all_trusted",
+    "helo_ip_mismatch",
+    "check_for_no_rdns_dotcom_helo",
     "check_freemail_from",
     "check_freemail_header",
 ];
@@ -102,6 +120,17 @@ fn get(v: &View, spec: &str) -> String {
     v.header_for_rule(spec)
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default()
+}
+
+/// SpamAssassin's IP_PRIVATE for IPv4: 10/8, 127/8, 169.254/16, 172.16/12, 192.168/16, 100.64/10.
+fn ipv4_private(ip: &str) -> bool {
+    let o: Vec<u32> = ip.split('.').filter_map(|x| x.parse().ok()).collect();
+    match o.as_slice() {
+        [10, ..] | [127, ..] | [169, 254, ..] | [192, 168, ..] => true,
+        [172, b, ..] => (16..=31).contains(b),
+        [100, b, ..] => (64..=127).contains(b),
+        _ => false,
+    }
 }
 
 /// `/\@([^@]*)\z/` then `s/^.+\.([^\.]+\.[^\.]+)$/$1/`, lower-cased: the "2nd level domain"
@@ -499,13 +528,43 @@ pub fn run(call: &Call, v: &View, st: &Settings) -> f64 {
         "check_for_faraway_charset_in_headers" => 0.0, // ok_locales defaults to "all": never fires.
         "check_no_relays" => b(v.relays.trusted.is_empty() && v.relays.untrusted.is_empty()),
         "check_relays_unparseable" => b(v.relays.unparseable > 0),
-        "check_messageid_not_usable" | "gated_through_received_hdr_remover" => {
+        // RelayEval.
+        "check_all_trusted" => b(!v.relays.trusted.is_empty()
+            && v.relays.untrusted.is_empty()
+            && v.relays.unparseable == 0),
+        "helo_ip_mismatch" => b(v.relays.untrusted.iter().any(|r| {
+            let public_v4 = |s: &str| s.parse::<std::net::Ipv4Addr>().is_ok() && !ipv4_private(s);
+            public_v4(&r.helo)
+                && public_v4(&r.ip)
+                && r.helo != r.ip
+                && r.helo
+                    .rsplit_once('.')
+                    .is_some_and(|(net, _)| !r.ip.starts_with(&format!("{net}.")))
+        })),
+        // Only the last public untrusted relay decides: RelayEval resets the flag on each one.
+        "check_for_no_rdns_dotcom_helo" => {
+            let last = v.relays.untrusted.iter().rev().find(|r| !r.private);
+            b(last.is_some_and(|r| {
+                r.rdns.is_empty()
+                    && re!(r"(?i)(?:\.|^)(?:lycos\.com|lycos\.co\.uk|hotmail\.com|localhost\.com|excite\.com|caramail\.com|cs\.com|aol\.com|msn\.com|yahoo\.com|drizzle\.com)$")
+                        .is_match(&r.helo)
+            }))
+        }
+        "gated_through_received_hdr_remover" => b(forgery::gated_through_received_hdr_remover(v)),
+        "check_messageid_not_usable" => {
             let lu = get(v, "List-Unsubscribe");
             let rcvd = get(v, "Received");
-            b(rcvd.contains("/CWT/DCE)")
-                || rcvd.contains("iPlanet Messaging Server")
-                || (call.func == "check_messageid_not_usable" && lu.contains("-unsubscribe@")))
+            b(
+                re!(r"(?i)<mailto:(?:leave-\S+|\S+-unsubscribe)@\S+>\n?\z").is_match(&lu)
+                    || forgery::gated_through_received_hdr_remover(v)
+                    || rcvd.contains("/CWT/DCE)")
+                    || rcvd.contains("iPlanet Messaging Server"),
+            )
         }
+        "check_for_forged_hotmail_received_headers" => b(forgery::hotmail(v) == Some(true)),
+        "check_for_no_hotmail_received_headers" => b(forgery::hotmail(v) == Some(false)),
+        "check_for_forged_yahoo_received_headers" => b(forgery::yahoo(v)),
+        "check_for_forged_eudoramail_received_headers" => b(forgery::eudoramail(v)),
         "check_outlook_message_id" => {
             let id = get(v, "MESSAGEID");
             let re =

@@ -12,6 +12,7 @@ pub mod config;
 pub mod css;
 pub mod daemon;
 pub mod eval;
+pub mod forgery;
 pub mod html;
 pub mod load;
 pub mod markup;

@@ -67,6 +67,9 @@ pub enum Parsed {
     Relay(Relay),
     /// A local hand-off with no network hop ("from userid 0 by ..."), which SpamAssassin skips.
     Skip,
+    /// A mail fetcher's hand-over (fetchmail, getmail: "with POP3"/"with IMAP"): no hop, but the
+    /// relays above it were added by our own fetching, not by the path the mail took.
+    Fetched,
     Unparseable,
 }
 
@@ -74,16 +77,25 @@ pub enum Parsed {
 pub fn parse_all<'a>(received: impl Iterator<Item = &'a str>) -> Relays {
     let mut out = Relays::default();
     let mut in_trusted = true;
+    // Received.pm's allow_mailfetch_markers: a fetcher line restarts the trusted list only when the
+    // hop above it was trusted (our own fetching), never from the untrusted part.
+    let mut last_trusted = false;
     for line in received {
         match parse_line(line) {
             Parsed::Relay(r) => {
                 if in_trusted && !r.private && r.auth.is_empty() {
                     in_trusted = false;
                 }
+                last_trusted = in_trusted;
                 if in_trusted {
                     out.trusted.push(r);
                 } else {
                     out.untrusted.push(r);
+                }
+            }
+            Parsed::Fetched => {
+                if last_trusted {
+                    out.trusted.clear();
                 }
             }
             Parsed::Skip => {}
@@ -173,6 +185,9 @@ pub fn parse_line(line: &str) -> Parsed {
         || lower.contains("(from ") && !lower.contains('[')
     {
         return Parsed::Skip;
+    }
+    if l.contains("with POP3") || l.contains("with IMAP") {
+        return Parsed::Fetched;
     }
     let by_pos = lower.find(" by ").unwrap_or(l.len());
     let from_part = &l[5..by_pos];
@@ -266,5 +281,22 @@ mod tests {
             .untrusted_str()
             .starts_with("[ ip=203.0.113.9 rdns= helo=helo.example "));
         assert_eq!(parse_line("(qmail 1 invoked by uid 0)"), Parsed::Skip);
+    }
+
+    /// fetchmail's own hand-over is no hop, and the relays above it (our side) are forgotten.
+    #[test]
+    fn fetchmail_restarts_the_trusted_list() {
+        let rel = parse_all(
+            [
+                "from localhost (localhost [127.0.0.1]) by phobos (Postfix) with ESMTP id 1",
+                "from mail.webnote.net [193.120.211.219] by localhost with POP3 (fetchmail-5.9.0) for zzzz@localhost (single-drop)",
+                "from dd_it7 ([210.97.77.167]) by webnote.net (8.9.3/8.9.3) with ESMTP id NAA04623",
+            ]
+            .into_iter(),
+        );
+        assert!(rel.trusted.is_empty());
+        assert!(rel
+            .untrusted_str()
+            .starts_with("[ ip=210.97.77.167 rdns= helo=dd_it7 by=webnote.net "));
     }
 }
