@@ -17,6 +17,8 @@ pub struct Verdict {
     pub subhits: Vec<usize>,
     /// The score set the hits were scored in (2 when Bayes gave a probability).
     pub set: ScoreSet,
+    /// What auto-learn did, once `bayes::check` has run it (None: scored without the learner).
+    pub autolearn: Option<crate::spam::bayes::AutoLearn>,
 }
 
 impl Verdict {
@@ -222,6 +224,7 @@ impl RuleSet {
             hits,
             subhits,
             set,
+            autolearn: None,
         }
     }
 }

@@ -109,7 +109,11 @@ impl Marker<'_> {
                 let n = (self.v.score.max(0.0) as usize).min(50);
                 c.repeat(n)
             }
-            "AUTOLEARN" => "no autolearn_force=no".into(),
+            // Scored without the learner (tests, `check` with Bayes off in code): nothing was learned.
+            "AUTOLEARN" => self
+                .v
+                .autolearn
+                .map_or_else(|| "no autolearn_force=no".into(), |a| a.tag()),
             "AUTOLEARNSCORE" => "0".into(),
             "TESTS" => self.tests(arg.unwrap_or(",")),
             "SUBTESTS" => {
