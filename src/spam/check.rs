@@ -44,8 +44,15 @@ impl RuleSet {
     /// Scores a view. `bayes` is the Bayes probability when the database can classify (enough spam and
     /// ham learned), None otherwise; it picks the score set as SpamAssassin does, and BAYES_xx read it.
     pub fn check_view(&self, view: &View, bayes: Option<f64>) -> Verdict {
-        let set = ScoreSet::new(bayes.is_some(), false);
-        crate::spam::bayes::with_probability(bayes, || self.check_view_in(view, set))
+        self.check_view_bayes(view, bayes.is_some(), bayes)
+    }
+
+    /// Scores a view when Bayes is `available` (enough learned: score set 2) but may have no verdict
+    /// for this message (`p` None: no token was significant, so no BAYES_xx fires, as in SpamAssassin,
+    /// while the other rules keep their Bayes-set scores).
+    pub fn check_view_bayes(&self, view: &View, available: bool, p: Option<f64>) -> Verdict {
+        let set = ScoreSet::new(available, false);
+        crate::spam::bayes::with_probability(p, || self.check_view_in(view, set))
     }
 
     fn check_view_in(&self, view: &View, set: ScoreSet) -> Verdict {

@@ -418,6 +418,10 @@ mod tests {
         assert!(names.contains(&"BAYES_99"), "{names:?}");
         // Bayes usable but unsure: still set 2 (availability decides, not the verdict).
         assert_eq!(rs.check_view(&view, Some(0.5)).score, -0.5);
+        // Bayes usable, but no token of this message was significant: set 2, and no BAYES_xx.
+        let no_tokens = rs.check_view_bayes(&view, true, None);
+        assert_eq!(no_tokens.set, ScoreSet::LOCAL_BAYES);
+        assert_eq!(no_tokens.score, -0.5);
     }
 
     #[test]

@@ -27,6 +27,14 @@ pub struct Outcome {
     pub used: Vec<Used>,
 }
 
+impl Outcome {
+    /// The probability the BAYES_xx rules see: none when no token was significant (SpamAssassin then
+    /// "cannot use bayes on this message" and no BAYES_xx fires, rather than BAYES_50).
+    pub fn verdict(&self) -> Option<f64> {
+        (!self.used.is_empty()).then_some(self.probability)
+    }
+}
+
 /// Robinson's f(w) for a token seen `c.spam` times in `ns` spam and `c.ham` times in `nh` ham.
 pub fn fw(cfg: &BayesConfig, c: Counts, ns: u64, nh: u64) -> f64 {
     let (s, x) = (cfg.robinson_s, cfg.robinson_x);

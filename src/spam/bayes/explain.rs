@@ -18,8 +18,8 @@ pub fn explain(
     let view = View::new(super::learn::strip_from_line(msg));
     let t = Tokens::of(&view);
     let out = bayes.and_then(|b| b.classify(user, &t).ok().flatten());
-    let p = out.as_ref().map(|o| o.probability);
-    let v = rs.check_view(&view, p);
+    let p = out.as_ref().and_then(super::classifier::Outcome::verdict);
+    let v = rs.check_view_bayes(&view, out.is_some(), p);
     let mut s = String::new();
     let _ = writeln!(
         s,

@@ -271,8 +271,8 @@ pub fn check(rs: &RuleSet, bayes: Option<&Bayes>, user: Option<&str>, msg: &[u8]
         }),
         None => None,
     };
-    let p = out.as_ref().map(|o| o.probability);
-    let verdict = rs.check_view(&view, p);
+    let p = out.as_ref().and_then(classifier::Outcome::verdict);
+    let verdict = rs.check_view_bayes(&view, out.is_some(), p);
     let autolearn = match bayes {
         Some(b) if b.cfg.enabled && b.cfg.auto_learn => {
             match auto_learn_class(&b.cfg, rs, &verdict, p) {
