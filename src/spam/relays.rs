@@ -42,6 +42,11 @@ pub struct Relays {
     pub trusted: Vec<Relay>,
     pub untrusted: Vec<Relay>,
     pub unparseable: usize,
+    /// Index (0 = top) of the last Received field inside the trusted part, counting the fields that
+    /// gave no relay while still trusted; -1 when none (Received.pm's last_trusted_relay_index, which
+    /// also serves as the internal one when no networks are configured). ALL-TRUSTED, ALL-EXTERNAL
+    /// and friends cut the header block there.
+    pub last_trusted_index: i64,
 }
 
 impl Relays {
@@ -75,31 +80,39 @@ pub enum Parsed {
 
 /// Builds the relay list from the Received values (top first, already unfolded).
 pub fn parse_all<'a>(received: impl Iterator<Item = &'a str>) -> Relays {
-    let mut out = Relays::default();
+    let mut out = Relays {
+        last_trusted_index: -1,
+        ..Default::default()
+    };
     let mut in_trusted = true;
     // Received.pm's allow_mailfetch_markers: a fetcher line restarts the trusted list only when the
     // hop above it was trusted (our own fetching), never from the untrusted part.
     let mut last_trusted = false;
     for line in received {
-        match parse_line(line) {
+        let p = parse_line(line);
+        match p {
             Parsed::Relay(r) => {
                 if in_trusted && !r.private && r.auth.is_empty() {
                     in_trusted = false;
                 }
                 last_trusted = in_trusted;
                 if in_trusted {
+                    out.last_trusted_index += 1;
                     out.trusted.push(r);
                 } else {
                     out.untrusted.push(r);
                 }
             }
-            Parsed::Fetched => {
-                if last_trusted {
-                    out.trusted.clear();
+            Parsed::Fetched | Parsed::Skip | Parsed::Unparseable => {
+                if in_trusted {
+                    out.last_trusted_index += 1;
+                }
+                match p {
+                    Parsed::Fetched if last_trusted => out.trusted.clear(),
+                    Parsed::Unparseable => out.unparseable += 1,
+                    _ => {}
                 }
             }
-            Parsed::Skip => {}
-            Parsed::Unparseable => out.unparseable += 1,
         }
     }
     out

@@ -125,6 +125,43 @@ impl View {
                 format!("{e}\n").into_bytes()
             });
         }
+        // PerMsgStatus: ALL-TRUSTED/-INTERNAL are the fields up to and including the Received added by
+        // the last trusted relay; ALL-UNTRUSTED/-EXTERNAL the fields from that Received on.
+        let range = match name {
+            "ALL-TRUSTED" | "ALL-INTERNAL" => {
+                Some((None, Some(self.relays.last_trusted_index + 1)))
+            }
+            "ALL-UNTRUSTED" | "ALL-EXTERNAL" => {
+                Some((Some(self.relays.last_trusted_index + 1), None))
+            }
+            _ => None,
+        };
+        if let Some((start, end)) = range {
+            let mut out = Vec::new();
+            let mut cur: i64 = -1;
+            for f in &self.fields {
+                if f.name.eq_ignore_ascii_case("Received") {
+                    cur += 1;
+                }
+                let line = if raw {
+                    [f.name.as_bytes(), b": ", &f.raw, b"\n"].concat()
+                } else {
+                    [
+                        f.name.as_bytes(),
+                        b": ",
+                        &decode_header_value(&f.raw, &f.name),
+                    ]
+                    .concat()
+                };
+                if start.is_none_or(|s| s <= cur) && end.is_none_or(|e| cur < e) {
+                    out.extend_from_slice(&line);
+                } else if end == Some(cur) {
+                    out.extend_from_slice(&line);
+                    break;
+                }
+            }
+            return (!out.is_empty()).then_some(out);
+        }
         let mut vals: Vec<Vec<u8>> = if name == "ALL" {
             if raw {
                 self.fields
