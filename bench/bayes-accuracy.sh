@@ -3,7 +3,9 @@
 #   correo Bayes alone, correo rules + Bayes (and rules alone, for context), bogofilter, SpamAssassin
 #   (sa-learn + spamd/spamc, network tests off, auto-learn off, rules + Bayes).
 # Usage: bash bench/bayes-accuracy.sh [CORPUS] [OUT]      env: SA_FOLDS="0 1 ..." (default all 10),
-#        SKIP_SA=1, SKIP_BOGO=1, SKIP_CORREO=1 (reuse OUT/folds from an earlier run), SA_PORT (default 7831).
+#        SKIP_SA=1, SKIP_BOGO=1, SKIP_CORREO=1 (reuse OUT/folds from an earlier run), SKIP_STOCK=1,
+#        SA_PORT (default 7831). correo also runs with SpamAssassin's stock rules (OUT/stock/) when
+#        /usr/share/spamassassin exists: the same rules SpamAssassin runs, with correo's Bayes.
 # SpamAssassin's results are replaced fold by fold, so SA_FOLDS="4 5" adds to folds an earlier run finished.
 # Folds: a message's index within its class (sorted by file name) modulo 10; ham = ham/ + hard-ham/.
 # Each fold: train on the other 9, test on it. Per-message results go to OUT/*.tsv (fold, class, value);
@@ -20,6 +22,10 @@ if [ -z "${SKIP_CORREO:-}" ]; then
   echo "== correo (release build)" >&2
   cargo build --release --example bayes_accuracy >&2
   ./target/release/examples/bayes_accuracy "$CORPUS" "$OUT"
+  if [ -z "${SKIP_STOCK:-}" ] && [ -d /usr/share/spamassassin ]; then
+    echo "== correo with the stock rules" >&2
+    ./target/release/examples/bayes_accuracy "$CORPUS" "$OUT/stock" /usr/share/spamassassin
+  fi
 fi
 
 others() { for j in 0 1 2 3 4 5 6 7 8 9; do if [ "$j" != "$1" ]; then cat "$OUT/folds/$j.$2"; fi; done; }
