@@ -1200,4 +1200,30 @@ mod tests {
         let r = render("<img width=10 height=20><img width=50% height=x>");
         assert_eq!(r.image_area, 10 * 20 + 400 * 200);
     }
+
+    #[test]
+    fn odd_html_does_not_panic() {
+        for h in [
+            "<",
+            "<a",
+            "</",
+            "<!",
+            "<!--",
+            "<![CDATA[x",
+            "<a href='é",
+            "<font size=99999999999999999999>x",
+            "<img width=99999999999999999999% height=99999999999999999999%>",
+            "<p style=\"color:rgb(\">é",
+            "<title>é",
+            "<script>é",
+            "&#x110000;&#99999999;&",
+            "<é>é</é>",
+            "<b>é</b>é<i>é",
+            "<span style='background: url(\"x'>a",
+            "<font color=#>a",
+            "<font face=\"\">a",
+        ] {
+            let _ = render(h);
+        }
+    }
 }

@@ -122,7 +122,10 @@ fn cook(raw: &str, is_mail: bool) -> Option<String> {
     } else {
         return None;
     };
-    if uri.len() >= 7 && uri[..7].eq_ignore_ascii_case("mailto:") {
+    if uri
+        .get(..7)
+        .is_some_and(|p| p.eq_ignore_ascii_case("mailto:"))
+    {
         let at = uri.find('@')?;
         let host: &str = uri[at + 1..].split(['?', '&', '>']).next().unwrap_or("");
         if !valid_domain(host.trim_end_matches("%20")) {
@@ -176,5 +179,21 @@ mod tests {
             in_text("email:me@host.example"),
             vec!["mailto:me@host.example"]
         );
+    }
+
+    #[test]
+    fn odd_text_does_not_panic() {
+        for t in [
+            "ftp:ééé",
+            "ftp.é",
+            "é@é.é",
+            "mailto:",
+            "www.",
+            "@@@",
+            "a@b.c\u{a0}x",
+            "(((www.x.y",
+        ] {
+            let _ = in_text(t);
+        }
     }
 }
