@@ -3,7 +3,10 @@
 #   correo Bayes alone, correo rules + Bayes (and rules alone, for context), bogofilter, SpamAssassin
 #   (sa-learn + spamd/spamc, network tests off, auto-learn off, rules + Bayes).
 # Usage: bash bench/bayes-accuracy.sh [CORPUS] [OUT]      env: SA_FOLDS="0 1 ..." (default all 10),
-#        SKIP_SA=1, SKIP_BOGO=1, SA_PORT (default 7831).
+#        SKIP_SA=1, SKIP_BOGO=1, SKIP_CORREO=1 (reuse OUT/folds from an earlier run), SKIP_STOCK=1,
+#        SA_PORT (default 7831). correo also runs with SpamAssassin's stock rules (OUT/stock/) when
+#        /usr/share/spamassassin exists: the same rules SpamAssassin runs, with correo's Bayes.
+# SpamAssassin's results are replaced fold by fold, so SA_FOLDS="4 5" adds to folds an earlier run finished.
 # Folds: a message's index within its class (sorted by file name) modulo 10; ham = ham/ + hard-ham/.
 # Each fold: train on the other 9, test on it. Per-message results go to OUT/*.tsv (fold, class, value);
 # the summary table is printed at the end (and by bench/bayes-summary.sh OUT).
@@ -15,9 +18,15 @@ SA_FOLDS=${SA_FOLDS:-0 1 2 3 4 5 6 7 8 9}
 PORT=${SA_PORT:-7831}
 mkdir -p "$OUT"
 
-echo "== correo (release build)" >&2
-cargo build --release --example bayes_accuracy >&2
-./target/release/examples/bayes_accuracy "$CORPUS" "$OUT"
+if [ -z "${SKIP_CORREO:-}" ]; then
+  echo "== correo (release build)" >&2
+  cargo build --release --example bayes_accuracy >&2
+  ./target/release/examples/bayes_accuracy "$CORPUS" "$OUT"
+  if [ -z "${SKIP_STOCK:-}" ] && [ -d /usr/share/spamassassin ]; then
+    echo "== correo with the stock rules" >&2
+    ./target/release/examples/bayes_accuracy "$CORPUS" "$OUT/stock" /usr/share/spamassassin
+  fi
+fi
 
 others() { for j in 0 1 2 3 4 5 6 7 8 9; do if [ "$j" != "$1" ]; then cat "$OUT/folds/$j.$2"; fi; done; }
 
@@ -39,8 +48,11 @@ fi
 
 if [ -z "${SKIP_SA:-}" ]; then
   echo "== SpamAssassin folds: $SA_FOLDS" >&2
-  : > "$OUT/spamassassin.tsv"
+  touch "$OUT/spamassassin.tsv"
   for k in $SA_FOLDS; do
+    # sa-learn takes minutes per fold: keep the folds other runs finished, redo only this one.
+    awk -v k=$k '$1 != k' "$OUT/spamassassin.tsv" > "$OUT/spamassassin.tsv.tmp"
+    mv "$OUT/spamassassin.tsv.tmp" "$OUT/spamassassin.tsv"
     sa="$OUT/sa/$k"; rm -rf "$sa"; mkdir -p "$sa/conf" "$sa/bayes" "$sa/home"
     cp /etc/spamassassin/*.pre /etc/spamassassin/*.cf "$sa/conf/"
     cat >> "$sa/conf/local.cf" <<CF

@@ -16,11 +16,16 @@ row "correo Bayes alone (p >= 0.5), 10 folds" "$OUT/correo-bayes.tsv" 0.5
 row "correo Bayes alone (p >= 0.99), 10 folds" "$OUT/correo-bayes.tsv" 0.99
 row "correo rules alone (score >= 5), 10 folds" "$OUT/correo-rules.tsv" 5
 row "correo rules + Bayes (score >= 5), 10 folds" "$OUT/correo-rules-bayes.tsv" 5
+if [ -s "$OUT/stock/correo-rules-bayes.tsv" ]; then
+  row "correo, SpamAssassin's stock rules alone (score >= 5), 10 folds" "$OUT/stock/correo-rules.tsv" 5
+  row "correo, stock rules + correo Bayes (score >= 5), 10 folds" "$OUT/stock/correo-rules-bayes.tsv" 5
+fi
 [ -s "$OUT/bogofilter.tsv" ] && row "bogofilter 1.2.5 (S), 10 folds" "$OUT/bogofilter.tsv" 1
 if [ -s "$OUT/spamassassin.tsv" ]; then
   row "SpamAssassin 4.0 rules + Bayes (score >= 5), folds $folds" "$OUT/spamassassin.tsv" 5
   row "correo Bayes alone (p >= 0.9), folds $folds" "$OUT/correo-bayes.tsv" 0.9 "$folds"
   row "correo rules + Bayes (score >= 5), folds $folds" "$OUT/correo-rules-bayes.tsv" 5 "$folds"
+  [ -s "$OUT/stock/correo-rules-bayes.tsv" ] && row "correo, stock rules + correo Bayes (score >= 5), folds $folds" "$OUT/stock/correo-rules-bayes.tsv" 5 "$folds"
   [ -s "$OUT/bogofilter.tsv" ] && row "bogofilter (S), folds $folds" "$OUT/bogofilter.tsv" 1 "$folds"
 fi
 exit 0

@@ -4,14 +4,14 @@
 //! CORPUS/hard-ham (ham), sorted by name; a message's fold is its index within its class modulo 10
 //! (stratified, deterministic). Writes `OUT/folds/K.spam` and `OUT/folds/K.ham` (file lists, so the
 //! peers train and test on exactly the same folds) and per-message results:
-//!   OUT/correo-bayes.tsv        fold, class, Bayes probability
-//!   OUT/correo-rules.tsv        fold, class, rules-only score (context)
-//!   OUT/correo-rules-bayes.tsv  fold, class, rules + BAYES_xx score
+//!   OUT/correo-bayes.tsv        fold, class, Bayes probability, file
+//!   OUT/correo-rules.tsv        fold, class, rules-only score (context), file
+//!   OUT/correo-rules-bayes.tsv  fold, class, rules + BAYES_xx score, file
 //! Training uses the same tokenizer and classifier as `correo spam learn`/`check`, with the counts held in
 //! memory instead of SQLite (same numbers, no disk in the loop).
 
 use correo::spam::bayes::classifier::{self, Counts};
-use correo::spam::bayes::{learn::strip_from_line, with_probability, BayesConfig};
+use correo::spam::bayes::{learn::strip_from_line, BayesConfig};
 use correo::spam::view::View;
 use std::collections::HashMap;
 use std::io::Write;
@@ -159,14 +159,17 @@ fn main() {
                         .unwrap_or_default()
                 })
                 .collect();
-            let p = classifier::classify(&cfg, ns, nh, &c).probability;
+            let o = classifier::classify(&cfg, ns, nh, &c);
+            let p = o.probability;
             let view = View::new(&raw[*i]);
-            let r = with_probability(None, || rs.check_view(&view)).score;
-            let rb = with_probability(Some(p), || rs.check_view(&view)).score;
-            (m.spam, p, r, rb)
+            let r = rs.check_view(&view, None).score;
+            // Every fold has learned more than 200 of each: Bayes is available (score set 2) even
+            // when no token of this message is significant (then no BAYES_xx fires).
+            let rb = rs.check_view_bayes(&view, true, o.verdict()).score;
+            (m.spam, p, r, rb, m.path.display().to_string())
         };
         let chunk = test.len().div_ceil(2);
-        let res: Vec<(bool, f64, f64, f64)> = std::thread::scope(|s| {
+        let res: Vec<(bool, f64, f64, f64, String)> = std::thread::scope(|s| {
             let hs: Vec<_> = test
                 .chunks(chunk)
                 .map(|c| s.spawn(move || c.iter().map(score).collect::<Vec<_>>()))
@@ -175,11 +178,11 @@ fn main() {
                 .flat_map(|h| h.join().unwrap_or_default())
                 .collect()
         });
-        for (spam, p, r, rb) in res {
+        for (spam, p, r, rb, path) in res {
             let class = if spam { "spam" } else { "ham" };
-            let _ = writeln!(f_bayes, "{k}\t{class}\t{p:.6}");
-            let _ = writeln!(f_rules, "{k}\t{class}\t{r:.3}");
-            let _ = writeln!(f_rb, "{k}\t{class}\t{rb:.3}");
+            let _ = writeln!(f_bayes, "{k}\t{class}\t{p:.6}\t{path}");
+            let _ = writeln!(f_rules, "{k}\t{class}\t{r:.3}\t{path}");
+            let _ = writeln!(f_rb, "{k}\t{class}\t{rb:.3}\t{path}");
         }
         eprintln!(
             "fold {k}: trained on {ns} spam + {nh} ham, tested {} ({:.1}s)",

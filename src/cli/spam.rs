@@ -162,12 +162,12 @@ fn lint(home: &Home, rules: &[PathBuf], verbose: bool) -> Result<()> {
         rs.order
             .iter()
             .chain(rs.metas.iter())
-            .filter(|&&i| rs.rules[i].score != 0.0 && !rs.rules[i].is_sub())
+            .filter(|&&i| rs.rules[i].scored_anywhere() && !rs.rules[i].is_sub())
             .count(),
         rs.order
             .iter()
             .chain(rs.metas.iter())
-            .filter(|&&i| rs.rules[i].score == 0.0 || rs.rules[i].is_sub())
+            .filter(|&&i| !rs.rules[i].scored_anywhere() || rs.rules[i].is_sub())
             .count()
     );
     w!(

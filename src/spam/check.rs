@@ -2,7 +2,7 @@
 //! sum the scores. The result is a `Verdict`; writing headers is `markup.rs`'s job.
 
 use super::prefilter::Area;
-use super::rules::{RuleSet, Test};
+use super::rules::{Rule, RuleSet, ScoreSet, Test};
 use super::view::View;
 
 /// What the engine decided about one message.
@@ -15,21 +15,47 @@ pub struct Verdict {
     pub hits: Vec<usize>,
     /// Sub-rules (`__X`) and zero-scored rules that hit, for debugging.
     pub subhits: Vec<usize>,
+    /// The score set the hits were scored in (2 when Bayes gave a probability).
+    pub set: ScoreSet,
+    /// What auto-learn did, once `bayes::check` has run it (None: scored without the learner).
+    pub autolearn: Option<crate::spam::bayes::AutoLearn>,
+}
+
+impl Verdict {
+    /// What rule `r` added to this message's score (reports list it with this value).
+    pub fn score_of(&self, r: &Rule) -> f64 {
+        r.score(self.set)
+    }
 }
 
 impl RuleSet {
+    /// Scores a message without Bayes (score set 0).
     pub fn check(&self, msg: &[u8]) -> (View, Verdict) {
         let t0 = std::time::Instant::now();
         let view = View::new(msg);
         let t1 = t0.elapsed();
-        let v = self.check_view(&view);
+        let v = self.check_view(&view, None);
         if std::env::var_os("CORREO_SPAM_PROFILE").is_some() {
             eprintln!("view {:?}, rules {:?}", t1, t0.elapsed() - t1);
         }
         (view, v)
     }
 
-    pub fn check_view(&self, view: &View) -> Verdict {
+    /// Scores a view. `bayes` is the Bayes probability when the database can classify (enough spam and
+    /// ham learned), None otherwise; it picks the score set as SpamAssassin does, and BAYES_xx read it.
+    pub fn check_view(&self, view: &View, bayes: Option<f64>) -> Verdict {
+        self.check_view_bayes(view, bayes.is_some(), bayes)
+    }
+
+    /// Scores a view when Bayes is `available` (enough learned: score set 2) but may have no verdict
+    /// for this message (`p` None: no token was significant, so no BAYES_xx fires, as in SpamAssassin,
+    /// while the other rules keep their Bayes-set scores).
+    pub fn check_view_bayes(&self, view: &View, available: bool, p: Option<f64>) -> Verdict {
+        let set = ScoreSet::new(available, false);
+        crate::spam::bayes::with_probability(p, || self.check_view_in(view, set))
+    }
+
+    fn check_view_in(&self, view: &View, set: ScoreSet) -> Verdict {
         let n = self.rules.len();
         let mut cand = vec![false; n];
         let pf = &self.prefilter;
@@ -76,8 +102,12 @@ impl RuleSet {
             if pf.gated[i].is_some() && !cand[i] {
                 continue;
             }
-            let t0 = profile.then(std::time::Instant::now);
             let r = &self.rules[i];
+            // Plugin::Check: rules tagged `learn` (BAYES_xx) run only in the Bayes score sets.
+            if r.tflags.learn && !set.bayes() {
+                continue;
+            }
+            let t0 = profile.then(std::time::Instant::now);
             let max = if r.tflags.multiple {
                 r.tflags.maxhits
             } else {
@@ -184,10 +214,10 @@ impl RuleSet {
                 continue;
             }
             let r = &self.rules[i];
-            if r.is_sub() || r.score == 0.0 {
+            if r.is_sub() || r.score(set) == 0.0 {
                 subhits.push(i);
             } else {
-                score += r.score;
+                score += r.score(set);
                 hits.push(i);
             }
         }
@@ -200,6 +230,8 @@ impl RuleSet {
             is_spam: score >= required,
             hits,
             subhits,
+            set,
+            autolearn: None,
         }
     }
 }

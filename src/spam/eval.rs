@@ -5,6 +5,17 @@
 use super::load::Settings;
 use super::view::View;
 
+/// A regex compiled once, where it is used.
+macro_rules! re {
+    ($pat:expr) => {{
+        static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+        RE.get_or_init(|| regex::Regex::new($pat).expect("static regex"))
+    }};
+}
+pub(crate) use re;
+
+use super::forgery;
+
 /// A parsed `eval:name(args)` call.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Call {
@@ -53,6 +64,14 @@ const IMPLEMENTED: &[&str] = &[
     "check_for_uppercase",
     "check_body_length",
     "html_test",
+    "html_range",
+    "html_eval",
+    "html_tag_balance",
+    "html_image_ratio",
+    "html_text_match",
+    "html_text_not_match",
+    "html_charset_faraway",
+    "check_iframe_src",
     "check_for_mime",
     "check_for_mime_html",
     "check_for_mime_html_only",
@@ -62,6 +81,10 @@ const IMPLEMENTED: &[&str] = &[
     "check_for_faraway_charset_in_headers",
     "check_no_relays",
     "check_messageid_not_usable",
+    "check_for_forged_hotmail_received_headers",
+    "check_for_no_hotmail_received_headers",
+    "check_for_forged_yahoo_received_headers",
+    "check_for_forged_eudoramail_received_headers",
     "gated_through_received_hdr_remover",
     "check_outlook_message_id",
     "check_equal_from_domains",
@@ -76,6 +99,9 @@ const IMPLEMENTED: &[&str] = &[
     "check_blank_line_ratio",
     "html_title_subject_ratio",
     "check_relays_unparseable",
+    "check_all_trusted",
+    "helo_ip_mismatch",
+    "check_for_no_rdns_dotcom_helo",
     "check_freemail_from",
     "check_freemail_header",
 ];
@@ -96,13 +122,31 @@ fn get(v: &View, spec: &str) -> String {
         .unwrap_or_default()
 }
 
-fn domain_of(addr: &str) -> String {
-    addr.rsplit('@')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .trim_end_matches('>')
-        .to_ascii_lowercase()
+/// SpamAssassin's IP_PRIVATE for IPv4: 10/8, 127/8, 169.254/16, 172.16/12, 192.168/16, 100.64/10.
+fn ipv4_private(ip: &str) -> bool {
+    let o: Vec<u32> = ip.split('.').filter_map(|x| x.parse().ok()).collect();
+    match o.as_slice() {
+        [10, ..] | [127, ..] | [169, 254, ..] | [192, 168, ..] => true,
+        [172, b, ..] => (16..=31).contains(b),
+        [100, b, ..] => (64..=127).contains(b),
+        _ => false,
+    }
+}
+
+/// `/\@([^@]*)\z/` then `s/^.+\.([^\.]+\.[^\.]+)$/$1/`, lower-cased: the "2nd level domain"
+/// check_equal_from_domains compares (with several addresses, the last one's).
+fn second_level(addr: &str) -> String {
+    let Some(p) = addr.rfind('@') else {
+        return String::new();
+    };
+    let d = addr[p + 1..].trim_end_matches('\n');
+    let labels: Vec<&str> = d.rsplitn(3, '.').collect();
+    let d = if labels.len() == 3 && !labels[2].is_empty() && !d.contains('\n') {
+        format!("{}.{}", labels[1], labels[0])
+    } else {
+        d.to_string()
+    };
+    d.to_ascii_lowercase()
 }
 
 /// Parses an RFC 5322 date leniently; None when it cannot be read.
@@ -360,25 +404,94 @@ pub fn run(call: &Call, v: &View, st: &Settings) -> f64 {
         "check_body_length" => {
             b(((v.full.len() - v.body_start.min(v.full.len())) as f64) <= arg_f(a, 0, 0.0))
         }
+        // The HTML evals (Plugin::HTMLEval) hit when any text/html part satisfies them.
         "html_test" => {
-            let Some(h) = &v.html else { return 0.0 };
-            match a.first().map(String::as_str) {
-                Some("html") | Some("html_message") => b(!h.tags.is_empty()),
-                Some("title_missing") | Some("title") => {
-                    b(h.title.trim().is_empty() && !h.has_tag("title"))
-                }
-                _ => 0.0,
-            }
+            let t = a.first().map(String::as_str).unwrap_or("");
+            b(v.html.iter().any(|h| h.test(t)))
         }
-        "html_tag_exists" => b(v.html.as_ref().is_some_and(|h| {
-            a.first()
-                .is_some_and(|t| h.has_tag(&t.to_ascii_lowercase()))
-        })),
+        "html_tag_exists" => {
+            let t = a.first().map(String::as_str).unwrap_or("");
+            b(v.html.iter().any(|h| h.has_tag(t)))
+        }
         "html_image_only" => {
-            let Some(h) = &v.html else { return 0.0 };
-            let len = h.text.split_whitespace().map(str::len).sum::<usize>() as f64;
-            b(h.images > 0 && len > arg_f(a, 0, 0.0) && len <= arg_f(a, 1, f64::MAX))
+            let (min, max) = (arg_f(a, 0, 0.0), arg_f(a, 1, f64::MAX));
+            b(v.html.iter().any(|h| {
+                let len = h.length as f64;
+                h.has_tag("img") && len > min && len <= max
+            }))
         }
+        "html_image_ratio" => {
+            let (min, max) = (arg_f(a, 0, 0.0), arg_f(a, 1, f64::MAX));
+            b(v.html.iter().any(|h| {
+                h.image_area > 0 && {
+                    let r = h.non_space_len as f64 / h.image_area as f64;
+                    r > min && r <= max
+                }
+            }))
+        }
+        "html_range" => {
+            let test = a.first().map(String::as_str).unwrap_or("");
+            let min = arg_f(a, 1, 0.0);
+            // "inf" (or no maximum) means no upper bound; "inf" parses as f64 infinity.
+            let max = arg_f(a, 2, f64::INFINITY);
+            b(v.html.iter().any(|h| {
+                h.value(test)
+                    .is_some_and(|x| x > min && (max.is_infinite() || x <= max))
+            }))
+        }
+        "html_eval" => {
+            let test = a.first().map(String::as_str).unwrap_or("");
+            let Some(cmp) = a.get(1).and_then(|e| Comparison::parse(e)) else {
+                return 0.0;
+            };
+            b(v.html
+                .iter()
+                .any(|h| h.value(test).is_some_and(|x| cmp.holds(x))))
+        }
+        "html_tag_balance" => {
+            let tag = a.first().map(String::as_str).unwrap_or("");
+            if tag.is_empty() || !tag.bytes().all(|c| c.is_ascii_alphanumeric()) {
+                return 0.0;
+            }
+            let Some(cmp) = a.get(1).and_then(|e| Comparison::parse(e)) else {
+                return 0.0;
+            };
+            b(v.html
+                .iter()
+                .any(|h| h.inside.get(tag).is_some_and(|&n| cmp.holds(n as f64))))
+        }
+        "html_text_match" | "html_text_not_match" => {
+            let what = a.first().map(String::as_str).unwrap_or("");
+            let Some(re) = a.get(1).and_then(|r| super::perlre::compile(r, "").ok()) else {
+                return 0.0;
+            };
+            let want = call.func == "html_text_match";
+            b(v.html.iter().any(|h| {
+                h.texts(what)
+                    .iter()
+                    .any(|s| re.is_match(s.as_bytes()) == want)
+            }))
+        }
+        "html_title_subject_ratio" => {
+            let subject = get(v, "Subject");
+            let subject = subject.strip_suffix('\n').unwrap_or(&subject);
+            let slen = subject.chars().count();
+            if slen == 0 {
+                return 0.0;
+            }
+            let ratio = arg_f(a, 0, f64::MAX);
+            b(v.html.iter().any(|h| {
+                let max = h
+                    .titles
+                    .iter()
+                    .map(|t| t.chars().count() as f64 / slen as f64)
+                    .fold(0.0, f64::max);
+                max > ratio
+            }))
+        }
+        // ok_locales defaults to "all": a charset is never far away.
+        "html_charset_faraway" => 0.0,
+        "check_iframe_src" => b(v.html.iter().any(|h| h.iframe_src)),
         "image_count" => {
             let kind = a
                 .first()
@@ -415,13 +528,43 @@ pub fn run(call: &Call, v: &View, st: &Settings) -> f64 {
         "check_for_faraway_charset_in_headers" => 0.0, // ok_locales defaults to "all": never fires.
         "check_no_relays" => b(v.relays.trusted.is_empty() && v.relays.untrusted.is_empty()),
         "check_relays_unparseable" => b(v.relays.unparseable > 0),
-        "check_messageid_not_usable" | "gated_through_received_hdr_remover" => {
+        // RelayEval.
+        "check_all_trusted" => b(!v.relays.trusted.is_empty()
+            && v.relays.untrusted.is_empty()
+            && v.relays.unparseable == 0),
+        "helo_ip_mismatch" => b(v.relays.untrusted.iter().any(|r| {
+            let public_v4 = |s: &str| s.parse::<std::net::Ipv4Addr>().is_ok() && !ipv4_private(s);
+            public_v4(&r.helo)
+                && public_v4(&r.ip)
+                && r.helo != r.ip
+                && r.helo
+                    .rsplit_once('.')
+                    .is_some_and(|(net, _)| !r.ip.starts_with(&format!("{net}.")))
+        })),
+        // Only the last public untrusted relay decides: RelayEval resets the flag on each one.
+        "check_for_no_rdns_dotcom_helo" => {
+            let last = v.relays.untrusted.iter().rev().find(|r| !r.private);
+            b(last.is_some_and(|r| {
+                r.rdns.is_empty()
+                    && re!(r"(?i)(?:\.|^)(?:lycos\.com|lycos\.co\.uk|hotmail\.com|localhost\.com|excite\.com|caramail\.com|cs\.com|aol\.com|msn\.com|yahoo\.com|drizzle\.com)$")
+                        .is_match(&r.helo)
+            }))
+        }
+        "gated_through_received_hdr_remover" => b(forgery::gated_through_received_hdr_remover(v)),
+        "check_messageid_not_usable" => {
             let lu = get(v, "List-Unsubscribe");
             let rcvd = get(v, "Received");
-            b(rcvd.contains("/CWT/DCE)")
-                || rcvd.contains("iPlanet Messaging Server")
-                || (call.func == "check_messageid_not_usable" && lu.contains("-unsubscribe@")))
+            b(
+                re!(r"(?i)<mailto:(?:leave-\S+|\S+-unsubscribe)@\S+>\n?\z").is_match(&lu)
+                    || forgery::gated_through_received_hdr_remover(v)
+                    || rcvd.contains("/CWT/DCE)")
+                    || rcvd.contains("iPlanet Messaging Server"),
+            )
         }
+        "check_for_forged_hotmail_received_headers" => b(forgery::hotmail(v) == Some(true)),
+        "check_for_no_hotmail_received_headers" => b(forgery::hotmail(v) == Some(false)),
+        "check_for_forged_yahoo_received_headers" => b(forgery::yahoo(v)),
+        "check_for_forged_eudoramail_received_headers" => b(forgery::eudoramail(v)),
         "check_outlook_message_id" => {
             let id = get(v, "MESSAGEID");
             let re =
@@ -440,14 +583,11 @@ pub fn run(call: &Call, v: &View, st: &Settings) -> f64 {
             }
             b((token - expect(received_time(v).unwrap_or(0))).abs() >= 250.0)
         }
+        // HeaderEval: the last two labels of each domain, compared without case.
         "check_equal_from_domains" => {
-            let from = domain_of(&get(v, "From:addr"));
-            let env = domain_of(&get(v, "EnvelopeFrom:addr"));
-            b(!from.is_empty()
-                && !env.is_empty()
-                && from != env
-                && !from.ends_with(&format!(".{env}"))
-                && !env.ends_with(&format!(".{from}")))
+            let from = second_level(&get(v, "From:addr"));
+            let env = second_level(&get(v, "EnvelopeFrom:addr"));
+            b(!from.is_empty() && !env.is_empty() && from != env)
         }
         "check_for_matching_env_and_hdr_from" => {
             let env = get(v, "EnvelopeFrom:addr").to_ascii_lowercase();
@@ -469,8 +609,7 @@ pub fn run(call: &Call, v: &View, st: &Settings) -> f64 {
         | "check_stock_info"
         | "check_ma_non_text"
         | "check_for_ascii_text_illegal"
-        | "check_blank_line_ratio"
-        | "html_title_subject_ratio" => 0.0,
+        | "check_blank_line_ratio" => 0.0,
         "check_msg_parse_flags" => match a.first().map(String::as_str) {
             Some("missing_head_body_separator") => {
                 b(v.body_start >= v.full.len() && !v.full.ends_with(b"\n\n"))
@@ -480,6 +619,34 @@ pub fn run(call: &Call, v: &View, st: &Settings) -> f64 {
         // The probability `bayes::check` put in place for this message; none: BAYES_xx never fires.
         "check_bayes" => crate::spam::bayes::eval_check_bayes(a),
         _ => 0.0,
+    }
+}
+
+/// The `'< 384'` / `'!= 0'` argument of html_eval and html_tag_balance: an operator and a number.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Comparison {
+    op: &'static str,
+    n: f64,
+}
+
+impl Comparison {
+    fn parse(e: &str) -> Option<Comparison> {
+        let e = e.trim();
+        let op = ["<=", ">=", "==", "!=", "<", ">"]
+            .into_iter()
+            .find(|op| e.starts_with(op))?;
+        let n = e[op.len()..].trim().parse().ok()?;
+        Some(Comparison { op, n })
+    }
+    fn holds(self, x: f64) -> bool {
+        match self.op {
+            "<=" => x <= self.n,
+            ">=" => x >= self.n,
+            "==" => x == self.n,
+            "!=" => x != self.n,
+            "<" => x < self.n,
+            _ => x > self.n,
+        }
     }
 }
 

@@ -109,7 +109,11 @@ impl Marker<'_> {
                 let n = (self.v.score.max(0.0) as usize).min(50);
                 c.repeat(n)
             }
-            "AUTOLEARN" => "no autolearn_force=no".into(),
+            // Scored without the learner (tests, `check` with Bayes off in code): nothing was learned.
+            "AUTOLEARN" => self
+                .v
+                .autolearn
+                .map_or_else(|| "no autolearn_force=no".into(), |a| a.tag()),
             "AUTOLEARNSCORE" => "0".into(),
             "TESTS" => self.tests(arg.unwrap_or(",")),
             "SUBTESTS" => {
@@ -131,7 +135,10 @@ impl Marker<'_> {
                     .v
                     .hits
                     .iter()
-                    .map(|&i| (self.rules.rules[i].name.as_str(), self.rules.rules[i].score))
+                    .map(|&i| {
+                        let r = &self.rules.rules[i];
+                        (r.name.as_str(), self.v.score_of(r))
+                    })
                     .collect();
                 n.sort_by(|a, b| a.0.cmp(b.0));
                 if n.is_empty() {
@@ -188,7 +195,7 @@ impl Marker<'_> {
         let mut out = String::new();
         for &i in &self.v.hits {
             let r = &self.rules.rules[i];
-            let score = score_col(r.score);
+            let score = score_col(self.v.score_of(r));
             let area = r.area();
             let desc = wrap_desc(
                 &r.describe,
@@ -205,7 +212,7 @@ impl Marker<'_> {
         let mut out = String::new();
         for &i in &self.v.hits {
             let r = &self.rules.rules[i];
-            let score = score_col(r.score);
+            let score = score_col(self.v.score_of(r));
             let area = r.area();
             let desc = wrap_desc(
                 &r.describe,

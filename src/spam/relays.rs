@@ -42,6 +42,11 @@ pub struct Relays {
     pub trusted: Vec<Relay>,
     pub untrusted: Vec<Relay>,
     pub unparseable: usize,
+    /// Index (0 = top) of the last Received field inside the trusted part, counting the fields that
+    /// gave no relay while still trusted; -1 when none (Received.pm's last_trusted_relay_index, which
+    /// also serves as the internal one when no networks are configured). ALL-TRUSTED, ALL-EXTERNAL
+    /// and friends cut the header block there.
+    pub last_trusted_index: i64,
 }
 
 impl Relays {
@@ -67,27 +72,47 @@ pub enum Parsed {
     Relay(Relay),
     /// A local hand-off with no network hop ("from userid 0 by ..."), which SpamAssassin skips.
     Skip,
+    /// A mail fetcher's hand-over (fetchmail, getmail: "with POP3"/"with IMAP"): no hop, but the
+    /// relays above it were added by our own fetching, not by the path the mail took.
+    Fetched,
     Unparseable,
 }
 
 /// Builds the relay list from the Received values (top first, already unfolded).
 pub fn parse_all<'a>(received: impl Iterator<Item = &'a str>) -> Relays {
-    let mut out = Relays::default();
+    let mut out = Relays {
+        last_trusted_index: -1,
+        ..Default::default()
+    };
     let mut in_trusted = true;
+    // Received.pm's allow_mailfetch_markers: a fetcher line restarts the trusted list only when the
+    // hop above it was trusted (our own fetching), never from the untrusted part.
+    let mut last_trusted = false;
     for line in received {
-        match parse_line(line) {
+        let p = parse_line(line);
+        match p {
             Parsed::Relay(r) => {
                 if in_trusted && !r.private && r.auth.is_empty() {
                     in_trusted = false;
                 }
+                last_trusted = in_trusted;
                 if in_trusted {
+                    out.last_trusted_index += 1;
                     out.trusted.push(r);
                 } else {
                     out.untrusted.push(r);
                 }
             }
-            Parsed::Skip => {}
-            Parsed::Unparseable => out.unparseable += 1,
+            Parsed::Fetched | Parsed::Skip | Parsed::Unparseable => {
+                if in_trusted {
+                    out.last_trusted_index += 1;
+                }
+                match p {
+                    Parsed::Fetched if last_trusted => out.trusted.clear(),
+                    Parsed::Unparseable => out.unparseable += 1,
+                    _ => {}
+                }
+            }
         }
     }
     out
@@ -173,6 +198,9 @@ pub fn parse_line(line: &str) -> Parsed {
         || lower.contains("(from ") && !lower.contains('[')
     {
         return Parsed::Skip;
+    }
+    if l.contains("with POP3") || l.contains("with IMAP") {
+        return Parsed::Fetched;
     }
     let by_pos = lower.find(" by ").unwrap_or(l.len());
     let from_part = &l[5..by_pos];
@@ -266,5 +294,22 @@ mod tests {
             .untrusted_str()
             .starts_with("[ ip=203.0.113.9 rdns= helo=helo.example "));
         assert_eq!(parse_line("(qmail 1 invoked by uid 0)"), Parsed::Skip);
+    }
+
+    /// fetchmail's own hand-over is no hop, and the relays above it (our side) are forgotten.
+    #[test]
+    fn fetchmail_restarts_the_trusted_list() {
+        let rel = parse_all(
+            [
+                "from localhost (localhost [127.0.0.1]) by phobos (Postfix) with ESMTP id 1",
+                "from mail.webnote.net [193.120.211.219] by localhost with POP3 (fetchmail-5.9.0) for zzzz@localhost (single-drop)",
+                "from dd_it7 ([210.97.77.167]) by webnote.net (8.9.3/8.9.3) with ESMTP id NAA04623",
+            ]
+            .into_iter(),
+        );
+        assert!(rel.trusted.is_empty());
+        assert!(rel
+            .untrusted_str()
+            .starts_with("[ ip=210.97.77.167 rdns= helo=dd_it7 by=webnote.net "));
     }
 }

@@ -1,5 +1,5 @@
 //! Compiling loaded rule definitions into runnable tests: regexes translated and built once, metas
-//! resolved to rule indexes, scores chosen from the score set, and a literal prefilter over all body
+//! resolved to rule indexes, the four score sets kept per rule, and a literal prefilter over all body
 //! rules so one Aho-Corasick pass over the text picks the few regexes worth running.
 
 use super::cf::RuleKind;
@@ -48,13 +48,22 @@ pub struct Rule {
     pub name: String,
     pub kind: RuleKind,
     pub test: Test,
-    pub score: f64,
+    /// The rule's score in each of SpamAssassin's four score sets (see `ScoreSet`).
+    pub scores: [f64; 4],
     pub describe: String,
     pub tflags: Tflags,
     pub priority: i32,
 }
 
 impl Rule {
+    /// What a hit on this rule adds in score set `set`.
+    pub fn score(&self, set: ScoreSet) -> f64 {
+        self.scores[set.index()]
+    }
+    /// Whether some score set gives the rule a score (a rule scored 0 everywhere is switched off).
+    pub fn scored_anywhere(&self) -> bool {
+        self.scores.iter().any(|&s| s != 0.0)
+    }
     /// The area prefix SpamAssassin puts before the description in reports.
     pub fn area(&self) -> &'static str {
         match (&self.kind, &self.test) {
@@ -94,19 +103,48 @@ pub struct RuleSet {
     pub prefilter: super::prefilter::Prefilter,
 }
 
-/// Default scores: 1.0, but 0.01 for `T_` testing rules (SpamAssassin's convention) and 0 for sub-rules.
-fn default_score(name: &str) -> f64 {
-    if name.starts_with("__") {
+/// Default scores: 1.0, but 0.01 for `T_` testing rules and 0 for sub-rules; negative for `tflags nice`
+/// (Mail::SpamAssassin::Conf::Parser::fix_tests).
+fn default_score(name: &str, nice: bool) -> f64 {
+    let s = if name.starts_with("__") {
         0.0
     } else if name.starts_with("T_") {
         0.01
     } else {
         1.0
+    };
+    if nice {
+        -s
+    } else {
+        s
     }
 }
 
-/// Score set 0: no network tests, no Bayes (set index = bayes*2 + net).
-const SCORE_SET: usize = 0;
+/// Which of a rule's four scores counts: SpamAssassin's score set, 2 when Bayes can classify plus 1 when
+/// network tests run (`Mail::SpamAssassin::init`, and `PerMsgStatus::check`, which moves a running
+/// daemon to set 2 or 3 once Bayes has learned enough). The stock rules give Bayes-era scores to the
+/// other rules in sets 2 and 3 (lower, since BAYES_xx carries part of the weight), so scoring with
+/// set 0 while BAYES_xx fires double-counts. correo runs no network tests: it uses set 0 or set 2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScoreSet(usize);
+
+impl ScoreSet {
+    /// No Bayes verdict, no network tests.
+    pub const LOCAL: ScoreSet = ScoreSet(0);
+    /// Bayes usable, no network tests.
+    pub const LOCAL_BAYES: ScoreSet = ScoreSet(2);
+
+    pub fn new(bayes: bool, net: bool) -> ScoreSet {
+        ScoreSet(usize::from(bayes) * 2 + usize::from(net))
+    }
+    pub fn index(self) -> usize {
+        self.0
+    }
+    /// Rules tagged `tflags learn` (BAYES_xx) only run in the Bayes sets (Plugin::Check).
+    pub fn bayes(self) -> bool {
+        self.0 & 2 != 0
+    }
+}
 
 pub fn compile(l: Loaded) -> RuleSet {
     let mut rules: Vec<Rule> = Vec::new();
@@ -131,10 +169,11 @@ pub fn compile(l: Loaded) -> RuleSet {
                 }
             }
         }
-        let score = match l.scores.get(&d.name) {
-            Some(s) if s.len() == 4 => s[SCORE_SET],
-            Some(s) => s.first().copied().unwrap_or(0.0),
-            None => default_score(&d.name),
+        // `score NAME s` gives all four sets the same value; `score NAME s0 s1 s2 s3` one each.
+        let scores = match l.scores.get(&d.name) {
+            Some(s) if s.len() == 4 => [s[0], s[1], s[2], s[3]],
+            Some(s) => [s.first().copied().unwrap_or(0.0); 4],
+            None => [default_score(&d.name, tf.nice); 4],
         };
         let def = l.replace_tags(&d.name, &d.def);
         let test = match compile_test(d.kind, &def) {
@@ -165,7 +204,7 @@ pub fn compile(l: Loaded) -> RuleSet {
             name: d.name.clone(),
             kind: d.kind,
             test,
-            score,
+            scores,
             describe: l.describe.get(&d.name).cloned().unwrap_or_default(),
             tflags: tf,
             priority: l.priority.get(&d.name).copied().unwrap_or(0),
@@ -196,7 +235,7 @@ pub fn compile(l: Loaded) -> RuleSet {
     }
     let mut order: Vec<usize> = (0..rules.len())
         .filter(|&i| {
-            !matches!(rules[i].test, Test::Meta(_)) && (rules[i].score != 0.0 || needed[i])
+            !matches!(rules[i].test, Test::Meta(_)) && (rules[i].scored_anywhere() || needed[i])
         })
         .collect();
     order.sort_by_key(|&i| rules[i].priority);
@@ -246,7 +285,9 @@ fn meta_order(rules: &[Rule], by_name: &HashMap<String, usize>, needed: &[bool])
         state[i] = 2;
     }
     let mut idx: Vec<usize> = (0..rules.len())
-        .filter(|&i| matches!(rules[i].test, Test::Meta(_)) && (rules[i].score != 0.0 || needed[i]))
+        .filter(|&i| {
+            matches!(rules[i].test, Test::Meta(_)) && (rules[i].scored_anywhere() || needed[i])
+        })
         .collect();
     idx.sort_by_key(|&i| rules[i].priority);
     for i in idx {
@@ -343,5 +384,50 @@ pub fn compile_test(kind: RuleKind, def: &str) -> Result<Test, String> {
                 _ => Test::Uri(re),
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spam::load::load_text;
+
+    /// The bug: every rule took its set-0 score, so with Bayes on the stock rules counted both their
+    /// no-Bayes weight and BAYES_xx, and BAYES_xx (0 in set 0) never scored at all.
+    #[test]
+    fn score_set_follows_bayes_availability() {
+        let rs = compile(load_text(
+            "body WORD /xyzzy/\nscore WORD 2.0 2.1 0.5 0.6\n\
+             body NICE_WORD /plugh/\ntflags NICE_WORD nice\n\
+             header BAYES_99 eval:check_bayes('0.99', '1.00')\ntflags BAYES_99 learn\n\
+             score BAYES_99 0 0 3.5 3.5\n",
+        ));
+        let view = crate::spam::view::View::new(b"Subject: hi\n\nxyzzy plugh\n");
+        let none = rs.check_view(&view, None);
+        assert_eq!(none.set, ScoreSet::LOCAL);
+        // WORD in set 0 plus NICE_WORD's default -1.0 (tflags nice).
+        assert_eq!(none.score, 1.0);
+        let sure = rs.check_view(&view, Some(0.999));
+        assert_eq!(sure.set, ScoreSet::LOCAL_BAYES);
+        assert_eq!(sure.score, 0.5 - 1.0 + 3.5);
+        let names: Vec<&str> = sure
+            .hits
+            .iter()
+            .map(|&i| rs.rules[i].name.as_str())
+            .collect();
+        assert!(names.contains(&"BAYES_99"), "{names:?}");
+        // Bayes usable but unsure: still set 2 (availability decides, not the verdict).
+        assert_eq!(rs.check_view(&view, Some(0.5)).score, -0.5);
+        // Bayes usable, but no token of this message was significant: set 2, and no BAYES_xx.
+        let no_tokens = rs.check_view_bayes(&view, true, None);
+        assert_eq!(no_tokens.set, ScoreSet::LOCAL_BAYES);
+        assert_eq!(no_tokens.score, -0.5);
+    }
+
+    #[test]
+    fn one_score_applies_to_all_four_sets() {
+        let rs = compile(load_text("body A /a/\nscore A 1.5\n"));
+        let i = rs.by_name["A"];
+        assert_eq!(rs.rules[i].scores, [1.5; 4]);
     }
 }

@@ -38,8 +38,8 @@ pub struct View {
     pub rawbody: Vec<Vec<u8>>,
     pub uris: Vec<String>,
     pub parts: Vec<PartInfo>,
-    /// Rendered text of the first HTML part, and facts the HTML evals read.
-    pub html: Option<html::Rendered>,
+    /// Each text/html part rendered, with the facts the HTML evals read (SpamAssassin's `html_all`).
+    pub html: Vec<html::Rendered>,
     /// Header fields of the MIME parts below the top level, unfolded, for `mimeheader` rules.
     pub mime_headers: Vec<(String, String)>,
     pub relays: super::relays::Relays,
@@ -117,6 +117,51 @@ impl View {
         if let Some(s) = relay_str {
             return Some(s.into_bytes());
         }
+        if name == "EnvelopeFrom" {
+            let e = self.envelope_from()?;
+            return Some(if addr || raw || dname {
+                e.into_bytes()
+            } else {
+                format!("{e}\n").into_bytes()
+            });
+        }
+        // PerMsgStatus: ALL-TRUSTED/-INTERNAL are the fields up to and including the Received added by
+        // the last trusted relay; ALL-UNTRUSTED/-EXTERNAL the fields from that Received on.
+        let range = match name {
+            "ALL-TRUSTED" | "ALL-INTERNAL" => {
+                Some((None, Some(self.relays.last_trusted_index + 1)))
+            }
+            "ALL-UNTRUSTED" | "ALL-EXTERNAL" => {
+                Some((Some(self.relays.last_trusted_index + 1), None))
+            }
+            _ => None,
+        };
+        if let Some((start, end)) = range {
+            let mut out = Vec::new();
+            let mut cur: i64 = -1;
+            for f in &self.fields {
+                if f.name.eq_ignore_ascii_case("Received") {
+                    cur += 1;
+                }
+                let line = if raw {
+                    [f.name.as_bytes(), b": ", &f.raw, b"\n"].concat()
+                } else {
+                    [
+                        f.name.as_bytes(),
+                        b": ",
+                        &decode_header_value(&f.raw, &f.name),
+                    ]
+                    .concat()
+                };
+                if start.is_none_or(|s| s <= cur) && end.is_none_or(|e| cur < e) {
+                    out.extend_from_slice(&line);
+                } else if end == Some(cur) {
+                    out.extend_from_slice(&line);
+                    break;
+                }
+            }
+            return (!out.is_empty()).then_some(out);
+        }
         let mut vals: Vec<Vec<u8>> = if name == "ALL" {
             if raw {
                 self.fields
@@ -146,7 +191,6 @@ impl View {
                     "X-Original-Message-ID",
                     "Message-Id",
                 ],
-                "EnvelopeFrom" => &["X-Envelope-From", "Return-Path"],
                 _ => &single,
             };
             let mut out = Vec::new();
@@ -157,9 +201,6 @@ impl View {
                     } else {
                         out.push(decode_header_value(r, n));
                     }
-                }
-                if name == "EnvelopeFrom" && !out.is_empty() {
-                    break;
                 }
             }
             out
@@ -199,6 +240,58 @@ impl View {
         Some(vals.concat())
     }
 
+    /// The envelope sender as SpamAssassin guesses it without `envelope_sender_header`
+    /// (PerMsgStatus::get_envelope_from): the envelope-from of the last untrusted relay (or the first
+    /// trusted one); else, unless fetchmail rewrote things (X-Sender plus a fetchmail Received),
+    /// X-Envelope-From, Envelope-Sender or Return-Path, each only when no Received field comes before it
+    /// (one added after delivery cannot be trusted).
+    pub fn envelope_from(&self) -> Option<String> {
+        let hop = self
+            .relays
+            .untrusted
+            .first()
+            .or_else(|| self.relays.trusted.last());
+        if let Some(h) = hop {
+            if h.envfrom.find('@').is_some_and(|p| p > 0) {
+                return Some(h.envfrom.clone());
+            }
+        }
+        let first_addr = |name: &str| -> Option<String> {
+            let v = self.header_for_rule(&format!("{name}:first:addr"))?;
+            Some(String::from_utf8_lossy(&v).trim().to_string())
+        };
+        if first_addr("X-Sender").is_some_and(|s| s.contains('@'))
+            && self
+                .raw_values("Received")
+                .any(|r| memchr::memmem::find(r, b"(fetchmail").is_some())
+        {
+            return None;
+        }
+        // Whether a field named `name` comes after some Received field.
+        let after_received = |name: &str| {
+            let mut seen_rcvd = false;
+            for f in &self.fields {
+                if f.name.eq_ignore_ascii_case("Received") {
+                    seen_rcvd = true;
+                } else if seen_rcvd && f.name.eq_ignore_ascii_case(name) {
+                    return true;
+                }
+            }
+            false
+        };
+        for name in ["X-Envelope-From", "Envelope-Sender", "Return-Path"] {
+            if let Some(e) = first_addr(name) {
+                if !after_received(name) {
+                    return Some(e);
+                }
+                if name == "X-Envelope-From" {
+                    return None;
+                }
+            }
+        }
+        None
+    }
+
     fn build_body(&mut self) {
         let subject = self
             .decoded_values("Subject")
@@ -220,7 +313,7 @@ impl View {
         self.body = split_short_lines(&all);
         self.rawbody = raw_chunks;
         // URIs also come from the plain text of every part.
-        uris.extend(html::uris_in_text(&text));
+        uris.extend(super::uri::in_text(&text));
         let mut seen = std::collections::HashSet::new();
         uris.retain(|u| seen.insert(u.clone()));
         self.uris = uris;
@@ -307,9 +400,7 @@ impl View {
                     raw.extend(split_paragraph_chunks(
                         truncate_at(h, RAWBODY_SCAN).as_bytes(),
                     ));
-                    if self.html.is_none() {
-                        self.html = Some(r);
-                    }
+                    self.html.push(r);
                 }
                 PartType::Binary(b) | PartType::InlineBinary(b) => {
                     self.parts.push(PartInfo {

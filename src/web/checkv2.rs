@@ -3,6 +3,9 @@
 //! `action`, `score`, `required_score`, `thresholds` and `symbols` (name, score, description), plus
 //! `is_skipped` and `message-id`. Rules are compiled once per process, on the first request.
 //!
+//! The `User` header names the user, as rspamc's `--user` sends it: with `[spam.bayes] per_user`, that
+//! user's Bayes database is read (and auto-learned), as spamc's `-u` does for the spamd protocol.
+//!
 //! Action mapping: correo has one threshold, so a message at or over `required_score` gets rspamd's
 //! "add header" (tag and deliver, as SpamAssassin does) and anything else "no action".
 
@@ -16,7 +19,7 @@ use std::sync::{Arc, OnceLock};
 static RULES: OnceLock<Option<Arc<RuleSet>>> = OnceLock::new();
 static BAYES: OnceLock<Bayes> = OnceLock::new();
 
-pub fn handle(home: &Home, method: &str, body: &[u8]) -> Reply {
+pub fn handle(home: &Home, method: &str, user: Option<&str>, body: &[u8]) -> Reply {
     if method != "POST" {
         return json_reply(
             405,
@@ -37,7 +40,7 @@ pub fn handle(home: &Home, method: &str, body: &[u8]) -> Reply {
     let c = crate::spam::bayes::check(
         &rs,
         Some(bayes),
-        None,
+        user,
         crate::spam::bayes::learn::strip_from_line(body),
     );
     Reply {
@@ -59,7 +62,7 @@ pub fn verdict_json(rs: &RuleSet, c: &crate::spam::bayes::Checked, secs: f64) ->
         let rule = &rs.rules[i];
         symbols.insert(
             rule.name.clone(),
-            json!({"name": rule.name, "score": r(rule.score), "metric_score": r(rule.score), "description": rule.describe}),
+            json!({"name": rule.name, "score": r(v.score_of(rule)), "metric_score": r(v.score_of(rule)), "description": rule.describe}),
         );
     }
     let id = c.view.header_for_rule("Message-Id").map(|b| {
@@ -106,7 +109,7 @@ mod tests {
     fn get_is_refused() {
         let d = tempfile::tempdir().unwrap();
         let home = Home::open(Some(d.path()), None).unwrap();
-        assert_eq!(handle(&home, "GET", b"").status, 405);
+        assert_eq!(handle(&home, "GET", None, b"").status, 405);
     }
 
     #[test]
@@ -118,6 +121,7 @@ mod tests {
             "POST",
             "/checkv2",
             "",
+            None,
             b"From: a@b.example\nTo: c@d.example\nSubject: hi\n\nhello\n",
         );
         assert_eq!(rep.status, 200, "{}", rep.body);

@@ -44,18 +44,19 @@ impl Reply {
     }
 }
 
-/// Routes one request.
+/// Routes one request. `user` is the request's `User` header (rspamd's per-user field).
 pub fn route(
     home: &crate::config::Home,
     method: &str,
     path: &str,
     query: &str,
+    user: Option<&str>,
     body: &[u8],
 ) -> Reply {
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     match parts.as_slice() {
         ["lists", list, "unsubscribe"] => unsubscribe::handle(home, method, list, query, body),
-        ["checkv2"] => checkv2::handle(home, method, body),
+        ["checkv2"] => checkv2::handle(home, method, user, body),
         _ => Reply::text(404, "not found\n"),
     }
 }
@@ -88,6 +89,12 @@ pub async fn run(
                     let method = req.method().as_str().to_string();
                     let path = req.uri().path().to_string();
                     let query = req.uri().query().unwrap_or("").to_string();
+                    let user = req
+                        .headers()
+                        .get("User")
+                        .and_then(|v| v.to_str().ok())
+                        .map(|u| u.trim().to_string())
+                        .filter(|u| !u.is_empty());
                     // Small bodies only: a one-click POST is a few bytes; /checkv2 carries a message.
                     let limit = if path == "/checkv2" {
                         home.config.spam.max_size
@@ -99,7 +106,7 @@ pub async fn run(
                         Err(_) => Bytes::new(),
                     };
                     let reply = tokio::task::spawn_blocking(move || {
-                        route(&home, &method, &path, &query, &body)
+                        route(&home, &method, &path, &query, user.as_deref(), &body)
                     })
                     .await
                     .unwrap_or_else(|_| Reply::text(500, "internal error\n"));

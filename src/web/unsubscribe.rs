@@ -178,7 +178,7 @@ mod tests {
         );
         assert_eq!(bad.status, 403);
         assert_eq!(
-            super::super::route(&home, "GET", "/nothing", "", b"").status,
+            super::super::route(&home, "GET", "/nothing", "", None, b"").status,
             404
         );
     }

@@ -27,6 +27,14 @@ pub struct Outcome {
     pub used: Vec<Used>,
 }
 
+impl Outcome {
+    /// The probability the BAYES_xx rules see: none when no token was significant (SpamAssassin then
+    /// "cannot use bayes on this message" and no BAYES_xx fires, rather than BAYES_50).
+    pub fn verdict(&self) -> Option<f64> {
+        (!self.used.is_empty()).then_some(self.probability)
+    }
+}
+
 /// Robinson's f(w) for a token seen `c.spam` times in `ns` spam and `c.ham` times in `nh` ham.
 pub fn fw(cfg: &BayesConfig, c: Counts, ns: u64, nh: u64) -> f64 {
     let (s, x) = (cfg.robinson_s, cfg.robinson_x);
@@ -69,21 +77,27 @@ pub fn classify(cfg: &BayesConfig, ns: u64, nh: u64, counts: &[Counts]) -> Outco
     }
     let fs: Vec<f64> = used.iter().map(|u| u.f).collect();
     Outcome {
-        probability: chi_squared_combine(&fs),
+        probability: chi_squared_combine(&fs, ns, nh),
         used,
     }
 }
 
 /// Fisher's method, Robinson's form: S is the evidence for spam, H for ham; result (1 + S − H) / 2.
-pub fn chi_squared_combine(fs: &[f64]) -> f64 {
+/// As in SpamAssassin's Bayes::CombineChi, the two products start from the learned shares (ns/total
+/// for the product of 1 − f, nh/total for the product of f), not from 1: with more ham than spam
+/// learned, that leans the verdict towards spam, and SpamAssassin's BAYES_xx scores were fitted with it.
+pub fn chi_squared_combine(fs: &[f64], ns: u64, nh: u64) -> f64 {
     let n = fs.len();
-    if n == 0 {
+    let total = (ns + nh) as f64;
+    if n == 0 || total == 0.0 {
         return 0.5;
     }
     // Sums of logs, not products: 150 factors near 0 underflow an f64 otherwise.
-    let clamp = |p: f64| p.clamp(1e-200, 1.0 - 1e-16);
-    let ln_ham: f64 = fs.iter().map(|&f| clamp(1.0 - f).ln()).sum();
-    let ln_spam: f64 = fs.iter().map(|&f| clamp(f).ln()).sum();
+    let clamp = |p: f64| p.clamp(1e-300, 1.0);
+    let ln_ham: f64 =
+        clamp(ns as f64 / total).ln() + fs.iter().map(|&f| clamp(1.0 - f).ln()).sum::<f64>();
+    let ln_spam: f64 =
+        clamp(nh as f64 / total).ln() + fs.iter().map(|&f| clamp(f).ln()).sum::<f64>();
     let s = 1.0 - chi2q(-2.0 * ln_ham, 2 * n);
     let h = 1.0 - chi2q(-2.0 * ln_spam, 2 * n);
     ((1.0 + s - h) / 2.0).clamp(0.0, 1.0)
@@ -136,6 +150,16 @@ mod tests {
         counts.extend(vec![Counts { spam: 0, ham: 50 }; 10]);
         let p = classify(&c, 200, 200, &counts).probability;
         assert!((p - 0.5).abs() < 0.1, "{p}");
+    }
+
+    /// CombineChi starts the products from ns/total and nh/total: with five times more ham learned,
+    /// the same evidence reads more spammy than with equal counts.
+    #[test]
+    fn learned_shares_weigh_in_as_in_spamassassin() {
+        let fs = [0.9, 0.2, 0.7];
+        let even = chi_squared_combine(&fs, 100, 100);
+        let more_ham = chi_squared_combine(&fs, 100, 500);
+        assert!(more_ham > even, "{more_ham} vs {even}");
     }
 
     #[test]

@@ -18,8 +18,8 @@ pub fn explain(
     let view = View::new(super::learn::strip_from_line(msg));
     let t = Tokens::of(&view);
     let out = bayes.and_then(|b| b.classify(user, &t).ok().flatten());
-    let p = out.as_ref().map(|o| o.probability);
-    let v = super::with_probability(p, || rs.check_view(&view));
+    let p = out.as_ref().and_then(super::classifier::Outcome::verdict);
+    let v = rs.check_view_bayes(&view, out.is_some(), p);
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -29,14 +29,18 @@ pub fn explain(
         if v.is_spam { "spam" } else { "ham" }
     );
     let mut hits: Vec<usize> = v.hits.clone();
-    hits.sort_by(|&a, &b| rs.rules[b].score.abs().total_cmp(&rs.rules[a].score.abs()));
+    hits.sort_by(|&a, &b| {
+        v.score_of(&rs.rules[b])
+            .abs()
+            .total_cmp(&v.score_of(&rs.rules[a]).abs())
+    });
     let _ = writeln!(s, "\nrules that hit:");
     if hits.is_empty() {
         let _ = writeln!(s, "  (none)");
     }
     for i in hits {
         let r = &rs.rules[i];
-        let _ = writeln!(s, "  {:>6.2}  {:<28} {}", r.score, r.name, r.describe);
+        let _ = writeln!(s, "  {:>6.2}  {:<28} {}", v.score_of(r), r.name, r.describe);
     }
     let _ = writeln!(s, "\nbayes:");
     match (bayes, &out) {

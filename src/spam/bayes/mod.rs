@@ -177,6 +177,25 @@ impl Bayes {
         })
     }
 
+    /// Auto-learn's lesson: learns a message never learned before, and leaves one already learned (as
+    /// either class) alone, so the scorer cannot overturn a human's `spamc -L` (`Did::Already` then).
+    pub fn learn_new(&self, user: Option<&str>, t: &Tokens, class: Class) -> Result<Did> {
+        let name = self.user_name(user);
+        let max = self.cfg.max_tokens;
+        self.with_conn(|c| {
+            let mut l = store::Learner::new(c, name)?;
+            if l.seen_class(&t.sig)?.is_some() {
+                return Ok(Did::Already);
+            }
+            let did = l.learn(&t.hashes, &t.sig, Some(class))?;
+            l.flush()?;
+            if l.totals.serial % 1000 == 0 {
+                l.expire(max)?;
+            }
+            Ok(did)
+        })
+    }
+
     /// Learns raw message bytes (spamc TELL, moderation).
     pub fn learn_bytes(&self, user: Option<&str>, msg: &[u8], class: Option<Class>) -> Result<Did> {
         let view = View::new(msg);
@@ -184,14 +203,21 @@ impl Bayes {
     }
 }
 
-/// What auto-learn decided for one message, for the log (`autolearn=` as SpamAssassin reports it).
+/// What auto-learn did with one message (`autolearn=` in X-Spam-Status and the log).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AutoLearn {
+    /// Learned as spam / as ham.
     Spam,
     Ham,
+    /// Neither threshold reached (or Bayes was already sure): nothing to learn.
     No,
+    /// Auto-learn or Bayes is switched off.
     Disabled,
+    /// The database could not be written.
     Failed,
+    /// A class was chosen but nothing was learned: the message was learned before (SpamAssassin's
+    /// auto-learn never re-learns, bug 3704), so `did_learn` is false.
+    Unavailable,
 }
 
 impl AutoLearn {
@@ -202,6 +228,16 @@ impl AutoLearn {
             AutoLearn::No => "no",
             AutoLearn::Disabled => "disabled",
             AutoLearn::Failed => "failed",
+            AutoLearn::Unavailable => "unavailable",
+        }
+    }
+
+    /// The `_AUTOLEARN_` tag as SpamAssassin writes it: the status, then ` autolearn_force=no` whenever
+    /// the auto-learn step ran (not when it is disabled). No rule here forces learning.
+    pub fn tag(self) -> String {
+        match self {
+            AutoLearn::Disabled => "disabled".into(),
+            a => format!("{} autolearn_force=no", a.as_str()),
         }
     }
 }
@@ -235,19 +271,20 @@ pub fn check(rs: &RuleSet, bayes: Option<&Bayes>, user: Option<&str>, msg: &[u8]
         }),
         None => None,
     };
-    let p = out.as_ref().map(|o| o.probability);
-    let verdict = with_probability(p, || rs.check_view(&view));
+    let p = out.as_ref().and_then(classifier::Outcome::verdict);
+    let verdict = rs.check_view_bayes(&view, out.is_some(), p);
     let autolearn = match bayes {
         Some(b) if b.cfg.enabled && b.cfg.auto_learn => {
             match auto_learn_class(&b.cfg, rs, &verdict, p) {
-                Some(class) => match b.learn(user, &tokens, Some(class)) {
-                    Ok(_) => {
+                Some(class) => match b.learn_new(user, &tokens, class) {
+                    Ok(Did::Learned) => {
                         if class == Class::Spam {
                             AutoLearn::Spam
                         } else {
                             AutoLearn::Ham
                         }
                     }
+                    Ok(_) => AutoLearn::Unavailable,
                     Err(e) => {
                         log::event("bayes", "-", &[("autolearn", "failed"), ("error", &e.msg)]);
                         AutoLearn::Failed
@@ -258,6 +295,8 @@ pub fn check(rs: &RuleSet, bayes: Option<&Bayes>, user: Option<&str>, msg: &[u8]
         }
         _ => AutoLearn::Disabled,
     };
+    let mut verdict = verdict;
+    verdict.autolearn = Some(autolearn);
     Checked {
         view,
         verdict,
@@ -288,7 +327,7 @@ pub fn auto_learn_class(
         if r.tflags.learn || r.tflags.noautolearn || r.name.starts_with("BAYES_") {
             continue;
         }
-        score += r.score;
+        score += v.score_of(r);
     }
     if score >= cfg.auto_learn_threshold_spam {
         Some(Class::Spam)
@@ -337,5 +376,32 @@ mod tests {
         let c = View::new(b"Message-Id: <x@y>\nSubject: s\n\nother body\n");
         assert_eq!(signature(&a), signature(&b));
         assert_ne!(signature(&a), signature(&c));
+    }
+
+    /// `autolearn=` says what happened, in SpamAssassin's words: learned, nothing to learn, already
+    /// learned ("unavailable": auto-learn never re-learns), or switched off.
+    #[test]
+    fn autolearn_status_reflects_what_happened() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = Home::open(Some(dir.path()), None).expect("home");
+        let rs = crate::spam::rules::compile(crate::spam::load::load_text(
+            "body BIG /xyzzy/\nscore BIG 20\n",
+        ));
+        let mut bayes = Bayes::open(&home);
+        let spam = b"Message-Id: <a@b>\nSubject: s\n\nxyzzy\n";
+        let status = |b: &Bayes, m: &[u8]| check(&rs, Some(b), None, m).verdict.autolearn;
+        assert_eq!(status(&bayes, spam), Some(AutoLearn::Spam));
+        assert_eq!(status(&bayes, spam), Some(AutoLearn::Unavailable));
+        assert_eq!(
+            status(&bayes, b"Message-Id: <c@d>\nSubject: s\n\nhello\n"),
+            Some(AutoLearn::Ham)
+        );
+        assert_eq!(
+            AutoLearn::Unavailable.tag(),
+            "unavailable autolearn_force=no"
+        );
+        bayes.cfg.auto_learn = false;
+        assert_eq!(status(&bayes, spam), Some(AutoLearn::Disabled));
+        assert_eq!(AutoLearn::Disabled.tag(), "disabled");
     }
 }

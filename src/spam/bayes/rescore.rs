@@ -10,7 +10,7 @@
 //! database learned, often from this very mail, and fitting them would reward that leak.
 
 use crate::message::error::{Error, Result};
-use crate::spam::rules::RuleSet;
+use crate::spam::rules::{RuleSet, ScoreSet};
 use crate::spam::view::View;
 use linfa::traits::Fit as _;
 use linfa::DatasetBase as Dataset;
@@ -105,13 +105,13 @@ pub fn rows(rs: &RuleSet, features: &[usize], msgs: &[(Vec<u8>, bool)]) -> Vec<R
     let index: BTreeMap<usize, usize> = features.iter().enumerate().map(|(f, &r)| (r, f)).collect();
     let one = |(m, spam): &(Vec<u8>, bool)| {
         let view = View::new(m);
-        let v = super::with_probability(None, || rs.check_view(&view));
+        let v = rs.check_view(&view, None);
         let mut hits = Vec::new();
         let mut fixed = 0.0;
         for &i in v.hits.iter().chain(v.subhits.iter()) {
             match index.get(&i) {
                 Some(&f) => hits.push((f, 1.0)),
-                None if rs.rules[i].name.starts_with("BAYES_") => fixed += rs.rules[i].score,
+                None if rs.rules[i].name.starts_with("BAYES_") => fixed += v.score_of(&rs.rules[i]),
                 None => {}
             }
         }
@@ -251,7 +251,9 @@ pub fn write_cf(
         }
         s.push_str(&format!(
             "score {:<30} {:.3}   # was {:.3}\n",
-            rs.rules[i].name, fit.scores[f], rs.rules[i].score
+            rs.rules[i].name,
+            fit.scores[f],
+            rs.rules[i].score(ScoreSet::LOCAL)
         ));
     }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

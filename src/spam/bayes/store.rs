@@ -164,7 +164,7 @@ impl<'c> Learner<'c> {
         })
     }
 
-    fn seen_class(&mut self, sig: &str) -> Result<Option<Class>> {
+    pub(crate) fn seen_class(&mut self, sig: &str) -> Result<Option<Class>> {
         if let Some(c) = self.seen.get(sig) {
             return Ok(*c);
         }

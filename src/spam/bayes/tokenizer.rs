@@ -1,5 +1,7 @@
 //! Turns a message (its `View`) into the set of Bayes tokens, the way SpamAssassin's Bayes plugin does:
-//! rendered body text split on the characters SpamAssassin keeps, trimmed, lowercased, long tokens cut to
+//! rendered body text split on the characters SpamAssassin keeps, trimmed, case kept but decomposed
+//! (`FREE!` also gives `FREE`, `free!` and `free`; a Title Case word starting a line or sentence is
+//! lower-cased first, Bayes.pm's IGNORE_TITLE_CASE and DECOMPOSE_BODY_TOKENS), long tokens cut to
 //! a `sk:` stub, 8-bit runs kept; selected headers with a short prefix per header (`*s:` Subject, `*F:`
 //! From ...); Received lines reduced to hosts and IPs; URI domains as `UD:` tokens. A message yields each
 //! token once. Tokens are stored as 64-bit hashes, so the database holds no message text.
@@ -115,7 +117,13 @@ fn keep(b: u8) -> bool {
 }
 
 fn tokenize_text(text: &[u8], prefix: &str, body: bool, out: &mut HashSet<String>) {
+    // Whether the next token starts a sentence (line start, or after a token ending in '.').
+    let mut sentence_start = true;
     for raw in text.split(|&b| !keep(b)) {
+        if raw.is_empty() {
+            continue;
+        }
+        let starts_sentence = std::mem::replace(&mut sentence_start, raw.ends_with(b"."));
         // Trim the punctuation SpamAssassin trims at both ends.
         let trim = |b: &u8| b"-'\".,".contains(b);
         let start = raw.iter().position(|b| !trim(b)).unwrap_or(raw.len());
@@ -130,8 +138,11 @@ fn tokenize_text(text: &[u8], prefix: &str, body: bool, out: &mut HashSet<String
             continue;
         }
         let s = String::from_utf8_lossy(t);
-        let s = if body {
-            s.to_lowercase()
+        let s = if body && starts_sentence && is_title_case(&s) {
+            let mut c = s.chars();
+            c.next()
+                .map(|f| f.to_ascii_lowercase().to_string() + c.as_str())
+                .unwrap_or_default()
         } else {
             s.into_owned()
         };
@@ -155,12 +166,42 @@ fn tokenize_text(text: &[u8], prefix: &str, body: bool, out: &mut HashSet<String
                 ));
             }
         }
+        if body {
+            // DECOMPOSE_BODY_TOKENS: the token without punctuation, and lower-cased, so "FREE!!!"
+            // still meets "free" learned elsewhere while keeping its own weight.
+            let strip = |x: &str| -> String {
+                x.chars()
+                    .filter(|c| c.is_alphanumeric() || matches!(c, '_' | ':' | '*'))
+                    .collect()
+            };
+            let has_punct = s
+                .chars()
+                .any(|c| !(c.is_alphanumeric() || matches!(c, '_' | ':' | '*')));
+            if has_punct {
+                out.insert(strip(&s));
+            }
+            if s.chars().any(|c| c.is_ascii_uppercase()) {
+                let lower = s.to_ascii_lowercase();
+                if has_punct {
+                    out.insert(strip(&lower));
+                }
+                out.insert(lower);
+            }
+        }
         if prefix.is_empty() {
             out.insert(s);
         } else {
             out.insert(format!("{prefix}:{s}"));
         }
     }
+}
+
+/// `[A-Z][^A-Z]+`: a capital, then no other capital.
+fn is_title_case(s: &str) -> bool {
+    let mut c = s.chars();
+    c.next().is_some_and(|f| f.is_ascii_uppercase())
+        && !c.as_str().is_empty()
+        && !c.as_str().chars().any(|x| x.is_ascii_uppercase())
 }
 
 /// Received: only the IP addresses and host names, which identify a path; the dates and ids do not.
@@ -225,9 +266,13 @@ mod tests {
     }
 
     #[test]
-    fn body_words_lowercased_trimmed_short_dropped() {
+    fn body_words_decomposed_trimmed_short_dropped() {
         let t = toks("Subject: Hello there\nFrom: a@example.com\n\nBuy CHEAP pills, now... ok\n");
         assert!(t.contains(&"cheap".to_string()), "{t:?}");
+        assert!(t.contains(&"CHEAP".to_string()), "{t:?}");
+        // Title Case at a line start is lower-cased (Bayes.pm IGNORE_TITLE_CASE).
+        assert!(t.contains(&"buy".to_string()), "{t:?}");
+        assert!(!t.contains(&"Buy".to_string()), "{t:?}");
         assert!(t.contains(&"pills".to_string()));
         assert!(t.contains(&"now".to_string()));
         assert!(!t.iter().any(|x| x == "ok"));

@@ -1,0 +1,184 @@
+//! The forged-Received evals of SpamAssassin's HeaderEval plugin: a From address at a big freemail
+//! provider whose Received lines do not show that provider's servers. The patterns are the providers'
+//! own header formats as SpamAssassin 4.0 knows them; `get("Received")` is every Received field with
+//! all whitespace runs turned into one blank.
+
+use super::eval::re;
+use crate::spam::view::View;
+
+/// `$IP_ADDRESS`: an IPv4 or (loosely) IPv6 address.
+const IP: &str = r"(?:\b(?:\d{1,3}\.){3}\d{1,3}\b|[0-9A-Fa-f]{0,4}:[0-9A-Fa-f:.]*:[0-9A-Fa-f.]+)";
+
+fn get(v: &View, spec: &str) -> Option<String> {
+    v.header_for_rule(spec)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+fn received(v: &View, name: &str) -> Option<String> {
+    get(v, name).map(|r| r.split_whitespace().collect::<Vec<_>>().join(" ") + " ")
+}
+
+/// Lists (ezmlm, MSN groups) that strip the original Received lines, and mail with none at all.
+pub fn gated_through_received_hdr_remover(v: &View) -> bool {
+    if let Some(ml) = get(v, "Mailing-List") {
+        if re!(r"(?m)^contact \S+@\S+; run by ezmlm$").is_match(&ml) {
+            let dlto = get(v, "Delivered-To").unwrap_or_default();
+            let rcvd = get(v, "Received").unwrap_or_default();
+            if re!(r"(?m)^mailing list \S+@\S+").is_match(&dlto)
+                && re!(r"qmail \d+ invoked (?:from network|by .{3,20})\); \d+ ... \d+")
+                    .is_match(&rcvd)
+            {
+                return true;
+            }
+        }
+    }
+    match get(v, "Received") {
+        None => true,
+        Some(r) => re!(r"from groups\.msn\.com \(\S+\.msn\.com ").is_match(&r),
+    }
+}
+
+fn msn_groups(v: &View) -> bool {
+    let to = get(v, "To").unwrap_or_default();
+    let Some(list) = re!(r"(?i)<(\S+)@groups\.msn\.com>")
+        .captures(&to)
+        .and_then(|c| c.get(1))
+        .map(|m| m.as_str().to_string())
+    else {
+        return false;
+    };
+    let rcvd = get(v, "Received").unwrap_or_default();
+    let Some(server) = re!(r"from mail pickup service by ((?:p\d\d\.)groups\.msn\.com)\b")
+        .captures(&rcvd)
+        .and_then(|c| c.get(1))
+        .map(|m| m.as_str().to_string())
+    else {
+        return false;
+    };
+    let mid = get(v, "Message-Id").unwrap_or_default();
+    let mid = mid.trim_start();
+    if list == "notifications" {
+        return mid.starts_with('<') && mid.contains(&format!("@{server}>"));
+    }
+    mid.starts_with(&format!("<{list}-"))
+        && mid.contains("@groups.msn.com>")
+        && get(v, "EnvelopeFrom:addr")
+            .unwrap_or_default()
+            .contains(&format!("{list}-bounce@groups.msn.com"))
+}
+
+/// Some(true): Received claims hotmail.com but is not Hotmail's (FORGED_HOTMAIL_RCVD);
+/// Some(false): From is @hotmail.com but no Received shows Hotmail (FORGED_HOTMAIL_RCVD2);
+/// None: neither.
+pub fn hotmail(v: &View) -> Option<bool> {
+    let rcvd = received(v, "Received").unwrap_or_default();
+    if rcvd.contains("from mail pickup service by hotmail.com with Microsoft SMTPSVC;") {
+        return None;
+    }
+    if msn_groups(v) {
+        return None;
+    }
+    let ip = get(v, "X-Originating-Ip").is_some_and(|x| re!(IP).is_match(&x));
+    let orig = get(v, "X-OriginatorOrg")
+        .is_some_and(|x| re!(r"hotmail\.com|msonline\-outlook").is_match(&x));
+    if gated_through_received_hdr_remover(v) {
+        return None;
+    }
+    let genuine = (ip
+        && re!(r"from (?:\S*\.)?hotmail.com \(\S+\.hotmail(?:\.msn)?\.com[ \)]").is_match(&rcvd))
+        || (orig
+            && re!(r"from \S*\.outbound\.protection\.outlook\.com \(\S+\.outbound\.protection\.outlook\.com[ \)]")
+                .is_match(&rcvd))
+        || (orig
+            && regex_with_ip(r"from \S*\.(?:eur|nam)prd\d+\.prod\.outlook\.com \(", r"\)")
+                .is_match(&rcvd))
+        || (ip && regex_with_ip(r"from \S*\.hotmail.com \(\[", r"\][ \):]").is_match(&rcvd))
+        || (ip && re!(r"from \S+ by \S+\.hotmail(?:\.msn)?\.com with HTTP;").is_match(&rcvd))
+        || (ip && re!(r"from \[66\.218.\S+\] by \S+\.yahoo\.com").is_match(&rcvd));
+    if genuine {
+        return None;
+    }
+    if re!(r"(?:from |HELO |helo=)\S*hotmail\.com\b").is_match(&rcvd) {
+        return Some(true);
+    }
+    let from = get(v, "From:addr").unwrap_or_default();
+    re!(r"(?i)\bhotmail\.com\n?\z")
+        .is_match(&from)
+        .then_some(false)
+}
+
+/// `PREFIX $IP_ADDRESS SUFFIX`, compiled once per pattern pair.
+fn regex_with_ip(prefix: &'static str, suffix: &'static str) -> &'static regex::Regex {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static CACHE: OnceLock<Mutex<HashMap<(&'static str, &'static str), &'static regex::Regex>>> =
+        OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut g = match cache.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    };
+    g.entry((prefix, suffix)).or_insert_with(|| {
+        Box::leak(Box::new(
+            regex::Regex::new(&format!("{prefix}{IP}{suffix}")).expect("static regex"),
+        ))
+    })
+}
+
+/// FORGED_YAHOO_RCVD: From @yahoo.com, but neither the relays nor the Received lines show Yahoo's
+/// web mail, SMTP or groups servers.
+pub fn yahoo(v: &View) -> bool {
+    let from = get(v, "From:addr").unwrap_or_default();
+    if !re!(r"(?i)\byahoo\.com\n?\z").is_match(&from) {
+        return false;
+    }
+    let mut rcvd = received(v, "Received").unwrap_or_default();
+    let nonempty = |n: &str| get(v, n).is_some_and(|x| !x.trim().is_empty());
+    if nonempty("Resent-From") && nonempty("Resent-To") {
+        if let Some(x) = received(v, "X-Received").filter(|x| !x.trim().is_empty()) {
+            rcvd = x;
+        }
+    }
+    if gated_through_received_hdr_remover(v) {
+        return false;
+    }
+    let trusted = format!(" {} ", v.relays.trusted_str());
+    let untrusted = v.relays.untrusted_str();
+    if re!(r" rdns=\S+\.yahoo\.com ").is_match(&trusted)
+        || re!(r"^[^\]]+ rdns=\S+\.yahoo\.com ").is_match(&untrusted)
+    {
+        return false;
+    }
+    if re!(r"by web\S+\.mail\S*\.yahoo\.com via HTTP").is_match(&rcvd)
+        || re!(r"by sonic\S+\.consmr\.mail\S*\.yahoo\.com with HTTP").is_match(&rcvd)
+        || re!(r"by smtp\S+\.yahoo\.com with SMTP").is_match(&rcvd)
+        || regex_with_ip(
+            r"from \[",
+            r"\] by \S+\.(?:groups|scd|dcn)\.yahoo\.com with NNFMP",
+        )
+        .is_match(&rcvd)
+    {
+        return false;
+    }
+    if re!(r"\bmailer\d+\.bulk\.scd\.yahoo\.com\b").is_match(&rcvd)
+        && re!(r"(?i)@reply\.yahoo\.com\n?\z").is_match(&from)
+    {
+        return false;
+    }
+    !re!(r"by \w+\.\w+\.yahoo\.com \(\d+\.\d+\.\d+/\d+\.\d+\.\d+\)(?: with ESMTP)? id \w+")
+        .is_match(&rcvd)
+}
+
+/// From @eudoramail.com without WhoWhere's Received line and X-Sender-Ip.
+pub fn eudoramail(v: &View) -> bool {
+    let from = get(v, "From:addr").unwrap_or_default();
+    if !re!(r"(?i)\beudoramail\.com\n?\z").is_match(&from) {
+        return false;
+    }
+    let rcvd = received(v, "Received").unwrap_or_default();
+    let ip = get(v, "X-Sender-Ip").is_some_and(|x| re!(IP).is_match(&x));
+    if gated_through_received_hdr_remover(v) {
+        return false;
+    }
+    !(ip && re!(r"by \S*whowhere.com;").is_match(&rcvd))
+}
