@@ -163,7 +163,9 @@ pub fn translate(src: &str) -> (String, bool) {
                 continue;
             }
             b'(' => {
-                out.push('(');
+                // Non-capturing: only the `\/` group is read back, and every capture group costs slots
+                // in the NFA's per-state tables (`^FROM_DAEMON` has over thirty groups).
+                out.push_str("(?:");
                 depth += 1;
                 atom = false;
             }
