@@ -598,7 +598,9 @@ impl Engine {
 
     /// Searches `area`; returns (found, number of non-overlapping matches when `count`, else 1).
     fn regex_test(&mut self, re: &str, area: &[u8], case: bool, count: bool) -> (bool, u64) {
-        if pregex::cannot_match(&pregex::required_literals(re), area, case) {
+        if pregex::macro_cannot_match(re, area)
+            || pregex::cannot_match(&pregex::required_literals(re), area, case)
+        {
             return (false, 0);
         }
         let Some(p) = self.pattern(re, case) else {
