@@ -1002,7 +1002,12 @@ impl Engine {
     pub fn abstract_line(&mut self, folder: &str) {
         let mut out = String::new();
         if self.mail.has_from_line() {
-            let end = memchr::memchr(b'\n', &self.mail.data).unwrap_or(self.mail.data.len());
+            let end = self
+                .mail
+                .data
+                .iter()
+                .position(|&c| c == b'\n')
+                .unwrap_or(self.mail.data.len());
             out.push_str(&String::from_utf8_lossy(&self.mail.data[..end]));
             out.push('\n');
         }
@@ -1115,7 +1120,9 @@ fn unfold(h: &[u8]) -> Vec<u8> {
 fn subject_raw(h: &[u8]) -> Option<String> {
     let mut start = 0;
     while start < h.len() {
-        let end = memchr::memchr(b'\n', &h[start..])
+        let end = h[start..]
+            .iter()
+            .position(|&c| c == b'\n')
             .map(|p| start + p)
             .unwrap_or(h.len());
         let line = &h[start..end];

@@ -494,25 +494,60 @@ pub fn macro_cannot_match(src: &str, hay: &[u8]) -> bool {
     })
 }
 
-/// Whether `needle` occurs in `hay`, ASCII case folded unless `case`.
+/// Whether `needle` occurs in `hay`, ASCII case folded unless `case`. Not `memchr`: its first call
+/// probes the CPU (`cpuid`, which traps to the hypervisor on a VM), and a one-process-per-mail delivery
+/// searches only a few kilobytes, so the probe cost more than the searches (perf, bench/RESULTS.md).
 pub fn contains(hay: &[u8], needle: &[u8], case: bool) -> bool {
-    if case {
-        return memchr::memmem::find(hay, needle).is_some();
-    }
-    let first = needle[0];
-    let (lo, up) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
+    let Some(&first) = needle.first() else {
+        return true;
+    };
+    let (lo, up) = if case {
+        (first, first)
+    } else {
+        (first.to_ascii_lowercase(), first.to_ascii_uppercase())
+    };
     let mut pos = 0;
     while pos + needle.len() <= hay.len() {
-        let Some(off) = memchr::memchr2(lo, up, &hay[pos..=hay.len() - needle.len()]) else {
+        let Some(at) = find2(hay, pos, lo, up) else {
             return false;
         };
-        let at = pos + off;
-        if hay[at..at + needle.len()].eq_ignore_ascii_case(needle) {
+        if at + needle.len() > hay.len() {
+            return false;
+        }
+        let cand = &hay[at..at + needle.len()];
+        if if case {
+            cand == needle
+        } else {
+            cand.eq_ignore_ascii_case(needle)
+        } {
             return true;
         }
         pos = at + 1;
     }
     false
+}
+
+/// The first index at or after `from` holding `a` or `b`, eight bytes per step: a byte of `x ^ [a; 8]`
+/// is zero where `a` is, and `(v - 0x01..01) & !v & 0x80..80` is non-zero when some byte of `v` is zero.
+fn find2(hay: &[u8], from: usize, a: u8, b: u8) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH != 0;
+    let (ra, rb) = (ONES * a as u64, ONES * b as u64);
+    let mut i = from;
+    while i + 8 <= hay.len() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&hay[i..i + 8]);
+        let x = u64::from_le_bytes(w);
+        if has_zero(x ^ ra) || has_zero(x ^ rb) {
+            break;
+        }
+        i += 8;
+    }
+    hay[i..]
+        .iter()
+        .position(|&c| c == a || c == b)
+        .map(|p| i + p)
 }
 
 /// Compiles a procmail expression; `case` is true for the `D` flag.
@@ -682,6 +717,26 @@ mod tests {
         }
         assert!(!macro_cannot_match("^FROM_DAEMONx", b"To: x\n"));
         assert!(!macro_cannot_match("^TO_x", b"To: y\n"));
+    }
+
+    #[test]
+    fn contains_agrees_with_a_plain_search() {
+        let hay = b"Received: from mx1.example.net\nSubject: [dev] Re: parche\nX-Spam: No\n";
+        for start in 0..hay.len() {
+            for len in 1..12.min(hay.len() - start + 1) {
+                let needle = &hay[start..start + len];
+                assert!(contains(hay, needle, true));
+                assert!(contains(hay, &needle.to_ascii_uppercase(), false));
+            }
+        }
+        for n in [&b"xyz"[..], b"subject:", b"No\n\n", b"\nReceivedx"] {
+            let plain = hay.windows(n.len()).any(|w| w == n);
+            assert_eq!(contains(hay, n, true), plain, "{n:?}");
+        }
+        assert!(!contains(b"Subject:", b"subject:", true));
+        assert!(contains(b"Subject:", b"subject:", false));
+        assert_eq!(find2(b"abcdefghijklmnopq", 0, b'q', b'Q'), Some(16));
+        assert_eq!(find2(b"abcdefghijklmnopq", 3, b'a', b'd'), Some(3));
     }
 
     #[test]
