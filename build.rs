@@ -1,12 +1,11 @@
 //! Link-time settings for the `correo` binary only (the library, tests and dependencies are untouched).
 //!
 //! The binary is linked as a fixed-address (non-PIE) executable. An MTA starts `correo deliver` once per
-//! mail, and a position-independent 40 MB executable makes the dynamic loader apply ~29,000 relative
-//! relocations and copy the pages they touch before `main` runs: measured with `perf stat`, that was
-//! about a fifth of a whole delivery's CPU time (bench/RESULTS.md, "Recipe engine"). The price is that
-//! the executable's own code and data are not address-randomised (shared libraries, heap and stack
-//! still are); correo is memory-safe Rust, which is what ASLR mitigates for. A packager who prefers PIE
-//! can drop this file.
+//! mail, and a position-independent executable with 13 MB of code and data makes the loader apply
+//! ~29,000 relative relocations and copy the pages they touch before `main` runs: measured with
+//! `perf stat`, that was about a fifth of a whole delivery's CPU time (bench/RESULTS.md, "Recipe
+//! engine"). The price is that the executable's own image is not address-randomised (shared libraries,
+//! heap and stack still are). A packager who prefers PIE can drop this file.
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
