@@ -1,4 +1,4 @@
-//! correo: mailing lists, procmail-style delivery, spam scoring and a durable SMTP relay in one binary.
+//! correo: mailing lists, procmail-style delivery, spam scoring and a durable SMTP relay in one program.
 //!
 //! `main` only parses the command line and dispatches; every command returns a sysexits code so the MTA
 //! that ran us always gets the code it expects.
@@ -6,7 +6,26 @@
 use clap::Parser;
 
 fn main() {
+    // `correo deliver` runs once per mail, as procmail does, so its start-up is part of every delivery's
+    // cost: it skips clap (building the whole command tree costs more than parsing procmail's flags).
+    // Anything clap itself would answer (`--help`, the global `--home`/`--config`, `--`) still goes
+    // through clap, so both paths see the same command line the same way.
+    // Not `env::args()`, which panics on a word that is not UTF-8: such a word is left to clap.
+    let argv: Option<Vec<String>> = std::env::args_os().map(|a| a.into_string().ok()).collect();
+    let argv = argv.unwrap_or_default();
+    if argv.get(1).map(String::as_str) == Some("deliver") && !needs_clap(&argv[2..]) {
+        let code = correo::cli::deliver::run(correo::cli::deliver::Args {
+            rest: argv[2..].to_vec(),
+        });
+        std::process::exit(code.code());
+    }
     let args = correo::cli::Cli::parse();
     let code = correo::cli::run(args);
     std::process::exit(code.code());
+}
+
+/// True when clap would read one of these words itself rather than pass it on to `deliver`.
+fn needs_clap(rest: &[String]) -> bool {
+    rest.iter()
+        .any(|a| a == "-h" || (a.starts_with("--") && a != "--explain" && a != "--bounce"))
 }

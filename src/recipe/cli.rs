@@ -259,7 +259,7 @@ fn with_from_line(data: Vec<u8>, from: Option<&str>, invoker: &str) -> Vec<u8> {
     if has && from.is_none() {
         return data;
     }
-    let first_end = memchr::memchr(b'\n', &data);
+    let first_end = data.iter().position(|&c| c == b'\n');
     let old_sender = has.then(|| {
         let line = &data[5..first_end.unwrap_or(data.len())];
         String::from_utf8_lossy(line)
@@ -337,7 +337,9 @@ pub fn main(argv: &[String]) -> i32 {
     unsafe {
         libc::umask(0o077);
     }
-    let mut data = Vec::new();
+    // Room for a typical mail up front: `read_to_end` on an empty Vec starts at 32 bytes and doubles,
+    // one read(2) per doubling.
+    let mut data = Vec::with_capacity(64 * 1024);
     if let Err(e) = std::io::stdin().read_to_end(&mut data) {
         eprintln!("correo deliver: reading the mail: {e}");
         return 75;

@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
+use std::rc::Rc;
 
 /// How processing of an item list ended.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,6 +63,8 @@ pub struct Engine {
     host_mismatch: bool,
     /// Compiled patterns, keyed by (text, case-sensitive).
     cache: HashMap<(String, bool), Option<pregex::Pattern>>,
+    /// The header as last seen by `header_area`, and its unfolded search area.
+    header_cache: Option<(Vec<u8>, Rc<Vec<u8>>)>,
     include_depth: usize,
     pub hostname: String,
     /// What the immediately preceding recipe did (global across nesting levels).
@@ -92,6 +95,7 @@ impl Engine {
             explain: None,
             host_mismatch: false,
             cache: HashMap::new(),
+            header_cache: None,
             include_depth: 0,
             hostname: hostname(),
             prev: Chain::default(),
@@ -440,20 +444,33 @@ impl Engine {
         p
     }
 
-    /// The search area for the H/B flags (header without its ending empty line, body, or the whole mail).
     /// The search area for the H/B flags. procmail joins continued header lines before matching (a
     /// newline followed by a blank becomes a space), so `.*` runs across a folded header.
-    fn area(&self, head: bool, body: bool) -> Vec<u8> {
+    fn area(&mut self, head: bool, body: bool) -> Rc<Vec<u8>> {
         match (head, body) {
             (true, true) => {
                 let mut v = unfold(self.mail.header());
                 v.extend_from_slice(self.mail.body());
-                v
+                Rc::new(v)
             }
-            (true, false) => unfold(self.mail.header_area()),
-            (false, true) => self.mail.body().to_vec(),
-            (false, false) => Vec::new(),
+            (true, false) => self.header_area(),
+            (false, true) => Rc::new(self.mail.body().to_vec()),
+            (false, false) => Rc::new(Vec::new()),
         }
+    }
+
+    /// The unfolded header, made once for all the header conditions of an rcfile. The cache is keyed by
+    /// the header itself (compared whole), so a filter that rewrites the mail can never leave a stale one.
+    fn header_area(&mut self) -> Rc<Vec<u8>> {
+        let h = self.mail.header_area();
+        if let Some((src, area)) = &self.header_cache {
+            if src.as_slice() == h {
+                return Rc::clone(area);
+            }
+        }
+        let area = Rc::new(unfold(h));
+        self.header_cache = Some((h.to_vec(), Rc::clone(&area)));
+        area
     }
 
     /// What a backquote, TRAP or `?` program reads: the whole mail, with the trailing-newline rule.
@@ -589,7 +606,7 @@ impl Engine {
                     "H" => self.area(true, false),
                     "B" => self.area(false, true),
                     "HB" | "BH" => self.area(true, true),
-                    n => self.vars.get(n).unwrap_or("").as_bytes().to_vec(),
+                    n => self.vars.get(n).unwrap_or("").as_bytes().to_vec().into(),
                 };
                 self.regex_test(re, &area, f.case, count)
             }
@@ -598,7 +615,9 @@ impl Engine {
 
     /// Searches `area`; returns (found, number of non-overlapping matches when `count`, else 1).
     fn regex_test(&mut self, re: &str, area: &[u8], case: bool, count: bool) -> (bool, u64) {
-        if pregex::cannot_match(&pregex::required_literals(re), area, case) {
+        if pregex::macro_cannot_match(re, area)
+            || pregex::cannot_match(&pregex::required_literals(re), area, case)
+        {
             return (false, 0);
         }
         let Some(p) = self.pattern(re, case) else {
@@ -1000,7 +1019,12 @@ impl Engine {
     pub fn abstract_line(&mut self, folder: &str) {
         let mut out = String::new();
         if self.mail.has_from_line() {
-            let end = memchr::memchr(b'\n', &self.mail.data).unwrap_or(self.mail.data.len());
+            let end = self
+                .mail
+                .data
+                .iter()
+                .position(|&c| c == b'\n')
+                .unwrap_or(self.mail.data.len());
             out.push_str(&String::from_utf8_lossy(&self.mail.data[..end]));
             out.push('\n');
         }
@@ -1113,7 +1137,9 @@ fn unfold(h: &[u8]) -> Vec<u8> {
 fn subject_raw(h: &[u8]) -> Option<String> {
     let mut start = 0;
     while start < h.len() {
-        let end = memchr::memchr(b'\n', &h[start..])
+        let end = h[start..]
+            .iter()
+            .position(|&c| c == b'\n')
             .map(|p| start + p)
             .unwrap_or(h.len());
         let line = &h[start..end];

@@ -31,7 +31,7 @@ impl Mail {
     /// The message without its leading `From_` line (what Maildir and `$SENDMAIL` get).
     pub fn without_from_line(&self) -> &[u8] {
         if self.has_from_line() {
-            match memchr::memchr(b'\n', &self.data) {
+            match self.data.iter().position(|&c| c == b'\n') {
                 Some(p) => &self.data[p + 1..],
                 None => &[],
             }
@@ -44,7 +44,9 @@ impl Mail {
         let h = self.header_area();
         let mut start = 0;
         while start < h.len() {
-            let end = memchr::memchr(b'\n', &h[start..])
+            let end = h[start..]
+                .iter()
+                .position(|&c| c == b'\n')
                 .map(|p| start + p)
                 .unwrap_or(h.len());
             let line = &h[start..end];
@@ -87,7 +89,7 @@ pub fn header_end(d: &[u8]) -> usize {
     if d.first() == Some(&b'\n') {
         return 1;
     }
-    match memchr::memmem::find(d, b"\n\n") {
+    match d.windows(2).position(|w| w == b"\n\n") {
         Some(p) => p + 2,
         None => d.len(),
     }

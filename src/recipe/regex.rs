@@ -163,7 +163,9 @@ pub fn translate(src: &str) -> (String, bool) {
                 continue;
             }
             b'(' => {
-                out.push('(');
+                // Non-capturing: only the `\/` group is read back, and every capture group costs slots
+                // in the NFA's per-state tables (`^FROM_DAEMON` has over thirty groups).
+                out.push_str("(?:");
                 depth += 1;
                 atom = false;
             }
@@ -412,25 +414,140 @@ pub fn cannot_match(needles: &[Needle], hay: &[u8], case: bool) -> bool {
     })
 }
 
-/// Whether `needle` occurs in `hay`, ASCII case folded unless `case`.
+/// A necessary condition for a condition that is exactly `^FROM_DAEMON` or `^FROM_MAILER` (the two
+/// most common lines of a procmailrc, and the only ones the literal check above cannot rule out, since
+/// their expansions are alternations at the top level). Read off the expansions above: every branch
+/// starts at the beginning of a line with a fixed header name, and nothing in it can cross a newline
+/// before the daemon word (`.`, `[^>]` and `[^(.%@a-z0-9]` never match one in procmail's dialect), so a
+/// match needs one line that starts with such a name and, for the sender branches, contains one of the
+/// daemon words. Returns true when no line qualifies; then the expression is neither compiled nor run,
+/// which was most of a delivery's own CPU time (bench/RESULTS.md). Words are searched case-folded even
+/// under the `D` flag: a wider test is still a necessary one.
+pub fn macro_cannot_match(src: &str, hay: &[u8]) -> bool {
+    // Each word is a substring every spelling of an alternative contains (`serv` covers `services`,
+    // `server`, `LISTSERV` and `NETSERV`; `smtp` covers `bbs.smtp` and `smtperror`).
+    const DAEMON_WORDS: &[&[u8]] = &[
+        b"post",
+        b"mail",
+        b"daemon",
+        b"mmdf",
+        b"majordomo",
+        b"uucp",
+        b"serv",
+        b"listproc",
+        b"owner",
+        b"ops",
+        b"request",
+        b"response",
+        b"root",
+        b"bounce",
+        b"smtp",
+        b"echo",
+        b"mirror",
+        b"system",
+        b"admin",
+        b"ammgr",
+        b"autoanswer",
+    ];
+    const MAILER_WORDS: &[&[u8]] = &[
+        b"post",
+        b"mail",
+        b"daemon",
+        b"mmdf",
+        b"uucp",
+        b"ops",
+        b"response",
+        b"root",
+        b"smtp",
+        b"serv",
+        b"system",
+        b"admin",
+        b"ammgr",
+    ];
+    const SENDERS: &[&[u8]] = &[
+        b"From:",
+        b"Sender:",
+        b"Resent-From:",
+        b"Resent-Sender:",
+        b"X-Envelope-From:",
+        b"From ",
+        b">From ",
+    ];
+    let daemon = match src {
+        "^FROM_DAEMON" => true,
+        "^FROM_MAILER" => false,
+        _ => return false,
+    };
+    let starts =
+        |line: &[u8], p: &[u8]| line.len() >= p.len() && line[..p.len()].eq_ignore_ascii_case(p);
+    let any_word = |line: &[u8], words: &[&[u8]]| words.iter().any(|w| contains(line, w, false));
+    !hay.split(|&c| c == b'\n').any(|line| {
+        if daemon
+            && (starts(line, b"Mailing-List:")
+                || starts(line, b"To: Multiple recipients of ")
+                || (starts(line, b"Precedence:") && any_word(line, &[b"junk", b"bulk", b"list"])))
+        {
+            return true;
+        }
+        SENDERS.iter().any(|p| starts(line, p))
+            && any_word(line, if daemon { DAEMON_WORDS } else { MAILER_WORDS })
+    })
+}
+
+/// Whether `needle` occurs in `hay`, ASCII case folded unless `case`. Not `memchr`: its first call
+/// probes the CPU (`cpuid`, which traps to the hypervisor on a VM), and a one-process-per-mail delivery
+/// searches only a few kilobytes, so the probe cost more than the searches (perf, bench/RESULTS.md).
 pub fn contains(hay: &[u8], needle: &[u8], case: bool) -> bool {
-    if case {
-        return memchr::memmem::find(hay, needle).is_some();
-    }
-    let first = needle[0];
-    let (lo, up) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
+    let Some(&first) = needle.first() else {
+        return true;
+    };
+    let (lo, up) = if case {
+        (first, first)
+    } else {
+        (first.to_ascii_lowercase(), first.to_ascii_uppercase())
+    };
     let mut pos = 0;
     while pos + needle.len() <= hay.len() {
-        let Some(off) = memchr::memchr2(lo, up, &hay[pos..=hay.len() - needle.len()]) else {
+        let Some(at) = find2(hay, pos, lo, up) else {
             return false;
         };
-        let at = pos + off;
-        if hay[at..at + needle.len()].eq_ignore_ascii_case(needle) {
+        if at + needle.len() > hay.len() {
+            return false;
+        }
+        let cand = &hay[at..at + needle.len()];
+        if if case {
+            cand == needle
+        } else {
+            cand.eq_ignore_ascii_case(needle)
+        } {
             return true;
         }
         pos = at + 1;
     }
     false
+}
+
+/// The first index at or after `from` holding `a` or `b`, eight bytes per step: a byte of `x ^ [a; 8]`
+/// is zero where `a` is, and `(v - 0x01..01) & !v & 0x80..80` is non-zero when some byte of `v` is zero.
+fn find2(hay: &[u8], from: usize, a: u8, b: u8) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH != 0;
+    let (ra, rb) = (ONES * a as u64, ONES * b as u64);
+    let mut i = from;
+    while i + 8 <= hay.len() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&hay[i..i + 8]);
+        let x = u64::from_le_bytes(w);
+        if has_zero(x ^ ra) || has_zero(x ^ rb) {
+            break;
+        }
+        i += 8;
+    }
+    hay[i..]
+        .iter()
+        .position(|&c| c == a || c == b)
+        .map(|p| i + p)
 }
 
 /// Compiles a procmail expression; `case` is true for the `D` flag.
@@ -563,6 +680,63 @@ mod tests {
         assert!(contains(b"xx SUBJECT: y", b"Subject:", false));
         assert!(!contains(b"xx SUBJECT: y", b"Subject:", true));
         assert!(!contains(b"Subj", b"Subject:", false));
+    }
+
+    #[test]
+    fn macro_prefilter_is_only_a_necessary_condition() {
+        // Whenever the prefilter rules a header out, the real expression must not match it either.
+        let headers = [
+            "From: MAILER-DAEMON@x.org\n",
+            "From: Mail Delivery Subsystem <postmaster@x.org>\n",
+            "From: Joe <joe@x.org>\nTo: a@b\n",
+            "From root  Mon Jan  1 10:00:00 2024\nSubject: x\n",
+            "From pm  Mon Jan  1 10:00:00 2024\nFrom: Ana <ana@example.net>\n",
+            "Precedence: bulk\n",
+            "Precedence: first-class\nX-List: bulk\n",
+            "Mailing-List: contact x\n",
+            "To: Multiple recipients of list FOO\n",
+            ">From owner-dev@lists.x.org Mon\n",
+            "Resent-Sender: listserv@x.org\n",
+            "X-Envelope-From: <bbs.smtp@x>\n",
+            "Sender: ana\nReceived: from mail.example.org\n",
+            "Subject: mail from root\n",
+            "From: \"System Administrator\" <sysadmin@x.org>\n",
+        ];
+        for src in ["^FROM_DAEMON", "^FROM_MAILER"] {
+            let p = compile(src, false).unwrap();
+            for h in headers {
+                if macro_cannot_match(src, h.as_bytes()) {
+                    assert!(!p.is_match(h.as_bytes()), "{src} on {h:?}");
+                }
+            }
+            assert!(!macro_cannot_match(src, b"From: MAILER-DAEMON@x.org\n"));
+            assert!(macro_cannot_match(
+                src,
+                b"From: Joe <joe@x.org>\nSubject: mail\n"
+            ));
+        }
+        assert!(!macro_cannot_match("^FROM_DAEMONx", b"To: x\n"));
+        assert!(!macro_cannot_match("^TO_x", b"To: y\n"));
+    }
+
+    #[test]
+    fn contains_agrees_with_a_plain_search() {
+        let hay = b"Received: from mx1.example.net\nSubject: [dev] Re: parche\nX-Spam: No\n";
+        for start in 0..hay.len() {
+            for len in 1..12.min(hay.len() - start + 1) {
+                let needle = &hay[start..start + len];
+                assert!(contains(hay, needle, true));
+                assert!(contains(hay, &needle.to_ascii_uppercase(), false));
+            }
+        }
+        for n in [&b"xyz"[..], b"subject:", b"No\n\n", b"\nReceivedx"] {
+            let plain = hay.windows(n.len()).any(|w| w == n);
+            assert_eq!(contains(hay, n, true), plain, "{n:?}");
+        }
+        assert!(!contains(b"Subject:", b"subject:", true));
+        assert!(contains(b"Subject:", b"subject:", false));
+        assert_eq!(find2(b"abcdefghijklmnopq", 0, b'q', b'Q'), Some(16));
+        assert_eq!(find2(b"abcdefghijklmnopq", 3, b'a', b'd'), Some(3));
     }
 
     #[test]
