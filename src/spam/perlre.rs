@@ -30,16 +30,12 @@ impl Re {
                     Some(Some(m)) => m.start(),
                     None => 0,
                 };
+                // Only on ASCII text, where the superset (bytes, ASCII classes) and the fallback (chars,
+                // Unicode classes) read every byte alike. On other text they can disagree on where a
+                // match starts (`\xa3` is a byte to one and a char to the other; `\s` takes U+00A0 in
+                // one only), so the fallback searches it all, as before.
+                let start = if hay.is_ascii() { start } else { 0 };
                 let text = String::from_utf8_lossy(hay);
-                // Offsets carry over only when the text was valid UTF-8 (nothing was replaced).
-                let mut start = if matches!(text, Cow::Borrowed(_)) {
-                    start
-                } else {
-                    0
-                };
-                while !text.is_char_boundary(start) {
-                    start -= 1;
-                }
                 r.find_from_pos(&text, start)
                     .map(|m| m.is_some())
                     .unwrap_or(false)
