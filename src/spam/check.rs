@@ -189,6 +189,12 @@ impl RuleSet {
                 times.push((t0.elapsed().as_micros(), i));
             }
         }
+        // CORREO_SPAM_PROFILE=all: every rule's time, one `PROF name us` line each, to sum over a corpus.
+        if std::env::var_os("CORREO_SPAM_PROFILE").is_some_and(|v| v == "all") {
+            for (us, i) in &times {
+                eprintln!("PROF {} {us}", self.rules[*i].name);
+            }
+        }
         if profile {
             times.sort_unstable_by(|a, b| b.cmp(a));
             let total: u128 = times.iter().map(|t| t.0).sum();

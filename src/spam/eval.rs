@@ -253,13 +253,15 @@ pub fn run(call: &Call, v: &View, st: &Settings) -> f64 {
                         a.get(1),
                     )
                 };
-            let re = re_arg.and_then(|r| super::perlre::compile(r, "").ok());
+            // Compiled only once a freemail address turns up: most messages have none.
+            let re = std::cell::OnceCell::new();
+            let re = || re.get_or_init(|| re_arg.and_then(|r| super::perlre::compile(r, "").ok()));
             for spec in specs {
                 for email in get(v, &spec).split('\n') {
                     let email = email.trim().to_ascii_lowercase();
                     if !email.is_empty()
                         && st.is_freemail(&email)
-                        && re.as_ref().is_none_or(|r| r.is_match(email.as_bytes()))
+                        && re().as_ref().is_none_or(|r| r.is_match(email.as_bytes()))
                     {
                         return 1.0;
                     }
@@ -567,9 +569,11 @@ pub fn run(call: &Call, v: &View, st: &Settings) -> f64 {
         "check_for_forged_eudoramail_received_headers" => b(forgery::eudoramail(v)),
         "check_outlook_message_id" => {
             let id = get(v, "MESSAGEID");
-            let re =
-                regex::Regex::new(r"^<[0-9a-f]{4}([0-9a-f]{8})\$[0-9a-f]{8}\$[0-9a-f]{8}@").ok();
-            let Some(c) = re.and_then(|r| {
+            static RE: std::sync::OnceLock<Option<regex::Regex>> = std::sync::OnceLock::new();
+            let re = RE.get_or_init(|| {
+                regex::Regex::new(r"^<[0-9a-f]{4}([0-9a-f]{8})\$[0-9a-f]{8}\$[0-9a-f]{8}@").ok()
+            });
+            let Some(c) = re.as_ref().and_then(|r| {
                 r.captures(&id)
                     .and_then(|c| c.get(1).map(|m| m.as_str().to_string()))
             }) else {

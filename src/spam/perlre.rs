@@ -22,10 +22,23 @@ impl Re {
         match self {
             Re::Fast(r) => r.is_match(hay),
             Re::Fancy(r, approx) => {
-                if approx.as_ref().is_some_and(|a| !a.is_match(hay)) {
-                    return false;
-                }
-                r.is_match(&String::from_utf8_lossy(hay)).unwrap_or(false)
+                // A real match is also a match of the superset over the same bytes, so none can start
+                // before the superset's leftmost match: the backtracking engine starts there instead of
+                // trying every earlier position.
+                let start = match approx.as_ref().map(|a| a.find(hay)) {
+                    Some(None) => return false,
+                    Some(Some(m)) => m.start(),
+                    None => 0,
+                };
+                // Only on ASCII text, where the superset (bytes, ASCII classes) and the fallback (chars,
+                // Unicode classes) read every byte alike. On other text they can disagree on where a
+                // match starts (`\xa3` is a byte to one and a char to the other; `\s` takes U+00A0 in
+                // one only), so the fallback searches it all, as before.
+                let start = if hay.is_ascii() { start } else { 0 };
+                let text = String::from_utf8_lossy(hay);
+                r.find_from_pos(&text, start)
+                    .map(|m| m.is_some())
+                    .unwrap_or(false)
             }
         }
     }
@@ -106,6 +119,12 @@ pub fn split_delimited(s: &str) -> Option<(&str, &str, &str)> {
     None
 }
 
+/// Lazy DFA cache per regex and thread. The regex crate's default (2 MB) is too small for the stock rules'
+/// biggest patterns (`__FILL_THIS_FORM_*` expand to thousands of alternatives): their cache filled and was
+/// cleared over and over on every message, or the search fell back to the much slower NFA simulation. A
+/// cache only grows as far as a pattern needs, so the small patterns (almost all) stay small.
+const DFA_CACHE: usize = 32 << 20;
+
 /// Why a pattern could not be compiled at all.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReError(pub String);
@@ -134,6 +153,7 @@ pub fn compile(pat: &str, flags: &str) -> Result<Re, ReError> {
         };
         match regex::bytes::RegexBuilder::new(&src)
             .size_limit(1 << 24)
+            .dfa_size_limit(DFA_CACHE)
             .build()
         {
             Ok(r) => return Ok(Re::Fast(r)),
@@ -146,6 +166,7 @@ pub fn compile(pat: &str, flags: &str) -> Result<Re, ReError> {
                 };
                 if let Ok(r) = regex::bytes::RegexBuilder::new(&src)
                     .size_limit(1 << 24)
+                    .dfa_size_limit(DFA_CACHE)
                     .build()
                 {
                     return Ok(Re::Fast(r));
@@ -161,6 +182,7 @@ pub fn compile(pat: &str, flags: &str) -> Result<Re, ReError> {
         };
         regex::bytes::RegexBuilder::new(&src)
             .size_limit(1 << 24)
+            .dfa_size_limit(DFA_CACHE)
             .build()
             .ok()
     });

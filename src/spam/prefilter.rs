@@ -6,7 +6,6 @@
 
 use super::rules::{Rule, Test};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
-use regex_syntax::hir::literal::{ExtractKind, Extractor};
 
 /// (literal, rule index) pairs for one area.
 type Literals = Vec<(Vec<u8>, usize)>;
@@ -50,35 +49,205 @@ fn area_of(t: &Test) -> Option<(Area, &super::perlre::Re)> {
     }
 }
 
-/// Lower-cased literals every match must start with, or None when there is no short, finite set.
+/// Lower-cased literals of which every match must contain at least one, or None when the pattern has no
+/// usable set (every literal at least `MIN_LIT` bytes). Found anywhere in the pattern, not only at its start:
+/// `\bth(?:is|at) [a@]dvert` is gated on "dvert" rather than on the common word prefix "th".
 fn literals(src: &str) -> Option<Vec<Vec<u8>>> {
     let hir = regex_syntax::ParserBuilder::new()
         .utf8(false)
         .build()
         .parse(src)
         .ok()?;
-    let mut ex = Extractor::new();
-    ex.kind(ExtractKind::Prefix)
-        .limit_total(250)
-        .limit_class(10)
-        .limit_repeat(10)
-        .limit_literal_len(12);
-    let seq = ex.extract(&hir);
-    let lits = seq.literals()?;
-    if lits.is_empty() {
-        return None;
-    }
-    let mut out: Vec<Vec<u8>> = lits
-        .iter()
-        .map(|l| l.as_bytes().to_ascii_lowercase())
-        .collect();
-    // Very short literals match almost everywhere: not worth gating on.
-    if out.iter().any(|l| l.len() < 3) {
-        return None;
-    }
+    let lits = required(&hir).best()?;
+    let mut out: Vec<Vec<u8>> = lits.into_iter().collect();
     out.sort();
     out.dedup();
     Some(out)
+}
+
+/// Shorter literals match almost everywhere: not worth gating on.
+const MIN_LIT: usize = 3;
+/// Longest literal kept: a required literal's prefix is still required, and short ones keep the automaton small.
+const MAX_LIT: usize = 16;
+/// Most strings in one literal set (alternations and classes multiply).
+const MAX_SET: usize = 64;
+/// Biggest class expanded into single-character literals.
+const MAX_CLASS: usize = 8;
+
+type Set = std::collections::BTreeSet<Vec<u8>>;
+
+/// What a sub-pattern tells the filter: `exact`, every string it can match (when few, lower-cased); `req`,
+/// literals of which each match contains one.
+#[derive(Default)]
+struct Req {
+    exact: Option<Set>,
+    req: Option<Set>,
+}
+
+/// Shortest literal in a set; sets are ranked by it.
+fn min_len(s: &Set) -> usize {
+    s.iter().map(Vec::len).min().unwrap_or(0)
+}
+
+/// The better of two literal sets: longer shortest literal, then fewer literals.
+fn better(a: Option<Set>, b: Option<Set>) -> Option<Set> {
+    match (a, b) {
+        (Some(a), Some(b)) => {
+            let (la, lb) = (min_len(&a).min(MAX_LIT), min_len(&b).min(MAX_LIT));
+            if la > lb || (la == lb && a.len() <= b.len()) {
+                Some(a)
+            } else {
+                Some(b)
+            }
+        }
+        (a, b) => a.or(b),
+    }
+}
+
+impl Req {
+    fn exact(set: Set) -> Req {
+        Req {
+            exact: Some(set),
+            req: None,
+        }
+    }
+    /// The literal set to gate on, if it is selective enough.
+    fn best(self) -> Option<Set> {
+        better(self.exact, self.req).filter(|s| !s.is_empty() && min_len(s) >= MIN_LIT)
+    }
+}
+
+/// Every concatenation of a string of `a` with one of `b`, cut to `MAX_LIT` bytes; None when too many.
+fn product(a: &Set, b: &Set) -> Option<Set> {
+    if a.len() * b.len() > MAX_SET {
+        return None;
+    }
+    let mut out = Set::new();
+    for x in a {
+        for y in b {
+            let mut s = x.clone();
+            s.extend_from_slice(y);
+            s.truncate(MAX_LIT);
+            out.insert(s);
+        }
+    }
+    Some(out)
+}
+
+/// Lower-cases ASCII, as the automaton matches ASCII case-insensitively.
+fn lower(s: &[u8]) -> Vec<u8> {
+    s.to_ascii_lowercase()
+}
+
+fn required(h: &regex_syntax::hir::Hir) -> Req {
+    use regex_syntax::hir::{Class, HirKind};
+    match h.kind() {
+        HirKind::Empty | HirKind::Look(_) => Req::exact(Set::from([Vec::new()])),
+        HirKind::Literal(l) => Req::exact(Set::from([lower(&l.0)])),
+        HirKind::Class(Class::Bytes(c)) => {
+            let mut set = Set::new();
+            for r in c.ranges() {
+                for b in r.start()..=r.end() {
+                    set.insert(lower(&[b]));
+                    if set.len() > MAX_CLASS {
+                        return Req::default();
+                    }
+                }
+            }
+            Req::exact(set)
+        }
+        HirKind::Class(Class::Unicode(c)) => {
+            let mut set = Set::new();
+            for r in c.ranges() {
+                for cp in u32::from(r.start())..=u32::from(r.end()) {
+                    let Some(ch) = char::from_u32(cp) else {
+                        continue;
+                    };
+                    let mut buf = [0u8; 4];
+                    set.insert(lower(ch.encode_utf8(&mut buf).as_bytes()));
+                    if set.len() > MAX_CLASS {
+                        return Req::default();
+                    }
+                }
+            }
+            Req::exact(set)
+        }
+        HirKind::Capture(c) => required(&c.sub),
+        HirKind::Repetition(r) => {
+            if r.min == 0 {
+                return Req::default();
+            }
+            let sub = required(&r.sub);
+            // One copy is required; the exact set of the whole repetition is not tracked.
+            Req {
+                exact: None,
+                req: better(sub.exact, sub.req),
+            }
+        }
+        HirKind::Concat(subs) => {
+            let mut best: Option<Set> = None;
+            // The running product of consecutive exact parts.
+            let mut run: Option<Set> = Some(Set::from([Vec::new()]));
+            let mut all_exact = true;
+            for s in subs {
+                let r = required(s);
+                best = better(best, r.req);
+                match r.exact {
+                    Some(e) => {
+                        let next = run.as_ref().and_then(|cur| product(cur, &e));
+                        match next {
+                            Some(n) => run = Some(n),
+                            None => {
+                                // Too many combinations: keep what the run had, start again here.
+                                all_exact = false;
+                                best = better(best, run.take());
+                                run = Some(e);
+                            }
+                        }
+                    }
+                    None => {
+                        all_exact = false;
+                        best = better(best, run.take());
+                        run = Some(Set::from([Vec::new()]));
+                    }
+                }
+            }
+            if all_exact {
+                Req {
+                    exact: run,
+                    req: best,
+                }
+            } else {
+                Req {
+                    exact: None,
+                    req: better(best, run),
+                }
+            }
+        }
+        HirKind::Alternation(subs) => {
+            let mut exact = Some(Set::new());
+            let mut req = Some(Set::new());
+            for s in subs {
+                let r = required(s);
+                let lits = better(r.exact.clone(), r.req);
+                exact = match (exact, r.exact) {
+                    (Some(mut a), Some(b)) if a.len() + b.len() <= MAX_SET => {
+                        a.extend(b);
+                        Some(a)
+                    }
+                    _ => None,
+                };
+                req = match (req, lits) {
+                    (Some(mut a), Some(b)) if a.len() + b.len() <= MAX_SET => {
+                        a.extend(b);
+                        Some(a)
+                    }
+                    _ => None,
+                };
+            }
+            Req { exact, req }
+        }
+    }
 }
 
 impl Prefilter {
