@@ -6,6 +6,7 @@
 use crate::config::Home;
 use crate::message::error::{Error, Result};
 use crate::smtp::config::SmtpConfig;
+use crate::smtp::courier::Supervisor;
 use crate::smtp::queue::runner::{Runner, Settings};
 use crate::smtp::queue::Queue;
 use crate::smtp::route::{Router, Routes};
@@ -23,6 +24,9 @@ pub struct Args {
     /// Check the configuration and tables, then exit.
     #[arg(long)]
     pub check: bool,
+    /// Internal: run as the server's courier (deliveries only; see src/smtp/courier.rs).
+    #[arg(long, hide = true)]
+    pub courier: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -101,22 +105,32 @@ pub fn run(home: &Home, args: Args) -> Result<()> {
         println!("configuration ok");
         return Ok(());
     }
+    if args.courier {
+        return courier(home, router);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .max_blocking_threads(256)
         .build()?;
     let result = rt.block_on(async {
-        let queue = Queue::open(home.db_path())?;
+        let queue = Queue::open_intake(home.db_path())?;
         let ctx = Arc::new(build_ctx(home, Arc::new(queue.clone()), router.clone())?);
-        let resolver = if cfg.relay.smarthost.is_none() {
-            Some(crate::smtp::mx::resolver(cfg.relay.dns.as_deref()).map_err(Error::config)?)
-        } else {
-            None
-        };
-        let settings = Settings::new(&ctx.hostname, &home.dir, &cfg.smtp, &cfg.relay)
-            .map_err(Error::config)?;
-        let runner = Runner::new(queue.clone(), router.clone(), settings, resolver);
-        tokio::spawn(runner.clone().run());
+        // Check what the courier will need before it starts, so a bad [relay] is a start-up error here.
+        Settings::new(&ctx.hostname, &home.dir, &cfg.smtp, &cfg.relay).map_err(Error::config)?;
+        if cfg.relay.smarthost.is_none() {
+            crate::smtp::mx::resolver(cfg.relay.dns.as_deref()).map_err(Error::config)?;
+        }
+        let courier = Supervisor::start()
+            .map_err(|e| Error::temp(format!("cannot start the courier: {e}")))?;
+        {
+            let (q, c) = (queue.clone(), courier.clone());
+            tokio::spawn(async move {
+                loop {
+                    q.notify.notified().await;
+                    c.poke();
+                }
+            });
+        }
         // The web front (one-click unsubscribe) shares the runtime when `[web] listen` is set.
         if let Some(listen) = cfg.web.listen.clone() {
             let web_home = Arc::new(home.clone());
@@ -163,8 +177,8 @@ pub fn run(home: &Home, args: Args) -> Result<()> {
                 Ok((addr, Ok(()))) => Err(Error::software(format!("listener {addr} stopped"))),
                 Err(e) => Err(Error::software(format!("listener task: {e}"))),
             },
-            _ = term.recv() => stop(&runner).await,
-            _ = int.recv() => stop(&runner).await,
+            _ = term.recv() => stop_courier(&courier).await,
+            _ = int.recv() => stop_courier(&courier).await,
         }
     });
     // Sessions still open are cut here; their clients had no 250 for unfinished mail.
@@ -172,10 +186,81 @@ pub fn run(home: &Home, args: Args) -> Result<()> {
     result
 }
 
+/// The server's SIGTERM/SIGINT: its courier finishes the deliveries under way and exits first (at most
+/// a minute for them, as `stop` allows), so a restart never runs a pipe twice.
+async fn stop_courier(courier: &Arc<Supervisor>) -> Result<()> {
+    eprintln!("correo: stopping");
+    let c = courier.clone();
+    let stopped = tokio::task::spawn_blocking(move || c.stop(std::time::Duration::from_secs(65)))
+        .await
+        .unwrap_or(false);
+    if !stopped {
+        crate::message::log::event("serve", "courier", &[("status", "still running at exit")]);
+    }
+    Ok(())
+}
+
+/// `serve --courier`: the queue runner alone, in the child process the server started. It stops when
+/// its stdin ends (the server exited or was killed) or on SIGTERM/SIGINT, after the deliveries under way.
+fn courier(home: &Home, router: Arc<Routes>) -> Result<()> {
+    let cfg = &home.config;
+    let _lock = crate::smtp::courier::lock(&home.dir)
+        .map_err(|e| Error::temp(format!("courier lock: {e}")))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(256)
+        .build()?;
+    let result = rt.block_on(async {
+        let queue = Queue::open(home.db_path())?;
+        let resolver = if cfg.relay.smarthost.is_none() {
+            Some(crate::smtp::mx::resolver(cfg.relay.dns.as_deref()).map_err(Error::config)?)
+        } else {
+            None
+        };
+        let settings = Settings::new(&hostname(&cfg.smtp), &home.dir, &cfg.smtp, &cfg.relay)
+            .map_err(Error::config)?;
+        let runner = Runner::new(queue.clone(), router, settings, resolver);
+        tokio::spawn(runner.clone().run());
+        // One byte on stdin per message the server queued; end of file when the server is gone.
+        let (eof_tx, eof_rx) = tokio::sync::oneshot::channel::<()>();
+        let notify = queue.notify.clone();
+        std::thread::Builder::new()
+            .name("courier-stdin".into())
+            .spawn(move || {
+                use std::io::Read;
+                let mut buf = [0u8; 4096];
+                let mut stdin = std::io::stdin().lock();
+                loop {
+                    match stdin.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(_) => notify.notify_one(),
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(_) => break,
+                    }
+                }
+                let _ = eof_tx.send(());
+            })?;
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+        // Asked to stop, the deliveries under way get a minute (a list's pipe may be slow). When the
+        // server is simply gone (killed), what matters is reading the replies to dots already sent; a
+        // next hop that has not answered in 15 s is left to the new courier (at worst a duplicate), so
+        // the restarted server is not kept waiting on this one's lock.
+        let limit = tokio::select! {
+            _ = eof_rx => 15,
+            _ = term.recv() => 60,
+            _ = int.recv() => 60,
+        };
+        stop(&runner, limit).await
+    });
+    rt.shutdown_timeout(std::time::Duration::from_secs(5));
+    result
+}
+
 /// SIGTERM/SIGINT: let deliveries under way finish and commit (a pipe that ran must not run again
 /// after the restart), for at most a minute, then exit 0. Sessions still open are cut: their clients
 /// got no 250 for an unfinished message and will send it again.
-async fn stop(runner: &Runner) -> Result<()> {
+async fn stop(runner: &Runner, limit_secs: u64) -> Result<()> {
     runner.stop();
     crate::message::log::event(
         "serve",
@@ -187,7 +272,7 @@ async fn stop(runner: &Runner) -> Result<()> {
     );
     eprintln!("correo: stopping, {} deliveries under way", runner.active());
     let start = std::time::Instant::now();
-    while runner.active() > 0 && start.elapsed() < std::time::Duration::from_secs(60) {
+    while runner.active() > 0 && start.elapsed() < std::time::Duration::from_secs(limit_secs) {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     crate::message::log::event(

@@ -7,6 +7,7 @@
 pub mod aliases;
 pub mod client;
 pub mod config;
+pub mod courier;
 pub mod fuzzing;
 pub mod local;
 pub mod mx;

@@ -127,10 +127,25 @@ impl Queue {
     /// Opens the queue (migrating its tables), replays the delivered journal a crash may have left,
     /// and starts the writer thread.
     pub fn open(db_path: PathBuf) -> Result<Queue> {
+        Queue::open_with(db_path, true)
+    }
+
+    /// Opens the queue for taking mail in only (`correo serve`'s listeners, whose courier process
+    /// delivers): the journal belongs to the courier, which may still be appending to it, so it is
+    /// neither replayed nor trimmed here.
+    pub fn open_intake(db_path: PathBuf) -> Result<Queue> {
+        Queue::open_with(db_path, false)
+    }
+
+    fn open_with(db_path: PathBuf, replay: bool) -> Result<Queue> {
         let mut conn = crate::store::open(&db_path)?;
         store::migrate(&mut conn)?;
         let jpath = journal::path_for(&db_path);
-        let pending = journal::Journal::pending(&jpath)?;
+        let pending = if replay {
+            journal::Journal::pending(&jpath)?
+        } else {
+            Vec::new()
+        };
         if !pending.is_empty() {
             // Committed (fsynced) before the journal is emptied below.
             let (deleted, finished) = store::replay(&mut conn, &pending)?;
@@ -153,6 +168,9 @@ impl Queue {
         let journal = Arc::new(journal::Journal::open(&jpath)?);
         if !pending.is_empty() {
             journal.trim(|| true);
+        }
+        if !replay {
+            journal.never_trim();
         }
         let (tx, rx) = mpsc::channel();
         let j = journal.clone();

@@ -335,11 +335,20 @@ impl Runner {
         }
         for key in start {
             let me = self.clone();
+            let k = key.clone();
             let spawned = std::thread::Builder::new()
                 .name("queue-worker".into())
-                .spawn(move || me.work(&key));
+                .spawn(move || me.work(&k));
             if spawned.is_err() {
-                // Out of threads: forget the slot; the next top-up tries again.
+                // Out of threads: give the slot back (or a stop would wait for a worker that never
+                // ran); the next top-up tries again.
+                {
+                    let mut dests = self.dests.lock().unwrap_or_else(|p| p.into_inner());
+                    if let Some(d) = dests.get_mut(&key) {
+                        d.workers = d.workers.saturating_sub(1);
+                    }
+                    self.workers.fetch_sub(1, Ordering::SeqCst);
+                }
                 log::event(
                     "queue",
                     "runner",
