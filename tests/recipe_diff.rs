@@ -221,7 +221,6 @@ fn norm_log(log: &[u8], base: &str) -> Vec<u8> {
     // concurrently with its parent in procmail, and their lines interleave in any order (seen in CI:
     // the clone's Folder line ahead of both Subject lines).
     let mut entries: Vec<String> = Vec::new();
-    let mut out = String::new();
     for l in text.lines() {
         if l.starts_with("From ") || l.starts_with(" Subject:") || l.starts_with("  Folder:") {
             let l = match l.find("/new/") {
@@ -231,12 +230,9 @@ fn norm_log(log: &[u8], base: &str) -> Vec<u8> {
                 }
                 _ => l.to_string(),
             };
-            out.push_str(&l);
-            out.push('\n');
-            entries.push(std::mem::take(&mut out));
+            entries.push(format!("{l}\n"));
         }
     }
-    entries.push(out);
     entries.sort();
     entries.concat().into_bytes()
 }

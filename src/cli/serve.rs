@@ -86,6 +86,14 @@ fn build_ctx(home: &Home, queue: Arc<dyn server::Sink>, router: Arc<Routes>) -> 
     })
 }
 
+/// The runtime for the server and for its courier: queue writes and pipes run on blocking threads.
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(256)
+        .build()?)
+}
+
 pub fn run(home: &Home, args: Args) -> Result<()> {
     if args.hash_password {
         let mut pw = String::new();
@@ -108,10 +116,7 @@ pub fn run(home: &Home, args: Args) -> Result<()> {
     if args.courier {
         return courier(home, router);
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .max_blocking_threads(256)
-        .build()?;
+    let rt = runtime()?;
     let result = rt.block_on(async {
         let queue = Queue::open_intake(home.db_path())?;
         let ctx = Arc::new(build_ctx(home, Arc::new(queue.clone()), router.clone())?);
@@ -206,10 +211,7 @@ fn courier(home: &Home, router: Arc<Routes>) -> Result<()> {
     let cfg = &home.config;
     let _lock = crate::smtp::courier::lock(&home.dir)
         .map_err(|e| Error::temp(format!("courier lock: {e}")))?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .max_blocking_threads(256)
-        .build()?;
+    let rt = runtime()?;
     let result = rt.block_on(async {
         let queue = Queue::open(home.db_path())?;
         let resolver = if cfg.relay.smarthost.is_none() {
@@ -258,7 +260,7 @@ fn courier(home: &Home, router: Arc<Routes>) -> Result<()> {
 }
 
 /// SIGTERM/SIGINT: let deliveries under way finish and commit (a pipe that ran must not run again
-/// after the restart), for at most a minute, then exit 0. Sessions still open are cut: their clients
+/// after the restart), for at most `limit_secs`, then exit 0. Sessions still open are cut: their clients
 /// got no 250 for an unfinished message and will send it again.
 async fn stop(runner: &Runner, limit_secs: u64) -> Result<()> {
     runner.stop();

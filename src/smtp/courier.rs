@@ -58,61 +58,63 @@ impl Supervisor {
     /// Starts the courier and a thread that restarts it if it dies while the server runs.
     pub fn start() -> std::io::Result<Arc<Supervisor>> {
         let mut child = spawn()?;
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
         let sup = Arc::new(Supervisor {
             stdin: Mutex::new(child.stdin.take()),
             stopping: AtomicBool::new(false),
-            done: Mutex::new(None),
+            done: Mutex::new(Some(done_rx)),
         });
-        let (done_tx, done_rx) = std::sync::mpsc::channel();
-        *sup.done.lock().unwrap_or_else(|p| p.into_inner()) = Some(done_rx);
         let s = sup.clone();
         std::thread::Builder::new()
             .name("courier-watch".into())
             .spawn(move || {
                 loop {
-                    let status = child.wait();
-                    if s.stopping.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let how = match status {
+                    let how = match child.wait() {
                         Ok(st) => st.to_string(),
                         Err(e) => e.to_string(),
                     };
+                    if s.stopping.load(Ordering::SeqCst) {
+                        break;
+                    }
                     log::event(
                         "serve",
                         "courier",
                         &[("status", "restarting"), ("exit", &how)],
                     );
-                    std::thread::sleep(Duration::from_secs(1));
-                    if s.stopping.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    match spawn() {
-                        Ok(mut c) => {
-                            *s.stdin.lock().unwrap_or_else(|p| p.into_inner()) = c.stdin.take();
-                            child = c;
-                        }
-                        Err(e) => {
-                            log::event(
-                                "serve",
-                                "courier",
-                                &[("status", "error"), ("error", &e.to_string())],
-                            );
-                            std::thread::sleep(Duration::from_secs(5));
-                            match spawn() {
-                                Ok(mut c) => {
-                                    *s.stdin.lock().unwrap_or_else(|p| p.into_inner()) =
-                                        c.stdin.take();
-                                    child = c;
-                                }
-                                Err(_) => continue,
-                            }
-                        }
+                    match s.respawn() {
+                        Some(c) => child = c,
+                        None => break,
                     }
                 }
                 let _ = done_tx.send(());
             })?;
         Ok(sup)
+    }
+
+    /// Starts a new courier after the last one died: a second's pause first (a courier that dies at
+    /// once must not spin), then until a spawn succeeds. None when the server is stopping.
+    fn respawn(&self) -> Option<Child> {
+        let mut pause = Duration::from_secs(1);
+        loop {
+            std::thread::sleep(pause);
+            if self.stopping.load(Ordering::SeqCst) {
+                return None;
+            }
+            match spawn() {
+                Ok(mut c) => {
+                    *self.stdin.lock().unwrap_or_else(|p| p.into_inner()) = c.stdin.take();
+                    return Some(c);
+                }
+                Err(e) => {
+                    log::event(
+                        "serve",
+                        "courier",
+                        &[("status", "error"), ("error", &e.to_string())],
+                    );
+                    pause = Duration::from_secs(5);
+                }
+            }
+        }
     }
 
     /// New mail is queued: wake the courier. Never blocks: the pipe is non-blocking, and when it is full
