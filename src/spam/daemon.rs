@@ -1,7 +1,8 @@
 //! `correo spam daemon`: spamd's socket service. Listens on TCP and unix sockets, serves many spamc
-//! clients at once (scoring runs on the blocking pool, so accept never stalls), compiles the rules once,
-//! and on SIGHUP compiles them again and swaps them in: connections in flight finish on the set they
-//! started with. A request we cannot read gets a SPAMD error code; nothing a client sends can panic us.
+//! clients at once (scoring runs on a fixed set of scoring threads, so accept never stalls), compiles the
+//! rules once, and on SIGHUP compiles them again and swaps them in: connections in flight finish on the
+//! set they started with. A request we cannot read gets a SPAMD error code; nothing a client sends can
+//! panic us.
 
 use super::protocol::{self, ProtoError, Request, Verb};
 use super::rules::RuleSet;
@@ -11,7 +12,7 @@ use crate::message::log;
 use crate::message::sysexits::Exit;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{mpsc, Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -119,7 +120,7 @@ impl State {
     }
 }
 
-/// Scores one request's message and builds the reply bytes (runs on the blocking pool).
+/// Scores one request's message and builds the reply bytes (runs on a scoring thread).
 pub fn answer(state: &State, req: &Request, msg: &[u8]) -> Vec<u8> {
     let t = Instant::now();
     let rs = state.for_user(req.user.as_deref());
@@ -175,9 +176,67 @@ pub fn answer(state: &State, req: &Request, msg: &[u8]) -> Vec<u8> {
     out
 }
 
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The threads that score, one per core, alive as long as the daemon. Why not tokio's blocking pool:
+/// its threads exit after 10 s idle, and each regex keeps its lazy-DFA cache per thread (the first thread
+/// to use a regex owns its fast-path cache for good), so a request on a fresh thread rebuilt the DFA
+/// states of every rule it ran: 5-15x the time of the same message on a warm thread (bench/RESULTS.md).
+/// On a quiet host that was most requests. A queue in front also caps the scoring CPU at the core count
+/// when many clients send at once, as spamd's `--max-children` does.
+pub struct Scorers {
+    tx: mpsc::Sender<Job>,
+}
+
+impl Scorers {
+    pub fn new(n: usize) -> std::io::Result<Scorers> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..n.max(1) {
+            let rx = rx.clone();
+            std::thread::Builder::new()
+                .name(format!("spam-score-{i}"))
+                .spawn(move || loop {
+                    // The lock is held only while waiting for the next job, never while scoring.
+                    let job = match rx.lock() {
+                        Ok(r) => r.recv(),
+                        Err(p) => p.into_inner().recv(),
+                    };
+                    let Ok(job) = job else { return };
+                    // A panicking job drops its reply sender (the client gets "Internal error"); the
+                    // thread, and its warm caches, stay.
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                })?;
+        }
+        Ok(Scorers { tx })
+    }
+
+    /// One scoring thread per core the process may use.
+    pub fn per_core() -> std::io::Result<Scorers> {
+        Scorers::new(std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+
+    /// Runs `f` on a scoring thread; None when the job panicked or the threads are gone.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = tx.send(f());
+        });
+        self.tx.send(job).ok()?;
+        rx.await.ok()
+    }
+}
+
 /// Serves one connection: read the head, then the body, answer, close (spamd answers one request per
 /// connection).
-pub async fn serve_conn<S: AsyncRead + AsyncWrite + Unpin>(state: Arc<State>, mut s: S) {
+pub async fn serve_conn<S: AsyncRead + AsyncWrite + Unpin>(
+    state: Arc<State>,
+    scorers: Arc<Scorers>,
+    mut s: S,
+) {
     let reply = match tokio::time::timeout(READ_TIMEOUT, read_request(&state, &mut s)).await {
         Ok(Ok(None)) => return, // SKIP, or the client went away: nothing to say.
         Ok(Ok(Some((req, body)))) => {
@@ -195,9 +254,9 @@ pub async fn serve_conn<S: AsyncRead + AsyncWrite + Unpin>(state: Arc<State>, mu
                 }
             } else {
                 let st = state.clone();
-                match tokio::task::spawn_blocking(move || answer(&st, &req, &body)).await {
-                    Ok(r) => r,
-                    Err(_) => ProtoError::other(Exit::Software, "Internal error").to_bytes(),
+                match scorers.run(move || answer(&st, &req, &body)).await {
+                    Some(r) => r,
+                    None => ProtoError::other(Exit::Software, "Internal error").to_bytes(),
                 }
             }
         }
@@ -296,6 +355,10 @@ async fn read_request<S: AsyncRead + Unpin>(
 /// Runs the daemon until SIGTERM/SIGINT.
 pub fn run(home: &Home, listen: &[String], cli_rules: &[PathBuf], max_size: usize) -> Result<()> {
     let state = Arc::new(State::new(home, cli_rules, max_size)?);
+    let scorers = Arc::new(
+        Scorers::per_core()
+            .map_err(|e| Error::new(Exit::OsErr, format!("scoring threads: {e}")))?,
+    );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -309,12 +372,12 @@ pub fn run(home: &Home, listen: &[String], cli_rules: &[PathBuf], max_size: usiz
                     .map_err(|e| Error::from(e).context(format!("listen {addr}")))?;
                 use std::os::unix::fs::PermissionsExt;
                 let _ = std::fs::set_permissions(addr, std::fs::Permissions::from_mode(0o666));
-                let st = state.clone();
+                let (st, sc) = (state.clone(), scorers.clone());
                 tasks.push(tokio::spawn(async move {
                     loop {
                         match l.accept().await {
                             Ok((c, _)) => {
-                                tokio::spawn(serve_conn(st.clone(), c));
+                                tokio::spawn(serve_conn(st.clone(), sc.clone(), c));
                             }
                             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
                         }
@@ -324,13 +387,13 @@ pub fn run(home: &Home, listen: &[String], cli_rules: &[PathBuf], max_size: usiz
                 let l = tokio::net::TcpListener::bind(addr.as_str())
                     .await
                     .map_err(|e| Error::from(e).context(format!("listen {addr}")))?;
-                let st = state.clone();
+                let (st, sc) = (state.clone(), scorers.clone());
                 tasks.push(tokio::spawn(async move {
                     loop {
                         match l.accept().await {
                             Ok((c, _)) => {
                                 let _ = c.set_nodelay(true);
-                                tokio::spawn(serve_conn(st.clone(), c));
+                                tokio::spawn(serve_conn(st.clone(), sc.clone(), c));
                             }
                             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
                         }
@@ -364,4 +427,36 @@ pub fn run(home: &Home, listen: &[String], cli_rules: &[PathBuf], max_size: usiz
         log::event("spamd", "stop", &[]);
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Scorers;
+
+    /// A job that panics answers None, and the thread that ran it goes on serving: with one scoring
+    /// thread, the next job still runs, on that same thread.
+    #[tokio::test]
+    async fn scorer_survives_a_panicking_job() {
+        let sc = Scorers::new(1).expect("spawn");
+        let first = sc.run(|| std::thread::current().id()).await;
+        assert!(first.is_some());
+        let boom: Option<()> = sc.run(|| panic!("job panics")).await;
+        assert!(boom.is_none());
+        let again = sc.run(|| std::thread::current().id()).await;
+        assert_eq!(again, first);
+    }
+
+    /// Jobs from many tasks at once all get their own answer back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_jobs_get_their_own_answers() {
+        let sc = std::sync::Arc::new(Scorers::new(2).expect("spawn"));
+        let mut tasks = Vec::new();
+        for i in 0..64u64 {
+            let sc = sc.clone();
+            tasks.push(tokio::spawn(async move { sc.run(move || i * i).await }));
+        }
+        for (i, t) in tasks.into_iter().enumerate() {
+            assert_eq!(t.await.expect("join"), Some((i * i) as u64));
+        }
+    }
 }
