@@ -5,6 +5,7 @@
 //! `RuleSet::check` (message → `View` → `Verdict`) → `markup` (verdict → headers / rewritten message).
 //! Parsers (`cf`, `perlre`, `meta`, `protocol`) only turn bytes into values and are fuzzed.
 
+pub mod backref;
 pub mod bayes;
 pub mod cf;
 pub mod check;

@@ -15,12 +15,31 @@ pub enum Re {
     /// The fallback engine, with a fast regex that matches a superset (look-arounds dropped, backreferences
     /// widened): when the superset does not match, the real pattern cannot either.
     Fancy(Box<fancy_regex::Regex>, Option<regex::bytes::Regex>),
+    /// A fallback pattern of the shape `PRE (CAP) MID \1 POST`, answered by `backref::Split` without
+    /// backtracking; the fallback engine stays for counting (`tflags multiple`) and for texts a piece's
+    /// DFA cannot read.
+    Backref(
+        Box<super::backref::Split>,
+        Box<fancy_regex::Regex>,
+        Option<regex::bytes::Regex>,
+    ),
 }
 
 impl Re {
     pub fn is_match(&self, hay: &[u8]) -> bool {
         match self {
             Re::Fast(r) => r.is_match(hay),
+            Re::Backref(split, r, approx) => {
+                if approx.as_ref().is_some_and(|a| !a.is_match(hay)) {
+                    return false;
+                }
+                let text = String::from_utf8_lossy(hay);
+                split.is_match(&text).unwrap_or_else(|| {
+                    r.find_from_pos(&text, 0)
+                        .map(|m| m.is_some())
+                        .unwrap_or(false)
+                })
+            }
             Re::Fancy(r, approx) => {
                 // A real match is also a match of the superset over the same bytes, so none can start
                 // before the superset's leftmost match: the backtracking engine starts there instead of
@@ -48,7 +67,7 @@ impl Re {
         let limit = if max == 0 { usize::MAX } else { max };
         match self {
             Re::Fast(r) => r.find_iter(hay).take(limit).count(),
-            Re::Fancy(r, approx) => {
+            Re::Fancy(r, approx) | Re::Backref(_, r, approx) => {
                 if approx.as_ref().is_some_and(|a| !a.is_match(hay)) {
                     return 0;
                 }
@@ -59,14 +78,14 @@ impl Re {
     }
 
     pub fn is_fancy(&self) -> bool {
-        matches!(self, Re::Fancy(..))
+        matches!(self, Re::Fancy(..) | Re::Backref(..))
     }
 
     /// The Rust-syntax source, for the literal prefilter.
     pub fn fast_source(&self) -> Option<&str> {
         match self {
             Re::Fast(r) => Some(r.as_str()),
-            Re::Fancy(_, approx) => approx.as_ref().map(|a| a.as_str()),
+            Re::Fancy(_, approx) | Re::Backref(_, _, approx) => approx.as_ref().map(|a| a.as_str()),
         }
     }
 }
@@ -186,16 +205,20 @@ pub fn compile(pat: &str, flags: &str) -> Result<Re, ReError> {
             .build()
             .ok()
     });
+    let split = super::backref::Split::new(&t.out, &f);
     let src = if f.is_empty() {
         t.out
     } else {
         format!("(?{f}){}", t.out)
     };
-    fancy_regex::RegexBuilder::new(&src)
+    let r = fancy_regex::RegexBuilder::new(&src)
         .backtrack_limit(100_000)
         .build()
-        .map(|r| Re::Fancy(Box::new(r), approx))
-        .map_err(|e| ReError(e.to_string()))
+        .map_err(|e| ReError(e.to_string()))?;
+    Ok(match split {
+        Some(sp) => Re::Backref(Box::new(sp), Box::new(r), approx),
+        None => Re::Fancy(Box::new(r), approx),
+    })
 }
 
 /// A pattern matching a superset of `pat`: look-around groups removed (dropping a condition only widens),

@@ -1,0 +1,482 @@
+//! Exact matching, without backtracking, of the one backreference shape the stock header rules use most:
+//! `PRE (CAP) MID \1 POST`, one capture group and one `\1` after it, both at the top level (or the `\1`
+//! inside a positive look-ahead that ends the pattern, which for a yes/no answer is the same as plain
+//! concatenation). The invariant: `Split::is_match` answers what the fallback engine answers for the
+//! same pattern on the same text, apart from the fallback's backtrack limit (where it gives up and says
+//! no, this says whether a match exists).
+//!
+//! Why: `__SUBJ_HAS_TO_*`, `__TO_EQ_FROM_*` and friends were a third of all rule time in fancy-regex, which
+//! tries every start and backtracks through `(?:[^\n]{1,100}\n+)*` for each. Here every piece is a DFA or
+//! the regex crate, run once over the text: a match exists iff there are positions a <= b <= c with PRE
+//! ending at a, CAP matching exactly [a, b), MID matching exactly [b, c), the text at c starting with the
+//! captured text (compared byte for byte: fancy-regex 0.14 compares backreferences case-sensitively even
+//! under `(?i)`), and POST matching at c plus its length. The DFAs report every position where a match
+//! can end (`MatchKind::All`), so no choice the backtracker could make is missed.
+
+use regex_automata::hybrid::dfa::{Cache, DFA};
+use regex_automata::meta;
+use regex_automata::util::pool::Pool;
+use regex_automata::{Anchored, Input, MatchKind};
+
+type CachePool = Pool<[Cache; 3], Box<dyn Fn() -> [Cache; 3] + Send + Sync>>;
+
+/// Compiled pieces of a `PRE (CAP) MID \1 POST` pattern. Lazy DFAs, not full ones: determinizing
+/// `\s+(?:[^\n<]{0,80}<)?` or `.{1,2048}` ahead of time takes seconds and megabytes per rule, while a
+/// message only ever visits a few of those states.
+pub struct Split {
+    /// PRE, unanchored: every position where some match of it ends.
+    pre: DFA,
+    /// CAP and MID, anchored: every end of a match from a given start.
+    cap: DFA,
+    mid: DFA,
+    post: meta::Regex,
+    /// One cache per DFA, per thread, as the regex crate keeps its own.
+    caches: CachePool,
+}
+
+impl Clone for Split {
+    fn clone(&self) -> Split {
+        Split::of(
+            self.pre.clone(),
+            self.cap.clone(),
+            self.mid.clone(),
+            self.post.clone(),
+        )
+    }
+}
+
+impl std::fmt::Debug for Split {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Split").finish_non_exhaustive()
+    }
+}
+
+/// Lazy DFA cache per piece and thread: as `perlre::DFA_CACHE`, a cache only grows as far as the
+/// piece needs (`.{1,2048}` needs a few thousand states).
+const DFA_CACHE: usize = 32 << 20;
+
+/// The pattern's text cut into the four pieces (Rust regex syntax, flags not yet applied).
+#[derive(Debug, PartialEq)]
+struct Pieces<'a> {
+    pre: &'a str,
+    cap: &'a str,
+    mid: String,
+    post: &'a str,
+}
+
+impl Split {
+    /// The matcher for `pat` (Rust syntax, as `perlre` gives it to the fallback) with Perl flags
+    /// `flags`; None when the pattern has another shape or a piece needs the fallback itself.
+    pub fn new(pat: &str, flags: &str) -> Option<Split> {
+        if flags.contains('x') {
+            return None;
+        }
+        let p = cut(pat)?;
+        let fl = if flags.is_empty() {
+            String::new()
+        } else {
+            format!("(?{flags})")
+        };
+        let dfa = |piece: &str| {
+            DFA::builder()
+                .configure(
+                    DFA::config()
+                        .match_kind(MatchKind::All)
+                        .cache_capacity(DFA_CACHE),
+                )
+                .build(&format!("{fl}(?:{piece})"))
+                .ok()
+        };
+        let post = meta::Regex::new(&format!("{fl}(?:{})", p.post)).ok()?;
+        Some(Split::of(dfa(p.pre)?, dfa(p.cap)?, dfa(&p.mid)?, post))
+    }
+
+    fn of(pre: DFA, cap: DFA, mid: DFA, post: meta::Regex) -> Split {
+        let (a, b, c) = (pre.clone(), cap.clone(), mid.clone());
+        let make: Box<dyn Fn() -> [Cache; 3] + Send + Sync> =
+            Box::new(move || [a.create_cache(), b.create_cache(), c.create_cache()]);
+        Split {
+            pre,
+            cap,
+            mid,
+            post,
+            caches: Pool::new(make),
+        }
+    }
+
+    /// Whether the whole pattern matches somewhere in `hay`; None when a DFA had to give up (a
+    /// Unicode word boundary next to non-ASCII text), so the caller asks the fallback.
+    pub fn is_match(&self, hay: &str) -> Option<bool> {
+        let h = hay.as_bytes();
+        let mut guard = self.caches.get();
+        let [pc, cc, mc] = &mut *guard;
+        let mut a_ends = Vec::new();
+        ends(&self.pre, pc, h, 0, Anchored::No, &mut a_ends)?;
+        // MID's ends from each b, computed once per b: several captures can end at the same place.
+        let mut mids: Vec<(usize, Vec<usize>)> = Vec::new();
+        let mut b_ends = Vec::new();
+        for &a in &a_ends {
+            b_ends.clear();
+            ends(&self.cap, cc, h, a, Anchored::Yes, &mut b_ends)?;
+            for &b in &b_ends {
+                let cs = match mids.iter().position(|(x, _)| *x == b) {
+                    Some(k) => &mids[k].1,
+                    None => {
+                        let mut cs = Vec::new();
+                        ends(&self.mid, mc, h, b, Anchored::Yes, &mut cs)?;
+                        mids.push((b, cs));
+                        &mids[mids.len() - 1].1
+                    }
+                };
+                let x = &h[a..b];
+                for &c in cs {
+                    if h[c..].starts_with(x)
+                        && self.post.is_match(
+                            Input::new(hay)
+                                .span(c + x.len()..h.len())
+                                .anchored(Anchored::Yes),
+                        )
+                    {
+                        return Some(true);
+                    }
+                }
+            }
+        }
+        Some(false)
+    }
+}
+
+/// Pushes onto `out` every position where a match of `dfa` started at `from` ends (any start at or
+/// after `from` when unanchored), in increasing order. None when the DFA quits.
+fn ends(
+    dfa: &DFA,
+    cache: &mut Cache,
+    h: &[u8],
+    from: usize,
+    anchored: Anchored,
+    out: &mut Vec<usize>,
+) -> Option<()> {
+    let input = Input::new(h).span(from..h.len()).anchored(anchored);
+    let mut s = dfa.start_state_forward(cache, &input).ok()?;
+    // A DFA reports a match one byte late: being in a match state after reading h[j] means a match
+    // ended just before h[j].
+    for (j, &byte) in h.iter().enumerate().skip(from) {
+        s = dfa.next_state(cache, s, byte).ok()?;
+        if s.is_tagged() {
+            if s.is_dead() {
+                return Some(());
+            }
+            if s.is_quit() || s.is_unknown() {
+                return None;
+            }
+            if s.is_match() {
+                out.push(j);
+            }
+        }
+    }
+    s = dfa.next_eoi_state(cache, s).ok()?;
+    if s.is_quit() {
+        return None;
+    }
+    if s.is_match() {
+        out.push(h.len());
+    }
+    Some(())
+}
+
+/// Cuts `pat` into PRE, CAP, MID and POST, or None for any other shape: more than one capture group or
+/// backreference, a named group, an alternation at the top level, a quantified capture group, inline
+/// flags (they would not carry over from one piece to the next), `\1` nested anywhere but in a final
+/// look-ahead.
+fn cut(pat: &str) -> Option<Pieces<'_>> {
+    let b = pat.as_bytes();
+    let mut depth = 0usize;
+    let mut in_class = false;
+    // (open, close) of the capture group; (depth, position) of `\1`; open of each group by depth.
+    let mut cap: Option<(usize, usize)> = None;
+    let mut cap_open_at_depth: Option<usize> = None;
+    let mut backref: Option<(usize, usize)> = None;
+    let mut opens: Vec<(usize, bool)> = Vec::new(); // (position, is the capture group)
+    let mut last_lookahead: Option<(usize, usize)> = None; // top-level `(?=` open and close
+    let mut lookahead_open: Option<usize> = None;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c == b'\\' {
+            let n = *b.get(i + 1)?;
+            if !in_class {
+                if n.is_ascii_digit() && n != b'0' {
+                    if n != b'1'
+                        || b.get(i + 2).is_some_and(u8::is_ascii_digit)
+                        || backref.is_some()
+                    {
+                        return None;
+                    }
+                    backref = Some((depth, i));
+                } else if b"gkK".contains(&n) {
+                    return None;
+                }
+            }
+            i += 2;
+            continue;
+        }
+        if in_class {
+            if c == b']' {
+                in_class = false;
+            }
+            i += 1;
+            continue;
+        }
+        match c {
+            b'[' => {
+                in_class = true;
+                i += 1;
+                if b.get(i) == Some(&b'^') {
+                    i += 1;
+                }
+                if b.get(i) == Some(&b']') {
+                    i += 1;
+                }
+                continue;
+            }
+            b'(' => {
+                let q = b.get(i + 1) == Some(&b'?');
+                if q {
+                    match b.get(i + 2) {
+                        Some(b':') => {}
+                        Some(b'=') => {
+                            if depth == 0 {
+                                lookahead_open = Some(i);
+                            }
+                        }
+                        Some(b'!') => {}
+                        Some(b'<') if matches!(b.get(i + 3), Some(b'=') | Some(b'!')) => {}
+                        _ => return None, // named group, inline flags, atomic group ...
+                    }
+                } else {
+                    if cap.is_some() || cap_open_at_depth.is_some() || depth != 0 {
+                        return None;
+                    }
+                    cap_open_at_depth = Some(i);
+                }
+                opens.push((i, !q));
+                depth += 1;
+            }
+            b')' => {
+                let (open, is_cap) = opens.pop()?;
+                depth -= 1;
+                if is_cap {
+                    cap = Some((open, i));
+                }
+                if depth == 0 && lookahead_open == Some(open) {
+                    last_lookahead = Some((open, i));
+                    lookahead_open = None;
+                }
+            }
+            b'|' if depth == 0 => return None,
+            _ => {}
+        }
+        i += 1;
+    }
+    if depth != 0 || in_class {
+        return None;
+    }
+    let (open, close) = cap?;
+    let (bdepth, bpos) = backref?;
+    if bpos < close {
+        return None;
+    }
+    if matches!(b.get(close + 1), Some(b'?' | b'*' | b'+' | b'{')) {
+        return None;
+    }
+    let pre = &pat[..open];
+    let cap_s = &pat[open + 1..close];
+    let post = &pat[bpos + 2..];
+    if bdepth == 0 {
+        return Some(Pieces {
+            pre,
+            cap: cap_s,
+            mid: pat[close + 1..bpos].to_string(),
+            post,
+        });
+    }
+    // `\1` inside a look-ahead: only a final, unquantified `(?=...)` at the top level, with `\1` directly
+    // in it, and nothing after it.
+    let (lo, lc) = last_lookahead?;
+    if bdepth != 1 || !(lo < bpos && bpos < lc) || lc + 1 != b.len() || lo < close {
+        return None;
+    }
+    if has_top_level_bar(&pat[lo + 3..lc]) {
+        return None;
+    }
+    Some(Pieces {
+        pre,
+        cap: cap_s,
+        mid: format!("{}{}", &pat[close + 1..lo], &pat[lo + 3..bpos]),
+        post: &pat[bpos + 2..lc],
+    })
+}
+
+/// Whether `s` (a group's inside) has a `|` outside any nested group or class.
+fn has_top_level_bar(s: &str) -> bool {
+    let b = s.as_bytes();
+    let (mut depth, mut in_class, mut i) = (0usize, false, 0);
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 1,
+            b']' if in_class => in_class = false,
+            _ if in_class => {}
+            b'[' => in_class = true,
+            b'(' => depth += 1,
+            b')' => depth = depth.saturating_sub(1),
+            b'|' if depth == 0 => return true,
+            _ => {}
+        }
+        i += 1;
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Compares the split matcher with fancy-regex (the engine it replaces) on every input.
+    fn same(pat: &str, flags: &str, inputs: &[&str]) {
+        let m = Split::new(pat, flags).unwrap_or_else(|| panic!("no split for {pat}"));
+        let src = if flags.is_empty() {
+            pat.to_string()
+        } else {
+            format!("(?{flags}){pat}")
+        };
+        let f = fancy_regex::Regex::new(&src).expect("fancy");
+        for s in inputs {
+            let want = f.is_match(s).expect("no backtrack limit in these tests");
+            assert_eq!(m.is_match(s), Some(want), "{pat} on {s:?}");
+        }
+    }
+
+    pub(super) const TO_EQ_FROM: &str = r"\nFrom: (?:[^\n<]{0,80}<)?([^\n\s>]+)>?\n+(?:[^\n]{1,100}\n+)*To: (?:[^\n]{0,80}<)?\1[>,\s\n]";
+
+    pub(super) const NN: &str = r"\nFrom:\s+(?:[^\n<]{0,80}<)?([^\n\s\@>]{4,80}?)\d*\@[^\n\s]+>?\n+(?:[^\n]{1,100}\n+)*To:\s+(?:[^\n]{0,80}<)?\1\d*[\@>,\s\n]";
+
+    #[test]
+    fn cuts_the_stock_shapes() {
+        let p = cut(r"a(b+)c\1d").expect("simple");
+        assert_eq!(
+            p,
+            Pieces {
+                pre: "a",
+                cap: "b+",
+                mid: "c".into(),
+                post: "d"
+            }
+        );
+        let p = cut(r"^From:\s+([^<]\S+\s\S+)\s(?=.{1,2048}^\1\r?$)").expect("final look-ahead");
+        assert_eq!((p.mid.as_str(), p.post), (r"\s.{1,2048}^", r"\r?$"));
+        // Shapes left to the fallback.
+        for pat in [
+            r"(a)(b)\1",
+            r"(a)\1\1",
+            r"(a)|\1",
+            r"(a)+\1",
+            r"\1(a)",
+            r"(?i)(a)\1",
+            r"(?<n>a)\k<n>",
+            r"(a)(?!\1)b",
+            r"(a)(?=\1)b",
+            r"(a)(?:x\1)",
+            r"x(?=(a))\1",
+        ] {
+            assert!(cut(pat).is_none(), "{pat}");
+        }
+    }
+
+    #[test]
+    fn from_equals_to() {
+        same(
+            TO_EQ_FROM,
+            "ism",
+            &[
+                "\nFrom: a@b.c\nTo: a@b.c\n",
+                "\nFrom: Joe <a@b.c>\nX: y\nTo: Someone <a@b.c>\n",
+                // Case differs: fancy-regex compares the backreference case-sensitively.
+                "\nFrom: A@B.C\nTo: a@b.c\n",
+                "\nfrom: a@b.c\nto: a@b.c\n",
+                // The captured text is a prefix of a longer address: the next char must end it.
+                "\nFrom: a@b.c\nTo: a@b.cd\n",
+                "\nFrom: a@b.cd\nTo: a@b.c\n",
+                // A header line over 100 chars between them breaks the chain.
+                &format!("\nFrom: a@b.c\nX: {}\nTo: a@b.c\n", "x".repeat(120)),
+                // Two From lines: only the second matches a To.
+                "\nFrom: x@y.z\nFrom: a@b.c\nTo: a@b.c,\n",
+                // Overlapping candidates: `<` inside the display name.
+                "\nFrom: a <b <c@d>\nTo: c@d>\n",
+                "\nFrom: a <b <c@d>\nTo: b <c@d>\n",
+                "\nTo: a@b.c\nFrom: a@b.c\n",
+                "",
+                "\nFrom: \nTo: \n",
+                "\nFrom: é@ü.de\nTo: é@ü.de\n",
+                "\nFrom: É@ü.de\nTo: é@ü.de\n",
+            ],
+        );
+    }
+
+    #[test]
+    fn several_captures_and_lazy_counts() {
+        let nn = NN;
+
+        same(
+            nn,
+            "ism",
+            &[
+                "\nFrom: john123@x.org\nTo: john7@y.org\n",
+                "\nFrom: john123@x.org\nTo: jo@y.org\n",
+                "\nFrom: jo@x.org\nTo: jo@y.org\n",
+                "\nFrom: <abcd1@x>\nSubject: s\nTo: Bob <abcd@z>\n",
+                "\nFrom: <abcd1@x>\nSubject: s\nTo: Bob <abce@z>\n",
+            ],
+        );
+        let subj = r"\nReceived:[^\n]{0,200} for <?([^\n\s>;]+)>?;(?:[^\n]+\n+)*Subject: [^\n]{0,100}\1[^a-z0-9]";
+        same(
+            subj,
+            "ism",
+            &[
+                "\nReceived: from x by y for <u@v.w>; now\nSubject: hello u@v.w!\n",
+                "\nReceived: from x by y for <u@v.w>; now\nSubject: hello u@v.wx\n",
+                "\nReceived: from x for a@b; t\nReceived: from y for c@d; t\nSubject: re c@d.\n",
+                "\nReceived: from x for a@b; t\nSubject: re A@B.\n",
+                "\nSubject: u@v.w\nReceived: by y for <u@v.w>; now\n",
+            ],
+        );
+    }
+
+    #[test]
+    fn word_boundary_and_line_start_pieces() {
+        same(
+            r#"^To:\s+<?[^\@]+\@([^\.]+)\.(?:[^\n]+\n+)*^Subject: \"?\1\b"#,
+            "ism",
+            &[
+                "To: joe@paypal.com\nSubject: paypal alert\n",
+                "To: joe@paypal.com\nSubject: paypalalert\n",
+                "To: joe@paypal.com\nSubject: \"paypal\" alert\n",
+                "To: joe@pay\npal.com\nSubject: pay\npal x\n",
+                "X-To: joe@paypal.com\nSubject: paypal\n",
+                "To: joe@paypal.com\nSubject: PayPal alert\n",
+            ],
+        );
+        same(
+            r"^From:\s+([^<]\S+\s\S+)\s(?=.{1,2048}^\1\r?$)",
+            "sm",
+            &[
+                "From: John Smith <j@s>\n\nHi\n\nJohn Smith\n",
+                "From: John Smith <j@s>\n\nHi\n\nJohn Smith\r\n",
+                "From: John Smith <j@s>\n\nHi\n\nJohn Smithers\n",
+                "From: John Smith <j@s>\n\nHi\n\n John Smith\n",
+                "From:  John Smith <j@s>\n\nJohn Smith\n",
+                "From: John Smith\n",
+                &format!("From: John Smith <j@s>\n{}\nJohn Smith\n", "x".repeat(3000)),
+            ],
+        );
+    }
+}
