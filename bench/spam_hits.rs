@@ -6,7 +6,7 @@
 //! rule that hit (scored and sub-rules, sorted), then the score; on stderr, messages per second over
 //! REPEAT passes (default 1) and the slowest message's time. With `STATS=1` in the environment it first
 //! prints, per kind of test, how many rules run, how many the literal prefilter gates and how many need
-//! the fallback regex engine.
+//! the fallback regex engine, and names the backreference rules `backref::Split` runs.
 
 use correo::spam::rules::compile;
 use std::io::{BufRead, Write};
@@ -56,6 +56,20 @@ fn main() {
         eprintln!(
             "kind: (rules, gated, fancy) {m:?}; metas {}",
             rs.metas.len()
+        );
+        let split: Vec<&str> = rs
+            .order
+            .iter()
+            .filter(|&&i| {
+                matches!(&rs.rules[i].test,
+                    Test::Header { re, .. } | Test::Body(re) | Test::Rawbody(re) | Test::Full(re)
+                    | Test::Uri(re) if matches!(re, correo::spam::perlre::Re::Backref(..)))
+            })
+            .map(|&i| rs.rules[i].name.as_str())
+            .collect();
+        eprintln!(
+            "backreference rules without backtracking: {} {split:?}",
+            split.len()
         );
     }
     let files: Vec<String> = std::io::stdin()
