@@ -6,8 +6,10 @@
 //! From ...); Received lines reduced to hosts and IPs; URI domains as `UD:` tokens. A message yields each
 //! token once. Tokens are stored as 64-bit hashes, so the database holds no message text.
 
-use crate::spam::view::{decode_header_value, View};
+use crate::spam::view::{decode_header_value, Field, View};
+use regex::Regex;
 use std::collections::HashSet;
+use std::sync::LazyLock;
 
 /// SpamAssassin's MAX_TOKEN_LENGTH: longer tokens are mostly base64 or hashes; keep a stub.
 const MAX_TOKEN: usize = 15;
@@ -80,16 +82,38 @@ pub fn tokens(view: &View) -> Vec<String> {
         budget -= l.len();
         tokenize_text(l, "", true, &mut out);
     }
+    // Only the two oldest Received fields: they name the sending host and its HELO, where spamware
+    // shows; the newer ones are the site's own path and the same on every message (Bayes.pm
+    // `_tokenize_headers`).
+    let received: Vec<&Field> = view
+        .fields
+        .iter()
+        .filter(|f| f.name.eq_ignore_ascii_case("received"))
+        .collect();
+    for f in received.iter().rev().take(2) {
+        let v = decode_header_value(&f.raw, &f.name);
+        let v = chew_received(&String::from_utf8_lossy(&v));
+        tokenize_text(v.as_bytes(), "*r", false, &mut out);
+    }
+    // The relay summary SpamAssassin adds as metadata (X-Spam-Relays-*), with the field names dropped
+    // so only the values are tokens. Without internal_networks, internal is trusted and external is
+    // untrusted.
+    let trusted = relay_values(&view.relays.trusted_str());
+    let untrusted = relay_values(&view.relays.untrusted_str());
+    for (p, v) in [
+        ("*RT", &trusted),
+        ("*RU", &untrusted),
+        ("Hx-spam-relays-internal", &trusted),
+        ("Hx-spam-relays-external", &untrusted),
+    ] {
+        tokenize_text(v.as_bytes(), p, false, &mut out);
+    }
     for f in &view.fields {
         let name = f.name.to_ascii_lowercase();
-        if IGNORED.contains(&name.as_str()) || name.starts_with("x-spam-") {
+        if name == "received" || IGNORED.contains(&name.as_str()) || name.starts_with("x-spam-") {
             continue;
         }
         let p = prefix(&name);
-        if name == "received" || name == "x-received" {
-            received_tokens(&f.raw, &p, &mut out);
-            continue;
-        }
         if name == "message-id" || name == "in-reply-to" || name == "references" {
             // Only the host part: the local part is a unique id that never recurs.
             let v = String::from_utf8_lossy(&f.raw);
@@ -204,26 +228,42 @@ fn is_title_case(s: &str) -> bool {
         && !c.as_str().chars().any(|x| x.is_ascii_uppercase())
 }
 
-/// Received: only the IP addresses and host names, which identify a path; the dates and ids do not.
-fn received_tokens(raw: &[u8], p: &str, out: &mut HashSet<String>) {
-    let v = String::from_utf8_lossy(raw);
-    for w in v.split(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == ':')) {
-        let w = w.trim_matches(['.', ':', '-']);
-        if w.len() < 4 || !w.contains('.') {
-            continue;
-        }
-        let lw = w.to_ascii_lowercase();
-        if lw.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-            // Keep the /16 too: spam often comes from the same networks, not the same host.
-            let parts: Vec<&str> = lw.split('.').collect();
-            if parts.len() == 4 {
-                out.insert(format!("{p}:ip:{}.{}", parts[0], parts[1]));
-            }
-            out.insert(format!("{p}:ip:{lw}"));
-        } else if lw.chars().any(|c| c.is_ascii_alphabetic()) {
-            out.insert(format!("{p}:{lw}"));
-        }
+/// Bayes.pm `_pre_chew_received`: drops queue ids and dates (they never recur), cuts IPv4 addresses to
+/// their /24 with the full address as an `ip*` token beside it, and drops the words every Received
+/// field has.
+fn chew_received(v: &str) -> String {
+    static RES: LazyLock<[Regex; 7]> = LazyLock::new(|| {
+        let re = |s: &str| Regex::new(s).expect("static regex");
+        [
+            re(r"\swith\sSMTP\sid\sg[0-9A-Z]{10,12}\s"),
+            re(r"\swith\sESMTP\sid\s[0-9A-F]{10,12}\s"),
+            re(r"\bid\s[a-zA-Z0-9]{7,20}\b"),
+            re(r"\bid\s[A-Za-z0-9]{7}-[A-Za-z0-9]{6}-0[A-Za-z0-9]"),
+            re(r"(?x)(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun),\s)?
+                [0-3\s]?[0-9]\s
+                (?:Jan|Feb|Ma[ry]|Apr|Ju[nl]|Aug|Sep|Oct|Nov|Dec)\s
+                (?:19|20)?[0-9]{2}\s
+                [0-2][0-9](?::[0-5][0-9]){1,2}\s
+                (?:\s*\(|\)|\s*(?:[+-][0-9]{4})|\s*(?:UT|[A-Z]{2,3}T))*"),
+            re(r"\b([0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3})(\.[0-9]{1,3})\b"),
+            re(r"\b(?:with|from|for|SMTP|ESMTP)\b"),
+        ]
+    });
+    let mut v = v.to_string();
+    for re in &RES[..5] {
+        v = re.replace_all(&v, " ").into_owned();
     }
+    // Bayes.pm means to keep 10.x and 192.168.x whole, but its test compares captures that still
+    // carry the dot and never matches: every address becomes its /24 plus the full `ip*` form.
+    let v = RES[5].replace_all(&v, "$1 ip*$1$2 ");
+    RES[6].replace_all(&v, " ").into_owned()
+}
+
+/// The values of an X-Spam-Relays-* string: ` name=` markers become spaces (Bayes.pm strips them as
+/// redundant words).
+fn relay_values(s: &str) -> String {
+    static KEY: LazyLock<Regex> = LazyLock::new(|| Regex::new(" [a-z]+=").expect("static regex"));
+    KEY.replace_all(s, " ").into_owned()
 }
 
 /// `UD:` tokens: the host of a URI and each parent domain, so new hosts on a known domain still count.
@@ -287,10 +327,39 @@ mod tests {
     }
 
     #[test]
-    fn received_keeps_hosts_and_ips() {
-        let t = toks("Received: from mx.example.org (mx.example.org [192.0.2.7]) by h; Mon, 1 Jan 2001\nSubject: x\n\nhi\n");
-        assert!(t.contains(&"*r:ip:192.0.2.7".to_string()), "{t:?}");
+    fn received_two_oldest_chewed() {
+        let m = "Received: from new.example.net ([198.51.100.9]) by top; Tue, 2 Jan 2001 10:00:00 +0000\n\
+                 Received: from mx.example.org (mx.example.org [192.0.2.7])\n\tby h.example.com with ESMTP id 0123456789AB for <x@y>; Mon, 1 Jan 2001 09:58:01 +0000 (GMT)\n\
+                 Received: from spamware.example (helo.example [203.0.113.5]) by mx.example.org with SMTP id abcdefghij; Mon, 1 Jan 2001 09:58:00 +0000\n\
+                 Subject: x\n\nhi\n";
+        let t = toks(m);
+        // The /24 and the full address.
+        assert!(t.contains(&"*r:192.0.2".to_string()), "{t:?}");
+        assert!(t.contains(&"*r:ip*192.0.2.7".to_string()), "{t:?}");
+        assert!(t.contains(&"*r:ip*203.0.113.5".to_string()), "{t:?}");
         assert!(t.contains(&"*r:mx.example.org".to_string()), "{t:?}");
+        // The newest of three is not read, nor are ids, dates and the stock words.
+        let rcvd: Vec<&String> = t.iter().filter(|x| x.starts_with("*r:")).collect();
+        assert!(!rcvd.iter().any(|x| x.contains("198.51.100")), "{rcvd:?}");
+        assert!(
+            !rcvd
+                .iter()
+                .any(|x| x.contains("0123456789AB") || x.contains("abcdefghij")),
+            "{rcvd:?}"
+        );
+        assert!(
+            !rcvd
+                .iter()
+                .any(|x| *x == "*r:Mon" || *x == "*r:ESMTP" || *x == "*r:with"),
+            "{rcvd:?}"
+        );
+        // The relay summary: hosts without their `rdns=` keys.
+        assert!(t.contains(&"*RU:203.0.113.5".to_string()), "{t:?}");
+        assert!(
+            t.contains(&"Hx-spam-relays-external:203.0.113.5".to_string()),
+            "{t:?}"
+        );
+        assert!(!t.iter().any(|x| x.contains("rdns")), "{t:?}");
     }
 
     #[test]
