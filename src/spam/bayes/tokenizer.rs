@@ -170,6 +170,9 @@ fn tokenize_text(text: &[u8], prefix: &str, body: bool, out: &mut HashSet<String
         } else {
             s.into_owned()
         };
+        if body && is_mail_addr(&s) {
+            mail_addr_tokens(&s, out);
+        }
         if t.len() > MAX_TOKEN {
             // A stub keeps "there was a long token starting like this" without the noise.
             let stub: String = s.chars().take(7).collect();
@@ -180,7 +183,7 @@ fn tokenize_text(text: &[u8], prefix: &str, body: bool, out: &mut HashSet<String
             ));
             continue;
         }
-        if let Some((_, dom)) = s.split_once('@') {
+        if let Some((_, dom)) = s.split_once('@').filter(|_| !body) {
             // Addresses also count by domain: the same spammer rotates local parts.
             if dom.contains('.') {
                 out.insert(format!(
@@ -218,6 +221,45 @@ fn tokenize_text(text: &[u8], prefix: &str, body: bool, out: &mut HashSet<String
             out.insert(format!("{prefix}:{s}"));
         }
     }
+}
+
+/// `\S@\S`: an address-like token in body text.
+fn is_mail_addr(s: &str) -> bool {
+    s.bytes()
+        .skip(1)
+        .take(s.len().saturating_sub(2))
+        .any(|b| b == b'@')
+}
+
+/// Bayes.pm `_tokenize_mail_addrs`: the local part as `U*`, the domain and each parent domain as `D*`,
+/// so an address still counts when the spammer rotates the user or the host.
+fn mail_addr_tokens(addr: &str, out: &mut HashSet<String>) {
+    let Some((user, domain)) = addr.rsplit_once('@') else {
+        return;
+    };
+    if user.is_empty() || domain.is_empty() {
+        return;
+    }
+    out.insert(format!("U*{user}"));
+    out.insert(format!("D*{domain}"));
+    for d in parent_domains(domain) {
+        out.insert(format!("D*{d}"));
+    }
+}
+
+/// What is left after dropping one leading label at a time (`a.b.c` gives `b.c`, `c`), stopping
+/// when no label precedes a dot (Bayes.pm's `s/^[^\.]+\.(.+)$/$1/` loop).
+fn parent_domains(d: &str) -> impl Iterator<Item = &str> {
+    let mut cur = d;
+    std::iter::from_fn(move || {
+        let dot = cur.find('.')?;
+        let rest = &cur[dot + 1..];
+        if dot == 0 || rest.is_empty() {
+            return None;
+        }
+        cur = rest;
+        Some(rest)
+    })
 }
 
 /// `[A-Z][^A-Z]+`: a capital, then no other capital.
@@ -318,6 +360,24 @@ mod tests {
         assert!(!t.iter().any(|x| x == "ok"));
         assert!(t.contains(&"*s:Hello".to_string()), "{t:?}");
         assert!(t.contains(&"*F:D:example.com".to_string()), "{t:?}");
+    }
+
+    #[test]
+    fn body_addresses_by_user_and_domains() {
+        let t = toks("Subject: x\n\nwrite to sales@mail.spam.example.com today\n");
+        for want in [
+            "U*sales",
+            "D*mail.spam.example.com",
+            "D*spam.example.com",
+            "D*example.com",
+            "D*com",
+            "sales@mail.spam.example.com",
+        ] {
+            assert!(t.contains(&want.to_string()), "{want}: {t:?}");
+        }
+        assert!(!toks("Subject: x\n\nan @ sign and a@ b\n")
+            .iter()
+            .any(|x| x.starts_with("U*")));
     }
 
     #[test]
