@@ -172,6 +172,13 @@ fn tokenize_text(text: &[u8], prefix: &str, body: bool, out: &mut HashSet<String
         };
         if body && is_mail_addr(&s) {
             mail_addr_tokens(&s, out);
+        } else if body && is_dotted(&s) {
+            // A host name written out in text ("www.example.com", no scheme) counts as a URI domain,
+            // with each parent domain (Bayes.pm CHEW_BODY_URIS).
+            out.insert(format!("UD:{s}"));
+            for d in parent_domains(&s) {
+                out.insert(format!("UD:{d}"));
+            }
         }
         if t.len() > MAX_TOKEN {
             // A stub keeps "there was a long token starting like this" without the noise.
@@ -229,6 +236,13 @@ fn is_mail_addr(s: &str) -> bool {
         .skip(1)
         .take(s.len().saturating_sub(2))
         .any(|b| b == b'@')
+}
+
+/// `\S\.[a-z]` (case-insensitive): a dot between a character and a letter.
+fn is_dotted(s: &str) -> bool {
+    s.as_bytes()
+        .windows(3)
+        .any(|w| w[1] == b'.' && !w[0].is_ascii_whitespace() && w[2].is_ascii_alphabetic())
 }
 
 /// Bayes.pm `_tokenize_mail_addrs`: the local part as `U*`, the domain and each parent domain as `D*`,
@@ -371,13 +385,29 @@ mod tests {
             "D*spam.example.com",
             "D*example.com",
             "D*com",
-            "sales@mail.spam.example.com",
+            // The address itself is over 15 characters: a stub, as in Bayes.pm.
+            "sk:sales@m",
         ] {
             assert!(t.contains(&want.to_string()), "{want}: {t:?}");
         }
         assert!(!toks("Subject: x\n\nan @ sign and a@ b\n")
             .iter()
             .any(|x| x.starts_with("U*")));
+    }
+
+    #[test]
+    fn dotted_words_in_text_are_uri_domains() {
+        let t = toks("Subject: x\n\nvisit www.Cheap-Pills.example.org now, 3.50 only\n");
+        for want in [
+            "UD:www.Cheap-Pills.example.org",
+            "UD:Cheap-Pills.example.org",
+            "UD:example.org",
+            "UD:org",
+        ] {
+            assert!(t.contains(&want.to_string()), "{want}: {t:?}");
+        }
+        // A number is not a host.
+        assert!(!t.iter().any(|x| x.starts_with("UD:3")), "{t:?}");
     }
 
     #[test]
