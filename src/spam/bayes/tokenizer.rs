@@ -135,9 +135,11 @@ pub fn tokens(view: &View) -> Vec<String> {
     v
 }
 
-/// Is this a byte SpamAssassin keeps inside tokens (`tr/-A-Za-z0-9,@*!_'"$.\241-\377 / /cs`)?
+/// Is this a byte SpamAssassin keeps inside tokens? ASCII letters, digits and `-,@*!_'"$.`, and every
+/// byte of a UTF-8 character (Bayes.pm keeps UTF-8 sequences whole since its bug 7130; splitting on
+/// continuation bytes below 0xA1 would cut characters such as `€` apart).
 fn keep(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-,@*!_'\"$.".contains(&b) || b >= 0xa1
+    b.is_ascii_alphanumeric() || b"-,@*!_'\"$.".contains(&b) || b >= 0x80
 }
 
 fn tokenize_text(text: &[u8], prefix: &str, body: bool, out: &mut HashSet<String>) {
@@ -157,8 +159,8 @@ fn tokenize_text(text: &[u8], prefix: &str, body: bool, out: &mut HashSet<String
             .map(|e| e + 1)
             .unwrap_or(start);
         let t = &raw[start..end.max(start)];
-        let eight_bit = t.iter().any(|&b| b >= 0x80);
-        if t.len() < 3 && !eight_bit {
+        // Bytes, not characters: one 2-byte letter alone is dropped, one 3-byte character is kept.
+        if t.len() < 3 {
             continue;
         }
         let s = String::from_utf8_lossy(t);
@@ -180,17 +182,25 @@ fn tokenize_text(text: &[u8], prefix: &str, body: bool, out: &mut HashSet<String
                 out.insert(format!("UD:{d}"));
             }
         }
-        if t.len() > MAX_TOKEN {
-            // A stub keeps "there was a long token starting like this" without the noise.
-            let stub: String = s.chars().take(7).collect();
-            let kind = if eight_bit { "sk8" } else { "sk" };
-            out.insert(format!(
-                "{prefix}{}{kind}:{stub}",
-                if prefix.is_empty() { "" } else { ":" }
-            ));
+        let long = t.len() > MAX_TOKEN && !s.contains('*');
+        if long && s.chars().any(|c| c.len_utf8() >= 3) {
+            // Scripts written in 3- and 4-byte UTF-8 characters (Chinese, Japanese...) put no spaces
+            // between words: each such character is a token of its own (Bayes.pm
+            // TOKENIZE_LONG_8BIT_SEQS_AS_UTF8_CHARS; 2-byte characters are not split out).
+            for c in s.chars().filter(|c| c.len_utf8() >= 3) {
+                out.insert(with_prefix(prefix, &format!("u8:{c}")));
+            }
             continue;
         }
-        if let Some((_, dom)) = s.split_once('@').filter(|_| !body) {
+        let mut s = s;
+        if long {
+            // A stub keeps "there was a long token starting like this" without the noise: seven
+            // characters, when at least two more bytes follow (Bayes.pm TOKENIZE_LONG_TOKENS_AS_SKIPS).
+            if let Some((i, _)) = s.char_indices().nth(7).filter(|&(i, _)| s.len() - i >= 2) {
+                s = format!("sk:{}", &s[..i]);
+            }
+        }
+        if let Some((_, dom)) = s.split_once('@').filter(|_| !body && !long) {
             // Addresses also count by domain: the same spammer rotates local parts.
             if dom.contains('.') {
                 out.insert(format!(
@@ -222,11 +232,15 @@ fn tokenize_text(text: &[u8], prefix: &str, body: bool, out: &mut HashSet<String
                 out.insert(lower);
             }
         }
-        if prefix.is_empty() {
-            out.insert(s);
-        } else {
-            out.insert(format!("{prefix}:{s}"));
-        }
+        out.insert(with_prefix(prefix, &s));
+    }
+}
+
+fn with_prefix(prefix: &str, token: &str) -> String {
+    if prefix.is_empty() {
+        token.to_string()
+    } else {
+        format!("{prefix}:{token}")
     }
 }
 
@@ -414,6 +428,26 @@ mod tests {
     fn long_tokens_become_stubs() {
         let t = toks("Subject: x\n\nsupercalifragilisticexpialidocious\n");
         assert!(t.contains(&"sk:superca".to_string()), "{t:?}");
+        // The stub is decomposed like any body token.
+        let t = toks("Subject: x\n\nSuperCaliFragilistic\n");
+        assert!(t.contains(&"sk:SuperCa".to_string()), "{t:?}");
+        assert!(t.contains(&"sk:superca".to_string()), "{t:?}");
+        // Seven characters, not seven bytes; 2-byte letters do not make u8: tokens.
+        let t = toks("Subject: x\n\nÜberraschungsgeschenk\n");
+        // Bayes.pm only knows ASCII capitals: Ü is not lower-cased.
+        assert!(t.contains(&"sk:Überras".to_string()), "{t:?}");
+    }
+
+    #[test]
+    fn long_runs_of_wide_utf8_become_characters() {
+        let t = toks("Subject: x\n\n这是一个很长的中文句子没有空格\n");
+        assert!(t.contains(&"u8:这".to_string()), "{t:?}");
+        assert!(t.contains(&"u8:格".to_string()), "{t:?}");
+        assert!(!t.iter().any(|x| x.starts_with("sk:")), "{t:?}");
+        // A short run stays one token; the euro sign is not split at its 0x82 byte.
+        let t = toks("Subject: x\n\nonly 50€ today 中文字\n");
+        assert!(t.contains(&"50€".to_string()), "{t:?}");
+        assert!(t.contains(&"中文字".to_string()), "{t:?}");
     }
 
     #[test]
