@@ -16,6 +16,93 @@ const MAX_TOKEN: usize = 15;
 /// Body text beyond this is not tokenized (spam padding costs time and says nothing new).
 const MAX_BODY: usize = 256 * 1024;
 
+/// SpamAssassin's English Bayes stop words (`bayes_stopword_en` in 60_bayes_stopwords.cf, the default
+/// `bayes_stopword_languages en`), its regular expression written out: words common to both classes
+/// that only cost space. Sorted, compared without regard to ASCII case.
+const STOP_WORDS: &[&str] = &[
+    "able",
+    "all",
+    "already",
+    "and",
+    "any",
+    "are",
+    "because",
+    "both",
+    "can",
+    "come",
+    "each",
+    "email",
+    "even",
+    "few",
+    "first",
+    "for",
+    "from",
+    "give",
+    "has",
+    "have",
+    "http",
+    "information",
+    "into",
+    "it's",
+    "just",
+    "know",
+    "like",
+    "long",
+    "look",
+    "made",
+    "mail",
+    "mailing",
+    "mailto",
+    "make",
+    "many",
+    "more",
+    "most",
+    "much",
+    "need",
+    "not",
+    "now",
+    "number",
+    "off",
+    "one",
+    "only",
+    "out",
+    "own",
+    "people",
+    "place",
+    "right",
+    "same",
+    "see",
+    "such",
+    "that",
+    "the",
+    "this",
+    "through",
+    "time",
+    "using",
+    "web",
+    "where",
+    "why",
+    "with",
+    "without",
+    "work",
+    "world",
+    "year",
+    "years",
+    "you",
+    "you're",
+    "your",
+];
+
+fn is_stop_word(t: &[u8]) -> bool {
+    if t.len() > 11 {
+        return false;
+    }
+    let lower = t.to_ascii_lowercase();
+    STOP_WORDS
+        .binary_search_by(|w| w.as_bytes().cmp(&lower[..]))
+        .is_ok()
+}
+
 /// Headers that say where mail was delivered or what scored it, not what it is: learning them would
 /// teach the database about our own setup (SpamAssassin's IGNORED_HDRS, plus the markup we add).
 const IGNORED: &[&str] = &[
@@ -160,7 +247,7 @@ fn tokenize_text(text: &[u8], prefix: &str, body: bool, out: &mut HashSet<String
             .unwrap_or(start);
         let t = &raw[start..end.max(start)];
         // Bytes, not characters: one 2-byte letter alone is dropped, one 3-byte character is kept.
-        if t.len() < 3 {
+        if t.len() < 3 || is_stop_word(t) {
             continue;
         }
         let s = String::from_utf8_lossy(t);
@@ -384,7 +471,8 @@ mod tests {
         assert!(t.contains(&"buy".to_string()), "{t:?}");
         assert!(!t.contains(&"Buy".to_string()), "{t:?}");
         assert!(t.contains(&"pills".to_string()));
-        assert!(t.contains(&"now".to_string()));
+        // A stop word (Bayes.pm bayes_stopword_en).
+        assert!(!t.contains(&"now".to_string()));
         assert!(!t.iter().any(|x| x == "ok"));
         assert!(t.contains(&"*s:Hello".to_string()), "{t:?}");
         assert!(t.contains(&"*F:D:example.com".to_string()), "{t:?}");
@@ -422,6 +510,17 @@ mod tests {
         }
         // A number is not a host.
         assert!(!t.iter().any(|x| x.starts_with("UD:3")), "{t:?}");
+    }
+
+    #[test]
+    fn stop_words_dropped_in_any_case() {
+        let t = toks("Subject: x\n\nYOUR money, you're THE winner Through luck\n");
+        for gone in ["YOUR", "your", "you're", "THE", "the", "through"] {
+            assert!(!t.contains(&gone.to_string()), "{gone}: {t:?}");
+        }
+        assert!(t.contains(&"money".to_string()), "{t:?}");
+        assert!(t.contains(&"winner".to_string()), "{t:?}");
+        assert!(STOP_WORDS.windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]
