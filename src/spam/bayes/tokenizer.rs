@@ -94,12 +94,17 @@ const STOP_WORDS: &[&str] = &[
 ];
 
 fn is_stop_word(t: &[u8]) -> bool {
+    // Every stop word is 3 to 11 ASCII bytes: most tokens are turned away by length alone, and the
+    // rest are lower-cased on the stack (this runs for every token of every message).
     if t.len() > 11 {
         return false;
     }
-    let lower = t.to_ascii_lowercase();
+    let mut buf = [0u8; 11];
+    let lower = &mut buf[..t.len()];
+    lower.copy_from_slice(t);
+    lower.make_ascii_lowercase();
     STOP_WORDS
-        .binary_search_by(|w| w.as_bytes().cmp(&lower[..]))
+        .binary_search_by(|w| w.as_bytes().cmp(lower))
         .is_ok()
 }
 
