@@ -1,10 +1,12 @@
 //! Turns a message (its `View`) into the set of Bayes tokens, the way SpamAssassin's Bayes plugin does:
-//! rendered body text split on the characters SpamAssassin keeps, trimmed, case kept but decomposed
-//! (`FREE!` also gives `FREE`, `free!` and `free`; a Title Case word starting a line or sentence is
-//! lower-cased first, Bayes.pm's IGNORE_TITLE_CASE and DECOMPOSE_BODY_TOKENS), long tokens cut to
-//! a `sk:` stub, 8-bit runs kept; selected headers with a short prefix per header (`*s:` Subject, `*F:`
-//! From ...); Received lines reduced to hosts and IPs; URI domains as `UD:` tokens. A message yields each
-//! token once. Tokens are stored as 64-bit hashes, so the database holds no message text.
+//! rendered body text split on the characters SpamAssassin keeps, trimmed, stop words dropped, case
+//! kept but decomposed (`FREE!` also gives `FREE`, `free!` and `free`; a Title Case word starting a
+//! line or sentence is lower-cased first, Bayes.pm's IGNORE_TITLE_CASE and DECOMPOSE_BODY_TOKENS),
+//! addresses and dotted words in the text broken into `U*`/`D*` and `UD:` tokens, long tokens cut to a
+//! `sk:` stub or, in scripts without spaces, split into `u8:` characters; the headers Bayes.pm does not
+//! ignore, with a short prefix per header (`*F:` From ...); the two oldest Received fields and the relay
+//! summary; URI domains as `UD:` tokens. A message yields each token once. Tokens are stored as 64-bit
+//! hashes, so the database holds no message text.
 
 use crate::spam::view::{decode_header_value, Field, View};
 use regex::Regex;
