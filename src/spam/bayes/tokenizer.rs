@@ -1,47 +1,149 @@
 //! Turns a message (its `View`) into the set of Bayes tokens, the way SpamAssassin's Bayes plugin does:
-//! rendered body text split on the characters SpamAssassin keeps, trimmed, case kept but decomposed
-//! (`FREE!` also gives `FREE`, `free!` and `free`; a Title Case word starting a line or sentence is
-//! lower-cased first, Bayes.pm's IGNORE_TITLE_CASE and DECOMPOSE_BODY_TOKENS), long tokens cut to
-//! a `sk:` stub, 8-bit runs kept; selected headers with a short prefix per header (`*s:` Subject, `*F:`
-//! From ...); Received lines reduced to hosts and IPs; URI domains as `UD:` tokens. A message yields each
-//! token once. Tokens are stored as 64-bit hashes, so the database holds no message text.
+//! rendered body text split on the characters SpamAssassin keeps, trimmed, stop words dropped, case
+//! kept but decomposed (`FREE!` also gives `FREE`, `free!` and `free`; a Title Case word starting a
+//! line or sentence is lower-cased first, Bayes.pm's IGNORE_TITLE_CASE and DECOMPOSE_BODY_TOKENS),
+//! addresses and dotted words in the text broken into `U*`/`D*` and `UD:` tokens, long tokens cut to a
+//! `sk:` stub or, in scripts without spaces, split into `u8:` characters; the headers Bayes.pm does not
+//! ignore, with a short prefix per header (`*F:` From ...); the two oldest Received fields and the relay
+//! summary; URI domains as `UD:` tokens. A message yields each token once. Tokens are stored as 64-bit
+//! hashes, so the database holds no message text.
 
-use crate::spam::view::{decode_header_value, View};
+use crate::spam::view::{decode_header_value, Field, View};
+use regex::Regex;
 use std::collections::HashSet;
+use std::sync::LazyLock;
 
 /// SpamAssassin's MAX_TOKEN_LENGTH: longer tokens are mostly base64 or hashes; keep a stub.
 const MAX_TOKEN: usize = 15;
 /// Body text beyond this is not tokenized (spam padding costs time and says nothing new).
 const MAX_BODY: usize = 256 * 1024;
 
-/// Headers that say where mail was delivered or what scored it, not what it is: learning them would
-/// teach the database about our own setup (SpamAssassin's IGNORED_HDRS, plus the markup we add).
-const IGNORED: &[&str] = &[
-    "delivered-to",
-    "delivery-date",
-    "envelope-to",
-    "x-envelope-to",
-    "return-path",
-    "x-original-to",
-    "x-spam-status",
-    "x-spam-flag",
-    "x-spam-level",
-    "x-spam-checker-version",
-    "x-spam-report",
-    "x-spam-score",
-    "x-bogosity",
-    "x-correo-spam",
-    "status",
-    "x-status",
-    "x-keywords",
-    "x-uid",
-    "lines",
-    "content-length",
-    "date",
-    "x-uidl",
-    "x-gmx-antispam",
-    "x-virus-scanned",
+/// SpamAssassin's English Bayes stop words (`bayes_stopword_en` in 60_bayes_stopwords.cf, the default
+/// `bayes_stopword_languages en`), its regular expression written out: words common to both classes
+/// that only cost space. Sorted, compared without regard to ASCII case.
+const STOP_WORDS: &[&str] = &[
+    "able",
+    "all",
+    "already",
+    "and",
+    "any",
+    "are",
+    "because",
+    "both",
+    "can",
+    "come",
+    "each",
+    "email",
+    "even",
+    "few",
+    "first",
+    "for",
+    "from",
+    "give",
+    "has",
+    "have",
+    "http",
+    "information",
+    "into",
+    "it's",
+    "just",
+    "know",
+    "like",
+    "long",
+    "look",
+    "made",
+    "mail",
+    "mailing",
+    "mailto",
+    "make",
+    "many",
+    "more",
+    "most",
+    "much",
+    "need",
+    "not",
+    "now",
+    "number",
+    "off",
+    "one",
+    "only",
+    "out",
+    "own",
+    "people",
+    "place",
+    "right",
+    "same",
+    "see",
+    "such",
+    "that",
+    "the",
+    "this",
+    "through",
+    "time",
+    "using",
+    "web",
+    "where",
+    "why",
+    "with",
+    "without",
+    "work",
+    "world",
+    "year",
+    "years",
+    "you",
+    "you're",
+    "your",
 ];
+
+fn is_stop_word(t: &[u8]) -> bool {
+    // Every stop word is 3 to 11 ASCII bytes: most tokens are turned away by length alone, and the
+    // rest are lower-cased on the stack (this runs for every token of every message).
+    if t.len() > 11 {
+        return false;
+    }
+    let mut buf = [0u8; 11];
+    let lower = &mut buf[..t.len()];
+    lower.copy_from_slice(t);
+    lower.make_ascii_lowercase();
+    STOP_WORDS
+        .binary_search_by(|w| w.as_bytes().cmp(lower))
+        .is_ok()
+}
+
+/// Headers not tokenized, as Bayes.pm's IGNORED_HDRS: delivery and mailbox annotations, list and
+/// gateway headers (a filtered list would become a ham sign), other filters' verdicts, Date (the age
+/// of a corpus is no clue), and Subject (its words are already the first line of the body). The
+/// signature and key headers Bayes.pm keeps only as presence (MARK_PRESENCE_ONLY_HDRS) give it the
+/// value "1", too short to be a token: they are left out here.
+static IGNORED: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?xi)^(?:
+          (?:x-)?sender | delivered-to | delivery-date | (?:x-)?envelope-to
+        | x-mime-autoconverted | x-converted-to-plain-text
+        | subject | date
+        | x-list | (?:x-)?mailing-list
+        | (?:x-)?list-(?:archive|help|id|owner|post|subscribe|unsubscribe|host|manager|admin|comment|name|url)
+        | x-unsub(?:scribe)? | x-mailman-version | x-beenthere | x-loop | mail-followup-to
+        | x-egroups-(?:return|from) | x-mdmailing-list | x-xemacs-list | x-sympa-to
+        | (?:x-)?resent-(?:from|to|date) | (?:x-)?original-(?:from|to|date)
+        | x-mailscanner(?:-spamcheck)?
+        | x-spam(?:-(?:status|level|flag|report|hits|score|checker-version))?
+        | x-antispam | x-rbl-warning | x-mdaemon-deliver-to | x-virus-scanned | x-mass-check-id
+        | x-pyzor | x-dcc-\S{2,25}-metrics | x-filtered-by | x-scanned-by | x-scanner
+        | x-ap-spam-(?:score|status) | x-ripe-spam-status | x-spamcop-[^:]+ | x-smtpd
+        | (?:x-)?spam-apparently-to | spam | x-perlmx-spam | x-bogosity
+        | content-class | thread-(?:index|topic) | x-originalarrivaltime
+        | (?:x-)?status | x-flags | x-keywords | replied | forwarded | lines | content-length
+        | x-uidl? | x-imapbase | x-bugzilla-[^:]+
+        | x-vm-(?:bookmark|(?:pop|imap)-retrieved|labels|last-modified|summary-format|vheader
+                |v[0-9]-data|message-order)
+        | x-gnus-mail-source | xref
+        | x-face | x-(?:gnu-?pg|pgp|gpg)(?:-key)?-fingerprint | d(?:kim|omainkey)-signature
+        | x-google-dkim-signature | arc-(?:message-signature|seal) | autocrypt
+        )$",
+    )
+    .expect("static regex")
+});
 
 /// Short prefixes for common headers (SpamAssassin's HEADER_NAME_COMPRESS), so tokens stay small.
 fn prefix(name: &str) -> String {
@@ -80,16 +182,39 @@ pub fn tokens(view: &View) -> Vec<String> {
         budget -= l.len();
         tokenize_text(l, "", true, &mut out);
     }
+    // Only the two oldest Received fields: they name the sending host and its HELO, where spamware
+    // shows; the newer ones are the site's own path and the same on every message (Bayes.pm
+    // `_tokenize_headers`).
+    let received: Vec<&Field> = view
+        .fields
+        .iter()
+        .filter(|f| f.name.eq_ignore_ascii_case("received"))
+        .collect();
+    for f in received.iter().rev().take(2) {
+        let v = decode_header_value(&f.raw, &f.name);
+        let v = chew_received(&String::from_utf8_lossy(&v));
+        tokenize_text(v.as_bytes(), "*r", false, &mut out);
+    }
+    // The relay summary SpamAssassin adds as metadata (X-Spam-Relays-*), with the field names dropped
+    // so only the values are tokens. Without internal_networks, internal is trusted and external is
+    // untrusted.
+    let trusted = relay_values(&view.relays.trusted_str());
+    let untrusted = relay_values(&view.relays.untrusted_str());
+    for (p, v) in [
+        ("*RT", &trusted),
+        ("*RU", &untrusted),
+        ("Hx-spam-relays-internal", &trusted),
+        ("Hx-spam-relays-external", &untrusted),
+    ] {
+        tokenize_text(v.as_bytes(), p, false, &mut out);
+    }
     for f in &view.fields {
         let name = f.name.to_ascii_lowercase();
-        if IGNORED.contains(&name.as_str()) || name.starts_with("x-spam-") {
+        // Any other X-Spam-* field is a filter's markup too: sa-learn strips its own before learning.
+        if name == "received" || IGNORED.is_match(&name) || name.starts_with("x-spam-") {
             continue;
         }
         let p = prefix(&name);
-        if name == "received" || name == "x-received" {
-            received_tokens(&f.raw, &p, &mut out);
-            continue;
-        }
         if name == "message-id" || name == "in-reply-to" || name == "references" {
             // Only the host part: the local part is a unique id that never recurs.
             let v = String::from_utf8_lossy(&f.raw);
@@ -111,15 +236,17 @@ pub fn tokens(view: &View) -> Vec<String> {
     v
 }
 
-/// Is this a byte SpamAssassin keeps inside tokens (`tr/-A-Za-z0-9,@*!_'"$.\241-\377 / /cs`)?
+/// Is this a byte SpamAssassin keeps inside tokens? ASCII letters, digits and `-,@*!_'"$.`, and every
+/// byte of a UTF-8 character (Bayes.pm keeps UTF-8 sequences whole since its bug 7130; splitting on
+/// continuation bytes below 0xA1 would cut characters such as `€` apart).
 fn keep(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-,@*!_'\"$.".contains(&b) || b >= 0xa1
+    b.is_ascii_alphanumeric() || b"-,@*!_'\"$.".contains(&b) || b >= 0x80
 }
 
 fn tokenize_text(text: &[u8], prefix: &str, body: bool, out: &mut HashSet<String>) {
     // Whether the next token starts a sentence (line start, or after a token ending in '.').
     let mut sentence_start = true;
-    for raw in text.split(|&b| !keep(b)) {
+    for raw in text.split(|&b| !keep(b)).flat_map(split_separators) {
         if raw.is_empty() {
             continue;
         }
@@ -133,8 +260,8 @@ fn tokenize_text(text: &[u8], prefix: &str, body: bool, out: &mut HashSet<String
             .map(|e| e + 1)
             .unwrap_or(start);
         let t = &raw[start..end.max(start)];
-        let eight_bit = t.iter().any(|&b| b >= 0x80);
-        if t.len() < 3 && !eight_bit {
+        // Bytes, not characters: one 2-byte letter alone is dropped, one 3-byte character is kept.
+        if t.len() < 3 || is_stop_word(t) {
             continue;
         }
         let s = String::from_utf8_lossy(t);
@@ -146,17 +273,35 @@ fn tokenize_text(text: &[u8], prefix: &str, body: bool, out: &mut HashSet<String
         } else {
             s.into_owned()
         };
-        if t.len() > MAX_TOKEN {
-            // A stub keeps "there was a long token starting like this" without the noise.
-            let stub: String = s.chars().take(7).collect();
-            let kind = if eight_bit { "sk8" } else { "sk" };
-            out.insert(format!(
-                "{prefix}{}{kind}:{stub}",
-                if prefix.is_empty() { "" } else { ":" }
-            ));
+        if body && is_mail_addr(&s) {
+            mail_addr_tokens(&s, out);
+        } else if body && is_dotted(&s) {
+            // A host name written out in text ("www.example.com", no scheme) counts as a URI domain,
+            // with each parent domain (Bayes.pm CHEW_BODY_URIS).
+            out.insert(format!("UD:{s}"));
+            for d in parent_domains(&s) {
+                out.insert(format!("UD:{d}"));
+            }
+        }
+        let long = t.len() > MAX_TOKEN && !s.contains('*');
+        if long && s.chars().any(|c| c.len_utf8() >= 3) {
+            // Scripts written in 3- and 4-byte UTF-8 characters (Chinese, Japanese...) put no spaces
+            // between words: each such character is a token of its own (Bayes.pm
+            // TOKENIZE_LONG_8BIT_SEQS_AS_UTF8_CHARS; 2-byte characters are not split out).
+            for c in s.chars().filter(|c| c.len_utf8() >= 3) {
+                out.insert(with_prefix(prefix, &format!("u8:{c}")));
+            }
             continue;
         }
-        if let Some((_, dom)) = s.split_once('@') {
+        let mut s = s;
+        if long {
+            // A stub keeps "there was a long token starting like this" without the noise: seven
+            // characters, when at least two more bytes follow (Bayes.pm TOKENIZE_LONG_TOKENS_AS_SKIPS).
+            if let Some((i, _)) = s.char_indices().nth(7).filter(|&(i, _)| s.len() - i >= 2) {
+                s = format!("sk:{}", &s[..i]);
+            }
+        }
+        if let Some((_, dom)) = s.split_once('@').filter(|_| !body && !long) {
             // Addresses also count by domain: the same spammer rotates local parts.
             if dom.contains('.') {
                 out.insert(format!(
@@ -188,12 +333,91 @@ fn tokenize_text(text: &[u8], prefix: &str, body: bool, out: &mut HashSet<String
                 out.insert(lower);
             }
         }
-        if prefix.is_empty() {
-            out.insert(s);
-        } else {
-            out.insert(format!("{prefix}:{s}"));
-        }
+        out.insert(with_prefix(prefix, &s));
     }
+}
+
+/// Bayes.pm splits "word...word" (3 to 6 dots) and "word--word" (2 to 6 dashes) into three: a typo
+/// or a layout trick would otherwise glue two words into a token seen once. Like its `s///g`, a split
+/// consumes the first character after the run, so that character cannot start the next one.
+fn split_separators(raw: &[u8]) -> Vec<&[u8]> {
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let mut out = Vec::new();
+    let (mut start, mut from, mut i) = (0, 0, 1);
+    while i + 1 < raw.len() {
+        let c = raw[i];
+        if (c == b'.' || c == b'-') && i > from && word(raw[i - 1]) {
+            let run = raw[i..].iter().take_while(|&&b| b == c).count();
+            let (lo, hi) = if c == b'.' { (3, 6) } else { (2, 6) };
+            if (lo..=hi).contains(&run) && raw.get(i + run).is_some_and(|&b| word(b)) {
+                out.push(&raw[start..i]);
+                out.push(&raw[i..i + run]);
+                start = i + run;
+                from = start + 1;
+                i = start + 1;
+                continue;
+            }
+            i += run;
+            continue;
+        }
+        i += 1;
+    }
+    out.push(&raw[start..]);
+    out
+}
+
+fn with_prefix(prefix: &str, token: &str) -> String {
+    if prefix.is_empty() {
+        token.to_string()
+    } else {
+        format!("{prefix}:{token}")
+    }
+}
+
+/// `\S@\S`: an address-like token in body text.
+fn is_mail_addr(s: &str) -> bool {
+    s.bytes()
+        .skip(1)
+        .take(s.len().saturating_sub(2))
+        .any(|b| b == b'@')
+}
+
+/// `\S\.[a-z]` (case-insensitive): a dot between a character and a letter.
+fn is_dotted(s: &str) -> bool {
+    s.as_bytes()
+        .windows(3)
+        .any(|w| w[1] == b'.' && !w[0].is_ascii_whitespace() && w[2].is_ascii_alphabetic())
+}
+
+/// Bayes.pm `_tokenize_mail_addrs`: the local part as `U*`, the domain and each parent domain as `D*`,
+/// so an address still counts when the spammer rotates the user or the host.
+fn mail_addr_tokens(addr: &str, out: &mut HashSet<String>) {
+    let Some((user, domain)) = addr.rsplit_once('@') else {
+        return;
+    };
+    if user.is_empty() || domain.is_empty() {
+        return;
+    }
+    out.insert(format!("U*{user}"));
+    out.insert(format!("D*{domain}"));
+    for d in parent_domains(domain) {
+        out.insert(format!("D*{d}"));
+    }
+}
+
+/// What is left after dropping one leading label at a time (`a.b.c` gives `b.c`, `c`), stopping
+/// when no label precedes a dot (Bayes.pm's `s/^[^\.]+\.(.+)$/$1/` loop).
+fn parent_domains(d: &str) -> impl Iterator<Item = &str> {
+    let mut cur = d;
+    std::iter::from_fn(move || {
+        let dot = cur.find('.')?;
+        let rest = &cur[dot + 1..];
+        if dot == 0 || rest.is_empty() {
+            return None;
+        }
+        cur = rest;
+        Some(rest)
+    })
 }
 
 /// `[A-Z][^A-Z]+`: a capital, then no other capital.
@@ -204,26 +428,42 @@ fn is_title_case(s: &str) -> bool {
         && !c.as_str().chars().any(|x| x.is_ascii_uppercase())
 }
 
-/// Received: only the IP addresses and host names, which identify a path; the dates and ids do not.
-fn received_tokens(raw: &[u8], p: &str, out: &mut HashSet<String>) {
-    let v = String::from_utf8_lossy(raw);
-    for w in v.split(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == ':')) {
-        let w = w.trim_matches(['.', ':', '-']);
-        if w.len() < 4 || !w.contains('.') {
-            continue;
-        }
-        let lw = w.to_ascii_lowercase();
-        if lw.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-            // Keep the /16 too: spam often comes from the same networks, not the same host.
-            let parts: Vec<&str> = lw.split('.').collect();
-            if parts.len() == 4 {
-                out.insert(format!("{p}:ip:{}.{}", parts[0], parts[1]));
-            }
-            out.insert(format!("{p}:ip:{lw}"));
-        } else if lw.chars().any(|c| c.is_ascii_alphabetic()) {
-            out.insert(format!("{p}:{lw}"));
-        }
+/// Bayes.pm `_pre_chew_received`: drops queue ids and dates (they never recur), cuts IPv4 addresses to
+/// their /24 with the full address as an `ip*` token beside it, and drops the words every Received
+/// field has.
+fn chew_received(v: &str) -> String {
+    static RES: LazyLock<[Regex; 7]> = LazyLock::new(|| {
+        let re = |s: &str| Regex::new(s).expect("static regex");
+        [
+            re(r"\swith\sSMTP\sid\sg[0-9A-Z]{10,12}\s"),
+            re(r"\swith\sESMTP\sid\s[0-9A-F]{10,12}\s"),
+            re(r"\bid\s[a-zA-Z0-9]{7,20}\b"),
+            re(r"\bid\s[A-Za-z0-9]{7}-[A-Za-z0-9]{6}-0[A-Za-z0-9]"),
+            re(r"(?x)(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun),\s)?
+                [0-3\s]?[0-9]\s
+                (?:Jan|Feb|Ma[ry]|Apr|Ju[nl]|Aug|Sep|Oct|Nov|Dec)\s
+                (?:19|20)?[0-9]{2}\s
+                [0-2][0-9](?::[0-5][0-9]){1,2}\s
+                (?:\s*\(|\)|\s*(?:[+-][0-9]{4})|\s*(?:UT|[A-Z]{2,3}T))*"),
+            re(r"\b([0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3})(\.[0-9]{1,3})\b"),
+            re(r"\b(?:with|from|for|SMTP|ESMTP)\b"),
+        ]
+    });
+    let mut v = v.to_string();
+    for re in &RES[..5] {
+        v = re.replace_all(&v, " ").into_owned();
     }
+    // Bayes.pm means to keep 10.x and 192.168.x whole, but its test compares captures that still
+    // carry the dot and never matches: every address becomes its /24 plus the full `ip*` form.
+    let v = RES[5].replace_all(&v, "$1 ip*$1$2 ");
+    RES[6].replace_all(&v, " ").into_owned()
+}
+
+/// The values of an X-Spam-Relays-* string: ` name=` markers become spaces (Bayes.pm strips them as
+/// redundant words).
+fn relay_values(s: &str) -> String {
+    static KEY: LazyLock<Regex> = LazyLock::new(|| Regex::new(" [a-z]+=").expect("static regex"));
+    KEY.replace_all(s, " ").into_owned()
 }
 
 /// `UD:` tokens: the host of a URI and each parent domain, so new hosts on a known domain still count.
@@ -274,23 +514,153 @@ mod tests {
         assert!(t.contains(&"buy".to_string()), "{t:?}");
         assert!(!t.contains(&"Buy".to_string()), "{t:?}");
         assert!(t.contains(&"pills".to_string()));
-        assert!(t.contains(&"now".to_string()));
+        // A stop word (Bayes.pm bayes_stopword_en).
+        assert!(!t.contains(&"now".to_string()));
         assert!(!t.iter().any(|x| x == "ok"));
-        assert!(t.contains(&"*s:Hello".to_string()), "{t:?}");
+        // Subject is read as the first body line, not as a header (Bayes.pm IGNORED_HDRS).
+        assert!(t.contains(&"hello".to_string()), "{t:?}");
+        assert!(!t.iter().any(|x| x.starts_with("*s:")), "{t:?}");
         assert!(t.contains(&"*F:D:example.com".to_string()), "{t:?}");
+    }
+
+    #[test]
+    fn body_addresses_by_user_and_domains() {
+        let t = toks("Subject: x\n\nwrite to sales@mail.spam.example.com today\n");
+        for want in [
+            "U*sales",
+            "D*mail.spam.example.com",
+            "D*spam.example.com",
+            "D*example.com",
+            "D*com",
+            // The address itself is over 15 characters: a stub, as in Bayes.pm.
+            "sk:sales@m",
+        ] {
+            assert!(t.contains(&want.to_string()), "{want}: {t:?}");
+        }
+        assert!(!toks("Subject: x\n\nan @ sign and a@ b\n")
+            .iter()
+            .any(|x| x.starts_with("U*")));
+    }
+
+    #[test]
+    fn dotted_words_in_text_are_uri_domains() {
+        let t = toks("Subject: x\n\nvisit www.Cheap-Pills.example.org now, 3.50 only\n");
+        for want in [
+            "UD:www.Cheap-Pills.example.org",
+            "UD:Cheap-Pills.example.org",
+            "UD:example.org",
+            "UD:org",
+        ] {
+            assert!(t.contains(&want.to_string()), "{want}: {t:?}");
+        }
+        // A number is not a host.
+        assert!(!t.iter().any(|x| x.starts_with("UD:3")), "{t:?}");
+    }
+
+    #[test]
+    fn ignored_headers() {
+        let t = toks("X-Mailman-Version: 2.0.11\nList-Unsubscribe: <mailto:leave@lists.example>\nDKIM-Signature: v=1; a=rsa-sha256; b=abcdefg\nX-Spamcop-Whatever: zzzz\nX-Tracking-Code: abc123\nSubject: x\n\nhi there\n");
+        assert!(
+            !t.iter().any(|x| x.contains("2.0.11")
+                || x.contains("leave")
+                || x.contains("abcdefg")
+                || x.contains("zzzz")),
+            "{t:?}"
+        );
+        // Unknown headers stay: spammers' tracking headers are good clues.
+        assert!(t.contains(&"Hx-tracking-code:abc123".to_string()), "{t:?}");
+    }
+
+    #[test]
+    fn dots_and_dashes_between_words_split() {
+        let t = toks("Subject: x\n\nbargain...prices limited--offer well-known 2002-08-23\n");
+        for want in [
+            "bargain",
+            "prices",
+            "limited",
+            "offer",
+            "well-known",
+            "2002-08-23",
+        ] {
+            assert!(t.contains(&want.to_string()), "{want}: {t:?}");
+        }
+        assert!(
+            !t.iter().any(|x| x.contains("...") || x.contains("--")),
+            "{t:?}"
+        );
+    }
+
+    #[test]
+    fn stop_words_dropped_in_any_case() {
+        let t = toks("Subject: x\n\nYOUR money, you're THE winner Through luck\n");
+        for gone in ["YOUR", "your", "you're", "THE", "the", "through"] {
+            assert!(!t.contains(&gone.to_string()), "{gone}: {t:?}");
+        }
+        assert!(t.contains(&"money".to_string()), "{t:?}");
+        assert!(t.contains(&"winner".to_string()), "{t:?}");
+        assert!(STOP_WORDS.windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]
     fn long_tokens_become_stubs() {
         let t = toks("Subject: x\n\nsupercalifragilisticexpialidocious\n");
         assert!(t.contains(&"sk:superca".to_string()), "{t:?}");
+        // The stub is decomposed like any body token.
+        let t = toks("Subject: x\n\nSuperCaliFragilistic\n");
+        assert!(t.contains(&"sk:SuperCa".to_string()), "{t:?}");
+        assert!(t.contains(&"sk:superca".to_string()), "{t:?}");
+        // Seven characters, not seven bytes; 2-byte letters do not make u8: tokens.
+        let t = toks("Subject: x\n\nÜberraschungsgeschenk\n");
+        // Bayes.pm only knows ASCII capitals: Ü is not lower-cased.
+        assert!(t.contains(&"sk:Überras".to_string()), "{t:?}");
     }
 
     #[test]
-    fn received_keeps_hosts_and_ips() {
-        let t = toks("Received: from mx.example.org (mx.example.org [192.0.2.7]) by h; Mon, 1 Jan 2001\nSubject: x\n\nhi\n");
-        assert!(t.contains(&"*r:ip:192.0.2.7".to_string()), "{t:?}");
+    fn long_runs_of_wide_utf8_become_characters() {
+        let t = toks("Subject: x\n\n这是一个很长的中文句子没有空格\n");
+        assert!(t.contains(&"u8:这".to_string()), "{t:?}");
+        assert!(t.contains(&"u8:格".to_string()), "{t:?}");
+        assert!(!t.iter().any(|x| x.starts_with("sk:")), "{t:?}");
+        // A short run stays one token; the euro sign is not split at its 0x82 byte.
+        let t = toks("Subject: x\n\nonly 50€ today 中文字\n");
+        assert!(t.contains(&"50€".to_string()), "{t:?}");
+        assert!(t.contains(&"中文字".to_string()), "{t:?}");
+    }
+
+    #[test]
+    fn received_two_oldest_chewed() {
+        let m = "Received: from new.example.net ([198.51.100.9]) by top; Tue, 2 Jan 2001 10:00:00 +0000\n\
+                 Received: from mx.example.org (mx.example.org [192.0.2.7])\n\tby h.example.com with ESMTP id 0123456789AB for <x@y>; Mon, 1 Jan 2001 09:58:01 +0000 (GMT)\n\
+                 Received: from spamware.example (helo.example [203.0.113.5]) by mx.example.org with SMTP id abcdefghij; Mon, 1 Jan 2001 09:58:00 +0000\n\
+                 Subject: x\n\nhi\n";
+        let t = toks(m);
+        // The /24 and the full address.
+        assert!(t.contains(&"*r:192.0.2".to_string()), "{t:?}");
+        assert!(t.contains(&"*r:ip*192.0.2.7".to_string()), "{t:?}");
+        assert!(t.contains(&"*r:ip*203.0.113.5".to_string()), "{t:?}");
         assert!(t.contains(&"*r:mx.example.org".to_string()), "{t:?}");
+        // The newest of three is not read, nor are ids, dates and the stock words.
+        let rcvd: Vec<&String> = t.iter().filter(|x| x.starts_with("*r:")).collect();
+        assert!(!rcvd.iter().any(|x| x.contains("198.51.100")), "{rcvd:?}");
+        assert!(
+            !rcvd
+                .iter()
+                .any(|x| x.contains("0123456789AB") || x.contains("abcdefghij")),
+            "{rcvd:?}"
+        );
+        assert!(
+            !rcvd
+                .iter()
+                .any(|x| *x == "*r:Mon" || *x == "*r:ESMTP" || *x == "*r:with"),
+            "{rcvd:?}"
+        );
+        // The relay summary: hosts without their `rdns=` keys.
+        assert!(t.contains(&"*RU:203.0.113.5".to_string()), "{t:?}");
+        assert!(
+            t.contains(&"Hx-spam-relays-external:203.0.113.5".to_string()),
+            "{t:?}"
+        );
+        assert!(!t.iter().any(|x| x.contains("rdns")), "{t:?}");
     }
 
     #[test]
