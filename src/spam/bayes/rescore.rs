@@ -363,3 +363,96 @@ pub fn write_cf(path: &std::path::Path, text: &str) -> Result<()> {
     crate::message::spool::sync_dir(&dir)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spam::load::load_text;
+    use crate::spam::rules::compile;
+
+    const RULES: &str = "header SUBJ_WIN Subject =~ /winner/\nscore SUBJ_WIN 1.0\n\
+        body CASH /cash/\nscore CASH 1.0\n\
+        body MEET /meeting/\nscore MEET -0.5\ntflags MEET nice\n\
+        body BAYES_00 eval:check_bayes('0.00', '0.01')\ntflags BAYES_00 learn\nscore BAYES_00 0 0 -1 -1\n\
+        body BAYES_99 eval:check_bayes('0.99', '1.00')\ntflags BAYES_99 learn\nscore BAYES_99 0 0 3 3\n";
+
+    fn corpus() -> Vec<(Vec<u8>, bool)> {
+        (0..120)
+            .map(|i| {
+                let spam = i % 2 == 0;
+                let m = if spam {
+                    // A third of the spam has no subject sign, a fifth says "meeting" too.
+                    let subj = if i % 3 == 0 { "hello" } else { "winner" };
+                    let meet = if i % 5 == 0 { "meeting" } else { "" };
+                    format!("Subject: {subj} {i}\n\ncash prize offer {meet} tok{i}\n")
+                } else {
+                    let cash = if i % 7 == 1 { "cash" } else { "" };
+                    format!("Subject: notes {i}\n\nmeeting agenda {cash} minutes tok{i}\n")
+                };
+                (m.into_bytes(), spam)
+            })
+            .collect()
+    }
+
+    /// The `.cf` `run` writes is what the engine then scores with: in set 0 each message's score is
+    /// the sum of the written set-0 scores of its hits, and in set 2 the set-2 scores plus the
+    /// written score of the BAYES_xx bucket its probability falls in.
+    #[test]
+    fn the_engine_scores_with_what_was_fitted() {
+        let rs = compile(load_text(RULES));
+        let msgs = corpus();
+        let seen = examine(&rs, &msgs, true);
+        let cfg = BayesConfig {
+            min_spam: 10,
+            min_ham: 10,
+            ..Default::default()
+        };
+        let opts = Options {
+            alpha: 0.1,
+            max_fpr: 0.001,
+            quiet: true,
+        };
+        let out = run(&rs, &cfg, &seen, &opts).expect("fit");
+        let cf = cf_text(&rs, &out, seen.len());
+        let fitted: HashMap<&str, (f64, f64)> = out
+            .scores
+            .iter()
+            .map(|&(i, s0, s2)| (rs.rules[i].name.as_str(), (s0, s2)))
+            .collect();
+        assert!(fitted["BAYES_99"].1 > 0.0, "{cf}");
+        assert_eq!(fitted["BAYES_99"].0, 0.0, "{cf}");
+        assert!(
+            fitted["MEET"].0 <= 0.0 && fitted["MEET"].1 <= 0.0,
+            "nice stays nice: {cf}"
+        );
+        let both = compile(load_text(&format!("{RULES}{cf}")));
+        for (m, _) in msgs.iter().take(20) {
+            let view = View::new(m);
+            for (p, set2) in [(None, false), (Some(0.995), true), (Some(0.001), true)] {
+                let v = both.check_view_bayes(&view, set2, p);
+                let want: f64 = v
+                    .hits
+                    .iter()
+                    .map(|&i| {
+                        let (s0, s2) = fitted[both.rules[i].name.as_str()];
+                        if set2 {
+                            s2
+                        } else {
+                            s0
+                        }
+                    })
+                    .sum();
+                assert!((v.score - round3(want)).abs() < 1e-9, "{v:?}\n{cf}");
+                if set2 {
+                    let bucket = if p == Some(0.995) {
+                        "BAYES_99"
+                    } else {
+                        "BAYES_00"
+                    };
+                    let hit = v.hits.iter().any(|&i| both.rules[i].name == bucket);
+                    assert_eq!(hit, fitted[bucket].1 != 0.0, "{bucket}: {v:?}");
+                }
+            }
+        }
+    }
+}
