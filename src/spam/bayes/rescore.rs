@@ -5,9 +5,9 @@
 //! follow, one per kind of score set SpamAssassin has: without Bayes (sets 0 and 1) the features are
 //! the rules that hit; with Bayes (sets 2 and 3) the BAYES_xx bucket the message's Bayes probability
 //! falls in is one more 0/1 feature, so the output is still nothing but scores for existing rules.
-//! That probability always comes from a database that did not learn the message (`oof.rs`). Network
-//! tests are not fitted (correo runs none): sets 1 and 3 get the scores of 0 and 2, and `net` rules
-//! keep theirs.
+//! That probability always comes from a database that did not learn the message (`oof.rs`: all the
+//! other messages, leave one out). Network tests are not fitted (correo runs none): sets 1 and 3 get
+//! the scores of 0 and 2, and `net` rules keep theirs.
 //!
 //! One part of the mail (every fifth message) is held out and never seen by the fit, nor by the
 //! Bayes database its probabilities come from: precision, recall and false-positive rate are reported
@@ -27,9 +27,6 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Inner folds for the Bayes probabilities: each training message is classified by a database that
-/// learned the other nine tenths, close to what the site's database (which learned all of it) holds.
-const BAYES_FOLDS: usize = 10;
 /// Inner folds for the out-of-fold margins the boundary is chosen on.
 const MARGIN_FOLDS: usize = 5;
 
@@ -239,13 +236,13 @@ pub fn run(rs: &RuleSet, cfg: &BayesConfig, seen: &[Seen], o: &Options) -> Resul
         }
     };
 
-    // Held-out evaluation: training probabilities out of fold within the training part, held-out
+    // Held-out evaluation: training probabilities left-one-out within the training part, held-out
     // ones from a database of the whole training part.
     say("Bayes probabilities for the held-out check ...");
     let mut p = vec![None; seen.len()];
     for (&i, v) in train
         .iter()
-        .zip(oof::out_of_fold(cfg, &hashes, &spam, &train, BAYES_FOLDS))
+        .zip(oof::leave_one_out(cfg, &hashes, &spam, &train))
     {
         p[i] = v;
     }
@@ -275,7 +272,7 @@ pub fn run(rs: &RuleSet, cfg: &BayesConfig, seen: &[Seen], o: &Options) -> Resul
 
     // The scores written: the same fit on all the mail.
     say("Bayes probabilities for the final fit ...");
-    let p = oof::out_of_fold(cfg, &hashes, &spam, &all, BAYES_FOLDS);
+    let p = oof::leave_one_out(cfg, &hashes, &spam, &all);
     let mut fitted: Vec<HashMap<usize, f64>> = Vec::new();
     let mut hit = vec![false; rs.rules.len()];
     for d in &designs {

@@ -1,8 +1,8 @@
 //! Bayes probabilities for the messages `rescore` fits on, each from a database that never learned
 //! that message. Asked of a database that learned it, Bayes is nearly always sure and nearly always
 //! right, and the fit would learn to trust BAYES_99 and BAYES_00 far more than new mail deserves.
-//! Counts are held in memory, built once and taken apart fold by fold (as `learn` would store them),
-//! so this costs seconds, not a pass through SQLite per fold.
+//! Counts are held in memory, built once (as `learn` would store them) and each message's own
+//! tokens taken out while it is classified, so this costs seconds, not a pass through SQLite.
 
 use crate::spam::bayes::classifier::{self, Counts};
 use crate::spam::bayes::BayesConfig;
@@ -69,41 +69,33 @@ pub fn learned_from(
         .collect()
 }
 
-/// Out-of-fold probabilities for `members`: they are cut into `k` folds by position, and each fold
-/// is classified by a database that learned the other k − 1. Returned in the order of `members`.
-pub fn out_of_fold(
+/// Probabilities for `members`, each from a database that learned all the other members and not
+/// it (leave one out): the closest to the site's own database, which learned all of them, that a
+/// message can get without its own tokens. Inner k-folds would leave out a tenth or a fifth at a time,
+/// and a database that much smaller is less sure than the one the scores will meet. Returned in the
+/// order of `members`.
+pub fn leave_one_out(
     cfg: &BayesConfig,
     hashes: &[Vec<i64>],
     spam: &[bool],
     members: &[usize],
-    k: usize,
 ) -> Vec<Option<f64>> {
-    let k = k.max(2);
-    let mut all = Table::new();
+    let mut t = Table::new();
     for &i in members {
-        add(&mut all, &hashes[i], spam[i]);
+        add(&mut t, &hashes[i], spam[i]);
     }
-    let ns_all = members.iter().filter(|&&i| spam[i]).count() as u64;
-    let nh_all = members.len() as u64 - ns_all;
-    let mut out = vec![None; members.len()];
-    for j in 0..k {
-        let fold: Vec<usize> = (0..members.len()).filter(|pos| pos % k == j).collect();
-        let mut t = all.clone();
-        let (mut ns, mut nh) = (ns_all, nh_all);
-        for &pos in &fold {
-            let i = members[pos];
+    let ns = members.iter().filter(|&&i| spam[i]).count() as u64;
+    let nh = members.len() as u64 - ns;
+    members
+        .iter()
+        .map(|&i| {
             remove(&mut t, &hashes[i], spam[i]);
-            if spam[i] {
-                ns -= 1
-            } else {
-                nh -= 1
-            }
-        }
-        for &pos in &fold {
-            out[pos] = classify(cfg, &t, ns, nh, &hashes[members[pos]]);
-        }
-    }
-    out
+            let (ns, nh) = if spam[i] { (ns - 1, nh) } else { (ns, nh - 1) };
+            let p = classify(cfg, &t, ns, nh, &hashes[i]);
+            add(&mut t, &hashes[i], spam[i]);
+            p
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -122,7 +114,7 @@ mod tests {
     /// that learned the message is sure of it; out of fold, the unique token is unknown and only
     /// the shared tokens speak.
     #[test]
-    fn out_of_fold_never_sees_the_message_itself() {
+    fn leave_one_out_never_sees_the_message_itself() {
         let n = 40;
         let spam: Vec<bool> = (0..n).map(|i| i % 2 == 0).collect();
         let hashes: Vec<Vec<i64>> = (0..n)
@@ -137,7 +129,7 @@ mod tests {
             })
             .collect();
         let members: Vec<usize> = (0..n).collect();
-        let oof = out_of_fold(&cfg(), &hashes, &spam, &members, 10);
+        let oof = leave_one_out(&cfg(), &hashes, &spam, &members);
         let seen = learned_from(&cfg(), &hashes, &spam, &members, &members);
         assert!(
             oof[0].unwrap() < 0.5,
@@ -155,7 +147,7 @@ mod tests {
         let spam = vec![true, false, true, false];
         let hashes = vec![vec![1], vec![2], vec![1], vec![2]];
         let members = [0, 1, 2, 3];
-        assert!(out_of_fold(&cfg(), &hashes, &spam, &members, 2)
+        assert!(leave_one_out(&cfg(), &hashes, &spam, &members)
             .iter()
             .all(Option::is_none));
     }
