@@ -4,6 +4,7 @@
 #   (sa-learn + spamd/spamc, network tests off, auto-learn off, rules + Bayes).
 # Usage: bash bench/bayes-accuracy.sh [CORPUS] [OUT]      env: SA_FOLDS="0 1 ..." (default all 10),
 #        SKIP_SA=1, SKIP_BOGO=1, SKIP_CORREO=1 (reuse OUT/folds from an earlier run), SKIP_STOCK=1,
+#        SKIP_RESCORE=1 (no rows with scores fitted by `correo spam rescore`),
 #        SA_PORT (default 7831). correo also runs with SpamAssassin's stock rules (OUT/stock/) when
 #        /usr/share/spamassassin exists: the same rules SpamAssassin runs, with correo's Bayes.
 # SpamAssassin's results are replaced fold by fold, so SA_FOLDS="4 5" adds to folds an earlier run finished.
@@ -29,6 +30,27 @@ if [ -z "${SKIP_CORREO:-}" ]; then
 fi
 
 others() { for j in 0 1 2 3 4 5 6 7 8 9; do if [ "$j" != "$1" ]; then cat "$OUT/folds/$j.$2"; fi; done; }
+
+# Rule weights fitted to the site's mail: for each fold, `correo spam rescore` on the other nine folds
+# only (rules + those folds' own Bayes, as a postmaster runs it), then the fold scored by the engine
+# with the fitted .cf loaded after the rules and the fold's Bayes (as the rows above score it).
+# A fold whose OUT/rescore-RULES/K.cf exists is kept: delete the directory to redo it.
+if [ -z "${SKIP_RESCORE:-}" ]; then
+  cargo build --release --bin correo --example bayes_accuracy >&2
+  for which in stock own; do
+    if [ "$which" = stock ]; then rdir=/usr/share/spamassassin; [ -d "$rdir" ] || continue; else rdir=$PWD/rules; fi
+    d="$OUT/rescore-$which"; mkdir -p "$d/home"
+    for k in 0 1 2 3 4 5 6 7 8 9; do
+      [ -s "$d/$k.cf" ] && continue
+      echo "== rescore, $which rules, fold $k" >&2
+      mapfile -t sp < <(others "$k" spam); mapfile -t hm < <(others "$k" ham)
+      /usr/bin/time -f "rescore fold $k: %e s wall, %U+%S s CPU" ./target/release/correo --home "$d/home" \
+        spam rescore --quiet --rules "$rdir" --spam "${sp[@]}" --ham "${hm[@]}" --out "$d/$k.cf" > "$d/$k.log"
+    done
+    echo "== correo, $which rules rescored per fold" >&2
+    RESCORED="$d" ./target/release/examples/bayes_accuracy "$CORPUS" "$d" "$rdir"
+  done
+fi
 
 if [ -z "${SKIP_BOGO:-}" ]; then
   echo "== bogofilter" >&2

@@ -20,6 +20,12 @@ if [ -s "$OUT/stock/correo-rules-bayes.tsv" ]; then
   row "correo, SpamAssassin's stock rules alone (score >= 5), 10 folds" "$OUT/stock/correo-rules.tsv" 5
   row "correo, stock rules + correo Bayes (score >= 5), 10 folds" "$OUT/stock/correo-rules-bayes.tsv" 5
 fi
+for which in own stock; do
+  if [ -s "$OUT/rescore-$which/correo-rules-bayes.tsv" ]; then
+    row "correo, $which rules rescored per fold, set 0 (score >= 5), 10 folds" "$OUT/rescore-$which/correo-rules.tsv" 5
+    row "correo, $which rules + correo Bayes, rescored per fold, set 2 (score >= 5), 10 folds" "$OUT/rescore-$which/correo-rules-bayes.tsv" 5
+  fi
+done
 [ -s "$OUT/bogofilter.tsv" ] && row "bogofilter 1.2.5 (S), 10 folds" "$OUT/bogofilter.tsv" 1
 if [ -s "$OUT/spamassassin.tsv" ]; then
   row "SpamAssassin 4.0 rules + Bayes (score >= 5), folds $folds" "$OUT/spamassassin.tsv" 5

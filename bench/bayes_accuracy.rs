@@ -7,6 +7,7 @@
 //!   OUT/correo-bayes.tsv        fold, class, Bayes probability, file
 //!   OUT/correo-rules.tsv        fold, class, rules-only score (context), file
 //!   OUT/correo-rules-bayes.tsv  fold, class, rules + BAYES_xx score, file
+//! With RESCORED=DIR, fold K's rules are RULES_DIR... plus DIR/K.cf (see bench/bayes-accuracy.sh).
 //! Training uses the same tokenizer and classifier as `correo spam learn`/`check`, with the counts held in
 //! memory instead of SQLite (same numbers, no disk in the loop).
 
@@ -116,13 +117,35 @@ fn main() {
     cfg.max_tokens_used = env("BAYES_TOKENS")
         .map(|v| v as usize)
         .unwrap_or(cfg.max_tokens_used);
-    let loaded = correo::spam::load::load(&rule_paths).expect("rules");
-    let rs = correo::spam::rules::compile(loaded);
+    // RESCORED=DIR: fold K is scored with DIR/K.cf loaded after the rules (the scores `correo spam
+    // rescore` fitted on the other nine folds), so the rule set is compiled per fold.
+    let rescored = std::env::var_os("RESCORED").map(PathBuf::from);
+    let compile = |extra: Option<PathBuf>| {
+        let mut paths = rule_paths.clone();
+        paths.extend(extra);
+        let loaded = correo::spam::load::load(&paths).expect("rules");
+        correo::spam::rules::compile(loaded)
+    };
+    let shared = if rescored.is_none() {
+        Some(compile(None))
+    } else {
+        None
+    };
     let mut f_bayes = std::fs::File::create(out.join("correo-bayes.tsv")).expect("tsv");
     let mut f_rules = std::fs::File::create(out.join("correo-rules.tsv")).expect("tsv");
     let mut f_rb = std::fs::File::create(out.join("correo-rules-bayes.tsv")).expect("tsv");
     let t = std::time::Instant::now();
     for k in 0..FOLDS {
+        let fold_rs;
+        let rs = match &rescored {
+            None => shared.as_ref().expect("compiled once without RESCORED"),
+            Some(dir) => {
+                let cf = dir.join(format!("{k}.cf"));
+                assert!(cf.is_file(), "{} is missing", cf.display());
+                fold_rs = compile(Some(cf));
+                &fold_rs
+            }
+        };
         let mut counts = all.clone();
         let (mut ns, mut nh) = (0u64, 0u64);
         for m in &msgs {

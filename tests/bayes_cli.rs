@@ -258,8 +258,27 @@ fn rescore_writes_a_cf_the_engine_loads() {
         so.contains("before: precision") && so.contains("after:  precision"),
         "{so}"
     );
+    assert!(so.contains("score sets 2/3 (Bayes)    after:"), "{so}");
     let cf = std::fs::read_to_string(&out).unwrap();
     assert!(cf.starts_with("# Rule scores fitted"), "{cf}");
+    // The Bayes buckets are fitted too: nothing without Bayes (sets 0/1), one score for 2 and 3;
+    // on this corpus Bayes is sure of every message, so BAYES_99 must count towards spam.
+    let mut bayes = 0;
+    for l in cf.lines().filter(|l| l.starts_with("score BAYES_")) {
+        let v: Vec<f64> = l
+            .split_whitespace()
+            .skip(2)
+            .take(4)
+            .map(|x| x.parse().unwrap())
+            .collect();
+        assert_eq!((v[0], v[1]), (0.0, 0.0), "{l}");
+        assert_eq!(v[2], v[3], "{l}");
+        if l.starts_with("score BAYES_99 ") {
+            assert!(v[2] > 0.0, "{l}");
+        }
+        bayes += 1;
+    }
+    assert!(bayes > 0, "{cf}");
     let lint = h.ok(&[
         "spam",
         "lint",

@@ -52,6 +52,9 @@ pub struct RescoreArgs {
     /// Most ham (as a fraction of the training ham) the fitted scores may mark spam.
     #[arg(long, default_value_t = 0.001)]
     pub max_fpr: f64,
+    /// No progress on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -119,44 +122,50 @@ pub fn rescore(home: &Home, a: RescoreArgs) -> Result<()> {
             msgs.push((super::learn::read(&s)?, spam));
         }
     }
-    // Interleave deterministically so the held-out fifth has both classes in proportion.
+    // Interleave deterministically so the held-out fifth and the inner folds have both classes in
+    // proportion.
     msgs.sort_by_key(|(m, _)| {
         super::tokenizer::hash(&String::from_utf8_lossy(&m[..m.len().min(4096)]))
     });
-    eprintln!(
-        "rescore: scoring {} messages with {} rules ...",
-        msgs.len(),
-        rs.order.len() + rs.metas.len()
-    );
-    let features = super::rescore::fitted_rules(&rs);
-    let rows = super::rescore::rows(&rs, &features, &msgs);
-    eprintln!(
-        "rescore: fitting {} rule weights (linfa-logistic, alpha {}) ...",
-        features.len(),
-        a.alpha
-    );
-    let fit = super::rescore::fit(
-        &rows,
-        features.len(),
-        rs.settings.required_score,
-        a.alpha,
-        a.max_fpr,
-    )?;
+    if !a.quiet {
+        eprintln!(
+            "rescore: running {} rules over {} messages ...",
+            rs.order.len() + rs.metas.len(),
+            msgs.len()
+        );
+    }
+    let seen = super::rescore::examine(&rs, &msgs, a.quiet);
+    drop(msgs);
+    let opts = super::rescore::Options {
+        alpha: a.alpha,
+        max_fpr: a.max_fpr,
+        quiet: a.quiet,
+    };
+    let fit = super::rescore::run(&rs, &home.config.spam.bayes, &seen, &opts)?;
     let out = a
         .out
         .unwrap_or_else(|| home.dir.join("spam").join("rescored.cf"));
-    super::rescore::write_cf(&out, &rs, &features, &fit, &rows)?;
+    super::rescore::write_cf(&out, &super::rescore::cf_text(&rs, &fit, seen.len()))?;
     let mut o = std::io::stdout().lock();
     let _ = writeln!(
         o,
-        "trained on {} messages, held out {}",
-        fit.train, fit.held_out
+        "fitted on {} messages, held out {} ({} with a Bayes verdict); scores written are fitted on all {}",
+        fit.train,
+        fit.held_out,
+        fit.bayes_verdicts,
+        seen.len()
     );
-    let _ = writeln!(o, "before: {}", fit.before.line());
-    let _ = writeln!(o, "after:  {}", fit.after.line());
+    for (name, c) in [
+        ("score sets 0/1 (no Bayes)", fit.no_bayes),
+        ("score sets 2/3 (Bayes)   ", fit.bayes),
+    ] {
+        let _ = writeln!(o, "{name} before: {}", c.before.line());
+        let _ = writeln!(o, "{name} after:  {}", c.after.line());
+    }
     let _ = writeln!(
         o,
-        "wrote {} (load it after the rules: --rules DIR --rules {})",
+        "wrote {} scores to {} (load it after the rules: --rules DIR --rules {})",
+        fit.scores.len(),
         out.display(),
         out.display()
     );

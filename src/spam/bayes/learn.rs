@@ -164,7 +164,7 @@ pub struct Summary {
 }
 
 /// Live progress on stderr.
-struct Progress {
+pub(crate) struct Progress {
     total: usize,
     tty: bool,
     started: Instant,
@@ -173,7 +173,7 @@ struct Progress {
 }
 
 impl Progress {
-    fn new(total: usize, quiet: bool) -> Progress {
+    pub(crate) fn new(total: usize, quiet: bool) -> Progress {
         let now = Instant::now();
         Progress {
             total,
@@ -183,7 +183,7 @@ impl Progress {
             quiet,
         }
     }
-    fn tick(&mut self, done: usize) {
+    pub(crate) fn tick(&mut self, done: usize) {
         if self.quiet {
             return;
         }

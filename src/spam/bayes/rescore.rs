@@ -1,314 +1,455 @@
-//! `correo spam rescore`: fits the rule scores to a site's own labelled mail. Each message becomes a row
-//! of rule hits (0/1); a logistic regression (`linfa-logistic`, L2-regularised) learns one weight per
-//! rule; the boundary is raised until at most `--max-fpr` of the training ham is on the spam side, the
-//! weights are scaled so that boundary lands on `required_score`, and written as `score` lines a `.cf`
-//! file carries. One part of the
-//! mail (every fifth message) is held out and never seen by the fit: precision, recall and false-positive
-//! rate are reported on it for the old scores and the new ones, so a site sees what it is buying.
+//! `correo spam rescore`: fits the rule scores, the BAYES_xx rules among them, to a site's own labelled
+//! mail, and writes them as a `.cf` the engine loads after the rules.
 //!
-//! The BAYES_xx rules are left out of the fit and keep their scores: their hits depend on what the
-//! database learned, often from this very mail, and fitting them would reward that leak.
+//! Each message is run through the engine once (rules without Bayes) and tokenized once. Two fits
+//! follow, one per kind of score set SpamAssassin has: without Bayes (sets 0 and 1) the features are
+//! the rules that hit; with Bayes (sets 2 and 3) the BAYES_xx bucket the message's Bayes probability
+//! falls in is one more 0/1 feature, so the output is still nothing but scores for existing rules.
+//! That probability always comes from a database that did not learn the message (`oof.rs`: all the
+//! other messages, leave one out). Network tests are not fitted (correo runs none): sets 1 and 3 get
+//! the scores of 0 and 2, and `net` rules keep theirs.
+//!
+//! One part of the mail (every fifth message) is held out and never seen by the fit, nor by the
+//! Bayes database its probabilities come from: precision, recall and false-positive rate are reported
+//! on it for the old scores and the new ones, so a site sees what it is buying. The scores written
+//! are then fitted again, the same way, on all the mail.
+
+pub mod fit;
+pub mod oof;
+
+pub use fit::Rates;
 
 use crate::message::error::{Error, Result};
-use crate::spam::rules::{RuleSet, ScoreSet};
+use crate::spam::bayes::{eval_check_bayes, learn, with_probability, BayesConfig, Tokens};
+use crate::spam::rules::{Rule, RuleSet, ScoreSet, Test};
 use crate::spam::view::View;
-use linfa::traits::Fit as _;
-use linfa::DatasetBase as Dataset;
-use linfa_logistic::LogisticRegression;
-use ndarray::{Array1, Array2};
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// One labelled message as the fit sees it.
+/// Inner folds for the out-of-fold margins the boundary is chosen on.
+const MARGIN_FOLDS: usize = 5;
+
+/// What the engine and the tokenizer made of one labelled message.
 #[derive(Debug, Clone)]
-pub struct Row {
+pub struct Seen {
     pub spam: bool,
-    /// (feature index, value) for the fitted rules that hit.
-    pub hits: Vec<(usize, f64)>,
-    /// Score of the rules the fit leaves alone (BAYES_xx).
-    pub fixed: f64,
-    /// The message's score under the current rules.
-    pub old_score: f64,
+    /// Rules that hit with Bayes off (sub-rules left out).
+    pub hits: Vec<usize>,
+    pub hashes: Vec<i64>,
 }
 
-/// Confusion counts and the rates that matter for spam filtering.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Rates {
-    pub tp: usize,
-    pub fp: usize,
-    pub tn: usize,
-    pub fn_: usize,
-}
-
-impl Rates {
-    pub fn add(&mut self, spam: bool, said_spam: bool) {
-        match (spam, said_spam) {
-            (true, true) => self.tp += 1,
-            (true, false) => self.fn_ += 1,
-            (false, true) => self.fp += 1,
-            (false, false) => self.tn += 1,
-        }
-    }
-    pub fn precision(&self) -> f64 {
-        ratio(self.tp, self.tp + self.fp)
-    }
-    pub fn recall(&self) -> f64 {
-        ratio(self.tp, self.tp + self.fn_)
-    }
-    pub fn fpr(&self) -> f64 {
-        ratio(self.fp, self.fp + self.tn)
-    }
-    pub fn f1(&self) -> f64 {
-        let (p, r) = (self.precision(), self.recall());
-        if p + r == 0.0 {
-            0.0
-        } else {
-            2.0 * p * r / (p + r)
-        }
-    }
-    pub fn line(&self) -> String {
-        format!(
-            "precision {:.4}  recall {:.4}  FPR {:.4} ({} of {} ham)  F1 {:.4}",
-            self.precision(),
-            self.recall(),
-            self.fpr(),
-            self.fp,
-            self.fp + self.tn,
-            self.f1()
-        )
-    }
-}
-
-fn ratio(a: usize, b: usize) -> f64 {
-    if b == 0 {
-        0.0
-    } else {
-        a as f64 / b as f64
-    }
-}
-
-/// The rules the fit may move: scored or zero-scored real rules (not `__` sub-rules, not BAYES_xx).
-pub fn fitted_rules(rs: &RuleSet) -> Vec<usize> {
-    rs.order
-        .iter()
-        .chain(rs.metas.iter())
-        .copied()
-        .filter(|&i| {
-            let r = &rs.rules[i];
-            !r.is_sub() && !r.name.starts_with("BAYES_") && !r.tflags.net && !r.tflags.userconf
-        })
-        .collect()
-}
-
-/// Scores each message once (rules only; no Bayes verdict, see the module comment) on every core.
-pub fn rows(rs: &RuleSet, features: &[usize], msgs: &[(Vec<u8>, bool)]) -> Vec<Row> {
-    let index: BTreeMap<usize, usize> = features.iter().enumerate().map(|(f, &r)| (r, f)).collect();
+/// Runs the rules (without Bayes) and the tokenizer over every message on every core, with progress
+/// on stderr unless `quiet`.
+pub fn examine(rs: &RuleSet, msgs: &[(Vec<u8>, bool)], quiet: bool) -> Vec<Seen> {
+    let done = AtomicUsize::new(0);
     let one = |(m, spam): &(Vec<u8>, bool)| {
         let view = View::new(m);
-        let v = rs.check_view(&view, None);
-        let mut hits = Vec::new();
-        let mut fixed = 0.0;
-        for &i in v.hits.iter().chain(v.subhits.iter()) {
-            match index.get(&i) {
-                Some(&f) => hits.push((f, 1.0)),
-                None if rs.rules[i].name.starts_with("BAYES_") => fixed += v.score_of(&rs.rules[i]),
-                None => {}
-            }
-        }
-        Row {
+        let v = rs.check_view_bayes(&view, false, None);
+        let hits = v
+            .hits
+            .iter()
+            .chain(v.subhits.iter())
+            .copied()
+            .filter(|&i| !rs.rules[i].is_sub())
+            .collect();
+        let hashes = Tokens::of(&view).hashes;
+        done.fetch_add(1, Ordering::Relaxed);
+        Seen {
             spam: *spam,
             hits,
-            fixed,
-            old_score: v.score,
+            hashes,
         }
     };
     let n = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
         .min(8);
-    if n <= 1 || msgs.len() < 32 {
-        return msgs.iter().map(one).collect();
-    }
-    let chunk = msgs.len().div_ceil(n);
+    let chunk = msgs.len().div_ceil(n).max(1);
+    let mut progress = learn::Progress::new(msgs.len(), quiet || msgs.len() < 50);
+    let one = &one;
     std::thread::scope(|s| {
         let hs: Vec<_> = msgs
             .chunks(chunk)
             .map(|c| s.spawn(move || c.iter().map(one).collect::<Vec<_>>()))
             .collect();
+        while hs.iter().any(|h| !h.is_finished()) {
+            progress.tick(done.load(Ordering::Relaxed));
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        progress.tick(msgs.len());
         hs.into_iter()
             .flat_map(|h| h.join().unwrap_or_default())
             .collect()
     })
 }
 
-/// The fitted scores, one per feature, plus what the fit saw.
-#[derive(Debug, Clone)]
-pub struct Fit {
-    pub scores: Vec<f64>,
-    pub train: usize,
-    pub held_out: usize,
+/// `eval:check_bayes(lo, hi)` rules: the Bayes buckets.
+fn bayes_args(r: &Rule) -> Option<&[String]> {
+    match &r.test {
+        Test::Eval(c) if c.func == "check_bayes" => Some(&c.args),
+        _ => None,
+    }
+}
+
+/// Which way a rule may push: down for `nice` rules and rules the rule files score below zero
+/// somewhere (BAYES_00 ... BAYES_40 among them), up for the rest.
+fn sign(r: &Rule) -> f64 {
+    if r.tflags.nice || r.scores.iter().any(|&s| s < 0.0) {
+        -1.0
+    } else {
+        1.0
+    }
+}
+
+/// The features of one fit: a rule index per feature.
+struct Design {
+    set: ScoreSet,
+    rules: Vec<usize>,
+    index: HashMap<usize, usize>,
+    /// (feature, check_bayes arguments) of the Bayes buckets, empty without Bayes.
+    buckets: Vec<(usize, Vec<String>)>,
+}
+
+impl Design {
+    /// The rules a fit may move: real rules (not `__` sub-rules) that run without the network and
+    /// without a per-user setting; with `bayes`, the BAYES_xx buckets too.
+    fn new(rs: &RuleSet, bayes: bool) -> Design {
+        let mut rules = Vec::new();
+        let mut buckets = Vec::new();
+        for &i in rs.order.iter().chain(rs.metas.iter()) {
+            let r = &rs.rules[i];
+            if r.is_sub() || r.tflags.net || r.tflags.userconf {
+                continue;
+            }
+            if let Some(args) = bayes_args(r) {
+                if bayes {
+                    buckets.push((rules.len(), args.to_vec()));
+                    rules.push(i);
+                }
+            } else if !r.tflags.learn && !r.name.starts_with("BAYES_") {
+                rules.push(i);
+            }
+        }
+        let index = rules.iter().enumerate().map(|(f, &r)| (r, f)).collect();
+        Design {
+            set: ScoreSet::new(bayes, false),
+            rules,
+            index,
+            buckets,
+        }
+    }
+
+    /// The fit's rows for `seen` with Bayes probabilities `p`, the score the rules left alone add to
+    /// each, and each message's score under the current rules (as the engine would add it up).
+    fn rows(
+        &self,
+        rs: &RuleSet,
+        seen: &[Seen],
+        p: &[Option<f64>],
+    ) -> (fit::Problem, Vec<f64>, Vec<f64>) {
+        let mut prob = fit::Problem {
+            sign: self.rules.iter().map(|&i| sign(&rs.rules[i])).collect(),
+            ..Default::default()
+        };
+        let (mut fixed, mut old) = (Vec::new(), Vec::new());
+        for (m, &p) in seen.iter().zip(p) {
+            let mut x = Vec::new();
+            let (mut fx, mut o) = (0.0, 0.0);
+            for &h in &m.hits {
+                let s = rs.rules[h].score(self.set);
+                o += s;
+                match self.index.get(&h) {
+                    Some(&f) => x.push(f),
+                    None => fx += s,
+                }
+            }
+            for (f, args) in &self.buckets {
+                if with_probability(p, || eval_check_bayes(args)) != 0.0 {
+                    x.push(*f);
+                    o += rs.rules[self.rules[*f]].score(self.set);
+                }
+            }
+            prob.x.push(x);
+            prob.spam.push(m.spam);
+            fixed.push(fx);
+            old.push(round3(o));
+        }
+        (prob, fixed, old)
+    }
+}
+
+/// SpamAssassin rounds the total to 3 decimals before comparing; so does the engine.
+fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+/// Old and new scores on the held-out part, for one kind of score set.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Compared {
     pub before: Rates,
     pub after: Rates,
 }
 
-/// Fits on the rows not held out (index % 5 != 4) and evaluates on the rest.
-pub fn fit(rows: &[Row], nfeat: usize, required: f64, alpha: f64, max_fpr: f64) -> Result<Fit> {
-    type Part<'a> = Vec<(usize, &'a Row)>;
-    let (train, test): (Part, Part) = rows.iter().enumerate().partition(|(i, _)| i % 5 != 4);
-    let ns = train.iter().filter(|(_, r)| r.spam).count();
-    if ns == 0 || ns == train.len() {
+/// What `run` fitted and what it found.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub train: usize,
+    pub held_out: usize,
+    /// Score sets 0/1 (no Bayes) and 2/3 (Bayes) on the held-out part.
+    pub no_bayes: Compared,
+    pub bayes: Compared,
+    /// Held-out messages that got a Bayes verdict (the rest had no significant token, or the
+    /// database too little to say anything).
+    pub bayes_verdicts: usize,
+    /// Per rule that hit anywhere: (rule index, set 0/1 score, set 2/3 score), fitted on all the mail.
+    pub scores: Vec<(usize, f64, f64)>,
+}
+
+pub struct Options {
+    pub alpha: f64,
+    pub max_fpr: f64,
+    pub quiet: bool,
+}
+
+/// Fits, evaluates on the held-out fifth, and fits again on everything (see the module comment).
+pub fn run(rs: &RuleSet, cfg: &BayesConfig, seen: &[Seen], o: &Options) -> Result<Outcome> {
+    let par = fit::Params {
+        alpha: o.alpha,
+        max_fpr: o.max_fpr,
+        required: rs.settings.required_score,
+        inner_folds: MARGIN_FOLDS,
+    };
+    let spam: Vec<bool> = seen.iter().map(|m| m.spam).collect();
+    let hashes: Vec<Vec<i64>> = seen.iter().map(|m| m.hashes.clone()).collect();
+    let all: Vec<usize> = (0..seen.len()).collect();
+    let (test, train): (Vec<usize>, Vec<usize>) = all.iter().partition(|&&i| i % 5 == 4);
+    if train.iter().all(|&i| spam[i]) || train.iter().all(|&i| !spam[i]) {
         return Err(Error::data(
             "rescore needs both spam and ham in the training part",
         ));
     }
-    let mut x = Array2::<f64>::zeros((train.len(), nfeat.max(1)));
-    let mut y = Array1::<usize>::zeros(train.len());
-    for (k, (_, r)) in train.iter().enumerate() {
-        for &(f, v) in &r.hits {
-            x[[k, f]] = v;
+    let designs = [Design::new(rs, false), Design::new(rs, true)];
+    let say = |s: &str| {
+        if !o.quiet {
+            eprintln!("rescore: {s}");
         }
-        y[k] = r.spam as usize;
-    }
-    let ds = Dataset::new(x, y);
-    let model = LogisticRegression::default()
-        .alpha(alpha)
-        .max_iterations(200)
-        .fit(&ds)
-        .map_err(|e| Error::software(format!("logistic regression: {e}")))?;
-    // The positive label is whichever class linfa picked; make weights point towards spam.
-    let sign = if model.labels().pos.class == 1 {
-        1.0
-    } else {
-        -1.0
     };
-    let w: Vec<f64> = model.params().iter().map(|v| v * sign).collect();
-    let b = model.intercept() * sign;
-    // The regression's own boundary (w·x + b = 0) weighs a false positive like a missed spam; a site
-    // does not. Raise the boundary to t, the lowest margin at which at most `max_fpr` of the training
-    // ham falls on the spam side, then scale so that w·x + b = t becomes Σ score = required:
-    // score = w · required / (t − b). (t − b is kept at least 0.5, so an empty message stays ham.)
-    let mut ham_margins: Vec<f64> = train
+
+    // Held-out evaluation: training probabilities left-one-out within the training part, held-out
+    // ones from a database of the whole training part.
+    say("Bayes probabilities for the held-out check ...");
+    let mut p = vec![None; seen.len()];
+    for (&i, v) in train
         .iter()
-        .filter(|(_, r)| !r.spam)
-        .map(|(_, r)| r.hits.iter().map(|&(f, v)| w[f] * v).sum::<f64>() + b)
-        .collect();
-    ham_margins.sort_by(|a, b| b.total_cmp(a));
-    let allowed = (max_fpr * ham_margins.len() as f64).floor() as usize;
-    let t = ham_margins
-        .get(allowed)
-        .map(|m| m + 1e-6)
-        .unwrap_or(0.0)
-        .max(0.0);
-    let margin = (t - b).max(0.5);
-    let k = required / margin;
-    let scores: Vec<f64> = w
-        .iter()
-        .map(|v| ((v * k) * 1000.0).round() / 1000.0)
-        .collect();
-    let mut before = Rates::default();
-    let mut after = Rates::default();
-    for (_, r) in &test {
-        before.add(r.spam, r.old_score >= required);
-        let s: f64 = r.hits.iter().map(|&(f, v)| scores[f] * v).sum::<f64>() + r.fixed;
-        after.add(r.spam, s >= required);
+        .zip(oof::leave_one_out(cfg, &hashes, &spam, &train))
+    {
+        p[i] = v;
     }
-    Ok(Fit {
-        scores,
+    for (&i, v) in test
+        .iter()
+        .zip(oof::learned_from(cfg, &hashes, &spam, &train, &test))
+    {
+        p[i] = v;
+    }
+    let bayes_verdicts = test.iter().filter(|&&i| p[i].is_some()).count();
+    let mut compared = [Compared::default(); 2];
+    for (d, c) in designs.iter().zip(compared.iter_mut()) {
+        say(&format!(
+            "fitting score set {} on {} messages ({} rules) ...",
+            d.set.index(),
+            train.len(),
+            d.rules.len()
+        ));
+        let (prob, fixed, old) = d.rows(rs, seen, &p);
+        let s = fit::scores(&prob, &train, par)?;
+        for &i in &test {
+            let new = round3(prob.x[i].iter().map(|&f| s[f]).sum::<f64>() + fixed[i]);
+            c.before.add(spam[i], old[i] >= par.required);
+            c.after.add(spam[i], new >= par.required);
+        }
+    }
+
+    // The scores written: the same fit on all the mail.
+    say("Bayes probabilities for the final fit ...");
+    let p = oof::leave_one_out(cfg, &hashes, &spam, &all);
+    let mut fitted: Vec<HashMap<usize, f64>> = Vec::new();
+    let mut hit = vec![false; rs.rules.len()];
+    for d in &designs {
+        say(&format!(
+            "fitting score set {} on all {} messages ...",
+            d.set.index(),
+            all.len()
+        ));
+        let (prob, _, _) = d.rows(rs, seen, &p);
+        let s = fit::scores(&prob, &all, par)?;
+        for x in &prob.x {
+            for &f in x {
+                hit[d.rules[f]] = true;
+            }
+        }
+        fitted.push(d.rules.iter().copied().zip(s).collect());
+    }
+    let scores = designs[1]
+        .rules
+        .iter()
+        .filter(|&&i| hit[i])
+        .map(|&i| {
+            (
+                i,
+                fitted[0].get(&i).copied().unwrap_or(0.0),
+                fitted[1].get(&i).copied().unwrap_or(0.0),
+            )
+        })
+        .collect();
+    Ok(Outcome {
         train: train.len(),
         held_out: test.len(),
-        before,
-        after,
+        no_bayes: compared[0],
+        bayes: compared[1],
+        bayes_verdicts,
+        scores,
     })
 }
 
-/// Writes the `.cf`: a header saying where it came from, then one `score` line per rule whose fitted
-/// score differs from zero (rules that never hit keep the score they had).
-pub fn write_cf(
-    path: &std::path::Path,
-    rs: &RuleSet,
-    features: &[usize],
-    fit: &Fit,
-    rows: &[Row],
-) -> Result<()> {
-    let mut seen = vec![false; features.len()];
-    for r in rows {
-        for &(f, _) in &r.hits {
-            seen[f] = true;
-        }
-    }
+/// The `.cf` text: where it came from, then `score RULE s0 s1 s2 s3` for each rule that hit in the
+/// mail (rules that never hit keep the score they had).
+pub fn cf_text(rs: &RuleSet, out: &Outcome, total: usize) -> String {
     let mut s = String::new();
-    s.push_str("# Rule scores fitted to this site's mail by `correo spam rescore` (logistic regression).\n");
+    s.push_str(
+        "# Rule scores fitted to this site's mail by `correo spam rescore` (logistic regression).\n",
+    );
     s.push_str(&format!(
-        "# trained on {} messages, evaluated on {} held out\n# before: {}\n# after:  {}\n",
-        fit.train,
-        fit.held_out,
-        fit.before.line(),
-        fit.after.line()
+        "# Sets 0/1 fitted without Bayes, sets 2/3 with the BAYES_xx buckets, on all {total} messages.\n\
+         # Checked first on {} messages held out from a fit on the other {}:\n",
+        out.held_out, out.train
     ));
-    for (f, &i) in features.iter().enumerate() {
-        if !seen[f] {
-            continue;
-        }
+    for (name, c) in [("0/1", out.no_bayes), ("2/3", out.bayes)] {
         s.push_str(&format!(
-            "score {:<30} {:.3}   # was {:.3}\n",
-            rs.rules[i].name,
-            fit.scores[f],
-            rs.rules[i].score(ScoreSet::LOCAL)
+            "# set {name} before: {}\n# set {name} after:  {}\n",
+            c.before.line(),
+            c.after.line()
         ));
     }
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
+    for &(i, s0, s2) in &out.scores {
+        let r = &rs.rules[i];
+        let was = r.scores.map(|v| format!("{v}")).join(" ");
+        s.push_str(&format!(
+            "score {:<30} {s0:.3} {s0:.3} {s2:.3} {s2:.3}   # was {was}\n",
+            r.name
+        ));
     }
+    s
+}
+
+/// Writes the `.cf` in place of any earlier one: temp file, fsync, rename, fsync the directory.
+pub fn write_cf(path: &std::path::Path, text: &str) -> Result<()> {
+    let dir = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(d) => d.to_path_buf(),
+        None => std::path::PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir)?;
     let tmp = path.with_extension("cf.tmp");
     {
         let mut fh =
             std::fs::File::create(&tmp).map_err(|e| Error::from(e).context(tmp.display()))?;
-        fh.write_all(s.as_bytes())?;
+        fh.write_all(text.as_bytes())?;
         fh.sync_all()?;
     }
     std::fs::rename(&tmp, path).map_err(|e| Error::from(e).context(path.display()))?;
+    crate::message::spool::sync_dir(&dir)?;
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::spam::load::load_text;
+    use crate::spam::rules::compile;
 
-    #[test]
-    fn fit_separates_a_clean_signal() {
-        // Feature 0 marks spam, feature 1 marks ham, feature 2 is noise.
-        let mut rows = Vec::new();
-        for i in 0..200 {
-            let spam = i % 2 == 0;
-            let mut hits = vec![(if spam { 0 } else { 1 }, 1.0)];
-            if i % 3 == 0 {
-                hits.push((2, 1.0));
-            }
-            rows.push(Row {
-                spam,
-                hits,
-                fixed: 0.0,
-                old_score: if spam { 6.0 } else { 0.0 },
-            });
-        }
-        let f = fit(&rows, 3, 5.0, 0.01, 0.001).unwrap();
-        assert!(f.scores[0] >= 5.0, "{:?}", f.scores);
-        assert!(f.scores[1] < 0.0, "{:?}", f.scores);
-        assert_eq!(f.after.fp, 0);
-        assert_eq!(f.after.fn_, 0);
+    const RULES: &str = "header SUBJ_WIN Subject =~ /winner/\nscore SUBJ_WIN 1.0\n\
+        body CASH /cash/\nscore CASH 1.0\n\
+        body MEET /meeting/\nscore MEET -0.5\ntflags MEET nice\n\
+        body BAYES_00 eval:check_bayes('0.00', '0.01')\ntflags BAYES_00 learn\nscore BAYES_00 0 0 -1 -1\n\
+        body BAYES_99 eval:check_bayes('0.99', '1.00')\ntflags BAYES_99 learn\nscore BAYES_99 0 0 3 3\n";
+
+    fn corpus() -> Vec<(Vec<u8>, bool)> {
+        (0..120)
+            .map(|i| {
+                let spam = i % 2 == 0;
+                let m = if spam {
+                    // A third of the spam has no subject sign, a fifth says "meeting" too.
+                    let subj = if i % 3 == 0 { "hello" } else { "winner" };
+                    let meet = if i % 5 == 0 { "meeting" } else { "" };
+                    format!("Subject: {subj} {i}\n\ncash prize offer {meet} tok{i}\n")
+                } else {
+                    let cash = if i % 7 == 1 { "cash" } else { "" };
+                    format!("Subject: notes {i}\n\nmeeting agenda {cash} minutes tok{i}\n")
+                };
+                (m.into_bytes(), spam)
+            })
+            .collect()
     }
 
+    /// The `.cf` `run` writes is what the engine then scores with: in set 0 each message's score is
+    /// the sum of the written set-0 scores of its hits, and in set 2 the set-2 scores plus the
+    /// written score of the BAYES_xx bucket its probability falls in.
     #[test]
-    fn one_class_is_an_error() {
-        let rows = vec![
-            Row {
-                spam: true,
-                hits: vec![],
-                fixed: 0.0,
-                old_score: 0.0
-            };
-            10
-        ];
-        assert!(fit(&rows, 1, 5.0, 0.1, 0.001).is_err());
+    fn the_engine_scores_with_what_was_fitted() {
+        let rs = compile(load_text(RULES));
+        let msgs = corpus();
+        let seen = examine(&rs, &msgs, true);
+        let cfg = BayesConfig {
+            min_spam: 10,
+            min_ham: 10,
+            ..Default::default()
+        };
+        let opts = Options {
+            alpha: 0.1,
+            max_fpr: 0.001,
+            quiet: true,
+        };
+        let out = run(&rs, &cfg, &seen, &opts).expect("fit");
+        let cf = cf_text(&rs, &out, seen.len());
+        let fitted: HashMap<&str, (f64, f64)> = out
+            .scores
+            .iter()
+            .map(|&(i, s0, s2)| (rs.rules[i].name.as_str(), (s0, s2)))
+            .collect();
+        assert!(fitted["BAYES_99"].1 > 0.0, "{cf}");
+        assert_eq!(fitted["BAYES_99"].0, 0.0, "{cf}");
+        assert!(
+            fitted["MEET"].0 <= 0.0 && fitted["MEET"].1 <= 0.0,
+            "nice stays nice: {cf}"
+        );
+        let both = compile(load_text(&format!("{RULES}{cf}")));
+        for (m, _) in msgs.iter().take(20) {
+            let view = View::new(m);
+            for (p, set2) in [(None, false), (Some(0.995), true), (Some(0.001), true)] {
+                let v = both.check_view_bayes(&view, set2, p);
+                let want: f64 = v
+                    .hits
+                    .iter()
+                    .map(|&i| {
+                        let (s0, s2) = fitted[both.rules[i].name.as_str()];
+                        if set2 {
+                            s2
+                        } else {
+                            s0
+                        }
+                    })
+                    .sum();
+                assert!((v.score - round3(want)).abs() < 1e-9, "{v:?}\n{cf}");
+                if set2 {
+                    let bucket = if p == Some(0.995) {
+                        "BAYES_99"
+                    } else {
+                        "BAYES_00"
+                    };
+                    let hit = v.hits.iter().any(|&i| both.rules[i].name == bucket);
+                    assert_eq!(hit, fitted[bucket].1 != 0.0, "{bucket}: {v:?}");
+                }
+            }
+        }
     }
 }
