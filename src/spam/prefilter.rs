@@ -2,7 +2,9 @@
 //! (found by regex-syntax's extractor), those literals go into one Aho-Corasick automaton per text kind.
 //! A message's text is scanned once per kind; only rules whose literals occurred run their regex. Rules
 //! without usable literals (and negated header rules) always run. The filter can only skip rules that
-//! cannot match, so results never change; only the cost per rule shrinks.
+//! cannot match, so results never change; only the cost per rule shrinks. When Hyperscan is loaded,
+//! `hsfilter` gates body, rawbody, full and uri rules too, and a rule runs only if every filter that
+//! gates it lets it.
 
 use super::rules::{Rule, Test};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
