@@ -207,7 +207,7 @@ fn lint(home: &Home, rules: &[PathBuf], verbose: bool) -> Result<()> {
     if verbose && !rs.fancy.is_empty() {
         w!("  {}", rs.fancy.join(" "));
     }
-    let gated = rs.prefilter.gated.iter().filter(|g| g.is_some()).count();
+    let gated = rs.prefilter.lit_gated.iter().filter(|&&g| g).count();
     w!("regex rules behind the literal prefilter: {gated}");
     let hs = &rs.prefilter.hs;
     w!(

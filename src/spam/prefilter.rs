@@ -33,7 +33,7 @@ pub struct Prefilter {
     /// Per rule: the area whose scan gates it, or None to always run.
     pub gated: Vec<Option<Area>>,
     /// Per rule: whether its literals gate it (Hyperscan may gate it too).
-    lit_gated: Vec<bool>,
+    pub lit_gated: Vec<bool>,
     areas: Vec<(Area, AreaFilter)>,
     /// Hyperscan, when loaded: gates the rules of its areas instead of their literals.
     pub hs: super::hsfilter::HsFilter,
