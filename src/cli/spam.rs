@@ -207,8 +207,15 @@ fn lint(home: &Home, rules: &[PathBuf], verbose: bool) -> Result<()> {
     if verbose && !rs.fancy.is_empty() {
         w!("  {}", rs.fancy.join(" "));
     }
-    let gated = rs.prefilter.gated.iter().filter(|g| g.is_some()).count();
+    let gated = rs.prefilter.lit_gated.iter().filter(|&&g| g).count();
     w!("regex rules behind the literal prefilter: {gated}");
+    let hs = &rs.prefilter.hs;
+    w!(
+        "prefilter engine: {} ({} regex rules behind it, {} it could not take)",
+        hs.engine_name(),
+        hs.gated.iter().filter(|&&g| g).count(),
+        hs.rejected.len()
+    );
     let ign: usize = rs.ignored.values().sum();
     w!("settings read but not acted on (network, Bayes, lists): {ign}");
     if !rs.lint.is_empty() {

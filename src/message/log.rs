@@ -44,6 +44,11 @@ pub fn format_line(part: &str, id: &str, fields: &[(&str, &str)]) -> String {
     line
 }
 
+/// Whether `init` has run (events then go to the maillog, not only to stderr).
+pub fn initialized() -> bool {
+    LOG_PATH.get().is_some()
+}
+
 /// Appends one event. Logging never fails the caller: a mail must not be refused because the log is full.
 pub fn event(part: &str, id: &str, fields: &[(&str, &str)]) {
     let line = format_line(part, id, fields);

@@ -2,7 +2,9 @@
 //! (found by regex-syntax's extractor), those literals go into one Aho-Corasick automaton per text kind.
 //! A message's text is scanned once per kind; only rules whose literals occurred run their regex. Rules
 //! without usable literals (and negated header rules) always run. The filter can only skip rules that
-//! cannot match, so results never change; only the cost per rule shrinks.
+//! cannot match, so results never change; only the cost per rule shrinks. When Hyperscan is loaded,
+//! `hsfilter` gates body, rawbody, full and uri rules too, and a rule runs only if every filter that
+//! gates it lets it.
 
 use super::rules::{Rule, Test};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
@@ -30,7 +32,11 @@ pub struct AreaFilter {
 pub struct Prefilter {
     /// Per rule: the area whose scan gates it, or None to always run.
     pub gated: Vec<Option<Area>>,
+    /// Per rule: whether its literals gate it (Hyperscan may gate it too).
+    pub lit_gated: Vec<bool>,
     areas: Vec<(Area, AreaFilter)>,
+    /// Hyperscan, when loaded: gates the rules of its areas instead of their literals.
+    pub hs: super::hsfilter::HsFilter,
 }
 
 fn area_of(t: &Test) -> Option<(Area, &super::perlre::Re)> {
@@ -251,21 +257,37 @@ fn required(h: &regex_syntax::hir::Hir) -> Req {
 }
 
 impl Prefilter {
+    /// Literals, plus Hyperscan when it is loaded.
     pub fn build(rules: &[Rule], order: &[usize]) -> Prefilter {
+        Prefilter::with_engine(rules, order, super::hyperscan::Engine::get())
+    }
+
+    /// `engine` None: literals only (what runs without libhs, and the reference the tests compare to).
+    pub fn with_engine(
+        rules: &[Rule],
+        order: &[usize],
+        engine: Option<&'static super::hyperscan::Engine>,
+    ) -> Prefilter {
         let mut pf = Prefilter {
             gated: vec![None; rules.len()],
+            lit_gated: vec![false; rules.len()],
             areas: Vec::new(),
+            hs: super::hsfilter::HsFilter::build(rules, order, engine),
         };
         let mut per_area: Vec<(Area, Literals)> = Vec::new();
         for &i in order {
             let Some((area, re)) = area_of(&rules[i].test) else {
                 continue;
             };
+            if pf.hs.gated[i] {
+                pf.gated[i] = Some(area);
+            }
             let Some(src) = re.fast_source() else {
                 continue;
             };
             let Some(lits) = literals(src) else { continue };
             pf.gated[i] = Some(area);
+            pf.lit_gated[i] = true;
             let slot = match per_area.iter().position(|(a, _)| *a == area) {
                 Some(p) => p,
                 None => {
@@ -296,9 +318,12 @@ impl Prefilter {
                 .ok();
             if ac.is_none() {
                 // Could not build: ungate this area's rules rather than risk skipping a match.
-                for g in pf.gated.iter_mut() {
-                    if *g == Some(area) {
-                        *g = None;
+                for i in 0..pf.gated.len() {
+                    if pf.gated[i] == Some(area) {
+                        pf.lit_gated[i] = false;
+                        if !pf.hs.gated[i] {
+                            pf.gated[i] = None;
+                        }
                     }
                 }
                 continue;
@@ -308,8 +333,38 @@ impl Prefilter {
         pf
     }
 
+    /// Marks in `cand` the rules of `area` that may match in `texts`: those Hyperscan reports, and
+    /// those whose literals occur.
+    pub fn scan<'a>(
+        &self,
+        area: Area,
+        texts: impl Iterator<Item = &'a [u8]> + Clone,
+        cand: &mut [bool],
+    ) {
+        let n = cand.len();
+        let mut hs = vec![false; n];
+        let hs_ok = self.hs.scan(area, texts.clone(), &mut hs);
+        let mut lits = vec![false; n];
+        self.scan_literals(area, texts, &mut lits);
+        for i in 0..n {
+            if self.gated[i] != Some(area) {
+                continue;
+            }
+            // Each filter reports a superset of the rule's matches: a rule both gate runs only if both
+            // let it. A failed scan lets every rule it gates through.
+            let by_hs = !self.hs.gated[i] || !hs_ok || hs[i];
+            let by_lits = !self.lit_gated[i] || lits[i];
+            cand[i] |= by_hs && by_lits;
+        }
+    }
+
     /// Marks in `cand` the rules of `area` whose literals occur in `texts`.
-    pub fn scan<'a>(&self, area: Area, texts: impl Iterator<Item = &'a [u8]>, cand: &mut [bool]) {
+    fn scan_literals<'a>(
+        &self,
+        area: Area,
+        texts: impl Iterator<Item = &'a [u8]>,
+        cand: &mut [bool],
+    ) {
         let Some((_, f)) = self.areas.iter().find(|(a, _)| *a == area) else {
             return;
         };

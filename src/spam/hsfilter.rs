@@ -1,0 +1,404 @@
+//! The Hyperscan prefilter: every body, rawbody, full and uri rule's pattern in one Hyperscan database per
+//! kind of text, compiled in prefilter mode, so one pass over a message's text tells which rules may
+//! match. Only those run their own regex; the others cannot match, so results never change.
+//!
+//! Invariant: for every rule this filter gates, a match of the rule's regex (as `check` runs it) implies
+//! a Hyperscan report for it. Three things keep that true:
+//! - Patterns are printed from the regex crate's own parse (HIR) of the rule's regex, not from the Perl
+//!   source, so classes, case folding and `.` are byte-for-byte what the regex crate matches. Fallback
+//!   (fancy) rules use their widened regex, which `Re` already requires to match first.
+//! - The lines of a kind are joined with '\n' and scanned once. Within a line the bytes are unchanged, a
+//!   '\n' beside a line is a non-word byte just like the edge of the text (so `\b`/`\B` agree), and `^`
+//!   and `$` (start and end of the text the rule sees, or of a line under /m) become Hyperscan's
+//!   multi-line anchors, which hold at every line edge. Assertions Hyperscan cannot express are dropped,
+//!   which only widens.
+//! - HS_FLAG_PREFILTER: Hyperscan may report more than the pattern matches, never less. A pattern it
+//!   rejects, one that matches the empty string, or a failed scan leaves the rule always run.
+
+use super::hyperscan::{self, Databases, Engine, Pattern};
+use super::prefilter::Area;
+use super::rules::{Rule, Test};
+use regex_syntax::hir::{Class, Hir, HirKind, Look};
+use std::fmt::Write;
+
+/// Patterns per database. Hyperscan's compile time grows much faster than linearly with the number of
+/// patterns in one database (the stock body rules took minutes in one); scanning a few databases instead
+/// of one costs little next to the regexes they let us skip.
+const CHUNK: usize = 32;
+
+/// The kinds of text scanned; header rules stay with the literal prefilter (their text differs per rule).
+pub const AREAS: [Area; 4] = [Area::Body, Area::Rawbody, Area::Full, Area::Uri];
+
+/// The compiled databases and which rules they gate.
+#[derive(Debug, Default)]
+pub struct HsFilter {
+    dbs: Option<Databases>,
+    /// For each area in `AREAS`: the indexes of its databases in `dbs`.
+    slots: [Vec<usize>; 4],
+    /// Per rule: whether a database gates it.
+    pub gated: Vec<bool>,
+    /// Rules whose pattern Hyperscan could not take, with the reason (for lint).
+    pub rejected: Vec<(usize, String)>,
+}
+
+fn area_index(a: Area) -> Option<usize> {
+    AREAS.iter().position(|&x| x == a)
+}
+
+/// The regex a rule of these kinds runs, and its area.
+fn regex_of(t: &Test) -> Option<(Area, &super::perlre::Re)> {
+    match t {
+        Test::Body(re) => Some((Area::Body, re)),
+        Test::Rawbody(re) => Some((Area::Rawbody, re)),
+        Test::Full(re) => Some((Area::Full, re)),
+        Test::Uri(re) => Some((Area::Uri, re)),
+        _ => None,
+    }
+}
+
+/// Hyperscan syntax for the regex crate's source `src`: None when it cannot be said safely.
+pub fn translate(src: &str) -> Option<String> {
+    let hir = regex_syntax::ParserBuilder::new()
+        .utf8(false)
+        .build()
+        .parse(src)
+        .ok()?;
+    // An empty match would make the rule a candidate on every message: not worth a pattern.
+    if hir.properties().minimum_len().is_none_or(|n| n == 0) {
+        return None;
+    }
+    let mut out = String::new();
+    print(&hir, &mut out)?;
+    Some(out)
+}
+
+fn byte(out: &mut String, b: u8) {
+    if b.is_ascii_alphanumeric() {
+        out.push(b as char);
+    } else {
+        let _ = write!(out, "\\x{b:02x}");
+    }
+}
+
+fn byte_class(out: &mut String, ranges: impl Iterator<Item = (u8, u8)>) -> Option<()> {
+    out.push('[');
+    let mut any = false;
+    for (a, b) in ranges {
+        any = true;
+        let _ = write!(out, "\\x{a:02x}");
+        if b != a {
+            let _ = write!(out, "-\\x{b:02x}");
+        }
+    }
+    out.push(']');
+    // An empty class matches nothing; Hyperscan has no syntax for that.
+    any.then_some(())
+}
+
+fn print(h: &Hir, out: &mut String) -> Option<()> {
+    match h.kind() {
+        HirKind::Empty => {}
+        HirKind::Literal(l) => {
+            for &b in l.0.iter() {
+                byte(out, b);
+            }
+        }
+        HirKind::Class(Class::Bytes(c)) => {
+            byte_class(out, c.ranges().iter().map(|r| (r.start(), r.end())))?;
+        }
+        HirKind::Class(Class::Unicode(c)) => {
+            if c.ranges().iter().all(|r| u32::from(r.end()) < 0x80) {
+                let ranges = c.ranges().iter().map(|r| (r.start() as u8, r.end() as u8));
+                byte_class(out, ranges)?;
+            } else {
+                // What a Unicode class matches in bytes: the UTF-8 encodings of its code points.
+                out.push_str("(?:");
+                let mut first = true;
+                for r in c.ranges() {
+                    for seq in regex_syntax::utf8::Utf8Sequences::new(r.start(), r.end()) {
+                        if !first {
+                            out.push('|');
+                        }
+                        first = false;
+                        for br in seq.as_slice() {
+                            byte_class(out, std::iter::once((br.start, br.end)))?;
+                        }
+                    }
+                }
+                out.push(')');
+                if first {
+                    return None;
+                }
+            }
+        }
+        HirKind::Look(l) => out.push_str(match l {
+            Look::Start | Look::StartLF => "^",
+            Look::End | Look::EndLF => "$",
+            Look::WordAscii | Look::WordStartAscii | Look::WordEndAscii => "\\b",
+            Look::WordAsciiNegate => "\\B",
+            // CRLF anchors, Unicode word boundaries and half boundaries: dropping them only widens.
+            _ => "",
+        }),
+        HirKind::Repetition(r) => {
+            out.push_str("(?:");
+            print(&r.sub, out)?;
+            out.push(')');
+            // Counted repeats cost Hyperscan's compiler one automaton state per copy (minutes for the
+            // stock rules' `[_\W]{0,3}` obfuscation patterns): widen them to `*` or `+`.
+            match (r.min, r.max) {
+                (0, Some(1)) => out.push('?'),
+                (0, _) => out.push('*'),
+                _ => out.push('+'),
+            }
+        }
+        HirKind::Capture(c) => {
+            out.push_str("(?:");
+            print(&c.sub, out)?;
+            out.push(')');
+        }
+        HirKind::Concat(subs) => {
+            for s in subs {
+                print(s, out)?;
+            }
+        }
+        HirKind::Alternation(subs) => {
+            let start = out.len();
+            out.push_str("(?:");
+            for (i, s) in subs.iter().enumerate() {
+                if i > 0 {
+                    out.push('|');
+                }
+                print(s, out)?;
+            }
+            out.push(')');
+            if out.len() - start > MAX_ALTERNATION {
+                return None;
+            }
+        }
+    }
+    Some(())
+}
+
+/// Longest alternation Hyperscan gets. The stock rules' obfuscation tags spell each letter as dozens
+/// of UTF-8 look-alikes and `__FILL_THIS_FORM_*` alternates thousands of phrases: with them the body
+/// database took minutes to compile. Collapsing such alternations into a byte class (`[bytes]+`, still
+/// a superset) compiled fast but scanned slowly and gated little, so those rules keep only their
+/// literals.
+const MAX_ALTERNATION: usize = 200;
+
+impl HsFilter {
+    /// Compiles the databases for the rules in `order`; an empty filter without an engine.
+    pub fn build(rules: &[Rule], order: &[usize], engine: Option<&'static Engine>) -> HsFilter {
+        let mut f = HsFilter {
+            gated: vec![false; rules.len()],
+            ..HsFilter::default()
+        };
+        let t0 = std::time::Instant::now();
+        let Some(engine) = engine else {
+            f.log(t0);
+            return f;
+        };
+        let flags = hyperscan::HS_FLAG_PREFILTER
+            | hyperscan::HS_FLAG_SINGLEMATCH
+            | hyperscan::HS_FLAG_MULTILINE;
+        let mut per_area: Vec<Vec<Pattern>> = (0..AREAS.len()).map(|_| Vec::new()).collect();
+        for &i in order {
+            let Some((area, re)) = regex_of(&rules[i].test) else {
+                continue;
+            };
+            let Some(expr) = re.fast_source().and_then(translate) else {
+                f.rejected.push((i, "no translation".into()));
+                continue;
+            };
+            if let Err(e) = engine.accepts(&expr, flags) {
+                f.rejected.push((i, e));
+                continue;
+            }
+            if let Some(a) = area_index(area) {
+                per_area[a].push(Pattern {
+                    expr,
+                    flags,
+                    id: i as u32,
+                });
+            }
+        }
+        let chunk = std::env::var("CORREO_HYPERSCAN_CHUNK")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|&n: &usize| n > 0)
+            .unwrap_or(CHUNK);
+        let mut dbs = Vec::new();
+        for (a, pats) in per_area.into_iter().enumerate() {
+            let mut pats = pats.into_iter().peekable();
+            while pats.peek().is_some() {
+                let part: Vec<Pattern> = pats.by_ref().take(chunk).collect();
+                let ids: Vec<usize> = part.iter().map(|p| p.id as usize).collect();
+                let (db, rejected) = engine.compile(part);
+                let dropped: Vec<usize> = rejected.iter().map(|r| r.0.id as usize).collect();
+                f.rejected
+                    .extend(rejected.into_iter().map(|(p, why)| (p.id as usize, why)));
+                if let Some(db) = db {
+                    for id in ids.into_iter().filter(|id| !dropped.contains(id)) {
+                        f.gated[id] = true;
+                    }
+                    f.slots[a].push(dbs.len());
+                    dbs.push(db);
+                }
+            }
+        }
+        match Databases::new(dbs) {
+            Some(d) => f.dbs = Some(d),
+            None => f.gated.iter_mut().for_each(|g| *g = false),
+        }
+        f.log(t0);
+        f
+    }
+
+    /// "hyperscan VERSION" when databases gate rules, else why not.
+    pub fn engine_name(&self) -> String {
+        match &self.dbs {
+            Some(_) => hyperscan::status(),
+            None if Engine::get().is_some() => {
+                "literal prefilter only (no database compiled)".into()
+            }
+            None => hyperscan::status(),
+        }
+    }
+
+    /// One maillog line per rule compile (daemon start and each reload): which engine gates the rules.
+    fn log(&self, t0: std::time::Instant) {
+        if !crate::message::log::initialized() {
+            return;
+        }
+        let gated = self.gated.iter().filter(|&&g| g).count().to_string();
+        let ms = t0.elapsed().as_millis().to_string();
+        crate::message::log::event(
+            "spamd",
+            "prefilter",
+            &[
+                ("engine", &self.engine_name()),
+                ("rules", &gated),
+                ("rejected", &self.rejected.len().to_string()),
+                ("ms", &ms),
+            ],
+        );
+    }
+
+    /// Marks in `hits` the rules of `area` that may match in `texts` (joined with '\n'). False when
+    /// this area has no database or a scan failed: then `hits` says nothing.
+    pub fn scan<'a>(
+        &self,
+        area: Area,
+        texts: impl Iterator<Item = &'a [u8]>,
+        hits: &mut [bool],
+    ) -> bool {
+        let (Some(dbs), Some(a)) = (&self.dbs, area_index(area)) else {
+            return false;
+        };
+        if self.slots[a].is_empty() {
+            return false;
+        }
+        thread_local! {
+            static JOINED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        JOINED.with(|j| {
+            let Ok(mut joined) = j.try_borrow_mut() else {
+                return false;
+            };
+            joined.clear();
+            for (n, t) in texts.enumerate() {
+                if n > 0 {
+                    joined.push(b'\n');
+                }
+                joined.extend_from_slice(t);
+            }
+            self.slots[a].iter().all(|&slot| {
+                dbs.scan(slot, &joined, &mut |id| {
+                    if let Some(c) = hits.get_mut(id as usize) {
+                        *c = true;
+                    }
+                })
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The filter must never hide a hit: rules whose anchors, word boundaries, flags and `tflags
+    /// multiple` counts read the text per line score the same with Hyperscan as with literals alone.
+    #[test]
+    fn same_hits_with_and_without_hyperscan() {
+        use crate::spam::load::load_text;
+        use crate::spam::prefilter::Prefilter;
+        if Engine::get().is_none() {
+            assert!(
+                std::env::var_os("CORREO_REQUIRE_PEERS").is_none(),
+                "libhs.so.5 not loadable: {}",
+                hyperscan::status()
+            );
+            return;
+        }
+        let cf = "body B_START /^second line/\nbody B_END /line\\.$/\nbody B_WORD /\\bfoo\\b/i\n\
+                  body B_MULTI /o/\ntflags B_MULTI multiple maxhits=5\n\
+                  body B_CROSS /first line.*second/s\nbody B_NOT /^line/\n\
+                  rawbody R_ANCHOR /^\\s*<b>bold/im\nfull F_HDR /\\ASubject: hi/\n\
+                  uri U_HOST /^https?:\\/\\/example\\.(?:org|net)\\b/i\n\
+                  body B_LOOK /foo(?!bar)/\nbody B_BACK /(ba)r\\1/\n\
+                  body B_RANGE /x{2,3}y/\nbody B_NOMATCH /zzqqzz/\n";
+        let mut rs = crate::spam::rules::compile(load_text(cf));
+        assert!(rs.prefilter.hs.gated.iter().any(|&g| g), "nothing gated");
+        let msgs: [&[u8]; 3] = [
+            // SpamAssassin's body lines are paragraphs: `^second` needs the blank line before it.
+            b"Subject: hi\n\nfirst line.\n\nsecond line.\nFOO baz xxy http://example.org/x\n",
+            b"Subject: hi\nContent-Type: text/html\n\n<p>line one</p>\n  <b>bold</b> barbar foobar\n",
+            b"Subject: other\n\nfoo\n\nline foobar goes on https://example.net\n",
+        ];
+        let view_hits = |rs: &crate::spam::rules::RuleSet| {
+            msgs.iter()
+                .map(|m| {
+                    let (_, v) = rs.check(m);
+                    let mut h: Vec<_> = v
+                        .hits
+                        .iter()
+                        .chain(&v.subhits)
+                        .map(|&i| &rs.rules[i].name)
+                        .cloned()
+                        .collect();
+                    h.sort();
+                    (h, v.score)
+                })
+                .collect::<Vec<_>>()
+        };
+        let with = view_hits(&rs);
+        rs.prefilter = Prefilter::with_engine(&rs.rules, &rs.order, None);
+        let without = view_hits(&rs);
+        assert_eq!(with, without);
+        // The anchored rules hit somewhere, so the comparison covers them.
+        for name in [
+            "B_START", "B_END", "B_NOT", "R_ANCHOR", "F_HDR", "U_HOST", "B_WORD",
+        ] {
+            assert!(
+                with.iter().any(|(h, _)| h.iter().any(|n| n == name)),
+                "{name}: {with:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn prints_bytes_classes_and_anchors() {
+        assert_eq!(
+            translate("(?-u)ab.c").as_deref(),
+            Some("ab[\\x00-\\x09\\x0b-\\xff]c")
+        );
+        assert_eq!(
+            translate("(?im-u)^x\\b$").as_deref(),
+            Some("^[\\x58\\x78]\\b$")
+        );
+        assert_eq!(translate("(?-u)a{2,5}").as_deref(), Some("(?:a)+"));
+        // Matches the empty string: left to run always.
+        assert_eq!(translate("(?-u)a*"), None);
+    }
+}
