@@ -354,6 +354,7 @@ async fn read_request<S: AsyncRead + Unpin>(
 
 /// Runs the daemon until SIGTERM/SIGINT.
 pub fn run(home: &Home, listen: &[String], cli_rules: &[PathBuf], max_size: usize) -> Result<()> {
+    super::hyperscan::want();
     let state = Arc::new(State::new(home, cli_rules, max_size)?);
     let scorers = Arc::new(
         Scorers::per_core()

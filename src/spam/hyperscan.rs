@@ -3,8 +3,12 @@
 //!
 //! The library is opened with dlopen rather than linked, so correo builds and runs on hosts without it
 //! (no headers, no .so symlink, other CPUs): then `Engine::get` is None and callers keep their
-//! Hyperscan-free path. `CORREO_HYPERSCAN=0` turns it off on purpose. Only the block-mode calls of the
-//! 5.4 ABI are declared (`hs_compile.h`, `hs_runtime.h`, `hs_common.h`).
+//! Hyperscan-free path. Only the block-mode calls of the 5.4 ABI are declared (`hs_compile.h`,
+//! `hs_runtime.h`, `hs_common.h`).
+//!
+//! Compiling the databases costs seconds of CPU at every rule load and the gain per message is modest
+//! (bench/RESULTS.md), so only long-running processes (the daemon) ask for it with [`want`]; one-shot
+//! commands do not. `CORREO_HYPERSCAN=1` or `=0` overrides either way.
 
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, c_uint, c_ulonglong, c_void, CStr, CString};
@@ -83,6 +87,13 @@ pub fn status() -> String {
 }
 
 static ENGINE: OnceLock<Result<Engine, String>> = OnceLock::new();
+static WANTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Called by a process that compiles its rules once and scores many messages, before the first
+/// compile: the load cost then pays for itself.
+pub fn want() {
+    WANTED.store(true, Ordering::Relaxed);
+}
 
 fn unavailable_reason() -> String {
     match ENGINE.get() {
@@ -102,8 +113,13 @@ impl Engine {
 const LIBRARY_NAMES: &[&str] = &["libhs.so.5", "libhs.so"];
 
 fn load() -> Result<Engine, String> {
-    if std::env::var("CORREO_HYPERSCAN").is_ok_and(|v| v == "0" || v == "off") {
-        return Err("CORREO_HYPERSCAN=0".into());
+    match std::env::var("CORREO_HYPERSCAN").as_deref() {
+        Ok("0" | "off") => return Err("CORREO_HYPERSCAN=0".into()),
+        Ok("1" | "on") => {}
+        _ if !WANTED.load(Ordering::Relaxed) => {
+            return Err("off outside the daemon; CORREO_HYPERSCAN=1 turns it on".into())
+        }
+        _ => {}
     }
     let mut handle = std::ptr::null_mut();
     for name in LIBRARY_NAMES {
