@@ -90,8 +90,9 @@ const IMPLEMENTED: &[&str] = &[
     "check_equal_from_domains",
     "check_for_matching_env_and_hdr_from",
     "check_fromname_equals_to",
-    "check_body_8bits",
     "check_stock_info",
+    "check_base64_length",
+    "check_mime_multipart_ratio",
     "check_ma_non_text",
     "check_msg_parse_flags",
     "check_bayes",
@@ -104,6 +105,9 @@ const IMPLEMENTED: &[&str] = &[
     "check_for_no_rdns_dotcom_helo",
     "check_freemail_from",
     "check_freemail_header",
+    "check_freemail_replyto",
+    "multipart_alternative_difference",
+    "multipart_alternative_difference_count",
 ];
 
 pub fn implemented(func: &str) -> bool {
@@ -116,7 +120,7 @@ fn arg_f(args: &[String], i: usize, def: f64) -> f64 {
         .unwrap_or(def)
 }
 
-fn get(v: &View, spec: &str) -> String {
+pub(crate) fn get(v: &View, spec: &str) -> String {
     v.header_for_rule(spec)
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .unwrap_or_default()
@@ -260,7 +264,7 @@ pub fn run(call: &Call, v: &View, st: &Settings) -> f64 {
                 for email in get(v, &spec).split('\n') {
                     let email = email.trim().to_ascii_lowercase();
                     if !email.is_empty()
-                        && st.is_freemail(&email)
+                        && super::freemail::is_freemail(st, &email)
                         && re().as_ref().is_none_or(|r| r.is_match(email.as_bytes()))
                     {
                         return 1.0;
@@ -519,11 +523,16 @@ pub fn run(call: &Call, v: &View, st: &Settings) -> f64 {
             match test {
                 "mime_html_only" | "html_only" => b(html > 0 && plain == 0),
                 "mime_html" | "html" => b(html > 0),
-                "mime_base64_encoded_text" => b(v
-                    .parts
-                    .iter()
-                    .any(|p| p.ctype.starts_with("text/") && p.encoding == "base64")),
-                "mime_qp_ratio" => 0.0,
+                "mime_base64_encoded_text" => b(v.mime.base64_encoded_text),
+                "mime_base64_count" => b(v.mime.base64_parts > 0),
+                "mime_qp_count" => b(v.mime.qp_parts > 0),
+                "mime_attachment" => b(v.mime.attachments > 0),
+                "mime_bad_iso_charset" => b(v.mime.bad_iso_charset),
+                "mime_qp_long_line" => b(v.mime.qp_long_line),
+                "mimepart_limit_exceeded" => b(v.mime.parts_seen >= 1000),
+                // Only with `ok_locales` other than its default `all`, which correo does not read.
+                "mime_faraway_charset" => 0.0,
+                // The tests MIMEEval keeps but never sets any more (zero-hitters upstream).
                 _ => 0.0,
             }
         }
@@ -609,11 +618,45 @@ pub fn run(call: &Call, v: &View, st: &Settings) -> f64 {
                 && name.contains('@')
                 && name.trim_matches(['"', '\'']) == to)
         }
-        "check_body_8bits"
-        | "check_stock_info"
-        | "check_ma_non_text"
-        | "check_for_ascii_text_illegal"
-        | "check_blank_line_ratio" => 0.0,
+        "check_freemail_replyto" => b(super::freemail::replyto(
+            v,
+            st,
+            a.first().map(String::as_str).unwrap_or("replyto"),
+        )),
+        "multipart_alternative_difference" => {
+            let d = v.mime.madiff;
+            let min = arg_f(a, 0, 0.0);
+            let max = a.get(1).map(|m| m.trim()).filter(|m| *m != "undef");
+            b(
+                (min == 0.0 || d > min)
+                    && max.is_none_or(|m| m.parse::<f64>().is_ok_and(|m| d <= m)),
+            )
+        }
+        "multipart_alternative_difference_count" => {
+            let (ratio, min_html) = (arg_f(a, 0, 0.0), arg_f(a, 1, 0.0));
+            let (t, h) = (v.mime.madiff_text as f64, v.mime.madiff_html as f64);
+            b(h > min_html && t / h > ratio)
+        }
+        "check_ma_non_text" => b(v.mime.alternative_non_text),
+        "check_for_ascii_text_illegal" => b(v.mime.ascii_text_illegal),
+        "check_base64_length" => {
+            let len = v.mime.base64_longest_line as f64;
+            let max = a.get(1).and_then(|x| x.trim().parse::<f64>().ok());
+            b(max.is_none_or(|m| len <= m) && len >= arg_f(a, 0, 0.0))
+        }
+        "check_mime_multipart_ratio" => {
+            let r = v.mime.multipart_ratio();
+            b(r >= arg_f(a, 0, 0.0) && r < arg_f(a, 1, 0.0))
+        }
+        "check_blank_line_ratio" => {
+            let (min, max) = (arg_f(a, 0, 0.0), arg_f(a, 1, 0.0));
+            let r = blank_line_ratio(v, arg_f(a, 2, 1.0).max(1.0));
+            b(r <= max && (min == 0.0 || r > min))
+        }
+        "check_stock_info" => {
+            let min = arg_f(a, 0, 0.0);
+            b(min == 0.0 || stock_info(v) as f64 >= min)
+        }
         "check_msg_parse_flags" => match a.first().map(String::as_str) {
             Some("missing_head_body_separator") => {
                 b(v.body_start >= v.full.len() && !v.full.ends_with(b"\n\n"))
@@ -624,6 +667,62 @@ pub fn run(call: &Call, v: &View, st: &Settings) -> f64 {
         "check_bayes" => crate::spam::bayes::eval_check_bayes(a),
         _ => 0.0,
     }
+}
+
+/// BodyEval's blank-line percentage over the decoded text parts (the rawbody chunks), -1 when the text
+/// has fewer lines than `min_lines`.
+fn blank_line_ratio(v: &View, min_lines: f64) -> f64 {
+    let (mut lines, mut blank) = (0usize, 0usize);
+    for chunk in &v.rawbody {
+        for line in chunk.split_inclusive(|&c| c == b'\n') {
+            lines += 1;
+            if line
+                .iter()
+                .all(|&c| matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c))
+            {
+                blank += 1;
+            }
+        }
+    }
+    if (lines as f64) < min_lines {
+        -1.0
+    } else {
+        100.0 * blank as f64 / lines as f64
+    }
+}
+
+/// BodyEval's `check_stock_info`: how many distinct stock-tip labels ("Symbol:", "Target price:" ...)
+/// start a line of the first text/plain part. Only the first alternative is anchored at the start of
+/// the letters, as in BodyEval.pm, so "Companyname" and "Our company" both count as `company`.
+fn stock_info(v: &View) -> usize {
+    static LABEL: std::sync::OnceLock<(regex::bytes::Regex, regex::bytes::Regex)> =
+        std::sync::OnceLock::new();
+    let (label, known) = LABEL.get_or_init(|| {
+        (
+            regex::bytes::Regex::new(r"(?m)^\s*([^:\s][^:\n]{2,29})\s*:\s*\S").expect("static"),
+            regex::bytes::Regex::new(
+                r"(?:^trad(?:e|ing)date|company(?:name)?|s\w?(?:t\w?o\w?c\w?k|y\w?m(?:\w?b\w?o\w?l)?)|t(?:arget|icker)|(?:opening|current)p(?:rice)?|p(?:rojected|osition)|expectations|weeks?high|marketperformance|(?:year|week|month|day|price)(?:target|estimates?)|sector|r(?:ecommendation|ating))$",
+            )
+            .expect("static"),
+        )
+    });
+    let Some(text) = &v.mime.first_plain else {
+        return 0;
+    };
+    let mut hits = std::collections::HashSet::new();
+    for chunk in super::view::split_paragraph_chunks(text.as_bytes()) {
+        for c in label.captures_iter(&chunk) {
+            let word: Vec<u8> = c[1]
+                .iter()
+                .map(u8::to_ascii_lowercase)
+                .filter(u8::is_ascii_lowercase)
+                .collect();
+            if let Some(m) = known.find(&word) {
+                hits.insert(m.as_bytes().to_vec());
+            }
+        }
+    }
+    hits.len()
 }
 
 /// The `'< 384'` / `'!= 0'` argument of html_eval and html_tag_balance: an operator and a number.
@@ -669,6 +768,150 @@ mod tests {
         );
         assert_eq!(parse_call("eval:check_no_relays()").unwrap().args.len(), 0);
         assert!(parse_call("eval:").is_none());
+    }
+
+    fn hits(msg: &str, eval: &str) -> bool {
+        let v = View::new(msg.as_bytes());
+        run(&parse_call(eval).expect("call"), &v, &Settings::default()) != 0.0
+    }
+
+    const ALT: &str = "From: a@example.org\nSubject: s\nMIME-Version: 1.0\n\
+        Content-Type: multipart/alternative; boundary=\"b\"\n\n--b\n\
+        Content-Type: text/plain\n\nhi\n--b\nContent-Type: text/html\n\n\
+        <html><body><p>a much longer html part than the text one, by far, many bytes here</p></body></html>\n\
+        --b\nContent-Type: image/gif\nContent-Transfer-Encoding: base64\n\n\
+        R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7R0lGODlhAQABAIAAAAAAAP8=\n--b--\n";
+
+    /// MIMEEval's facts come from the raw parts: the GIF inside the alternative is a non-text child,
+    /// its base64 line is 81 bytes with the newline, and the text part is 3 bytes against the HTML's 100.
+    #[test]
+    fn mime_evals_read_the_raw_parts() {
+        assert!(hits(ALT, "eval:check_ma_non_text()"));
+        assert!(hits(ALT, "eval:check_base64_length('79')"));
+        assert!(!hits(ALT, "eval:check_base64_length('78','79')"));
+        assert!(hits(ALT, "eval:check_mime_multipart_ratio('0.00','0.1')"));
+        assert!(!hits(ALT, "eval:check_mime_multipart_ratio('0.00','0.01')"));
+        let plain = "From: a@example.org\nSubject: s\n\nhello\n";
+        assert!(!hits(plain, "eval:check_ma_non_text()"));
+        assert!(!hits(plain, "eval:check_base64_length('1')"));
+        assert!(hits(plain, "eval:check_mime_multipart_ratio('1','2')"));
+        assert!(!hits(plain, "eval:check_for_ascii_text_illegal()"));
+        assert!(hits(
+            "From: a@example.org\nSubject: s\n\nna\u{ef}ve caf\u{e9}\n",
+            "eval:check_for_ascii_text_illegal()"
+        ));
+        assert!(!hits(
+            "From: a@example.org\nSubject: s\nContent-Type: text/plain; charset=utf-8\n\ncaf\u{e9}\n",
+            "eval:check_for_ascii_text_illegal()"
+        ));
+        assert!(hits(ALT, "eval:check_for_mime('mime_base64_count')"));
+        assert!(!hits(ALT, "eval:check_for_mime('mime_qp_count')"));
+        assert!(!hits(ALT, "eval:check_for_mime('mime_attachment')"));
+        let qp = format!(
+            "From: a@example.org\nSubject: s\nContent-Type: text/plain; charset=iso-4-2\n\
+             Content-Transfer-Encoding: quoted-printable\n\n{}\n",
+            "x".repeat(79)
+        );
+        assert!(hits(&qp, "eval:check_for_mime('mime_qp_long_line')"));
+        assert!(hits(&qp, "eval:check_for_mime('mime_qp_count')"));
+        assert!(hits(&qp, "eval:check_for_mime('mime_bad_iso_charset')"));
+        let b64 = |extra: &str| {
+            format!(
+                "From: a@example.org\nSubject: s\nContent-Type: text/plain{extra}\n\
+                 Content-Transfer-Encoding: base64\n\naGVsbG8K\n"
+            )
+        };
+        assert!(hits(
+            &b64(""),
+            "eval:check_for_mime('mime_base64_encoded_text')"
+        ));
+        assert!(!hits(
+            &b64("; charset=utf-8"),
+            "eval:check_for_mime('mime_base64_encoded_text')"
+        ));
+        // CRLF line ends are not lone CRs when the message uses them throughout.
+        assert!(!hits(
+            "From: a@example.org\r\nSubject: s\r\n\r\nhello\r\n",
+            "eval:check_for_ascii_text_illegal()"
+        ));
+    }
+
+    /// BodyEval's comparison of the parts of an alternative: the share of the HTML's distinct words
+    /// the text part lacks, and the two distinct-word counts.
+    #[test]
+    fn alternative_difference() {
+        let alt = |plain: &str, html: &str| {
+            format!(
+                "From: a@example.org\nSubject: s\nContent-Type: multipart/alternative; boundary=b\n\n\
+                 --b\nContent-Type: text/plain\n\n{plain}\n--b\nContent-Type: text/html\n\n\
+                 <html><body>{html}</body></html>\n--b--\n"
+            )
+        };
+        let same = alt("buy cheap pills now", "<p>buy cheap pills now</p>");
+        assert!(!hits(
+            &same,
+            "eval:multipart_alternative_difference('99', '100')"
+        ));
+        assert!(hits(
+            &same,
+            "eval:multipart_alternative_difference('0', '1')"
+        ));
+        let differ = alt("hello friend", "<p>buy cheap pills now</p>");
+        assert!(hits(
+            &differ,
+            "eval:multipart_alternative_difference('99', '100')"
+        ));
+        // 2 text words against 4 HTML words: ratio 0.5.
+        assert!(hits(
+            &differ,
+            "eval:multipart_alternative_difference_count('0.4', '3')"
+        ));
+        assert!(!hits(
+            &differ,
+            "eval:multipart_alternative_difference_count('0.5', '3')"
+        ));
+        assert!(!hits(
+            &differ,
+            "eval:multipart_alternative_difference_count('0.4', '4')"
+        ));
+        // Half the HTML words missing from the text: 50%.
+        let half = alt("buy cheap", "<p>buy cheap pills now</p>");
+        assert!(hits(
+            &half,
+            "eval:multipart_alternative_difference('49', '50')"
+        ));
+        // No alternative at all: a difference of 0, which only a range starting at 0 takes.
+        let plain = "From: a@example.org\nSubject: s\n\nhello\n";
+        assert!(!hits(
+            plain,
+            "eval:multipart_alternative_difference('1', 'undef')"
+        ));
+        assert!(hits(
+            plain,
+            "eval:multipart_alternative_difference('0', 'undef')"
+        ));
+    }
+
+    #[test]
+    fn blank_lines_and_stock_labels() {
+        let blank = format!(
+            "From: a@example.org\nSubject: s\n\nx\n{}y\n",
+            "\n".repeat(8)
+        );
+        // 10 lines, 8 blank: 80%.
+        assert!(hits(&blank, "eval:check_blank_line_ratio('70','80','4')"));
+        assert!(!hits(&blank, "eval:check_blank_line_ratio('80','90','4')"));
+        assert!(!hits(&blank, "eval:check_blank_line_ratio('0','50','4')"));
+        // Fewer lines than asked for give -1, which a range from 0 takes, as in BodyEval.pm.
+        assert!(hits(&blank, "eval:check_blank_line_ratio('0','50','11')"));
+        let tip = "From: a@example.org\nSubject: s\n\nCompany Name: Foo Corp\nSymbol: FOOC\n\
+                   Current Price: $0.10\nTarget: $2\nhello: world\n";
+        assert!(hits(tip, "eval:check_stock_info('4')"));
+        assert!(!hits(tip, "eval:check_stock_info('5')"));
+        assert!(!hits(
+            "From: a@example.org\nSubject: s\n\nhello: world\n",
+            "eval:check_stock_info('1')"
+        ));
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub mod css;
 pub mod daemon;
 pub mod eval;
 pub mod forgery;
+pub mod freemail;
 pub mod hsfilter;
 pub mod html;
 pub mod hyperscan;

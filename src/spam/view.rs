@@ -4,6 +4,7 @@
 
 use super::html;
 use mail_parser::{MessageParser, MimeHeaders, PartType};
+use std::collections::HashMap;
 
 /// SpamAssassin's MAX_BODY_LINE_LENGTH: long lines and paragraphs are cut near this many bytes.
 const MAX_LINE: usize = 2048;
@@ -28,6 +29,178 @@ pub struct PartInfo {
     pub is_attachment: bool,
 }
 
+/// What SpamAssassin's MIMEEval reads from the raw (still encoded) MIME parts in its
+/// `_check_attachments` pass, plus the first text/plain part for BodyEval's `check_stock_info`;
+/// gathered during the one walk over the parts so no eval re-parses the message.
+#[derive(Debug, Default, Clone)]
+pub struct MimeFacts {
+    /// A multipart/alternative came before, in part order: from then on text parts count their bytes.
+    alternative: bool,
+    /// Raw bytes of the last text/plain and text/html leaves that are not attachments (0 when they
+    /// came before any multipart/alternative, as SpamAssassin counts them).
+    last_plain: Option<usize>,
+    last_html: Option<usize>,
+    /// Longest raw line, newline included, of a base64 leaf other than application/ics.
+    pub base64_longest_line: usize,
+    /// A text/plain leaf with no charset or us-ascii holds a NUL, a lone CR or an 8-bit byte.
+    pub ascii_text_illegal: bool,
+    /// A multipart/alternative has a leaf child that is neither text/* nor application/rtf.
+    pub alternative_non_text: bool,
+    /// Decoded text of the first text/plain part, cut like the body text.
+    pub first_plain: Option<String>,
+    /// Counts over every part's MIME header, containers included (MIMEEval's `_check_mime_header`).
+    pub base64_parts: usize,
+    pub qp_parts: usize,
+    pub attachments: usize,
+    pub parts_seen: usize,
+    /// A text part in base64 with no charset or an ASCII one, neither attachment nor inline.
+    pub base64_encoded_text: bool,
+    /// An `iso-X-Y` charset that is not ISO-8859-n or ISO-2022-JP/KR.
+    pub bad_iso_charset: bool,
+    /// A quoted-printable line over 78 characters (RFC 5322's limit, not RFC 2045's 76).
+    pub qp_long_line: bool,
+    /// Word counts of the HTML and the other text parts below each multipart/alternative.
+    alt_words: Vec<AltWords>,
+    /// BodyEval's `madiff`: the largest percentage, over the alternatives, of the HTML part's
+    /// distinct words that the text parts do not have as often; with the word counts of the last
+    /// alternative that had HTML words (`madiff_text`, `madiff_html`).
+    pub madiff: f64,
+    pub madiff_text: usize,
+    pub madiff_html: usize,
+}
+
+#[derive(Debug, Default, Clone)]
+struct AltWords {
+    html: HashMap<String, usize>,
+    text: HashMap<String, usize>,
+}
+
+/// BodyEval's words: whitespace-separated, only those with a word character.
+fn count_words(into: &mut HashMap<String, usize>, text: &str) {
+    for w in text.split_whitespace() {
+        if w.chars().any(|c| c.is_alphanumeric() || c == '_') {
+            *into.entry(w.to_string()).or_default() += 1;
+        }
+    }
+}
+
+impl MimeFacts {
+    /// `_multipart_alternative_difference`, once every part has been seen.
+    fn finish_alternatives(&mut self, calendar_invite: bool) {
+        let groups = std::mem::take(&mut self.alt_words);
+        if calendar_invite {
+            return;
+        }
+        for g in groups {
+            let orig = g.html.len();
+            if orig == 0 {
+                continue;
+            }
+            self.madiff_html = orig;
+            self.madiff_text = g.text.len();
+            let left = g
+                .html
+                .iter()
+                .filter(|(w, &n)| g.text.get(*w).is_none_or(|&t| n as i64 - t as i64 >= 1))
+                .count();
+            self.madiff = self.madiff.max(left as f64 / orig as f64 * 100.0);
+        }
+    }
+
+    /// SpamAssassin's `mime_multipart_ratio`: plain bytes over HTML bytes of the last alternative
+    /// pair; 1.0 when there is no such pair.
+    pub fn multipart_ratio(&self) -> f64 {
+        match (self.alternative, self.last_plain, self.last_html) {
+            (true, Some(t), Some(h)) if h > 0 => t as f64 / h as f64,
+            _ => 1.0,
+        }
+    }
+
+    fn header(&mut self, ctype: &str, charset: &str, encoding: &str, disposition: &str) {
+        static RES: std::sync::OnceLock<(regex::Regex, regex::Regex, regex::Regex)> =
+            std::sync::OnceLock::new();
+        let (ascii, iso, iso_ok) = RES.get_or_init(|| {
+            (
+                regex::Regex::new(r"us-ascii|ansi_x3\.4-1968|iso-ir-6|ansi_x3\.4-1986|iso_646\.irv:1991|ascii|iso646-us|us|ibm367|cp367|csascii").expect("static"),
+                regex::Regex::new(r"(?i)iso-\S+-\S+\b").expect("static"),
+                regex::Regex::new(r"iso-(?:8859-\d{1,2}|2022-(?:jp|kr))\b").expect("static"),
+            )
+        });
+        self.parts_seen += 1;
+        if encoding.contains("base64") {
+            self.base64_parts += 1;
+        } else if encoding.contains("quoted-printable") {
+            self.qp_parts += 1;
+        }
+        if disposition.contains("attachment") {
+            self.attachments += 1;
+        }
+        if ctype.starts_with("text")
+            && encoding.contains("base64")
+            && (charset.is_empty() || ascii.is_match(charset))
+            && !disposition.starts_with("attachment")
+            && !disposition.starts_with("inline")
+        {
+            self.base64_encoded_text = true;
+        }
+        if iso.is_match(charset) && !iso_ok.is_match(charset) {
+            self.bad_iso_charset = true;
+        }
+    }
+
+    fn leaf(
+        &mut self,
+        ctype: &str,
+        charset: &str,
+        encoding: &str,
+        attachment: bool,
+        raw: &[u8],
+        crlf: bool,
+    ) {
+        let (mut bytes, mut longest, mut illegal) = (0usize, 0usize, false);
+        let ascii = ctype == "text/plain" && (charset.is_empty() || charset == "us-ascii");
+        for line in raw.split_inclusive(|&b| b == b'\n') {
+            let mut content = line.strip_suffix(b"\n").unwrap_or(line);
+            if crlf {
+                content = content.strip_suffix(b"\r").unwrap_or(content);
+            }
+            // Every line as SpamAssassin holds it: CRLF squashed to LF, newline included.
+            let len = content.len() + 1;
+            bytes += len;
+            longest = longest.max(len);
+            illegal =
+                illegal || (ascii && content.iter().any(|&b| b == 0 || b == b'\r' || b >= 0x80));
+            if encoding == "quoted-printable" && len > 79 && !content.starts_with(b"SPAM: ") {
+                self.qp_long_line = true;
+            }
+        }
+        self.ascii_text_illegal |= illegal;
+        if encoding == "base64" && ctype != "application/ics" {
+            self.base64_longest_line = self.base64_longest_line.max(longest);
+        }
+        if !attachment {
+            let counted = if self.alternative { bytes } else { 0 };
+            match ctype {
+                "text/plain" => self.last_plain = Some(counted),
+                "text/html" => self.last_html = Some(counted),
+                _ => {}
+            }
+        }
+    }
+}
+
+fn part_ctype(part: &mail_parser::MessagePart<'_>) -> String {
+    part.content_type()
+        .map(|c| {
+            format!(
+                "{}/{}",
+                c.c_type.to_ascii_lowercase(),
+                c.c_subtype.as_deref().unwrap_or("").to_ascii_lowercase()
+            )
+        })
+        .unwrap_or_else(|| "text/plain".into())
+}
+
 #[derive(Debug, Default)]
 pub struct View {
     pub full: Vec<u8>,
@@ -44,6 +217,7 @@ pub struct View {
     pub mime_headers: Vec<(String, String)>,
     pub relays: super::relays::Relays,
     pub line_ending_crlf: bool,
+    pub mime: MimeFacts,
 }
 
 impl View {
@@ -304,6 +478,27 @@ impl View {
         let full = std::mem::take(&mut self.full);
         if let Some(msg) = MessageParser::default().parse(&full[..]) {
             self.walk(&msg, &mut text, &mut raw_chunks, &mut uris, 0);
+            // Exchange meeting requests (an alternative of text/html and text/calendar only) are left
+            // out of the alternative comparison, as BodyEval does.
+            let calendar_invite = msg.parts.first().is_some_and(|top| {
+                part_ctype(top) == "multipart/alternative"
+                    && match &top.body {
+                        PartType::Multipart(c) => {
+                            let kids: Vec<_> = c
+                                .iter()
+                                .filter_map(|&i| msg.parts.get(i as usize))
+                                .collect();
+                            kids.len() == 2
+                                && kids
+                                    .iter()
+                                    .all(|k| !matches!(k.body, PartType::Multipart(_)))
+                                && part_ctype(kids[0]) == "text/html"
+                                && part_ctype(kids[1]) == "text/calendar"
+                        }
+                        _ => false,
+                    }
+            });
+            self.mime.finish_alternatives(calendar_invite);
         }
         self.full = full;
         // SpamAssassin: blank-line runs become paragraph breaks, all other whitespace one space.
@@ -330,6 +525,8 @@ impl View {
         if depth > 8 {
             return;
         }
+        // For each part, the multipart/alternative groups (indices into `mime.alt_words`) it is in.
+        let mut groups_of: Vec<Vec<usize>> = vec![Vec::new(); msg.parts.len()];
         for (pi, part) in msg.parts.iter().enumerate() {
             if pi > 0 {
                 for h in &part.headers {
@@ -342,15 +539,8 @@ impl View {
                 }
             }
             let ct = part.content_type();
-            let ctype = ct
-                .map(|c| {
-                    format!(
-                        "{}/{}",
-                        c.c_type.to_ascii_lowercase(),
-                        c.c_subtype.as_deref().unwrap_or("").to_ascii_lowercase()
-                    )
-                })
-                .unwrap_or_else(|| "text/plain".into());
+            let ctype = part_ctype(part);
+            let is_text = ctype.starts_with("text/");
             let charset = ct
                 .and_then(|c| c.attribute("charset"))
                 .unwrap_or("")
@@ -362,9 +552,67 @@ impl View {
             let is_attachment = part
                 .content_disposition()
                 .is_some_and(|d| d.c_type.eq_ignore_ascii_case("attachment"));
+            let disposition = part
+                .content_disposition()
+                .map(|d| d.c_type.to_ascii_lowercase())
+                .unwrap_or_default();
+            self.mime.header(&ctype, &charset, &encoding, &disposition);
+            match &part.body {
+                PartType::Multipart(children) => {
+                    if ctype == "multipart/alternative" {
+                        let g = self.mime.alt_words.len();
+                        self.mime.alt_words.push(AltWords::default());
+                        let mut stack: Vec<u32> = children.clone();
+                        while let Some(c) = stack.pop() {
+                            let Some(slot) = groups_of.get_mut(c as usize) else {
+                                continue;
+                            };
+                            if slot.contains(&g) {
+                                continue;
+                            }
+                            slot.push(g);
+                            if let Some(PartType::Multipart(cc)) =
+                                msg.parts.get(c as usize).map(|p| &p.body)
+                            {
+                                stack.extend(cc.iter().copied());
+                            }
+                        }
+                        self.mime.alternative = true;
+                        let non_text = children
+                            .iter()
+                            .filter_map(|&c| msg.parts.get(c as usize))
+                            .any(|c| {
+                                let t = part_ctype(c);
+                                !matches!(c.body, PartType::Multipart(_) | PartType::Message(_))
+                                    && !t.starts_with("text/")
+                                    && t != "application/rtf"
+                            });
+                        self.mime.alternative_non_text |= non_text;
+                    }
+                    continue;
+                }
+                PartType::Message(_) => {}
+                _ => {
+                    let raw_body = msg
+                        .raw_message
+                        .get(part.offset_body as usize..part.offset_end as usize)
+                        .unwrap_or(b"");
+                    let crlf = self.line_ending_crlf;
+                    self.mime
+                        .leaf(&ctype, &charset, &encoding, is_attachment, raw_body, crlf);
+                }
+            }
             match &part.body {
                 PartType::Multipart(_) => continue,
                 PartType::Text(t) => {
+                    if is_text {
+                        for &g in &groups_of[pi] {
+                            count_words(&mut self.mime.alt_words[g].text, t);
+                        }
+                    }
+                    if ctype == "text/plain" && self.mime.first_plain.is_none() {
+                        self.mime.first_plain = Some(truncate_at(t, BODY_SCAN).to_string());
+                    }
                     if ctype == "text/calendar" {
                         continue;
                     }
@@ -392,6 +640,16 @@ impl View {
                         is_attachment,
                     });
                     let r = html::render(h);
+                    if is_text {
+                        for &g in &groups_of[pi] {
+                            let words = &mut self.mime.alt_words[g].html;
+                            count_words(words, &r.text);
+                            // No words but an image: a mark no real word can be.
+                            if words.is_empty() && r.inside.contains_key("img") {
+                                words.insert("\n".into(), 1);
+                            }
+                        }
+                    }
                     if !text.is_empty() {
                         text.push('\n');
                     }
@@ -487,7 +745,7 @@ fn split_short_lines(text: &[u8]) -> Vec<Vec<u8>> {
 
 /// SpamAssassin's split_into_array_of_short_paragraphs for rawbody: chunks of 2048..4096 bytes, cut at a
 /// newline, a `>` or a space when one is near.
-fn split_paragraph_chunks(t: &[u8]) -> Vec<Vec<u8>> {
+pub(crate) fn split_paragraph_chunks(t: &[u8]) -> Vec<Vec<u8>> {
     if t.len() <= MAX_LINE {
         return vec![t.to_vec()];
     }
