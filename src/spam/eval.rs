@@ -108,6 +108,8 @@ const IMPLEMENTED: &[&str] = &[
     "check_freemail_replyto",
     "multipart_alternative_difference",
     "multipart_alternative_difference_count",
+    "similar_recipients",
+    "sorted_recipients",
 ];
 
 pub fn implemented(func: &str) -> bool {
@@ -637,6 +639,15 @@ pub fn run(call: &Call, v: &View, st: &Settings) -> f64 {
             let (t, h) = (v.mime.madiff_text as f64, v.mime.madiff_html as f64);
             b(h > min_html && t / h > ratio)
         }
+        "similar_recipients" => {
+            let (_, similar) = recipients(v);
+            let bound = |i: usize| a.get(i).map(|x| x.trim()).filter(|x| *x != "undef");
+            b(
+                bound(0).is_none_or(|m| m.parse::<f64>().is_ok_and(|m| similar >= m))
+                    && bound(1).is_none_or(|m| m.parse::<f64>().is_ok_and(|m| similar < m)),
+            )
+        }
+        "sorted_recipients" => b(recipients(v).0),
         "check_ma_non_text" => b(v.mime.alternative_non_text),
         "check_for_ascii_text_illegal" => b(v.mime.ascii_text_illegal),
         "check_base64_length" => {
@@ -667,6 +678,64 @@ pub fn run(call: &Call, v: &View, st: &Settings) -> f64 {
         "check_bayes" => crate::spam::bayes::eval_check_bayes(a),
         _ => 0.0,
     }
+}
+
+/// HeaderEval's `_check_recipients`: whether seven or more recipients are in sorted order, and the
+/// share of recipient pairs whose first two characters of the user part (or of the domain, when the
+/// domains differ) are the same; five recipients at least, from ToCc or else Bcc.
+fn recipients(v: &View) -> (bool, f64) {
+    let mut inputs: Vec<String> = Vec::new();
+    for spec in ["ToCc:addr", "Bcc:addr"] {
+        inputs.extend(
+            get(v, spec)
+                .split('\n')
+                .filter(|s| !s.is_empty())
+                .map(String::from),
+        );
+        if inputs.len() >= 5 {
+            break;
+        }
+    }
+    // Neighbouring duplicates go; the list stops at an empty or "0" entry, as Perl's `while` does.
+    let mut address: Vec<String> = Vec::new();
+    let mut previous = String::new();
+    for cur in inputs {
+        if cur.is_empty() || cur == "0" {
+            break;
+        }
+        if cur.to_lowercase() != previous.to_lowercase() {
+            previous = cur.clone();
+            address.push(cur);
+        }
+        if address.len() == 256 {
+            break;
+        }
+    }
+    let sorted = address.len() >= 7 && address.windows(2).all(|w| w[0] <= w[1]);
+    if address.len() < 5 {
+        return (sorted, 0.0);
+    }
+    let first2 = |s: &str| s.chars().take(2).collect::<String>();
+    let user: Vec<String> = address.iter().map(|a| first2(a)).collect();
+    // Addresses without '@' drop out of the domain list, shifting it, as Perl's `map { m/\@(.*)/ }` does.
+    let fqhn: Vec<&str> = address
+        .iter()
+        .filter_map(|a| a.split_once('@').map(|(_, d)| d))
+        .collect();
+    let host: Vec<String> = fqhn.iter().map(|d| first2(d)).collect();
+    let at = |l: &[String], i: usize| l.get(i).cloned().unwrap_or_default();
+    let (mut hits, mut pairs) = (0usize, 0usize);
+    for i in 0..address.len() {
+        for j in i + 1..address.len() {
+            hits += usize::from(user[i] == user[j]);
+            hits += usize::from(
+                at(&host, i) == at(&host, j)
+                    && fqhn.get(i).copied().unwrap_or("") != fqhn.get(j).copied().unwrap_or(""),
+            );
+            pairs += 1;
+        }
+    }
+    (sorted, hits as f64 / pairs as f64)
 }
 
 /// BodyEval's blank-line percentage over the decoded text parts (the rawbody chunks), -1 when the text
@@ -890,6 +959,23 @@ mod tests {
             plain,
             "eval:multipart_alternative_difference('0', 'undef')"
         ));
+    }
+
+    #[test]
+    fn recipient_lists() {
+        let to = |list: &str| format!("From: a@example.org\nTo: {list}\nSubject: s\n\nhi\n");
+        // Five users all starting "jo" at one domain: every pair is similar by user.
+        let alike = to("joe@x.org, john@x.org, jo@x.org, joan@x.org, josh@x.org");
+        assert!(hits(&alike, "eval:similar_recipients('0.65','undef')"));
+        let mixed = to("al@x.org, bo@y.org, cy@z.org, di@w.org, ed@v.org");
+        assert!(!hits(&mixed, "eval:similar_recipients('0.65','undef')"));
+        assert!(hits(&mixed, "eval:similar_recipients('undef','0.1')"));
+        // Four recipients are too few to judge.
+        let few = to("joe@x.org, john@x.org, jo@x.org, joan@x.org");
+        assert!(!hits(&few, "eval:similar_recipients('0.65','undef')"));
+        let sorted = to("a@x.org, b@x.org, c@x.org, d@x.org, e@x.org, f@x.org, g@x.org");
+        assert!(hits(&sorted, "eval:sorted_recipients()"));
+        assert!(!hits(&mixed, "eval:sorted_recipients()"));
     }
 
     #[test]
