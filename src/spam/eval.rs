@@ -196,19 +196,39 @@ pub fn parse_date(s: &str) -> Option<i64> {
 }
 
 /// Times in the Received headers, top first, found the way SpamAssassin's _get_received_header_times does
-/// (`\s.?\d+ \S\S\S \d+ \d+:\d+:\d+ \S+` anywhere in the field).
+/// (`\s.?\d+ \S\S\S \d+ \d+:\d+:\d+ \S+` anywhere in the field, fetchmail's fields left out).
 fn received_times(v: &View) -> Vec<i64> {
     use std::sync::OnceLock;
     static RE: OnceLock<regex::Regex> = OnceLock::new();
     let re = RE.get_or_init(|| {
         regex::Regex::new(r"\s.?\d+ \S\S\S \d+ \d+:\d+:\d+ \S+").expect("static regex")
     });
-    v.decoded_values("Received")
+    static LOCAL: OnceLock<(regex::Regex, regex::Regex)> = OnceLock::new();
+    let (local, fetchmail) = LOCAL.get_or_init(|| {
+        (
+            regex::Regex::new(
+                r"\bfrom (?:localhost\s|(?:\S+ ){1,2}\S*\b127\.0\.0\.1\b)|qmail \d+ invoked by uid \d+",
+            )
+            .expect("static regex"),
+            regex::Regex::new(r"\bby localhost with \w+ \(fetchmail-[\d.]+").expect("static regex"),
+        )
+    });
+    let mut rcvd: Vec<String> = v
+        .decoded_values("Received")
         .iter()
-        .filter_map(|r| {
-            let s = String::from_utf8_lossy(r);
-            re.find(&s).and_then(|m| parse_date(m.as_str()))
-        })
+        .map(|r| String::from_utf8_lossy(r).into_owned())
+        .filter(|r| r.contains(|c: char| !c.is_whitespace()))
+        .collect();
+    // A local hand-over followed by fetchmail's own field (or fetchmail's alone) says when the mail was
+    // fetched, not when it was sent: SpamAssassin leaves both out of the Received times.
+    let first_local = rcvd.first().is_some_and(|r| local.is_match(r));
+    let skip = match (first_local, rcvd.get(usize::from(first_local))) {
+        (_, Some(r)) if fetchmail.is_match(r) => usize::from(first_local) + 1,
+        _ => 0,
+    };
+    rcvd.drain(..skip);
+    rcvd.iter()
+        .filter_map(|s| re.find(s).and_then(|m| parse_date(m.as_str())))
         .collect()
 }
 
@@ -998,6 +1018,24 @@ mod tests {
             "From: a@example.org\nSubject: s\n\nhello: world\n",
             "eval:check_stock_info('1')"
         ));
+    }
+
+    #[test]
+    fn fetchmail_fields_are_not_received_times() {
+        let msg = "Received: from localhost (localhost [127.0.0.1])\n\tby h.example.org (Postfix) with ESMTP id 1\n\t\
+                   for <u@h>; Thu, 22 Aug 2002 18:26:25 +0100 (IST)\n\
+                   Received: from imap.example.net [10.0.0.1]\n\tby localhost with IMAP (fetchmail-5.9.0)\n\t\
+                   for u@localhost (single-drop); Thu, 22 Aug 2002 18:26:25 +0100 (IST)\n\
+                   Received: from mx.example.net by imap.example.net; Wed, 21 Aug 2002 10:00:00 +0000\n\
+                   Subject: s\n\nhi\n";
+        let v = View::new(msg.as_bytes());
+        assert_eq!(
+            received_times(&v),
+            vec![parse_date("Wed, 21 Aug 2002 10:00:00 +0000").unwrap()]
+        );
+        // Without fetchmail's field, the local hand-over counts like any other.
+        let plain = msg.replacen("fetchmail-5.9.0", "smtpd", 1);
+        assert_eq!(received_times(&View::new(plain.as_bytes())).len(), 3);
     }
 
     #[test]
