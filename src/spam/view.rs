@@ -48,10 +48,16 @@ pub struct View {
 
 impl View {
     pub fn new(msg: &[u8]) -> View {
+        View::from_vec(msg.to_vec())
+    }
+
+    /// `new` for a message the caller owns: its bytes become `full` without a copy.
+    pub fn from_vec(full: Vec<u8>) -> View {
         let mut v = View {
-            full: msg.to_vec(),
+            full,
             ..Default::default()
         };
+        let msg = &v.full[..];
         v.line_ending_crlf = memchr::memmem::find(msg, b"\r\n")
             .is_some_and(|i| msg[..i].iter().all(|&b| b != b'\n'));
         let (fields, body_start) = split_header(msg);

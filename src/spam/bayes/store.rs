@@ -141,12 +141,15 @@ pub fn counts(conn: &Connection, uid: i64, hashes: &[i64]) -> Result<Vec<Counts>
 pub struct Learner<'c> {
     conn: &'c mut Connection,
     pub totals: Totals,
-    delta: HashMap<i64, (i64, i64)>,
+    /// Count changes per token hash (the hashes are tokenizer output, so a fast seeded hash does).
+    delta: foldhash::HashMap<i64, (i64, i64)>,
     /// Signatures changed in this batch: Some(class) learned, None forgotten.
     seen: HashMap<String, Option<Class>>,
     dspam: i64,
     dham: i64,
     pending: usize,
+    /// A commit since the last one made with synchronous=FULL (see `durable`).
+    committed: bool,
 }
 
 impl<'c> Learner<'c> {
@@ -156,11 +159,12 @@ impl<'c> Learner<'c> {
         Ok(Learner {
             conn,
             totals,
-            delta: HashMap::new(),
+            delta: Default::default(),
             seen: HashMap::new(),
             dspam: 0,
             dham: 0,
             pending: 0,
+            committed: false,
         })
     }
 
@@ -237,10 +241,16 @@ impl<'c> Learner<'c> {
             let mut del = tx.prepare_cached(
                 "DELETE FROM bayes_tokens WHERE uid = ?1 AND token = ?2 AND spam = 0 AND ham = 0",
             )?;
-            for (&h, &(s, hm)) in &self.delta {
-                if s == 0 && hm == 0 {
-                    continue;
-                }
+            // In key order: the upserts then walk the table's B-tree front to back instead of jumping
+            // to a random page for every token.
+            let mut rows: Vec<(i64, i64, i64)> = self
+                .delta
+                .iter()
+                .filter(|(_, &(s, hm))| s != 0 || hm != 0)
+                .map(|(&h, &(s, hm))| (h, s, hm))
+                .collect();
+            rows.sort_unstable_by_key(|r| r.0);
+            for (h, s, hm) in rows {
                 up.execute(params![uid, h, s, hm, serial])?;
                 if s < 0 || hm < 0 {
                     del.execute(params![uid, h])?;
@@ -262,6 +272,7 @@ impl<'c> Learner<'c> {
             )?;
         }
         tx.commit()?;
+        self.committed = true;
         self.totals.nspam = (self.totals.nspam as i64 + self.dspam).max(0) as u64;
         self.totals.nham = (self.totals.nham as i64 + self.dham).max(0) as u64;
         self.totals.serial = serial;
@@ -270,6 +281,21 @@ impl<'c> Learner<'c> {
         self.dspam = 0;
         self.dham = 0;
         self.pending = 0;
+        Ok(())
+    }
+
+    /// Ends a run whose earlier commits may have skipped their fsync (the caller set
+    /// synchronous=NORMAL): commits what is pending with synchronous=FULL, which syncs the write-ahead
+    /// log and with it every earlier commit; with nothing pending, a checkpoint does the same.
+    pub fn durable(&mut self) -> Result<()> {
+        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        if self.pending > 0 {
+            self.flush()?;
+        } else if self.committed {
+            self.conn
+                .query_row("PRAGMA wal_checkpoint(FULL)", [], |_| Ok(()))?;
+        }
+        self.committed = false;
         Ok(())
     }
 
