@@ -18,15 +18,37 @@ use std::sync::LazyLock;
 /// the end, so its order never shows).
 type Set = foldhash::HashSet<String>;
 
-/// Adds a token, allocating only when it is new (most words recur within a message).
-fn add(out: &mut Set, t: &str) {
-    if !out.contains(t) {
-        out.insert(t.to_owned());
+/// Where the tokenizer puts a message's tokens: the strings (`tokens`), or only their stored hashes
+/// (`token_hashes`, for learning, which then allocates nothing per token).
+trait Out {
+    fn put(&mut self, t: &str);
+}
+
+impl Out for Set {
+    /// Allocates only when the token is new (most words recur within a message).
+    fn put(&mut self, t: &str) {
+        if !self.contains(t) {
+            self.insert(t.to_owned());
+        }
     }
 }
 
+/// The hashes of a message's tokens. Distinct tokens with the same 64-bit hash would count once
+/// here and twice through `tokens`; for a message of 1,000 tokens the odds are about 2^-45.
+struct Hashes(foldhash::HashSet<i64>);
+
+impl Out for Hashes {
+    fn put(&mut self, t: &str) {
+        self.0.insert(hash(t));
+    }
+}
+
+fn add(out: &mut impl Out, t: &str) {
+    out.put(t);
+}
+
 /// Adds `<a><b>` built in the scratch buffer `buf`.
-fn add2(out: &mut Set, buf: &mut String, a: &str, b: &str) {
+fn add2(out: &mut impl Out, buf: &mut String, a: &str, b: &str) {
     buf.clear();
     buf.push_str(a);
     buf.push_str(b);
@@ -34,7 +56,7 @@ fn add2(out: &mut Set, buf: &mut String, a: &str, b: &str) {
 }
 
 /// Adds `token`, or `prefix:token` when there is a prefix.
-fn add_prefixed(out: &mut Set, buf: &mut String, prefix: &str, token: &str) {
+fn add_prefixed(out: &mut impl Out, buf: &mut String, prefix: &str, token: &str) {
     if prefix.is_empty() {
         add(out, token);
     } else {
@@ -266,7 +288,9 @@ fn header_kind<'a>(
 
 /// The token set of a message, sorted.
 pub fn tokens(view: &View) -> Vec<String> {
-    let mut v: Vec<String> = token_set(view).into_iter().collect();
+    let mut out = Set::with_capacity_and_hasher(512, Default::default());
+    collect(view, &mut out);
+    let mut v: Vec<String> = out.into_iter().collect();
     v.sort_unstable();
     v
 }
@@ -274,11 +298,15 @@ pub fn tokens(view: &View) -> Vec<String> {
 /// The stored hashes of a message's tokens, in no particular order: all that learning needs, without
 /// sorting the strings.
 pub fn token_hashes(view: &View) -> Vec<i64> {
-    token_set(view).iter().map(|t| hash(t)).collect()
+    let mut out = Hashes(foldhash::HashSet::with_capacity_and_hasher(
+        512,
+        Default::default(),
+    ));
+    collect(view, &mut out);
+    out.0.into_iter().collect()
 }
 
-fn token_set(view: &View) -> Set {
-    let mut out = Set::with_capacity_and_hasher(512, Default::default());
+fn collect(view: &View, out: &mut impl Out) {
     let mut budget = MAX_BODY;
     for line in &view.body {
         if budget == 0 {
@@ -286,7 +314,7 @@ fn token_set(view: &View) -> Set {
         }
         let l = &line[..line.len().min(budget)];
         budget -= l.len();
-        tokenize_text(l, "", true, &mut out);
+        tokenize_text(l, "", true, out);
     }
     // Only the two oldest Received fields: they name the sending host and its HELO, where spamware
     // shows; the newer ones are the site's own path and the same on every message (Bayes.pm
@@ -299,7 +327,7 @@ fn token_set(view: &View) -> Set {
     for f in received.iter().rev().take(2) {
         let v = decode_header_value(&f.raw, &f.name);
         let v = chew_received(&String::from_utf8_lossy(&v));
-        tokenize_text(v.as_bytes(), "*r", false, &mut out);
+        tokenize_text(v.as_bytes(), "*r", false, out);
     }
     // The relay summary SpamAssassin adds as metadata (X-Spam-Relays-*), with the field names dropped
     // so only the values are tokens. Without internal_networks, internal is trusted and external is
@@ -312,7 +340,7 @@ fn token_set(view: &View) -> Set {
         ("Hx-spam-relays-internal", &trusted),
         ("Hx-spam-relays-external", &untrusted),
     ] {
-        tokenize_text(v.as_bytes(), p, false, &mut out);
+        tokenize_text(v.as_bytes(), p, false, out);
     }
     HEADER_KINDS.with_borrow_mut(|kinds| {
         for f in &view.fields {
@@ -325,19 +353,18 @@ fn token_set(view: &View) -> Set {
                 let v = String::from_utf8_lossy(&f.raw);
                 for id in v.split_whitespace() {
                     if let Some((_, host)) = id.trim_matches(['<', '>']).rsplit_once('@') {
-                        out.insert(format!("{p}:{}", host.to_ascii_lowercase()));
+                        out.put(&format!("{p}:{}", host.to_ascii_lowercase()));
                     }
                 }
                 continue;
             }
             let value = decode_header_value(&f.raw, &f.name);
-            tokenize_text(&value, p, false, &mut out);
+            tokenize_text(&value, p, false, out);
         }
     });
     for u in view.uris.iter().take(200) {
-        uri_tokens(u, &mut out);
+        uri_tokens(u, out);
     }
-    out
 }
 
 /// Is this a byte SpamAssassin keeps inside tokens? ASCII letters, digits and `-,@*!_'"$.`, and every
@@ -364,7 +391,7 @@ static KEEP: [bool; 256] = {
     t
 };
 
-fn tokenize_text(text: &[u8], prefix: &str, body: bool, out: &mut Set) {
+fn tokenize_text(text: &[u8], prefix: &str, body: bool, out: &mut impl Out) {
     // Whether the next token starts a sentence (line start, or after a token ending in '.').
     let mut sentence_start = true;
     // Scratch buffers: a token is built in place and copied only when the set does not hold it yet.
@@ -522,7 +549,7 @@ fn is_dotted(s: &str) -> bool {
 
 /// Bayes.pm `_tokenize_mail_addrs`: the local part as `U*`, the domain and each parent domain as `D*`,
 /// so an address still counts when the spammer rotates the user or the host.
-fn mail_addr_tokens(addr: &str, out: &mut Set, buf: &mut String) {
+fn mail_addr_tokens(addr: &str, out: &mut impl Out, buf: &mut String) {
     let Some((user, domain)) = addr.rsplit_once('@') else {
         return;
     };
@@ -600,7 +627,7 @@ fn relay_values(s: &str) -> String {
 }
 
 /// `UD:` tokens: the host of a URI and each parent domain, so new hosts on a known domain still count.
-fn uri_tokens(u: &str, out: &mut Set) {
+fn uri_tokens(u: &str, out: &mut impl Out) {
     let rest = u.split_once("://").map(|x| x.1).unwrap_or(u);
     let host = rest.split(['/', '?', '#', ':']).next().unwrap_or("");
     let host = host.rsplit('@').next().unwrap_or("").to_ascii_lowercase();
@@ -609,7 +636,7 @@ fn uri_tokens(u: &str, out: &mut Set) {
     }
     let labels: Vec<&str> = host.split('.').filter(|l| !l.is_empty()).collect();
     for i in 0..labels.len().saturating_sub(1) {
-        out.insert(format!("UD:{}", labels[i..].join(".")));
+        out.put(&format!("UD:{}", labels[i..].join(".")));
     }
 }
 
