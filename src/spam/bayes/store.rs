@@ -36,6 +36,25 @@ CREATE TABLE bayes_seen (
 ) WITHOUT ROWID;
 "];
 
+/// Rows per multi-row upsert in `Learner::flush`.
+const UPSERT_ROWS: usize = 128;
+
+/// `INSERT ... VALUES (?1, ?3, ?4, ?5, ?2), (?1, ?6, ?7, ?8, ?2) ... ON CONFLICT ...` for UPSERT_ROWS
+/// tokens whose counts only grow (uid ?1, serial ?2, then token, spam, ham per row): for them it does
+/// what the one-row upsert in `flush` does (counts are never negative, so the max(.., 0) are no-ops,
+/// and a row with a positive count always takes the new atime).
+static UPSERT_MANY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let rows: Vec<String> = (0..UPSERT_ROWS)
+        .map(|i| format!("(?1, ?{}, ?{}, ?{}, ?2)", 3 + 3 * i, 4 + 3 * i, 5 + 3 * i))
+        .collect();
+    format!(
+        "INSERT INTO bayes_tokens (uid, token, spam, ham, atime) VALUES {}
+         ON CONFLICT (uid, token) DO UPDATE SET spam = spam + excluded.spam,
+         ham = ham + excluded.ham, atime = excluded.atime",
+        rows.join(", ")
+    )
+});
+
 /// The database user for the site-wide store.
 pub const GLOBAL: &str = "$GLOBAL";
 
@@ -250,7 +269,24 @@ impl<'c> Learner<'c> {
                 .map(|(&h, &(s, hm))| (h, s, hm))
                 .collect();
             rows.sort_unstable_by_key(|r| r.0);
-            for (h, s, hm) in rows {
+            // Counts that only grow (all of a learning run, as opposed to forget or relearn) go in
+            // statements of UPSERT_ROWS rows: the same upsert, with a statement step per 128 tokens
+            // instead of one per token. The rest, and any tail, take the one-row statement.
+            let (grow, rest): (Vec<_>, Vec<_>) =
+                rows.into_iter().partition(|&(_, s, hm)| s >= 0 && hm >= 0);
+            let mut many = tx.prepare_cached(&UPSERT_MANY)?;
+            let mut chunks = grow.chunks_exact(UPSERT_ROWS);
+            for chunk in &mut chunks {
+                many.raw_bind_parameter(1, uid)?;
+                many.raw_bind_parameter(2, serial)?;
+                for (i, &(h, s, hm)) in chunk.iter().enumerate() {
+                    many.raw_bind_parameter(3 + 3 * i, h)?;
+                    many.raw_bind_parameter(4 + 3 * i, s)?;
+                    many.raw_bind_parameter(5 + 3 * i, hm)?;
+                }
+                many.raw_execute()?;
+            }
+            for &(h, s, hm) in chunks.remainder().iter().chain(&rest) {
                 up.execute(params![uid, h, s, hm, serial])?;
                 if s < 0 || hm < 0 {
                     del.execute(params![uid, h])?;
