@@ -222,10 +222,16 @@ pub struct View {
 
 impl View {
     pub fn new(msg: &[u8]) -> View {
+        View::from_vec(msg.to_vec())
+    }
+
+    /// `new` for a message the caller owns: its bytes become `full` without a copy.
+    pub fn from_vec(full: Vec<u8>) -> View {
         let mut v = View {
-            full: msg.to_vec(),
+            full,
             ..Default::default()
         };
+        let msg = &v.full[..];
         v.line_ending_crlf = memchr::memmem::find(msg, b"\r\n")
             .is_some_and(|i| msg[..i].iter().all(|&b| b != b'\n'));
         let (fields, body_start) = split_header(msg);
@@ -467,6 +473,7 @@ impl View {
     }
 
     fn build_body(&mut self) {
+        static PARSER: std::sync::LazyLock<MessageParser> = std::sync::LazyLock::new(parser);
         let subject = self
             .decoded_values("Subject")
             .pop()
@@ -476,7 +483,7 @@ impl View {
         let mut uris: Vec<String> = Vec::new();
         // The parser borrows the bytes while `walk` fills in `self`: hold them aside meanwhile.
         let full = std::mem::take(&mut self.full);
-        if let Some(msg) = MessageParser::default().parse(&full[..]) {
+        if let Some(msg) = PARSER.parse(&full[..]) {
             self.walk(&msg, &mut text, &mut raw_chunks, &mut uris, 0);
             // Exchange meeting requests (an alternative of text/html and text/calendar only) are left
             // out of the alternative comparison, as BodyEval does.
@@ -682,6 +689,66 @@ impl View {
             }
         }
     }
+}
+
+/// The parser `MessageParser::default()` is, except that Received fields are kept raw: parsing their
+/// structure was a tenth of the time of a View, and nothing here reads it (the relays come from the
+/// raw fields). The other fields are parsed as by default, because a header parser decides where
+/// its field ends, and so where the body starts.
+fn parser() -> MessageParser {
+    use mail_parser::HeaderName as H;
+    let mut p = MessageParser::new().header_raw(H::Received);
+    for h in [
+        H::Subject,
+        H::Comments,
+        H::ContentDescription,
+        H::ContentLocation,
+        H::ContentTransferEncoding,
+    ] {
+        p = p.header_text(h);
+    }
+    for h in [
+        H::From,
+        H::To,
+        H::Cc,
+        H::Bcc,
+        H::ReplyTo,
+        H::Sender,
+        H::ResentTo,
+        H::ResentFrom,
+        H::ResentBcc,
+        H::ResentCc,
+        H::ResentSender,
+        H::ListArchive,
+        H::ListHelp,
+        H::ListId,
+        H::ListOwner,
+        H::ListPost,
+        H::ListSubscribe,
+        H::ListUnsubscribe,
+    ] {
+        p = p.header_address(h);
+    }
+    for h in [H::Date, H::ResentDate] {
+        p = p.header_date(h);
+    }
+    for h in [
+        H::MessageId,
+        H::References,
+        H::InReplyTo,
+        H::ReturnPath,
+        H::ContentId,
+        H::ResentMessageId,
+    ] {
+        p = p.header_id(h);
+    }
+    for h in [H::Keywords, H::ContentLanguage] {
+        p = p.header_comma_separated(h);
+    }
+    for h in [H::ContentType, H::ContentDisposition] {
+        p = p.header_content_type(h);
+    }
+    p
 }
 
 fn truncate_at(s: &str, max: usize) -> &str {

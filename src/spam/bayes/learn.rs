@@ -38,12 +38,12 @@ pub fn sources(paths: &[PathBuf]) -> Result<Vec<Source>> {
 }
 
 fn walk(dir: &Path, out: &mut Vec<Source>) -> Result<()> {
-    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
+    let mut names: Vec<(PathBuf, Option<std::fs::FileType>)> = std::fs::read_dir(dir)
         .map_err(|e| Error::from(e).context(dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter_map(|e| e.ok().map(|e| (e.path(), e.file_type().ok())))
         .collect();
-    names.sort();
-    for p in names {
+    names.sort_by(|a, b| a.0.cmp(&b.0));
+    for (p, ft) in names {
         let name = p
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -52,9 +52,14 @@ fn walk(dir: &Path, out: &mut Vec<Source>) -> Result<()> {
         if name.starts_with('.') || (name == "tmp" && dir.join("cur").is_dir()) {
             continue;
         }
-        if p.is_dir() {
+        // The directory entry's type spares a stat per file; a symbolic link is followed.
+        let (is_dir, is_file) = match ft {
+            Some(t) if !t.is_symlink() => (t.is_dir(), t.is_file()),
+            _ => (p.is_dir(), p.is_file()),
+        };
+        if is_dir {
             walk(&p, out)?;
-        } else if p.is_file() {
+        } else if is_file {
             file_sources(&p, out)?;
         }
     }
@@ -63,6 +68,16 @@ fn walk(dir: &Path, out: &mut Vec<Source>) -> Result<()> {
 
 /// A file holds one message, or (when it starts with an mbox `From ` line and has more than one) many.
 fn file_sources(p: &Path, out: &mut Vec<Source>) -> Result<()> {
+    // Only a file starting with `From ` can be an mbox: the others are not read here (they are read
+    // once, when learned).
+    let mut head = [0u8; 5];
+    let n = std::fs::File::open(p)
+        .and_then(|mut f| read_prefix(&mut f, &mut head))
+        .map_err(|e| Error::from(e).context(p.display()))?;
+    if &head[..n] != b"From " {
+        out.push(Source::File(p.to_path_buf()));
+        return Ok(());
+    }
     let data = std::fs::read(p).map_err(|e| Error::from(e).context(p.display()))?;
     let starts = mbox_starts(&data);
     if starts.len() <= 1 {
@@ -78,6 +93,20 @@ fn file_sources(p: &Path, out: &mut Vec<Source>) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// Reads up to `buf.len()` bytes (fewer only at the end of the file).
+fn read_prefix(f: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }
 
 /// Offsets of the `From ` lines that begin messages in an mbox: at the start of the file, or after a
@@ -110,8 +139,10 @@ pub fn strip_from_line(m: &[u8]) -> &[u8] {
 pub fn read(src: &Source) -> Result<Vec<u8>> {
     match src {
         Source::File(p) => {
-            let d = std::fs::read(p).map_err(|e| Error::from(e).context(p.display()))?;
-            Ok(strip_from_line(&d).to_vec())
+            let mut d = std::fs::read(p).map_err(|e| Error::from(e).context(p.display()))?;
+            let skip = d.len() - strip_from_line(&d).len();
+            d.drain(..skip);
+            Ok(d)
         }
         Source::Mbox { path, start, end } => {
             let d = std::fs::read(path).map_err(|e| Error::from(e).context(path.display()))?;
@@ -234,21 +265,48 @@ pub fn run(
         ..Default::default()
     };
     let mut progress = Progress::new(srcs.len(), quiet || srcs.len() < 50);
+    // A learning batch needs to be durable only once it is complete: the intermediate commits skip
+    // their fsync (WAL, synchronous=NORMAL: a crash can lose them, never corrupt the database), and
+    // the last one is made with FULL, which syncs the log holding them all. A cache the size of a
+    // large token table keeps SQLite from spilling pages in the middle of a batch.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "cache_size", -65536)?;
     let mut learner = Learner::new(conn, user)?;
-    let mut done = 0;
-    // Batches bound memory: 512 messages in flight at most.
-    for batch in srcs.chunks(512) {
-        let mut msgs = Vec::with_capacity(batch.len());
-        for s in batch {
-            match read(s) {
-                Ok(m) => msgs.push(m),
-                Err(e) => {
+    // Reading and tokenizing run on worker threads while this one teaches the store, message by
+    // message in the listed order. Worker k takes messages k, k+n, k+2n...; each hands them over in
+    // a bounded queue, so at most ~512 tokenized messages wait in memory.
+    let n = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8)
+        .min(srcs.len().max(1));
+    let srcs = &srcs;
+    std::thread::scope(|scope| -> Result<()> {
+        let queues: Vec<_> = (0..n)
+            .map(|k| {
+                let (tx, rx) = std::sync::mpsc::sync_channel(512 / n);
+                scope.spawn(move || {
+                    for src in srcs.iter().skip(k).step_by(n) {
+                        let t = read(src).map(|m| Tokens::for_learning(&View::from_vec(m)));
+                        if tx.send(t.map_err(|e| e.msg)).is_err() {
+                            break;
+                        }
+                    }
+                });
+                rx
+            })
+            .collect();
+        for i in 0..srcs.len() {
+            let t = match queues[i % n].recv() {
+                Ok(Ok(t)) => t,
+                Ok(Err(msg)) => {
                     sum.unreadable += 1;
-                    let _ = writeln!(std::io::stderr(), "correo: {}", e.msg);
+                    let _ = writeln!(std::io::stderr(), "correo: {msg}");
+                    progress.tick(i + 1);
+                    continue;
                 }
-            }
-        }
-        for t in tokenize_all(&msgs) {
+                Err(_) => return Err(Error::software("learn: a tokenizer thread died")),
+            };
             match learner.learn(&t.hashes, &t.sig, class)? {
                 Did::Learned => sum.learned += 1,
                 Did::Already => sum.already += 1,
@@ -256,10 +314,11 @@ pub fn run(
                 Did::Forgot => sum.forgot += 1,
                 Did::NotLearned => sum.not_learned += 1,
             }
+            progress.tick(i + 1);
         }
-        done += batch.len();
-        progress.tick(done);
-    }
+        Ok(())
+    })?;
+    learner.durable()?;
     learner.flush()?;
     sum.expired = learner.expire(max_tokens)?;
     sum.secs = t0.elapsed().as_secs_f64();

@@ -83,6 +83,16 @@ pub struct Tokens {
 }
 
 impl Tokens {
+    /// What learning needs: the hashes (unsorted, see `tokenizer::token_hashes`) and the signature;
+    /// `tokens` is left empty.
+    pub fn for_learning(view: &View) -> Tokens {
+        Tokens {
+            tokens: Vec::new(),
+            hashes: tokenizer::token_hashes(view),
+            sig: signature(view),
+        }
+    }
+
     pub fn of(view: &View) -> Tokens {
         let tokens = tokenizer::tokens(view);
         let hashes = tokens.iter().map(|t| tokenizer::hash(t)).collect();

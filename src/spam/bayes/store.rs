@@ -36,6 +36,25 @@ CREATE TABLE bayes_seen (
 ) WITHOUT ROWID;
 "];
 
+/// Rows per multi-row upsert in `Learner::flush`.
+const UPSERT_ROWS: usize = 128;
+
+/// `INSERT ... VALUES (?1, ?3, ?4, ?5, ?2), (?1, ?6, ?7, ?8, ?2) ... ON CONFLICT ...` for UPSERT_ROWS
+/// tokens whose counts only grow (uid ?1, serial ?2, then token, spam, ham per row): for them it does
+/// what the one-row upsert in `flush` does (counts are never negative, so the max(.., 0) are no-ops,
+/// and a row with a positive count always takes the new atime).
+static UPSERT_MANY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let rows: Vec<String> = (0..UPSERT_ROWS)
+        .map(|i| format!("(?1, ?{}, ?{}, ?{}, ?2)", 3 + 3 * i, 4 + 3 * i, 5 + 3 * i))
+        .collect();
+    format!(
+        "INSERT INTO bayes_tokens (uid, token, spam, ham, atime) VALUES {}
+         ON CONFLICT (uid, token) DO UPDATE SET spam = spam + excluded.spam,
+         ham = ham + excluded.ham, atime = excluded.atime",
+        rows.join(", ")
+    )
+});
+
 /// The database user for the site-wide store.
 pub const GLOBAL: &str = "$GLOBAL";
 
@@ -141,12 +160,15 @@ pub fn counts(conn: &Connection, uid: i64, hashes: &[i64]) -> Result<Vec<Counts>
 pub struct Learner<'c> {
     conn: &'c mut Connection,
     pub totals: Totals,
-    delta: HashMap<i64, (i64, i64)>,
+    /// Count changes per token hash (the hashes are tokenizer output, so a fast seeded hash does).
+    delta: foldhash::HashMap<i64, (i64, i64)>,
     /// Signatures changed in this batch: Some(class) learned, None forgotten.
     seen: HashMap<String, Option<Class>>,
     dspam: i64,
     dham: i64,
     pending: usize,
+    /// A commit since the last one made with synchronous=FULL (see `durable`).
+    committed: bool,
 }
 
 impl<'c> Learner<'c> {
@@ -156,11 +178,12 @@ impl<'c> Learner<'c> {
         Ok(Learner {
             conn,
             totals,
-            delta: HashMap::new(),
+            delta: Default::default(),
             seen: HashMap::new(),
             dspam: 0,
             dham: 0,
             pending: 0,
+            committed: false,
         })
     }
 
@@ -237,10 +260,33 @@ impl<'c> Learner<'c> {
             let mut del = tx.prepare_cached(
                 "DELETE FROM bayes_tokens WHERE uid = ?1 AND token = ?2 AND spam = 0 AND ham = 0",
             )?;
-            for (&h, &(s, hm)) in &self.delta {
-                if s == 0 && hm == 0 {
-                    continue;
+            // In key order: the upserts then walk the table's B-tree front to back instead of jumping
+            // to a random page for every token.
+            let mut rows: Vec<(i64, i64, i64)> = self
+                .delta
+                .iter()
+                .filter(|(_, &(s, hm))| s != 0 || hm != 0)
+                .map(|(&h, &(s, hm))| (h, s, hm))
+                .collect();
+            rows.sort_unstable_by_key(|r| r.0);
+            // Counts that only grow (all of a learning run, as opposed to forget or relearn) go in
+            // statements of UPSERT_ROWS rows: the same upsert, with a statement step per 128 tokens
+            // instead of one per token. The rest, and any tail, take the one-row statement.
+            let (grow, rest): (Vec<_>, Vec<_>) =
+                rows.into_iter().partition(|&(_, s, hm)| s >= 0 && hm >= 0);
+            let mut many = tx.prepare_cached(&UPSERT_MANY)?;
+            let mut chunks = grow.chunks_exact(UPSERT_ROWS);
+            for chunk in &mut chunks {
+                many.raw_bind_parameter(1, uid)?;
+                many.raw_bind_parameter(2, serial)?;
+                for (i, &(h, s, hm)) in chunk.iter().enumerate() {
+                    many.raw_bind_parameter(3 + 3 * i, h)?;
+                    many.raw_bind_parameter(4 + 3 * i, s)?;
+                    many.raw_bind_parameter(5 + 3 * i, hm)?;
                 }
+                many.raw_execute()?;
+            }
+            for &(h, s, hm) in chunks.remainder().iter().chain(&rest) {
                 up.execute(params![uid, h, s, hm, serial])?;
                 if s < 0 || hm < 0 {
                     del.execute(params![uid, h])?;
@@ -262,6 +308,7 @@ impl<'c> Learner<'c> {
             )?;
         }
         tx.commit()?;
+        self.committed = true;
         self.totals.nspam = (self.totals.nspam as i64 + self.dspam).max(0) as u64;
         self.totals.nham = (self.totals.nham as i64 + self.dham).max(0) as u64;
         self.totals.serial = serial;
@@ -270,6 +317,21 @@ impl<'c> Learner<'c> {
         self.dspam = 0;
         self.dham = 0;
         self.pending = 0;
+        Ok(())
+    }
+
+    /// Ends a run whose earlier commits may have skipped their fsync (the caller set
+    /// synchronous=NORMAL): commits what is pending with synchronous=FULL, which syncs the write-ahead
+    /// log and with it every earlier commit; with nothing pending, a checkpoint does the same.
+    pub fn durable(&mut self) -> Result<()> {
+        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        if self.pending > 0 {
+            self.flush()?;
+        } else if self.committed {
+            self.conn
+                .query_row("PRAGMA wal_checkpoint(FULL)", [], |_| Ok(()))?;
+        }
+        self.committed = false;
         Ok(())
     }
 
