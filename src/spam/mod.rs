@@ -17,6 +17,7 @@ pub mod forgery;
 pub mod hsfilter;
 pub mod html;
 pub mod hyperscan;
+pub mod joined;
 pub mod load;
 pub mod markup;
 pub mod meta;
