@@ -158,12 +158,11 @@ mod tests {
             let re = compile(p, f).unwrap();
             let j = Joined::of(&re);
             let first = j.first_line(&re, &joined);
-            match per_line(&re, &lines) {
-                Some(k) => assert!(
+            if let Some(k) = per_line(&re, &lines) {
+                assert!(
                     first.is_some_and(|f| f <= k),
                     "{p}: first match on line {k}, joined search says {first:?}"
-                ),
-                None => {}
+                );
             }
             // Either way, counting from the joined search's line gives the per-line answer.
             let from = first.unwrap_or(lines.len());
