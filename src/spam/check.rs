@@ -1,6 +1,7 @@
 //! Scoring one message: build the view, run the prefilter, run each rule in order, then the metas, and
 //! sum the scores. The result is a `Verdict`; writing headers is `markup.rs`'s job.
 
+use super::joined::Lines;
 use super::prefilter::Area;
 use super::rules::{Rule, RuleSet, ScoreSet, Test};
 use super::view::View;
@@ -98,6 +99,9 @@ impl RuleSet {
         // CORREO_SPAM_PROFILE=1: per-rule time on stderr, to find the rules that dominate.
         let profile = std::env::var_os("CORREO_SPAM_PROFILE").is_some();
         let mut times: Vec<(u128, usize)> = Vec::new();
+        // The body and rawbody lines joined, built when the first such rule runs.
+        let mut body_lines: Option<Lines> = None;
+        let mut raw_lines: Option<Lines> = None;
         for &i in &self.order {
             if pf.gated[i].is_some() && !cand[i] {
                 continue;
@@ -140,8 +144,16 @@ impl RuleSet {
                     }
                 }
                 Test::Eval(call) => super::eval::run(call, view, &self.settings),
-                Test::Body(re) => count_lines(re, &view.body, r.tflags.multiple, max),
-                Test::Rawbody(re) => count_lines(re, &view.rawbody, r.tflags.multiple, max),
+                Test::Body(re) => {
+                    let lines = body_lines.get_or_insert_with(|| Lines::new(&view.body));
+                    let from = self.joined[i].first_line(re, lines);
+                    count_lines(re, from, &view.body, r.tflags.multiple, max)
+                }
+                Test::Rawbody(re) => {
+                    let lines = raw_lines.get_or_insert_with(|| Lines::new(&view.rawbody));
+                    let from = self.joined[i].first_line(re, lines);
+                    count_lines(re, from, &view.rawbody, r.tflags.multiple, max)
+                }
                 Test::Full(re) => {
                     if r.tflags.multiple {
                         re.count(&view.full, max) as f64
@@ -242,7 +254,19 @@ impl RuleSet {
     }
 }
 
-fn count_lines(re: &super::perlre::Re, lines: &[Vec<u8>], multiple: bool, max: usize) -> f64 {
+/// Matches of `re` in `lines` (1 or 0 unless `multiple`), trying lines from `from` on: the joined
+/// search's verdict that no earlier line can match (None: none can).
+fn count_lines(
+    re: &super::perlre::Re,
+    from: Option<usize>,
+    lines: &[Vec<u8>],
+    multiple: bool,
+    max: usize,
+) -> f64 {
+    let Some(from) = from else {
+        return 0.0;
+    };
+    let lines = &lines[from.min(lines.len())..];
     if !multiple {
         return if lines.iter().any(|l| re.is_match(l)) {
             1.0

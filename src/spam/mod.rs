@@ -18,6 +18,7 @@ pub mod freemail;
 pub mod hsfilter;
 pub mod html;
 pub mod hyperscan;
+pub mod joined;
 pub mod load;
 pub mod markup;
 pub mod meta;

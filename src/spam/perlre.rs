@@ -194,16 +194,22 @@ pub fn compile(pat: &str, flags: &str) -> Result<Re, ReError> {
         }
     }
     let approx = widen(&t.out).and_then(|w| {
-        let src = if f.is_empty() {
-            format!("(?-u){w}")
-        } else {
-            format!("(?{f}-u){w}")
+        let build = |w: &str| {
+            let src = if f.is_empty() {
+                format!("(?-u){w}")
+            } else {
+                format!("(?{f}-u){w}")
+            };
+            regex::bytes::RegexBuilder::new(&src)
+                .size_limit(1 << 24)
+                .dfa_size_limit(DFA_CACHE)
+                .build()
+                .ok()
         };
-        regex::bytes::RegexBuilder::new(&src)
-            .size_limit(1 << 24)
-            .dfa_size_limit(DFA_CACHE)
-            .build()
-            .ok()
+        // Nested counted repeats (`(?:[^<]{0,1024}<[^>]{1,1024}>){0,99}` in `__SPOOFED_URL`) can make the
+        // superset too big to compile; without an upper bound on each count it is smaller and still a
+        // superset. Without any superset the fallback engine searched every line from its first byte.
+        build(&w).or_else(|| build(&unbound_counts(&w)))
     });
     let split = super::backref::Split::new(&t.out, &f);
     let src = if f.is_empty() {
@@ -338,6 +344,87 @@ fn widen(pat: &str) -> Option<String> {
         }
     }
     Some(out)
+}
+
+/// `pat` with every counted repeat's upper bound dropped (`{n,m}` and `{n}` become `{n,}`): a superset.
+/// `pat` is translated syntax, where a `{` that is not a repeat is escaped.
+fn unbound_counts(pat: &str) -> String {
+    let c: Vec<char> = pat.chars().collect();
+    let mut out = String::with_capacity(pat.len());
+    let mut i = 0;
+    let mut in_class = false;
+    while i < c.len() {
+        let ch = c[i];
+        if ch == '\\' {
+            out.push(ch);
+            if let Some(&n) = c.get(i + 1) {
+                out.push(n);
+                i += 2;
+                // `\p{Greek}`: the braces belong to the escape.
+                if matches!(n, 'p' | 'P') && c.get(i) == Some(&'{') {
+                    while let Some(&x) = c.get(i) {
+                        out.push(x);
+                        i += 1;
+                        if x == '}' {
+                            break;
+                        }
+                    }
+                }
+            } else {
+                i += 1;
+            }
+            continue;
+        }
+        if in_class {
+            if ch == '[' && c.get(i + 1) == Some(&':') {
+                // `[:alpha:]` inside a class: its `]` does not close the class.
+                if let Some(p) =
+                    (i + 2..c.len().saturating_sub(1)).find(|&p| c[p] == ':' && c[p + 1] == ']')
+                {
+                    out.extend(&c[i..p + 2]);
+                    i = p + 2;
+                    continue;
+                }
+            }
+            if ch == ']' {
+                in_class = false;
+            }
+            out.push(ch);
+            i += 1;
+            continue;
+        }
+        if ch == '[' {
+            in_class = true;
+            out.push(ch);
+            i += 1;
+            if c.get(i) == Some(&'^') {
+                out.push('^');
+                i += 1;
+            }
+            if c.get(i) == Some(&']') {
+                out.push(']');
+                i += 1;
+            }
+            continue;
+        }
+        if ch == '{' {
+            let end = c[i..].iter().position(|&x| x == '}').map(|p| p + i);
+            let body: Option<String> = end.map(|e| c[i + 1..e].iter().collect());
+            if let (Some(e), Some(b)) = (end, body) {
+                let min = b.split(',').next().unwrap_or("");
+                if !min.is_empty() && min.bytes().all(|x| x.is_ascii_digit()) {
+                    out.push('{');
+                    out.push_str(min);
+                    out.push_str(",}");
+                    i = e + 1;
+                    continue;
+                }
+            }
+        }
+        out.push(ch);
+        i += 1;
+    }
+    out
 }
 
 struct Translated {
@@ -660,5 +747,17 @@ mod tests {
             compile("(?!b)zz", "").unwrap(),
             Re::Fancy(_, Some(_))
         ));
+        assert_eq!(
+            unbound_counts("a{2,5}[x{1,2}](?:b{3}){0,99}\\{c\\p{L}[[:alpha:]{1,2}]"),
+            "a{2,}[x{1,2}](?:b{3,}){0,}\\{c\\p{L}[[:alpha:]{1,2}]"
+        );
+        // `__SPOOFED_URL`: too big a superset with its counts, so it gets one without them.
+        let spoof = r#"<a\s[^>]{0,2048}\bhref=(?:3D)?.?(https?:[^>"'\# ]{8,29}[^>"'\# :\/?&=])[^>]{0,2048}>(?:[^<]{0,1024}<(?!\/a)[^>]{1,1024}>){0,99}\s{0,10}(?!\1)https?[^\w<]{1,3}[^<]{5}"#;
+        let re = compile(spoof, "i").unwrap();
+        assert!(matches!(re, Re::Fancy(_, Some(_))));
+        let html = b"<a href=\"http://www.example.com/x\"> https://evil.example.net/login</a>";
+        assert!(re.is_match(html));
+        assert!(!re.is_match(b"<a href=\"http://www.example.com/x\">http://www.example.com/x</a>"));
+        assert!(!re.is_match(b"plain text, no link"));
     }
 }

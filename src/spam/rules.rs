@@ -101,6 +101,8 @@ pub struct RuleSet {
     pub fancy: Vec<String>,
     pub ignored: HashMap<String, usize>,
     pub prefilter: super::prefilter::Prefilter,
+    /// Per rule: how a body or rawbody rule searches the joined lines first (`joined.rs`).
+    pub joined: Vec<super::joined::Joined>,
 }
 
 /// Default scores: 1.0, but 0.01 for `T_` testing rules and 0 for sub-rules; negative for `tflags nice`
@@ -241,6 +243,13 @@ pub fn compile(l: Loaded) -> RuleSet {
     order.sort_by_key(|&i| rules[i].priority);
     let metas = meta_order(&rules, &by_name, &needed);
     let prefilter = super::prefilter::Prefilter::build(&rules, &order);
+    let joined = rules
+        .iter()
+        .map(|r| match &r.test {
+            Test::Body(re) | Test::Rawbody(re) => super::joined::Joined::of(re),
+            _ => super::joined::Joined::Every,
+        })
+        .collect();
     RuleSet {
         rules,
         by_name,
@@ -252,6 +261,7 @@ pub fn compile(l: Loaded) -> RuleSet {
         fancy,
         ignored: l.ignored,
         prefilter,
+        joined,
     }
 }
 

@@ -1,0 +1,185 @@
+//! One search over all of a message's body (or rawbody) lines before a rule tries them one by one.
+//!
+//! SpamAssassin runs a body rule on each line separately, and so does `check`. On a big message that
+//! is hundreds of regex calls per rule (the 100 KB benchmark message has 469 body lines of ~100 bytes),
+//! each with a fixed cost (cache from the pool, start state, strategy dispatch). So each body and
+//! rawbody rule first searches the lines joined with `\n`, with a pattern that matches wherever the
+//! rule matches in some line; when it does not match, no line can, and when it does, lines before the
+//! one its leftmost match starts in cannot match either. The rule itself then runs per line from
+//! there, exactly as before, so results cannot change. A modest gain (bench/RESULTS.md, issue 5,
+//! 100 KB message: 3-5% of its CPU time); the bytes scanned, not the calls, are most of the cost.
+//!
+//! Why the joined search finds every per-line match: within a line the bytes are the same, and the
+//! byte beside a line in the joined text is `\n` or the text's edge. `\n` is a non-word byte like the
+//! edge of a line's own text (`\b`, `\B` agree, Unicode ones too: `\n` ends any UTF-8 sequence) and
+//! multi-line `^`/`$` hold next to it as they hold at an edge. Only the text anchors (`^`, `$`, `\A`,
+//! `\z` without `/m`, and the CRLF-mode ones) read the edge differently, so rules with them keep trying
+//! every line (35 stock rules: a pattern with those anchors made line anchors is a superset too, but
+//! compiling it for the big ReplaceTags rules took 0.3 s, for ~0.4 ms a 100 KB message). The others
+//! search with their own regex, or, for the fallback-engine rules, with the superset regex that already
+//! gates them line by line.
+
+use super::perlre::Re;
+use regex_syntax::hir::{Hir, Look};
+
+/// A message's lines of one kind, joined with `\n`, and where each starts.
+#[derive(Debug, Default)]
+pub struct Lines {
+    pub text: Vec<u8>,
+    starts: Vec<usize>,
+}
+
+impl Lines {
+    pub fn new(lines: &[Vec<u8>]) -> Lines {
+        let mut l = Lines {
+            text: Vec::with_capacity(lines.iter().map(|x| x.len() + 1).sum()),
+            starts: Vec::with_capacity(lines.len()),
+        };
+        for (i, x) in lines.iter().enumerate() {
+            if i > 0 {
+                l.text.push(b'\n');
+            }
+            l.starts.push(l.text.len());
+            l.text.extend_from_slice(x);
+        }
+        l
+    }
+
+    /// The line a byte offset of `text` falls in (a separator counts with the line before it).
+    fn line_of(&self, pos: usize) -> usize {
+        self.starts.partition_point(|&s| s <= pos).saturating_sub(1)
+    }
+}
+
+/// How a rule searches the joined lines.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Joined {
+    /// No search: every line is tried (no regex crate source, or text anchors).
+    #[default]
+    Every,
+    /// The rule's own regex (or its superset regex) reads the joined text as it reads a line.
+    Same,
+}
+
+/// Whether the pattern has a look-around that reads a line's edge differently from a `\n`.
+fn has_text_anchor(h: &Hir) -> bool {
+    let ls = h.properties().look_set();
+    [Look::Start, Look::End, Look::StartCRLF, Look::EndCRLF]
+        .into_iter()
+        .any(|l| ls.contains(l))
+}
+
+impl Joined {
+    /// How `re`, a body or rawbody rule's regex, searches joined lines.
+    pub fn of(re: &Re) -> Joined {
+        let Some(src) = re.fast_source() else {
+            return Joined::Every;
+        };
+        let hir = regex_syntax::ParserBuilder::new()
+            .utf8(false)
+            .build()
+            .parse(src);
+        match hir {
+            Ok(h) if !has_text_anchor(&h) => Joined::Same,
+            _ => Joined::Every,
+        }
+    }
+
+    /// The first line a match of `re` can be in: None when no line can match.
+    pub fn first_line(self, re: &Re, lines: &Lines) -> Option<usize> {
+        if lines.starts.is_empty() {
+            return None;
+        }
+        if self == Joined::Every {
+            return Some(0);
+        }
+        let r = match re {
+            Re::Fast(r) => r,
+            Re::Fancy(_, Some(a)) | Re::Backref(_, _, Some(a)) => a,
+            _ => return Some(0),
+        };
+        let start = r.find(&lines.text)?.start();
+        Some(lines.line_of(start))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spam::perlre::compile;
+
+    fn per_line(re: &Re, lines: &[Vec<u8>]) -> Option<usize> {
+        lines.iter().position(|l| re.is_match(l))
+    }
+
+    /// Whatever line matches first one by one, the joined search never starts after it.
+    #[test]
+    fn joined_search_never_skips_a_matching_line() {
+        let lines: Vec<Vec<u8>> = [
+            "Subject: hello\n",
+            "first line of text\n",
+            "Second Line, with CAPS and a price: $100\n",
+            "no newline at the end, cut here",
+            "\r\n",
+            "caf\u{e9} \u{a0}na\u{ef}ve word\n",
+            "last line\n",
+        ]
+        .iter()
+        .map(|s| s.as_bytes().to_vec())
+        .collect();
+        let joined = Lines::new(&lines);
+        let pats = [
+            ("^first", ""),
+            ("^Second", ""),
+            ("text$", ""),
+            ("here$", ""),
+            ("cut here\\z", ""),
+            ("\\Acut", ""),
+            ("^no newline", ""),
+            ("^\\r?$", ""),
+            ("^$", "m"),
+            ("^last line$", ""),
+            ("line\\b", ""),
+            ("\\bSubject", ""),
+            ("\\$\\d+$", ""),
+            ("caps", "i"),
+            ("na.ve", ""),
+            ("\\xa0", ""),
+            ("of text\\s+second", "i"),
+            ("zzz", ""),
+            ("^(?!first)\\w+ line", ""),
+            ("(\\w+) line of \\1", ""),
+            ("[a-z]+(?=,)", ""),
+            ("(?<!S)econd", "i"),
+            ("\\bhere\\b", ""),
+            ("x*", ""),
+        ];
+        for (p, f) in pats {
+            let re = compile(p, f).unwrap();
+            let j = Joined::of(&re);
+            let first = j.first_line(&re, &joined);
+            if let Some(k) = per_line(&re, &lines) {
+                assert!(
+                    first.is_some_and(|f| f <= k),
+                    "{p}: first match on line {k}, joined search says {first:?}"
+                );
+            }
+            // Either way, counting from the joined search's line gives the per-line answer.
+            let from = first.unwrap_or(lines.len());
+            assert_eq!(
+                lines[from..].iter().any(|l| re.is_match(l)),
+                per_line(&re, &lines).is_some(),
+                "{p}"
+            );
+        }
+        assert_eq!(Joined::of(&compile("^x", "").unwrap()), Joined::Every);
+        assert_eq!(Joined::of(&compile("^x", "m").unwrap()), Joined::Same);
+        assert_eq!(Joined::of(&compile("x$", "").unwrap()), Joined::Every);
+        assert_eq!(Joined::of(&compile("\\bx", "i").unwrap()), Joined::Same);
+        assert_eq!(Joined::of(&compile("(?!b)a", "").unwrap()), Joined::Same);
+        assert_eq!(
+            Joined::Same.first_line(&compile("x", "").unwrap(), &Lines::new(&[])),
+            None
+        );
+    }
+}
