@@ -95,7 +95,21 @@ pub fn want() {
     WANTED.store(true, Ordering::Relaxed);
 }
 
+/// Whether this process uses Hyperscan at all: the environment decides, else [`want`]. Asked on every
+/// call rather than frozen in the engine, so a `want` after some rule set was compiled still counts.
+fn switched_on() -> Result<(), String> {
+    match std::env::var("CORREO_HYPERSCAN").as_deref() {
+        Ok("0" | "off") => Err("CORREO_HYPERSCAN=0".into()),
+        Ok("1" | "on") => Ok(()),
+        _ if WANTED.load(Ordering::Relaxed) => Ok(()),
+        _ => Err("off outside the daemon; CORREO_HYPERSCAN=1 turns it on".into()),
+    }
+}
+
 fn unavailable_reason() -> String {
+    if let Err(e) = switched_on() {
+        return e;
+    }
     match ENGINE.get() {
         Some(Err(e)) => e.clone(),
         _ => String::new(),
@@ -105,6 +119,7 @@ fn unavailable_reason() -> String {
 impl Engine {
     /// The process-wide engine, loaded on first use; None when off or unavailable.
     pub fn get() -> Option<&'static Engine> {
+        switched_on().ok()?;
         ENGINE.get_or_init(load).as_ref().ok()
     }
 }
@@ -113,14 +128,6 @@ impl Engine {
 const LIBRARY_NAMES: &[&str] = &["libhs.so.5", "libhs.so"];
 
 fn load() -> Result<Engine, String> {
-    match std::env::var("CORREO_HYPERSCAN").as_deref() {
-        Ok("0" | "off") => return Err("CORREO_HYPERSCAN=0".into()),
-        Ok("1" | "on") => {}
-        _ if !WANTED.load(Ordering::Relaxed) => {
-            return Err("off outside the daemon; CORREO_HYPERSCAN=1 turns it on".into())
-        }
-        _ => {}
-    }
     let mut handle = std::ptr::null_mut();
     for name in LIBRARY_NAMES {
         let c = CString::new(*name).map_err(|e| e.to_string())?;
