@@ -59,14 +59,16 @@ for i in $(seq 1 120); do
 done
 [ $RSPAMD = yes ] && for i in $(seq 1 60); do curl -s -o /dev/null http://127.0.0.1:7843/ping && break; sleep 1; done
 
-run() { $CLIENT "$@" | tee /dev/stderr; }
+# The client's whole output goes to the terminal; the result is its last JSON line (a pipe through
+# `tee /dev/stderr` lost it now and then).
+run() { $CLIENT "$@" > $W/client.out 2>&1; cat $W/client.out >&2; grep '^{' $W/client.out | tail -1; }
 echo "== throughput: $(wc -l < $W/files) corpus messages, $CLIENTS client(s)"
-C=$(run spamd 127.0.0.1 7841 $CLIENTS $(cat $W/files) 2>&1 | tail -1); echo "correo: $C"
-S=$(run spamd 127.0.0.1 7842 $CLIENTS $(cat $W/files) 2>&1 | tail -1); echo "spamd:  $S"
-if [ $RSPAMD = yes ]; then Rr=$(run rspamd 127.0.0.1 7843 $CLIENTS $(cat $W/files) 2>&1 | tail -1); echo "rspamd: $Rr"; fi
+C=$(run spamd 127.0.0.1 7841 $CLIENTS $(cat $W/files)); echo "correo: $C"
+S=$(run spamd 127.0.0.1 7842 $CLIENTS $(cat $W/files)); echo "spamd:  $S"
+if [ $RSPAMD = yes ]; then Rr=$(run rspamd 127.0.0.1 7843 $CLIENTS $(cat $W/files)); echo "rspamd: $Rr"; fi
 echo "== latency: 100 x $(wc -c < $BIG)-byte message, 1 client"
-CB=$(run spamd 127.0.0.1 7841 1 $(cat $W/big100) 2>&1 | tail -1); echo "correo: $CB"
-SB=$(run spamd 127.0.0.1 7842 1 $(head -20 $W/big100) 2>&1 | tail -1); echo "spamd (20 runs):  $SB"
+CB=$(run spamd 127.0.0.1 7841 1 $(cat $W/big100)); echo "correo: $CB"
+SB=$(run spamd 127.0.0.1 7842 1 $(head -20 $W/big100)); echo "spamd (20 runs):  $SB"
 python3 - "$C" "$S" "${Rr:-}" <<'PY'
 import json, sys
 c, s = json.loads(sys.argv[1]), json.loads(sys.argv[2])
