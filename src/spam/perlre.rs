@@ -209,7 +209,7 @@ pub fn compile(pat: &str, flags: &str) -> Result<Re, ReError> {
         // Nested counted repeats (`(?:[^<]{0,1024}<[^>]{1,1024}>){0,99}` in `__SPOOFED_URL`) can make the
         // superset too big to compile; without an upper bound on each count it is smaller and still a
         // superset. Without any superset the fallback engine searched every line from its first byte.
-        build(&w).or_else(|| build(&unbound_counts(&w)))
+        build(&w).or_else(|| unbound_counts(&w).and_then(|u| build(&u)))
     });
     let split = super::backref::Split::new(&t.out, &f);
     let src = if f.is_empty() {
@@ -347,84 +347,34 @@ fn widen(pat: &str) -> Option<String> {
 }
 
 /// `pat` with every counted repeat's upper bound dropped (`{n,m}` and `{n}` become `{n,}`): a superset.
-/// `pat` is translated syntax, where a `{` that is not a repeat is escaped.
-fn unbound_counts(pat: &str) -> String {
-    let c: Vec<char> = pat.chars().collect();
-    let mut out = String::with_capacity(pat.len());
-    let mut i = 0;
-    let mut in_class = false;
-    while i < c.len() {
-        let ch = c[i];
-        if ch == '\\' {
-            out.push(ch);
-            if let Some(&n) = c.get(i + 1) {
-                out.push(n);
-                i += 2;
-                // `\p{Greek}`: the braces belong to the escape.
-                if matches!(n, 'p' | 'P') && c.get(i) == Some(&'{') {
-                    while let Some(&x) = c.get(i) {
-                        out.push(x);
-                        i += 1;
-                        if x == '}' {
-                            break;
-                        }
-                    }
-                }
-            } else {
-                i += 1;
-            }
-            continue;
-        }
-        if in_class {
-            if ch == '[' && c.get(i + 1) == Some(&':') {
-                // `[:alpha:]` inside a class: its `]` does not close the class.
-                if let Some(p) =
-                    (i + 2..c.len().saturating_sub(1)).find(|&p| c[p] == ':' && c[p + 1] == ']')
+/// `pat` is translated (regex crate) syntax, so regex-syntax's own parser and printer do the work; None
+/// when it does not parse.
+fn unbound_counts(pat: &str) -> Option<String> {
+    use regex_syntax::ast::{Ast, RepetitionKind, RepetitionRange};
+    fn unbound(a: &mut Ast) {
+        match a {
+            Ast::Repetition(r) => {
+                if let RepetitionKind::Range(
+                    RepetitionRange::Exactly(m) | RepetitionRange::Bounded(m, _),
+                ) = r.op.kind
                 {
-                    out.extend(&c[i..p + 2]);
-                    i = p + 2;
-                    continue;
+                    r.op.kind = RepetitionKind::Range(RepetitionRange::AtLeast(m));
                 }
+                unbound(&mut r.ast);
             }
-            if ch == ']' {
-                in_class = false;
-            }
-            out.push(ch);
-            i += 1;
-            continue;
+            Ast::Group(g) => unbound(&mut g.ast),
+            Ast::Alternation(x) => x.asts.iter_mut().for_each(unbound),
+            Ast::Concat(x) => x.asts.iter_mut().for_each(unbound),
+            _ => {}
         }
-        if ch == '[' {
-            in_class = true;
-            out.push(ch);
-            i += 1;
-            if c.get(i) == Some(&'^') {
-                out.push('^');
-                i += 1;
-            }
-            if c.get(i) == Some(&']') {
-                out.push(']');
-                i += 1;
-            }
-            continue;
-        }
-        if ch == '{' {
-            let end = c[i..].iter().position(|&x| x == '}').map(|p| p + i);
-            let body: Option<String> = end.map(|e| c[i + 1..e].iter().collect());
-            if let (Some(e), Some(b)) = (end, body) {
-                let min = b.split(',').next().unwrap_or("");
-                if !min.is_empty() && min.bytes().all(|x| x.is_ascii_digit()) {
-                    out.push('{');
-                    out.push_str(min);
-                    out.push_str(",}");
-                    i = e + 1;
-                    continue;
-                }
-            }
-        }
-        out.push(ch);
-        i += 1;
     }
-    out
+    let mut ast = regex_syntax::ast::parse::Parser::new().parse(pat).ok()?;
+    unbound(&mut ast);
+    let mut out = String::with_capacity(pat.len());
+    regex_syntax::ast::print::Printer::new()
+        .print(&ast, &mut out)
+        .ok()?;
+    Some(out)
 }
 
 struct Translated {
@@ -748,8 +698,8 @@ mod tests {
             Re::Fancy(_, Some(_))
         ));
         assert_eq!(
-            unbound_counts("a{2,5}[x{1,2}](?:b{3}){0,99}\\{c\\p{L}[[:alpha:]{1,2}]"),
-            "a{2,}[x{1,2}](?:b{3,}){0,}\\{c\\p{L}[[:alpha:]{1,2}]"
+            unbound_counts("a{2,5}[x{1,2}](?:b{3}){0,99}\\{c\\p{L}[[:alpha:]{1,2}]").as_deref(),
+            Some("a{2,}[x{1,2}](?:b{3,}){0,}\\{c\\p{L}[[:alpha:]{1,2}]")
         );
         // `__SPOOFED_URL`: too big a superset with its counts, so it gets one without them.
         let spoof = r#"<a\s[^>]{0,2048}\bhref=(?:3D)?.?(https?:[^>"'\# ]{8,29}[^>"'\# :\/?&=])[^>]{0,2048}>(?:[^<]{0,1024}<(?!\/a)[^>]{1,1024}>){0,99}\s{0,10}(?!\1)https?[^\w<]{1,3}[^<]{5}"#;
