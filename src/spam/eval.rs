@@ -286,7 +286,7 @@ pub fn run(call: &Call, v: &View, st: &Settings) -> f64 {
                 for email in get(v, &spec).split('\n') {
                     let email = email.trim().to_ascii_lowercase();
                     if !email.is_empty()
-                        && super::freemail::is_freemail(st, &email)
+                        && st.is_freemail(&email)
                         && re().as_ref().is_none_or(|r| r.is_match(email.as_bytes()))
                     {
                         return 1.0;

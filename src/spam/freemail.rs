@@ -164,7 +164,7 @@ fn body_freemails(v: &View, st: &Settings) -> Option<Vec<String>> {
         if n + 1 == MAX_BODY_EMAILS {
             return None;
         }
-        if !is_freemail(st, &e) {
+        if !st.is_freemail(&e) {
             continue;
         }
         fm.push(e);
@@ -173,18 +173,6 @@ fn body_freemails(v: &View, st: &Settings) -> Option<Vec<String>> {
         }
     }
     Some(fm)
-}
-
-/// FreeMail.pm's `_is_freemail`: a listed domain, unless the address is a role or system address.
-pub fn is_freemail(st: &Settings, email: &str) -> bool {
-    static ROLE: OnceLock<Regex> = OnceLock::new();
-    let role = ROLE.get_or_init(|| {
-        Regex::new(
-            r"(?i)^(?:abuse|support|sales|info|helpdesk|contact|kontakt|(?:post|host|domain)master|undisclosed.*|request-[a-f0-9]{16}|bounced?-|[a-f0-9]{8}(?:\.[a-f0-9]{8}|-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12})|.+=.+=.+)@",
-        )
-        .expect("static")
-    });
-    !email.is_empty() && st.is_freemail(email) && !role.is_match(email)
 }
 
 fn addrs(v: &View, spec: &str) -> Vec<String> {
@@ -209,8 +197,8 @@ pub fn replyto(v: &View, st: &Settings, what: &str) -> bool {
     }
     let from = addrs(v, "From:addr");
     let reply = addrs(v, "Reply-To:addr");
-    let from_fm = from.iter().any(|e| is_freemail(st, e));
-    let reply_fm = reply.iter().any(|e| is_freemail(st, e));
+    let from_fm = from.iter().any(|e| st.is_freemail(e));
+    let reply_fm = reply.iter().any(|e| st.is_freemail(e));
     let from_not_in_reply = !from.iter().any(|f| reply.contains(f));
     if from_fm && reply_fm && from_not_in_reply {
         return true;

@@ -166,17 +166,28 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The FreeMail plugin's test: is this address at a listed free-mail provider?
+    /// The FreeMail plugin's `_is_freemail`: an address at a listed free-mail provider, unless it is a
+    /// role or system address (abuse@, postmaster@, bounce and message-id shaped users ...).
     pub fn is_freemail(&self, email: &str) -> bool {
+        static ROLE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
         let Some((_, domain)) = email.rsplit_once('@') else {
             return false;
         };
         let domain = domain.to_ascii_lowercase();
-        self.freemail.contains(&domain)
+        let listed = self.freemail.contains(&domain)
             || self
                 .freemail_globs
                 .iter()
-                .any(|g| glob(g.as_bytes(), domain.as_bytes()))
+                .any(|g| glob(g.as_bytes(), domain.as_bytes()));
+        listed
+            && !ROLE
+                .get_or_init(|| {
+                    regex::Regex::new(
+                        r"(?i)^(?:abuse|support|sales|info|helpdesk|contact|kontakt|(?:post|host|domain)master|undisclosed.*|request-[a-f0-9]{16}|bounced?-|[a-f0-9]{8}(?:\.[a-f0-9]{8}|-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{4}-[a-f0-9]{12})|.+=.+=.+)@",
+                    )
+                    .expect("static regex")
+                })
+                .is_match(email)
     }
 }
 
