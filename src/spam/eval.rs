@@ -122,6 +122,11 @@ fn arg_f(args: &[String], i: usize, def: f64) -> f64 {
         .unwrap_or(def)
 }
 
+/// An optional bound (`'undef'`, missing or not a number: none), as HeaderEval and BodyEval take them.
+fn bound(args: &[String], i: usize) -> Option<f64> {
+    args.get(i).and_then(|a| a.trim().parse().ok())
+}
+
 pub(crate) fn get(v: &View, spec: &str) -> String {
     v.header_for_rule(spec)
         .map(|b| String::from_utf8_lossy(&b).into_owned())
@@ -646,13 +651,8 @@ pub fn run(call: &Call, v: &View, st: &Settings) -> f64 {
             a.first().map(String::as_str).unwrap_or("replyto"),
         )),
         "multipart_alternative_difference" => {
-            let d = v.mime.madiff;
-            let min = arg_f(a, 0, 0.0);
-            let max = a.get(1).map(|m| m.trim()).filter(|m| *m != "undef");
-            b(
-                (min == 0.0 || d > min)
-                    && max.is_none_or(|m| m.parse::<f64>().is_ok_and(|m| d <= m)),
-            )
+            let (d, min) = (v.mime.madiff, arg_f(a, 0, 0.0));
+            b((min == 0.0 || d > min) && bound(a, 1).is_none_or(|m| d <= m))
         }
         "multipart_alternative_difference_count" => {
             let (ratio, min_html) = (arg_f(a, 0, 0.0), arg_f(a, 1, 0.0));
@@ -661,19 +661,14 @@ pub fn run(call: &Call, v: &View, st: &Settings) -> f64 {
         }
         "similar_recipients" => {
             let (_, similar) = recipients(v);
-            let bound = |i: usize| a.get(i).map(|x| x.trim()).filter(|x| *x != "undef");
-            b(
-                bound(0).is_none_or(|m| m.parse::<f64>().is_ok_and(|m| similar >= m))
-                    && bound(1).is_none_or(|m| m.parse::<f64>().is_ok_and(|m| similar < m)),
-            )
+            b(bound(a, 0).is_none_or(|m| similar >= m) && bound(a, 1).is_none_or(|m| similar < m))
         }
         "sorted_recipients" => b(recipients(v).0),
         "check_ma_non_text" => b(v.mime.alternative_non_text),
         "check_for_ascii_text_illegal" => b(v.mime.ascii_text_illegal),
         "check_base64_length" => {
             let len = v.mime.base64_longest_line as f64;
-            let max = a.get(1).and_then(|x| x.trim().parse::<f64>().ok());
-            b(max.is_none_or(|m| len <= m) && len >= arg_f(a, 0, 0.0))
+            b(bound(a, 1).is_none_or(|m| len <= m) && len >= arg_f(a, 0, 0.0))
         }
         "check_mime_multipart_ratio" => {
             let r = v.mime.multipart_ratio();
@@ -735,23 +730,23 @@ fn recipients(v: &View) -> (bool, f64) {
     if address.len() < 5 {
         return (sorted, 0.0);
     }
-    let first2 = |s: &str| s.chars().take(2).collect::<String>();
-    let user: Vec<String> = address.iter().map(|a| first2(a)).collect();
-    // Addresses without '@' drop out of the domain list, shifting it, as Perl's `map { m/\@(.*)/ }` does.
+    // The first two characters (Perl's `substr($_, 0, 2)`).
+    fn first2(s: &str) -> &str {
+        &s[..s.char_indices().nth(2).map_or(s.len(), |(i, _)| i)]
+    }
+    let user: Vec<&str> = address.iter().map(|a| first2(a)).collect();
+    // Addresses without '@' drop out of the domain list, shifting it, as Perl's `map { m/\@(.*)/ }` does;
+    // a missing entry reads as "" (Perl's undef).
     let fqhn: Vec<&str> = address
         .iter()
         .filter_map(|a| a.split_once('@').map(|(_, d)| d))
         .collect();
-    let host: Vec<String> = fqhn.iter().map(|d| first2(d)).collect();
-    let at = |l: &[String], i: usize| l.get(i).cloned().unwrap_or_default();
+    let at = |i: usize| fqhn.get(i).copied().unwrap_or("");
     let (mut hits, mut pairs) = (0usize, 0usize);
     for i in 0..address.len() {
         for j in i + 1..address.len() {
             hits += usize::from(user[i] == user[j]);
-            hits += usize::from(
-                at(&host, i) == at(&host, j)
-                    && fqhn.get(i).copied().unwrap_or("") != fqhn.get(j).copied().unwrap_or(""),
-            );
+            hits += usize::from(first2(at(i)) == first2(at(j)) && at(i) != at(j));
             pairs += 1;
         }
     }

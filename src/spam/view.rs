@@ -107,6 +107,38 @@ impl MimeFacts {
         }
     }
 
+    /// A multipart/alternative: a new word-count group for every part below it, and whether a direct
+    /// child is a leaf that is neither text nor RTF.
+    fn alternative(
+        &mut self,
+        msg: &mail_parser::Message<'_>,
+        children: &[u32],
+        groups_of: &mut [Vec<usize>],
+    ) {
+        let g = self.alt_words.len();
+        self.alt_words.push(AltWords::default());
+        let mut stack = children.to_vec();
+        while let Some(c) = stack.pop() {
+            let Some(slot) = groups_of.get_mut(c as usize) else {
+                continue;
+            };
+            if slot.contains(&g) {
+                continue;
+            }
+            slot.push(g);
+            if let Some(PartType::Multipart(cc)) = msg.parts.get(c as usize).map(|p| &p.body) {
+                stack.extend(cc.iter().copied());
+            }
+        }
+        self.alternative = true;
+        self.alternative_non_text |= parts_of(msg, children).any(|c| {
+            let t = part_ctype(c);
+            !matches!(c.body, PartType::Multipart(_) | PartType::Message(_))
+                && !t.starts_with("text/")
+                && t != "application/rtf"
+        });
+    }
+
     /// SpamAssassin's `mime_multipart_ratio`: plain bytes over HTML bytes of the last alternative
     /// pair; 1.0 when there is no such pair.
     pub fn multipart_ratio(&self) -> f64 {
@@ -187,6 +219,32 @@ impl MimeFacts {
             }
         }
     }
+}
+
+/// The parts `ids` names (a multipart's children).
+fn parts_of<'a, 'x>(
+    msg: &'a mail_parser::Message<'x>,
+    ids: &'a [u32],
+) -> impl Iterator<Item = &'a mail_parser::MessagePart<'x>> + 'a {
+    ids.iter().filter_map(|&i| msg.parts.get(i as usize))
+}
+
+/// An Exchange meeting request: a top-level alternative of exactly text/html and text/calendar.
+fn calendar_invite(msg: &mail_parser::Message<'_>) -> bool {
+    let Some(top) = msg.parts.first() else {
+        return false;
+    };
+    let PartType::Multipart(ids) = &top.body else {
+        return false;
+    };
+    let kids: Vec<_> = parts_of(msg, ids).collect();
+    part_ctype(top) == "multipart/alternative"
+        && kids.len() == 2
+        && kids
+            .iter()
+            .all(|k| !matches!(k.body, PartType::Multipart(_)))
+        && part_ctype(kids[0]) == "text/html"
+        && part_ctype(kids[1]) == "text/calendar"
 }
 
 fn part_ctype(part: &mail_parser::MessagePart<'_>) -> String {
@@ -487,25 +545,7 @@ impl View {
             self.walk(&msg, &mut text, &mut raw_chunks, &mut uris, 0);
             // Exchange meeting requests (an alternative of text/html and text/calendar only) are left
             // out of the alternative comparison, as BodyEval does.
-            let calendar_invite = msg.parts.first().is_some_and(|top| {
-                part_ctype(top) == "multipart/alternative"
-                    && match &top.body {
-                        PartType::Multipart(c) => {
-                            let kids: Vec<_> = c
-                                .iter()
-                                .filter_map(|&i| msg.parts.get(i as usize))
-                                .collect();
-                            kids.len() == 2
-                                && kids
-                                    .iter()
-                                    .all(|k| !matches!(k.body, PartType::Multipart(_)))
-                                && part_ctype(kids[0]) == "text/html"
-                                && part_ctype(kids[1]) == "text/calendar"
-                        }
-                        _ => false,
-                    }
-            });
-            self.mime.finish_alternatives(calendar_invite);
+            self.mime.finish_alternatives(calendar_invite(&msg));
         }
         self.full = full;
         // SpamAssassin: blank-line runs become paragraph breaks, all other whitespace one space.
@@ -556,61 +596,28 @@ impl View {
                 .content_transfer_encoding()
                 .map(|e| e.to_ascii_lowercase())
                 .unwrap_or_default();
-            let is_attachment = part
-                .content_disposition()
-                .is_some_and(|d| d.c_type.eq_ignore_ascii_case("attachment"));
             let disposition = part
                 .content_disposition()
                 .map(|d| d.c_type.to_ascii_lowercase())
                 .unwrap_or_default();
+            let is_attachment = disposition == "attachment";
             self.mime.header(&ctype, &charset, &encoding, &disposition);
+            if !matches!(part.body, PartType::Multipart(_) | PartType::Message(_)) {
+                let raw_body = msg
+                    .raw_message
+                    .get(part.offset_body as usize..part.offset_end as usize)
+                    .unwrap_or(b"");
+                let crlf = self.line_ending_crlf;
+                self.mime
+                    .leaf(&ctype, &charset, &encoding, is_attachment, raw_body, crlf);
+            }
             match &part.body {
                 PartType::Multipart(children) => {
                     if ctype == "multipart/alternative" {
-                        let g = self.mime.alt_words.len();
-                        self.mime.alt_words.push(AltWords::default());
-                        let mut stack: Vec<u32> = children.clone();
-                        while let Some(c) = stack.pop() {
-                            let Some(slot) = groups_of.get_mut(c as usize) else {
-                                continue;
-                            };
-                            if slot.contains(&g) {
-                                continue;
-                            }
-                            slot.push(g);
-                            if let Some(PartType::Multipart(cc)) =
-                                msg.parts.get(c as usize).map(|p| &p.body)
-                            {
-                                stack.extend(cc.iter().copied());
-                            }
-                        }
-                        self.mime.alternative = true;
-                        let non_text = children
-                            .iter()
-                            .filter_map(|&c| msg.parts.get(c as usize))
-                            .any(|c| {
-                                let t = part_ctype(c);
-                                !matches!(c.body, PartType::Multipart(_) | PartType::Message(_))
-                                    && !t.starts_with("text/")
-                                    && t != "application/rtf"
-                            });
-                        self.mime.alternative_non_text |= non_text;
+                        self.mime.alternative(msg, children, &mut groups_of);
                     }
                     continue;
                 }
-                PartType::Message(_) => {}
-                _ => {
-                    let raw_body = msg
-                        .raw_message
-                        .get(part.offset_body as usize..part.offset_end as usize)
-                        .unwrap_or(b"");
-                    let crlf = self.line_ending_crlf;
-                    self.mime
-                        .leaf(&ctype, &charset, &encoding, is_attachment, raw_body, crlf);
-                }
-            }
-            match &part.body {
-                PartType::Multipart(_) => continue,
                 PartType::Text(t) => {
                     if is_text {
                         for &g in &groups_of[pi] {
