@@ -8,7 +8,7 @@ use super::Tokens;
 use crate::message::error::{Error, Result};
 use crate::spam::view::View;
 use rusqlite::Connection;
-use std::io::{IsTerminal, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -70,11 +70,11 @@ fn walk(dir: &Path, out: &mut Vec<Source>) -> Result<()> {
 fn file_sources(p: &Path, out: &mut Vec<Source>) -> Result<()> {
     // Only a file starting with `From ` can be an mbox: the others are not read here (they are read
     // once, when learned).
-    let mut head = [0u8; 5];
-    let n = std::fs::File::open(p)
-        .and_then(|mut f| read_prefix(&mut f, &mut head))
+    let mut head = Vec::with_capacity(5);
+    std::fs::File::open(p)
+        .and_then(|f| f.take(5).read_to_end(&mut head))
         .map_err(|e| Error::from(e).context(p.display()))?;
-    if &head[..n] != b"From " {
+    if head != b"From " {
         out.push(Source::File(p.to_path_buf()));
         return Ok(());
     }
@@ -93,20 +93,6 @@ fn file_sources(p: &Path, out: &mut Vec<Source>) -> Result<()> {
         });
     }
     Ok(())
-}
-
-/// Reads up to `buf.len()` bytes (fewer only at the end of the file).
-fn read_prefix(f: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match f.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
 }
 
 /// Offsets of the `From ` lines that begin messages in an mbox: at the start of the file, or after a
