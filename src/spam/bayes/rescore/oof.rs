@@ -50,6 +50,16 @@ fn classify(cfg: &BayesConfig, t: &Table, ns: u64, nh: u64, hashes: &[i64]) -> O
     classifier::classify(cfg, ns, nh, &c).verdict()
 }
 
+/// The token counts of a database that learned exactly `members`, with its spam and ham totals.
+fn learned(hashes: &[Vec<i64>], spam: &[bool], members: &[usize]) -> (Table, u64, u64) {
+    let mut t = Table::new();
+    for &i in members {
+        add(&mut t, &hashes[i], spam[i]);
+    }
+    let ns = members.iter().filter(|&&i| spam[i]).count() as u64;
+    (t, ns, members.len() as u64 - ns)
+}
+
 /// Probabilities for `test`, from a database that learned exactly `train`.
 pub fn learned_from(
     cfg: &BayesConfig,
@@ -58,12 +68,7 @@ pub fn learned_from(
     train: &[usize],
     test: &[usize],
 ) -> Vec<Option<f64>> {
-    let mut t = Table::new();
-    for &i in train {
-        add(&mut t, &hashes[i], spam[i]);
-    }
-    let ns = train.iter().filter(|&&i| spam[i]).count() as u64;
-    let nh = train.len() as u64 - ns;
+    let (t, ns, nh) = learned(hashes, spam, train);
     test.iter()
         .map(|&i| classify(cfg, &t, ns, nh, &hashes[i]))
         .collect()
@@ -80,12 +85,7 @@ pub fn leave_one_out(
     spam: &[bool],
     members: &[usize],
 ) -> Vec<Option<f64>> {
-    let mut t = Table::new();
-    for &i in members {
-        add(&mut t, &hashes[i], spam[i]);
-    }
-    let ns = members.iter().filter(|&&i| spam[i]).count() as u64;
-    let nh = members.len() as u64 - ns;
+    let (mut t, ns, nh) = learned(hashes, spam, members);
     members
         .iter()
         .map(|&i| {
