@@ -13,6 +13,8 @@
 //! under `(?i)`), and POST matching at c plus its length. The DFAs report every position where a match
 //! can end (`MatchKind::All`), so no choice the backtracker could make is missed.
 
+// Lazy DFA cache per piece and thread: the rule regexes' limit (`.{1,2048}` needs a few thousand states).
+use super::perlre::DFA_CACHE;
 use regex_automata::hybrid::dfa::{Cache, DFA};
 use regex_automata::meta;
 use regex_automata::util::pool::Pool;
@@ -50,10 +52,6 @@ impl std::fmt::Debug for Split {
         f.debug_struct("Split").finish_non_exhaustive()
     }
 }
-
-/// Lazy DFA cache per piece and thread: as `perlre::DFA_CACHE`, a cache only grows as far as the
-/// piece needs (`.{1,2048}` needs a few thousand states).
-const DFA_CACHE: usize = 32 << 20;
 
 /// The pattern's text cut into the four pieces (Rust regex syntax, flags not yet applied).
 #[derive(Debug, PartialEq)]

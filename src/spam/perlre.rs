@@ -142,7 +142,7 @@ pub fn split_delimited(s: &str) -> Option<(&str, &str, &str)> {
 /// biggest patterns (`__FILL_THIS_FORM_*` expand to thousands of alternatives): their cache filled and was
 /// cleared over and over on every message, or the search fell back to the much slower NFA simulation. A
 /// cache only grows as far as a pattern needs, so the small patterns (almost all) stay small.
-const DFA_CACHE: usize = 32 << 20;
+pub(crate) const DFA_CACHE: usize = 32 << 20;
 
 /// Why a pattern could not be compiled at all.
 #[derive(Debug, Clone, PartialEq)]
