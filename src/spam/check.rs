@@ -66,10 +66,10 @@ impl RuleSet {
         // raw values and the relay pseudo-headers.
         let mut decoded_all: Vec<u8> = Vec::new();
         let mut unfolded: Vec<u8> = Vec::new();
-        for f in &view.fields {
+        for (f, d) in view.fields.iter().zip(view.decoded_fields()) {
             decoded_all.extend_from_slice(f.name.as_bytes());
             decoded_all.extend_from_slice(b": ");
-            decoded_all.extend_from_slice(&super::view::decode_header_value(&f.raw, &f.name));
+            decoded_all.extend_from_slice(d);
             unfolded.extend_from_slice(&super::view::unfold_raw(&f.raw));
             unfolded.push(b'\n');
         }
@@ -102,6 +102,8 @@ impl RuleSet {
         // The body and rawbody lines joined, built when the first such rule runs.
         let mut body_lines: Option<Lines> = None;
         let mut raw_lines: Option<Lines> = None;
+        // Each header spec's value, read once: many rules test the same few (`ALL`, `Subject`, `From:addr`).
+        let mut headers: std::collections::HashMap<&str, Option<Vec<u8>>> = Default::default();
         for &i in &self.order {
             if pf.gated[i].is_some() && !cand[i] {
                 continue;
@@ -124,11 +126,14 @@ impl RuleSet {
                     negate,
                     unset,
                 } => {
-                    let value = view
-                        .header_for_rule(spec)
-                        .or_else(|| unset.clone())
-                        .unwrap_or_default();
-                    let hit = re.is_match(&value);
+                    let value = headers
+                        .entry(spec.as_str())
+                        .or_insert_with(|| view.header_for_rule(spec));
+                    let value = match value {
+                        Some(v) => v.as_slice(),
+                        None => unset.as_deref().unwrap_or_default(),
+                    };
+                    let hit = re.is_match(value);
                     if hit != *negate {
                         1.0
                     } else {
@@ -137,7 +142,11 @@ impl RuleSet {
                 }
                 Test::Exists(h) => {
                     // Pseudo-headers (ToCc, MESSAGEID, ...) exist when their value does.
-                    if view.header_for_rule(h).is_some() {
+                    if headers
+                        .entry(h.as_str())
+                        .or_insert_with(|| view.header_for_rule(h))
+                        .is_some()
+                    {
                         1.0
                     } else {
                         0.0

@@ -21,6 +21,34 @@ use super::forgery;
 pub struct Call {
     pub func: String,
     pub args: Vec<String>,
+    /// The pattern argument of the evals that take one (html_text_match, check_freemail_*), compiled
+    /// on first use and kept with the rule: compiling it per message cost more than running it.
+    pub re: ArgRe,
+}
+
+/// A lazily compiled regex argument (None inside when it does not compile: the eval then answers as
+/// it did before, per function). Equal to any other: it is derived from `args`.
+#[derive(Clone, Default)]
+pub struct ArgRe(std::sync::OnceLock<Option<super::perlre::Re>>);
+
+impl ArgRe {
+    fn get(&self, pat: Option<&String>) -> Option<&super::perlre::Re> {
+        self.0
+            .get_or_init(|| pat.and_then(|r| super::perlre::compile(r, "").ok()))
+            .as_ref()
+    }
+}
+
+impl PartialEq for ArgRe {
+    fn eq(&self, _: &ArgRe) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for ArgRe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ArgRe")
+    }
 }
 
 /// Parses `eval:func('a', 1, "b")`.
@@ -51,7 +79,11 @@ pub fn parse_call(def: &str) -> Option<Call> {
     if !cur.trim().is_empty() || !args.is_empty() {
         args.push(cur.trim().to_string());
     }
-    Some(Call { func, args })
+    Some(Call {
+        func,
+        args,
+        re: ArgRe::default(),
+    })
 }
 
 const IMPLEMENTED: &[&str] = &[
@@ -285,14 +317,13 @@ pub fn run(call: &Call, v: &View, st: &Settings) -> f64 {
                     )
                 };
             // Compiled only once a freemail address turns up: most messages have none.
-            let re = std::cell::OnceCell::new();
-            let re = || re.get_or_init(|| re_arg.and_then(|r| super::perlre::compile(r, "").ok()));
+            let re = || call.re.get(re_arg);
             for spec in specs {
                 for email in get(v, &spec).split('\n') {
                     let email = email.trim().to_ascii_lowercase();
                     if !email.is_empty()
                         && st.is_freemail(&email)
-                        && re().as_ref().is_none_or(|r| r.is_match(email.as_bytes()))
+                        && re().is_none_or(|r| r.is_match(email.as_bytes()))
                     {
                         return 1.0;
                     }
@@ -495,7 +526,7 @@ pub fn run(call: &Call, v: &View, st: &Settings) -> f64 {
         }
         "html_text_match" | "html_text_not_match" => {
             let what = a.first().map(String::as_str).unwrap_or("");
-            let Some(re) = a.get(1).and_then(|r| super::perlre::compile(r, "").ok()) else {
+            let Some(re) = call.re.get(a.get(1)) else {
                 return 0.0;
             };
             let want = call.func == "html_text_match";
@@ -847,7 +878,8 @@ mod tests {
             parse_call("eval:check_illegal_chars('Subject', '0.02', \"1\")"),
             Some(Call {
                 func: "check_illegal_chars".into(),
-                args: vec!["Subject".into(), "0.02".into(), "1".into()]
+                args: vec!["Subject".into(), "0.02".into(), "1".into()],
+                re: ArgRe::default(),
             })
         );
         assert_eq!(parse_call("eval:check_no_relays()").unwrap().args.len(), 0);
