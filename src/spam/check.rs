@@ -228,11 +228,7 @@ impl RuleSet {
                 );
             }
         }
-        for &i in &self.metas {
-            if let Test::Meta(e) = &self.rules[i].test {
-                val[i] = e.eval(&|j| val[j]);
-            }
-        }
+        self.meta_code.run(&mut val);
         let mut score = 0.0;
         let mut hits = Vec::new();
         let mut subhits = Vec::new();

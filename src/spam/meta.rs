@@ -250,31 +250,147 @@ impl Expr {
                             r.eval(val)
                         }
                     }
-                    _ => {
-                        let c = r.eval(val);
-                        match op {
-                            Op::Eq => b(a == c),
-                            Op::Ne => b(a != c),
-                            Op::Lt => b(a < c),
-                            Op::Le => b(a <= c),
-                            Op::Gt => b(a > c),
-                            Op::Ge => b(a >= c),
-                            Op::Add => a + c,
-                            Op::Sub => a - c,
-                            Op::Mul => a * c,
-                            Op::Div => {
-                                if c == 0.0 {
-                                    0.0
-                                } else {
-                                    a / c
-                                }
-                            }
-                            Op::Or | Op::And => 0.0,
-                        }
-                    }
+                    _ => binary(*op, a, r.eval(val)),
                 }
             }
         }
+    }
+}
+
+/// One step of a compiled meta: a stack machine, so evaluating the stock rules' ~850 metas walks one
+/// contiguous array instead of chasing a boxed tree per node (the tree walk was ~6% of a message).
+#[derive(Debug, Clone, Copy)]
+enum Ins {
+    Num(f64),
+    Load(u32),
+    Not,
+    Neg,
+    Bin(Op),
+    /// Perl's `||`: a non-zero top is the result (jump to the end, keep it); else drop it and go on.
+    Or(u32),
+    /// Perl's `&&`: a zero top is the result; else drop it and go on.
+    And(u32),
+}
+
+/// The metas of a rule set, in the order they run, compiled into one program.
+#[derive(Debug, Clone, Default)]
+pub struct Program {
+    code: Vec<Ins>,
+    /// (rule index, start, end) of each meta's code.
+    metas: Vec<(usize, u32, u32)>,
+}
+
+impl Program {
+    /// Compiles `exprs` (rule index and its resolved expression), in that order.
+    pub fn new<'a>(exprs: impl Iterator<Item = (usize, &'a Expr)>) -> Program {
+        let mut p = Program::default();
+        for (i, e) in exprs {
+            let start = p.code.len() as u32;
+            p.emit(e);
+            p.metas.push((i, start, p.code.len() as u32));
+        }
+        p
+    }
+
+    fn emit(&mut self, e: &Expr) {
+        match e {
+            Expr::Num(n) => self.code.push(Ins::Num(*n)),
+            Expr::Rule(_, Some(i)) => self.code.push(Ins::Load(*i as u32)),
+            Expr::Rule(_, None) => self.code.push(Ins::Num(0.0)),
+            Expr::Not(x) => {
+                self.emit(x);
+                self.code.push(Ins::Not);
+            }
+            Expr::Neg(x) => {
+                self.emit(x);
+                self.code.push(Ins::Neg);
+            }
+            Expr::Bin(op @ (Op::Or | Op::And), l, r) => {
+                self.emit(l);
+                let at = self.code.len();
+                self.code.push(Ins::Num(0.0)); // patched below
+                self.emit(r);
+                let end = self.code.len() as u32;
+                self.code[at] = if *op == Op::Or {
+                    Ins::Or(end)
+                } else {
+                    Ins::And(end)
+                };
+            }
+            Expr::Bin(op, l, r) => {
+                self.emit(l);
+                self.emit(r);
+                self.code.push(Ins::Bin(*op));
+            }
+        }
+    }
+
+    /// Runs every meta in order, writing each one's value into `val` (later metas read earlier ones).
+    pub fn run(&self, val: &mut [f64]) {
+        let mut stack: Vec<f64> = Vec::with_capacity(32);
+        for &(i, start, end) in &self.metas {
+            stack.clear();
+            let mut pc = start as usize;
+            while pc < end as usize {
+                match self.code[pc] {
+                    Ins::Num(n) => stack.push(n),
+                    Ins::Load(j) => stack.push(val.get(j as usize).copied().unwrap_or(0.0)),
+                    Ins::Not => {
+                        let a = stack.pop().unwrap_or(0.0);
+                        stack.push(if a == 0.0 { 1.0 } else { 0.0 });
+                    }
+                    Ins::Neg => {
+                        let a = stack.pop().unwrap_or(0.0);
+                        stack.push(-a);
+                    }
+                    Ins::Or(to) | Ins::And(to) => {
+                        let top = stack.last().copied().unwrap_or(0.0);
+                        let short = match self.code[pc] {
+                            Ins::Or(_) => top != 0.0,
+                            _ => top == 0.0,
+                        };
+                        if short {
+                            pc = to as usize;
+                            continue;
+                        }
+                        stack.pop();
+                    }
+                    Ins::Bin(op) => {
+                        let c = stack.pop().unwrap_or(0.0);
+                        let a = stack.pop().unwrap_or(0.0);
+                        stack.push(binary(op, a, c));
+                    }
+                }
+                pc += 1;
+            }
+            if let Some(v) = val.get_mut(i) {
+                *v = stack.pop().unwrap_or(0.0);
+            }
+        }
+    }
+}
+
+/// A non-short-circuit operator's value, as Perl computes it (a division by zero reads as 0).
+fn binary(op: Op, a: f64, c: f64) -> f64 {
+    let b = |x: bool| if x { 1.0 } else { 0.0 };
+    match op {
+        Op::Eq => b(a == c),
+        Op::Ne => b(a != c),
+        Op::Lt => b(a < c),
+        Op::Le => b(a <= c),
+        Op::Gt => b(a > c),
+        Op::Ge => b(a >= c),
+        Op::Add => a + c,
+        Op::Sub => a - c,
+        Op::Mul => a * c,
+        Op::Div => {
+            if c == 0.0 {
+                0.0
+            } else {
+                a / c
+            }
+        }
+        Op::Or | Op::And => 0.0,
     }
 }
 
@@ -290,6 +406,27 @@ mod tests {
         assert_eq!(e.eval(&|i| [1.0, 1.0, 0.0, 0.0][i]), 1.0);
         assert_eq!(e.eval(&|i| [1.0, 1.0, 0.0, 1.0][i]), 0.0);
         assert!(parse("A &&").is_err());
+        // The compiled program agrees with the tree on every input, short-circuit values included.
+        let srcs = [
+            "(A + B + C) > 1 && !D",
+            "A || B && C",
+            "(A || B) * 3 - -C",
+            "A && (B || 0) && !(C == D)",
+            "(A + B) / (C - D) >= 0.5",
+            "!A || UNKNOWN",
+        ];
+        for src in srcs {
+            let mut e = parse(src).unwrap();
+            e.resolve(&|n| names.iter().position(|x| *x == n));
+            let p = Program::new(std::iter::once((4, &e)));
+            for bits in 0..81u32 {
+                let mut val: Vec<f64> = (0..4).map(|k| ((bits / 3u32.pow(k)) % 3) as f64).collect();
+                val.push(f64::NAN);
+                let want = e.eval(&|i| val[i]);
+                p.run(&mut val);
+                assert_eq!(val[4].to_bits(), want.to_bits(), "{src} {val:?}");
+            }
+        }
         assert!(parse("((((A").is_err());
     }
 }

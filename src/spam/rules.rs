@@ -95,6 +95,8 @@ pub struct RuleSet {
     /// Rule indexes in run order: by priority, non-metas first, metas in dependency order.
     pub order: Vec<usize>,
     pub metas: Vec<usize>,
+    /// `metas` compiled, in the same order.
+    pub meta_code: super::meta::Program,
     pub skipped: Vec<Skipped>,
     pub settings: Settings,
     pub lint: Vec<String>,
@@ -242,6 +244,10 @@ pub fn compile(l: Loaded) -> RuleSet {
         .collect();
     order.sort_by_key(|&i| rules[i].priority);
     let metas = meta_order(&rules, &by_name, &needed);
+    let meta_code = super::meta::Program::new(metas.iter().filter_map(|&i| match &rules[i].test {
+        Test::Meta(e) => Some((i, e)),
+        _ => None,
+    }));
     let prefilter = super::prefilter::Prefilter::build(&rules, &order);
     let joined = rules
         .iter()
@@ -255,6 +261,7 @@ pub fn compile(l: Loaded) -> RuleSet {
         by_name,
         order,
         metas,
+        meta_code,
         skipped,
         settings: l.settings,
         lint: l.lint,
