@@ -439,7 +439,7 @@ pub fn run(call: &Call, v: &View, st: &Settings) -> f64 {
             }
         }
         "check_for_shifted_date" => {
-            let diff = date_diff(v) as f64;
+            let diff = *v.date_diff.get_or_init(|| date_diff(v)) as f64;
             let min = a.first().and_then(|x| x.parse::<f64>().ok());
             let max = a.get(1).and_then(|x| x.parse::<f64>().ok());
             b(min.is_none_or(|m| diff >= 3600.0 * m) && max.is_none_or(|m| diff < 3600.0 * m))

@@ -280,6 +280,8 @@ pub struct View {
     /// rules read the same few fields (`ALL` all of them), and decoding them per rule was a tenth of
     /// the time a message took.
     decoded: std::sync::OnceLock<Vec<Vec<u8>>>,
+    /// Date minus Received, in seconds (eval's `date_diff`), kept for the dozen date rules that read it.
+    pub(crate) date_diff: std::sync::OnceLock<i64>,
 }
 
 impl View {
