@@ -153,6 +153,15 @@ impl Bayes {
 
     /// The classifier's verdict, or None while too little is learned (or Bayes is off).
     pub fn classify(&self, user: Option<&str>, t: &Tokens) -> Result<Option<classifier::Outcome>> {
+        self.classify_with(user, || t)
+    }
+
+    /// `classify`, asking for the tokens only once there is enough learned to classify them.
+    fn classify_with<'t>(
+        &self,
+        user: Option<&str>,
+        tokens: impl FnOnce() -> &'t Tokens,
+    ) -> Result<Option<classifier::Outcome>> {
         if !self.cfg.enabled {
             return Ok(None);
         }
@@ -164,7 +173,7 @@ impl Bayes {
             if tot.nspam < self.cfg.min_spam || tot.nham < self.cfg.min_ham {
                 return Ok(None);
             }
-            let counts = store::counts(c, tot.uid, &t.hashes)?;
+            let counts = store::counts(c, tot.uid, &tokens().hashes)?;
             Ok(Some(classifier::classify(
                 &self.cfg, tot.nspam, tot.nham, &counts,
             )))
@@ -189,15 +198,22 @@ impl Bayes {
 
     /// Auto-learn's lesson: learns a message never learned before, and leaves one already learned (as
     /// either class) alone, so the scorer cannot overturn a human's `spamc -L` (`Did::Already` then).
-    pub fn learn_new(&self, user: Option<&str>, t: &Tokens, class: Class) -> Result<Did> {
+    /// `hashes` is asked for only when there is something to learn.
+    pub fn learn_new(
+        &self,
+        user: Option<&str>,
+        sig: &str,
+        hashes: impl FnOnce() -> Vec<i64>,
+        class: Class,
+    ) -> Result<Did> {
         let name = self.user_name(user);
         let max = self.cfg.max_tokens;
         self.with_conn(|c| {
             let mut l = store::Learner::new(c, name)?;
-            if l.seen_class(&t.sig)?.is_some() {
+            if l.seen_class(sig)?.is_some() {
                 return Ok(Did::Already);
             }
-            let did = l.learn(&t.hashes, &t.sig, Some(class))?;
+            let did = l.learn(&hashes(), sig, Some(class))?;
             l.flush()?;
             if l.totals.serial % 1000 == 0 {
                 l.expire(max)?;
@@ -257,36 +273,48 @@ pub struct Checked {
     pub view: View,
     pub verdict: Verdict,
     pub bayes: Option<classifier::Outcome>,
-    pub tokens: Tokens,
     pub autolearn: AutoLearn,
 }
 
-/// Scores a message with the rules and Bayes, then auto-learns when the rules alone were sure.
+/// Scores a message with the rules and Bayes, then auto-learns when the rules alone were sure. The
+/// message is tokenized only when Bayes needs the tokens: to classify (once enough is learned) or to
+/// learn (a class chosen, and the message not learned before).
+///
+/// procmail hands spamc the mbox `From ` line, and `learn` drops it, so the tokens must not see it
+/// either. They do not, from this one view: the header split skips that line, the MIME parser reads it
+/// as no header (or, with a colon in its date, as a header no part looks at), and the signature covers
+/// the Message-Id and the bytes after the header only (see the test below).
 pub fn check(rs: &RuleSet, bayes: Option<&Bayes>, user: Option<&str>, msg: &[u8]) -> Checked {
     let view = View::new(msg);
-    // procmail hands spamc the mbox `From ` line; `learn` drops it, so the tokens must not see it either.
-    let tokens = if msg.starts_with(b"From ") {
-        Tokens::of(&View::new(learn::strip_from_line(msg)))
-    } else {
-        Tokens::of(&view)
-    };
+    let bayes = bayes.filter(|b| b.cfg.enabled);
+    let tokens: std::cell::OnceCell<Tokens> = std::cell::OnceCell::new();
     let out = match bayes {
-        Some(b) => b.classify(user, &tokens).unwrap_or_else(|e| {
-            log::event(
-                "bayes",
-                "-",
-                &[("status", "unavailable"), ("error", &e.msg)],
-            );
-            None
-        }),
+        Some(b) => b
+            .classify_with(user, || tokens.get_or_init(|| Tokens::of(&view)))
+            .unwrap_or_else(|e| {
+                log::event(
+                    "bayes",
+                    "-",
+                    &[("status", "unavailable"), ("error", &e.msg)],
+                );
+                None
+            }),
         None => None,
     };
     let p = out.as_ref().and_then(classifier::Outcome::verdict);
     let verdict = rs.check_view_bayes(&view, out.is_some(), p);
     let autolearn = match bayes {
-        Some(b) if b.cfg.enabled && b.cfg.auto_learn => {
-            match auto_learn_class(&b.cfg, rs, &verdict, p) {
-                Some(class) => match b.learn_new(user, &tokens, class) {
+        Some(b) if b.cfg.auto_learn => match auto_learn_class(&b.cfg, rs, &verdict, p) {
+            Some(class) => {
+                let sig = match tokens.get() {
+                    Some(t) => t.sig.clone(),
+                    None => signature(&view),
+                };
+                let hashes = || match tokens.get() {
+                    Some(t) => t.hashes.clone(),
+                    None => tokenizer::token_hashes(&view),
+                };
+                match b.learn_new(user, &sig, hashes, class) {
                     Ok(Did::Learned) => {
                         if class == Class::Spam {
                             AutoLearn::Spam
@@ -299,10 +327,10 @@ pub fn check(rs: &RuleSet, bayes: Option<&Bayes>, user: Option<&str>, msg: &[u8]
                         log::event("bayes", "-", &[("autolearn", "failed"), ("error", &e.msg)]);
                         AutoLearn::Failed
                     }
-                },
-                None => AutoLearn::No,
+                }
             }
-        }
+            None => AutoLearn::No,
+        },
         _ => AutoLearn::Disabled,
     };
     let mut verdict = verdict;
@@ -311,7 +339,6 @@ pub fn check(rs: &RuleSet, bayes: Option<&Bayes>, user: Option<&str>, msg: &[u8]
         view,
         verdict,
         bayes: out,
-        tokens,
         autolearn,
     }
 }
@@ -413,5 +440,35 @@ mod tests {
         bayes.cfg.auto_learn = false;
         assert_eq!(status(&bayes, spam), Some(AutoLearn::Disabled));
         assert_eq!(AutoLearn::Disabled.tag(), "disabled");
+    }
+
+    /// The tokens (and signature) of a message with procmail's mbox `From ` line, scored as it came,
+    /// are those of the message without the line, which is what `learn` sees.
+    #[test]
+    fn from_line_leaves_the_tokens_alone() {
+        let body = "Received: from mx.example.org (mx.example.org [192.0.2.7]) by h; Mon, 30 Sep 2002 12:00:00 +0000\n\
+            Message-Id: <x@y>\nFrom: A <a@example.org>\nSubject: cheap pills\n\
+            MIME-Version: 1.0\nContent-Type: multipart/alternative; boundary=b\n\n\
+            --b\nContent-Type: text/plain\n\nbuy now http://example.com/x\n\
+            --b\nContent-Type: text/html\n\n<p>buy <a href=http://example.net/>now</a></p>\n--b--\n";
+        for from in [
+            "From a@example.org Mon Sep 30 12:00:00 2002\n",
+            "From a@example.org  Mon Sep 30 12:00:00 2002\r\n",
+            "From MAILER-DAEMON\n",
+            "From :\n",
+        ] {
+            for msg in [body.to_string(), body.replace('\n', "\r\n")] {
+                let with = format!("{from}{msg}");
+                let a = Tokens::of(&View::new(with.as_bytes()));
+                let b = Tokens::of(&View::new(learn::strip_from_line(with.as_bytes())));
+                assert_eq!(a.tokens, b.tokens, "{from:?}");
+                assert_eq!(a.sig, b.sig, "{from:?}");
+                let mut h = tokenizer::token_hashes(&View::new(with.as_bytes()));
+                let mut bh = b.hashes.clone();
+                h.sort_unstable();
+                bh.sort_unstable();
+                assert_eq!(h, bh);
+            }
+        }
     }
 }
