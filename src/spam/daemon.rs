@@ -32,7 +32,7 @@ pub struct State {
     pub max_size: usize,
     host: String,
     /// The Bayes database CHECK reads and TELL teaches.
-    pub bayes: crate::spam::bayes::Bayes,
+    pub bayes: Arc<crate::spam::bayes::Bayes>,
 }
 
 impl State {
@@ -46,7 +46,7 @@ impl State {
             required_override: home.config.spam.required_score,
             max_size,
             host: super::markup::hostname(),
-            bayes: crate::spam::bayes::Bayes::open(home),
+            bayes: Arc::new(crate::spam::bayes::Bayes::open(home)),
         })
     }
 
@@ -437,6 +437,14 @@ async fn read_request<S: AsyncRead + Unpin>(
 pub fn run(home: &Home, listen: &[String], cli_rules: &[PathBuf], max_size: usize) -> Result<()> {
     super::hyperscan::want();
     let state = Arc::new(State::new(home, cli_rules, max_size)?);
+    // Auto-learn's commits leave the scoring threads: a learner thread takes them in batches.
+    if state.bayes.cfg.enabled && state.bayes.cfg.auto_learn {
+        state
+            .bayes
+            .start_learner()
+            .map_err(|e| Error::new(Exit::OsErr, format!("learner thread: {e}")))?;
+    }
+    let bayes = state.bayes.clone();
     let scorers = Arc::new(
         Scorers::per_core()
             .map_err(|e| Error::new(Exit::OsErr, format!("scoring threads: {e}")))?,
@@ -445,7 +453,7 @@ pub fn run(home: &Home, listen: &[String], cli_rules: &[PathBuf], max_size: usiz
         .enable_all()
         .build()
         .map_err(|e| Error::new(Exit::OsErr, format!("runtime: {e}")))?;
-    rt.block_on(async move {
+    let r = rt.block_on(async move {
         let mut tasks = Vec::new();
         for addr in listen {
             if addr.contains('/') {
@@ -495,7 +503,11 @@ pub fn run(home: &Home, listen: &[String], cli_rules: &[PathBuf], max_size: usiz
             tokio::select! {
                 _ = hup.recv() => {
                     let st = state.clone();
-                    let _ = tokio::task::spawn_blocking(move || st.reload()).await;
+                    let _ = tokio::task::spawn_blocking(move || {
+                        st.bayes.flush_lessons();
+                        st.reload();
+                    })
+                    .await;
                 }
                 _ = term.recv() => break,
                 _ = int.recv() => break,
@@ -506,9 +518,12 @@ pub fn run(home: &Home, listen: &[String], cli_rules: &[PathBuf], max_size: usiz
                 let _ = std::fs::remove_file(addr);
             }
         }
-        log::event("spamd", "stop", &[]);
         Ok(())
-    })
+    });
+    // The lessons still queued reach the database before we go.
+    bayes.stop_learner();
+    log::event("spamd", "stop", &[]);
+    r
 }
 
 #[cfg(test)]
