@@ -176,7 +176,10 @@ pub fn answer(state: &State, req: &Request, msg: &[u8]) -> Vec<u8> {
     out
 }
 
-type Job = Box<dyn FnOnce() + Send>;
+/// A job computes its answer and returns how to deliver it: the thread goes back on the idle stack
+/// between the two, so the request the answer lets the client send finds it there.
+type Job = Box<dyn FnOnce() -> Deliver + Send>;
+type Deliver = Box<dyn FnOnce() + Send>;
 
 /// The threads that score, one per core, alive as long as the daemon. Why not tokio's blocking pool:
 /// its threads exit after 10 s idle, and each regex keeps its lazy-DFA cache per thread (the first thread
@@ -188,7 +191,9 @@ type Job = Box<dyn FnOnce() + Send>;
 /// A job goes to the thread that went idle last (a stack, not a shared queue): one client at a time
 /// keeps landing on the same warm thread, with its caches (the regex pools' owner fast path, the lazy
 /// DFA states, the CPU's own caches) hot, instead of alternating between threads that each cool down
-/// in turn; under load every thread is busy and takes the queued jobs in order.
+/// in turn; under load every thread is busy and takes the queued jobs in order. A thread counts as
+/// idle from just before it delivers its answer: delivering wakes the runtime, which can preempt the
+/// thread on a busy host, and the client's next request must not find only the other thread free.
 pub struct Scorers {
     shared: Arc<Shared>,
 }
@@ -236,6 +241,14 @@ impl Shared {
         }
     }
 
+    /// Thread `me` is about to deliver an answer: idle from now on, unless work is waiting.
+    fn done(&self, me: usize) {
+        let mut g = self.lock();
+        if g.queue.is_empty() && g.handed[me].is_none() && !g.idle.contains(&me) {
+            g.idle.push(me);
+        }
+    }
+
     fn submit(&self, job: Job) -> bool {
         let mut g = self.lock();
         if g.closed {
@@ -273,7 +286,12 @@ impl Scorers {
                     while let Some(job) = sh.next(i) {
                         // A panicking job drops its reply sender (the client gets "Internal error");
                         // the thread, and its warm caches, stay.
-                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                        if let Ok(deliver) =
+                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(job))
+                        {
+                            sh.done(i);
+                            deliver();
+                        }
                     }
                 })?;
         }
@@ -292,7 +310,10 @@ impl Scorers {
     ) -> Option<T> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
-            let _ = tx.send(f());
+            let v = f();
+            Box::new(move || {
+                let _ = tx.send(v);
+            })
         });
         if !self.shared.submit(job) {
             return None;
@@ -556,8 +577,6 @@ mod tests {
                     .await
                     .expect("ran"),
             );
-            // The thread goes back on the idle stack just after it answers: let it get there.
-            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         }
         assert!(ids.iter().all(|i| *i == ids[0]), "{ids:?}");
     }
