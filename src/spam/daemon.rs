@@ -12,7 +12,7 @@ use crate::message::log;
 use crate::message::sysexits::Exit;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{mpsc, Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -32,7 +32,7 @@ pub struct State {
     pub max_size: usize,
     host: String,
     /// The Bayes database CHECK reads and TELL teaches.
-    pub bayes: crate::spam::bayes::Bayes,
+    pub bayes: Arc<crate::spam::bayes::Bayes>,
 }
 
 impl State {
@@ -46,7 +46,7 @@ impl State {
             required_override: home.config.spam.required_score,
             max_size,
             host: super::markup::hostname(),
-            bayes: crate::spam::bayes::Bayes::open(home),
+            bayes: Arc::new(crate::spam::bayes::Bayes::open(home)),
         })
     }
 
@@ -176,7 +176,10 @@ pub fn answer(state: &State, req: &Request, msg: &[u8]) -> Vec<u8> {
     out
 }
 
-type Job = Box<dyn FnOnce() + Send>;
+/// A job computes its answer and returns how to deliver it: the thread goes back on the idle stack
+/// between the two, so the request the answer lets the client send finds it there.
+type Job = Box<dyn FnOnce() -> Deliver + Send>;
+type Deliver = Box<dyn FnOnce() + Send>;
 
 /// The threads that score, one per core, alive as long as the daemon. Why not tokio's blocking pool:
 /// its threads exit after 10 s idle, and each regex keeps its lazy-DFA cache per thread (the first thread
@@ -184,31 +187,115 @@ type Job = Box<dyn FnOnce() + Send>;
 /// states of every rule it ran: 5-15x the time of the same message on a warm thread (bench/RESULTS.md).
 /// On a quiet host that was most requests. A queue in front also caps the scoring CPU at the core count
 /// when many clients send at once, as spamd's `--max-children` does.
+///
+/// A job goes to the thread that went idle last (a stack, not a shared queue): one client at a time
+/// keeps landing on the same warm thread, with its caches (the regex pools' owner fast path, the lazy
+/// DFA states, the CPU's own caches) hot, instead of alternating between threads that each cool down
+/// in turn; under load every thread is busy and takes the queued jobs in order. A thread counts as
+/// idle from just before it delivers its answer: delivering wakes the runtime, which can preempt the
+/// thread on a busy host, and the client's next request must not find only the other thread free.
 pub struct Scorers {
-    tx: mpsc::Sender<Job>,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    m: Mutex<Slots>,
+    /// One per thread: its `Slots::handed` entry was filled (or the pool is closing).
+    wake: Vec<std::sync::Condvar>,
+}
+
+struct Slots {
+    /// Jobs no thread was free for, oldest first.
+    queue: std::collections::VecDeque<Job>,
+    /// Idle threads, the one that went idle last on top.
+    idle: Vec<usize>,
+    /// A job handed straight to an idle thread.
+    handed: Vec<Option<Job>>,
+    closed: bool,
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Slots> {
+        // Jobs run outside the lock, so a poisoned lock still holds consistent slots.
+        self.m.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Thread `me`'s loop: the job handed to it, else the oldest queued one, else wait on top of the
+    /// idle stack. None when the pool is closed.
+    fn next(&self, me: usize) -> Option<Job> {
+        let mut g = self.lock();
+        loop {
+            if let Some(job) = g.handed[me].take() {
+                return Some(job);
+            }
+            if let Some(job) = g.queue.pop_front() {
+                return Some(job);
+            }
+            if g.closed {
+                return None;
+            }
+            if !g.idle.contains(&me) {
+                g.idle.push(me);
+            }
+            g = self.wake[me].wait(g).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// Thread `me` is about to deliver an answer: idle from now on, unless work is waiting.
+    fn done(&self, me: usize) {
+        let mut g = self.lock();
+        if g.queue.is_empty() && g.handed[me].is_none() && !g.idle.contains(&me) {
+            g.idle.push(me);
+        }
+    }
+
+    fn submit(&self, job: Job) -> bool {
+        let mut g = self.lock();
+        if g.closed {
+            return false;
+        }
+        match g.idle.pop() {
+            Some(w) => {
+                g.handed[w] = Some(job);
+                drop(g);
+                self.wake[w].notify_one();
+            }
+            None => g.queue.push_back(job),
+        }
+        true
+    }
 }
 
 impl Scorers {
     pub fn new(n: usize) -> std::io::Result<Scorers> {
-        let (tx, rx) = mpsc::channel::<Job>();
-        let rx = Arc::new(Mutex::new(rx));
-        for i in 0..n.max(1) {
-            let rx = rx.clone();
+        let n = n.max(1);
+        let shared = Arc::new(Shared {
+            m: Mutex::new(Slots {
+                queue: Default::default(),
+                idle: Vec::with_capacity(n),
+                handed: (0..n).map(|_| None).collect(),
+                closed: false,
+            }),
+            wake: (0..n).map(|_| std::sync::Condvar::new()).collect(),
+        });
+        for i in 0..n {
+            let sh = shared.clone();
             std::thread::Builder::new()
                 .name(format!("spam-score-{i}"))
-                .spawn(move || loop {
-                    // The lock is held only while waiting for the next job, never while scoring.
-                    let job = match rx.lock() {
-                        Ok(r) => r.recv(),
-                        Err(p) => p.into_inner().recv(),
-                    };
-                    let Ok(job) = job else { return };
-                    // A panicking job drops its reply sender (the client gets "Internal error"); the
-                    // thread, and its warm caches, stay.
-                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                .spawn(move || {
+                    while let Some(job) = sh.next(i) {
+                        // A panicking job drops its reply sender (the client gets "Internal error");
+                        // the thread, and its warm caches, stay.
+                        if let Ok(deliver) =
+                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(job))
+                        {
+                            sh.done(i);
+                            deliver();
+                        }
+                    }
                 })?;
         }
-        Ok(Scorers { tx })
+        Ok(Scorers { shared })
     }
 
     /// One scoring thread per core the process may use.
@@ -223,10 +310,25 @@ impl Scorers {
     ) -> Option<T> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
-            let _ = tx.send(f());
+            let v = f();
+            Box::new(move || {
+                let _ = tx.send(v);
+            })
         });
-        self.tx.send(job).ok()?;
+        if !self.shared.submit(job) {
+            return None;
+        }
         rx.await.ok()
+    }
+}
+
+impl Drop for Scorers {
+    /// The threads finish the jobs already queued, then exit.
+    fn drop(&mut self) {
+        self.shared.lock().closed = true;
+        for w in &self.shared.wake {
+            w.notify_all();
+        }
     }
 }
 
@@ -356,6 +458,14 @@ async fn read_request<S: AsyncRead + Unpin>(
 pub fn run(home: &Home, listen: &[String], cli_rules: &[PathBuf], max_size: usize) -> Result<()> {
     super::hyperscan::want();
     let state = Arc::new(State::new(home, cli_rules, max_size)?);
+    // Auto-learn's commits leave the scoring threads: a learner thread takes them in batches.
+    if state.bayes.cfg.enabled && state.bayes.cfg.auto_learn {
+        state
+            .bayes
+            .start_learner()
+            .map_err(|e| Error::new(Exit::OsErr, format!("learner thread: {e}")))?;
+    }
+    let bayes = state.bayes.clone();
     let scorers = Arc::new(
         Scorers::per_core()
             .map_err(|e| Error::new(Exit::OsErr, format!("scoring threads: {e}")))?,
@@ -364,7 +474,7 @@ pub fn run(home: &Home, listen: &[String], cli_rules: &[PathBuf], max_size: usiz
         .enable_all()
         .build()
         .map_err(|e| Error::new(Exit::OsErr, format!("runtime: {e}")))?;
-    rt.block_on(async move {
+    let r = rt.block_on(async move {
         let mut tasks = Vec::new();
         for addr in listen {
             if addr.contains('/') {
@@ -414,7 +524,11 @@ pub fn run(home: &Home, listen: &[String], cli_rules: &[PathBuf], max_size: usiz
             tokio::select! {
                 _ = hup.recv() => {
                     let st = state.clone();
-                    let _ = tokio::task::spawn_blocking(move || st.reload()).await;
+                    let _ = tokio::task::spawn_blocking(move || {
+                        st.bayes.flush_lessons();
+                        st.reload();
+                    })
+                    .await;
                 }
                 _ = term.recv() => break,
                 _ = int.recv() => break,
@@ -425,9 +539,12 @@ pub fn run(home: &Home, listen: &[String], cli_rules: &[PathBuf], max_size: usiz
                 let _ = std::fs::remove_file(addr);
             }
         }
-        log::event("spamd", "stop", &[]);
         Ok(())
-    })
+    });
+    // The lessons still queued reach the database before we go.
+    bayes.stop_learner();
+    log::event("spamd", "stop", &[]);
+    r
 }
 
 #[cfg(test)]
@@ -445,6 +562,47 @@ mod tests {
         assert!(boom.is_none());
         let again = sc.run(|| std::thread::current().id()).await;
         assert_eq!(again, first);
+    }
+
+    /// One client at a time keeps landing on one thread (the one idle last), not on each in turn.
+    #[tokio::test]
+    async fn a_lone_client_stays_on_the_warm_thread() {
+        let sc = Scorers::new(2).expect("spawn");
+        // Both threads up and idle, so the order they started in plays no part.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let mut ids = Vec::new();
+        for _ in 0..20 {
+            ids.push(
+                sc.run(|| std::thread::current().name().map(String::from))
+                    .await
+                    .expect("ran"),
+            );
+        }
+        assert!(ids.iter().all(|i| *i == ids[0]), "{ids:?}");
+    }
+
+    /// Under load every thread takes work.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_busy_pool_uses_every_thread() {
+        let sc = std::sync::Arc::new(Scorers::new(2).expect("spawn"));
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+        let mut tasks = Vec::new();
+        for _ in 0..2 {
+            let (sc, b) = (sc.clone(), barrier.clone());
+            tasks.push(tokio::spawn(async move {
+                sc.run(move || {
+                    // Each job waits for the other: both must be running at once.
+                    b.wait();
+                    std::thread::current().id()
+                })
+                .await
+            }));
+        }
+        let mut ids = Vec::new();
+        for t in tasks {
+            ids.push(t.await.expect("join").expect("ran"));
+        }
+        assert_ne!(ids[0], ids[1]);
     }
 
     /// Jobs from many tasks at once all get their own answer back.

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod explain;
 pub mod learn;
+pub mod lessons;
 pub mod rescore;
 pub mod store;
 pub mod tell;
@@ -23,7 +24,7 @@ use crate::message::log;
 use crate::spam::check::Verdict;
 use crate::spam::rules::RuleSet;
 use crate::spam::view::View;
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 use std::cell::Cell;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -104,12 +105,16 @@ impl Tokens {
     }
 }
 
-/// The site's Bayes: where the database is and how it behaves. One connection, shared by the daemon's
-/// workers behind a mutex (a lookup is a few hundred indexed reads).
+/// The site's Bayes: where the database is and how it behaves. Two connections, each shared by the
+/// daemon's threads behind a mutex: one reads (a lookup is a few hundred indexed reads), one writes
+/// (learning, TELL), so in WAL mode a commit never holds up a lookup.
 pub struct Bayes {
     pub cfg: BayesConfig,
     db: PathBuf,
     conn: Mutex<Option<Connection>>,
+    writer: Mutex<Option<Connection>>,
+    /// Auto-learn's lessons waiting for the learner thread (the daemon starts one; see `lessons`).
+    lessons: lessons::Queue,
 }
 
 impl Bayes {
@@ -118,6 +123,8 @@ impl Bayes {
             cfg: home.config.spam.bayes.clone(),
             db: home.db_path(),
             conn: Mutex::new(None),
+            writer: Mutex::new(None),
+            lessons: lessons::Queue::default(),
         }
     }
 
@@ -129,16 +136,20 @@ impl Bayes {
         }
     }
 
-    fn with_conn<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
-        let mut g = match self.conn.lock() {
+    fn with<T>(
+        &self,
+        conn: &Mutex<Option<Connection>>,
+        f: impl FnOnce(&mut Connection) -> Result<T>,
+    ) -> Result<T> {
+        let mut g = match conn.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
         if g.is_none() {
             let mut c = crate::store::open(&self.db)?;
-            // Auto-learn writes once per scored message: with WAL, NORMAL skips the fsync per commit
-            // and can only lose the last lessons on power loss, never corrupt the database. Token
-            // counts are statistics; mail durability does not depend on them.
+            // Auto-learn writes once per batch of scored messages: with WAL, NORMAL skips the fsync
+            // per commit and can only lose the last lessons on power loss, never corrupt the
+            // database. Token counts are statistics; mail durability does not depend on them.
             c.pragma_update(None, "synchronous", "NORMAL")?;
             store::migrate(&mut c)?;
             *g = Some(c);
@@ -151,8 +162,27 @@ impl Bayes {
         }
     }
 
+    /// The read connection.
+    fn with_conn<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        self.with(&self.conn, f)
+    }
+
+    /// The write connection.
+    fn with_writer<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        self.with(&self.writer, f)
+    }
+
     /// The classifier's verdict, or None while too little is learned (or Bayes is off).
     pub fn classify(&self, user: Option<&str>, t: &Tokens) -> Result<Option<classifier::Outcome>> {
+        self.classify_with(user, || t)
+    }
+
+    /// `classify`, asking for the tokens only once there is enough learned to classify them.
+    fn classify_with<'t>(
+        &self,
+        user: Option<&str>,
+        tokens: impl FnOnce() -> &'t Tokens,
+    ) -> Result<Option<classifier::Outcome>> {
         if !self.cfg.enabled {
             return Ok(None);
         }
@@ -164,45 +194,160 @@ impl Bayes {
             if tot.nspam < self.cfg.min_spam || tot.nham < self.cfg.min_ham {
                 return Ok(None);
             }
-            let counts = store::counts(c, tot.uid, &t.hashes)?;
+            let counts = store::counts(c, tot.uid, &tokens().hashes)?;
             Ok(Some(classifier::classify(
                 &self.cfg, tot.nspam, tot.nham, &counts,
             )))
         })
     }
 
-    /// Learns (or with `None` forgets) one message for a user.
+    /// Learns (or with `None` forgets) one message for a user, after committing the lessons queued
+    /// before it (so a TELL about a message auto-learn queued sees it learned).
     pub fn learn(&self, user: Option<&str>, t: &Tokens, class: Option<Class>) -> Result<Did> {
         let name = self.user_name(user);
-        let max = self.cfg.max_tokens;
-        self.with_conn(|c| {
-            let mut l = store::Learner::new(c, name)?;
-            let did = l.learn(&t.hashes, &t.sig, class)?;
-            l.flush()?;
-            // Expiry is a table scan: do it every 1,000 messages, not on each one.
-            if l.totals.serial % 1000 == 0 {
-                l.expire(max)?;
-            }
-            Ok(did)
+        self.with_writer(|c| {
+            self.commit_lessons(c);
+            learn_one(c, name, &t.hashes, &t.sig, class, self.cfg.max_tokens)
         })
+    }
+
+    /// Starts the learner thread: from now on auto-learn queues its lessons for it (see `lessons`).
+    pub fn start_learner(self: &std::sync::Arc<Self>) -> std::io::Result<()> {
+        let me = self.clone();
+        self.lessons.start(move || {
+            while me.lessons.wait_batch() {
+                me.flush_lessons();
+            }
+        })
+    }
+
+    /// Stops the learner thread after it committed every queued lesson; auto-learn then learns on the
+    /// caller's thread again.
+    pub fn stop_learner(&self) {
+        self.lessons.stop();
+        self.flush_lessons();
+    }
+
+    /// Commits the queued lessons now.
+    pub fn flush_lessons(&self) {
+        if self.lessons.lock().queue.is_empty() {
+            return;
+        }
+        let r = self.with_writer(|c| {
+            self.commit_lessons(c);
+            Ok(())
+        });
+        if let Err(e) = r {
+            // No connection: the lessons stay queued for the next try.
+            log::event("bayes", "-", &[("autolearn", "failed"), ("error", &e.msg)]);
+        }
+    }
+
+    /// Commits every queued lesson on the write connection: one transaction per user. A lesson whose
+    /// commit fails is logged and dropped (its message can be learned again later).
+    fn commit_lessons(&self, c: &mut Connection) {
+        let batch = self.lessons.take();
+        if batch.is_empty() {
+            return;
+        }
+        let mut users: Vec<&str> = batch.iter().map(|l| l.user.as_str()).collect();
+        users.sort_unstable();
+        users.dedup();
+        for user in users {
+            let r = (|| -> Result<()> {
+                let mut l = store::Learner::new(c, user)?;
+                let serial = l.totals.serial;
+                for lesson in batch.iter().filter(|l| l.user == user) {
+                    // Never `Already` (the queue keeps one lesson per message, and only messages not
+                    // learned when they were queued), unless a `learn` run in another process got
+                    // there first; either way counted once.
+                    l.learn(&lesson.hashes, &lesson.sig, Some(lesson.class))?;
+                }
+                l.flush()?;
+                // Expiry is a table scan: once per 1,000 messages learned, not per batch.
+                if l.totals.serial / 1000 != serial / 1000 {
+                    l.expire(self.cfg.max_tokens)?;
+                }
+                Ok(())
+            })();
+            if let Err(e) = r {
+                let n = batch.iter().filter(|l| l.user == user).count().to_string();
+                log::event(
+                    "bayes",
+                    "-",
+                    &[("autolearn", "failed"), ("lessons", &n), ("error", &e.msg)],
+                );
+            }
+        }
+        self.lessons.done(&batch);
     }
 
     /// Auto-learn's lesson: learns a message never learned before, and leaves one already learned (as
     /// either class) alone, so the scorer cannot overturn a human's `spamc -L` (`Did::Already` then).
-    pub fn learn_new(&self, user: Option<&str>, t: &Tokens, class: Class) -> Result<Did> {
+    /// With a learner thread running, the lesson is queued and `Did::Learned` means "will be learned":
+    /// nothing else can learn it in between, since the already-learned check sees the queue too.
+    /// `hashes` is asked for only when there is something to learn.
+    pub fn learn_new(
+        &self,
+        user: Option<&str>,
+        sig: &str,
+        hashes: impl FnOnce() -> Vec<i64>,
+        class: Class,
+    ) -> Result<Did> {
         let name = self.user_name(user);
-        let max = self.cfg.max_tokens;
-        self.with_conn(|c| {
-            let mut l = store::Learner::new(c, name)?;
-            if l.seen_class(&t.sig)?.is_some() {
+        let key = (name.to_string(), sig.to_string());
+        {
+            let mut q = self.lessons.lock();
+            if q.sigs.contains(&key) {
                 return Ok(Did::Already);
             }
-            let did = l.learn(&t.hashes, &t.sig, Some(class))?;
-            l.flush()?;
-            if l.totals.serial % 1000 == 0 {
-                l.expire(max)?;
+            if self.seen_class(name, sig)?.is_some() {
+                return Ok(Did::Already);
             }
-            Ok(did)
+            // Reserved: from here on this message counts as learned to every other check.
+            q.sigs.insert(key.clone());
+        }
+        let lesson = lessons::Lesson {
+            user: key.0,
+            sig: key.1,
+            hashes: hashes(),
+            class,
+        };
+        match self.lessons.push(lesson) {
+            Ok(()) => Ok(Did::Learned),
+            Err(lesson) => {
+                let r = self.with_writer(|c| {
+                    self.commit_lessons(c);
+                    learn_one(
+                        c,
+                        name,
+                        &lesson.hashes,
+                        &lesson.sig,
+                        Some(class),
+                        self.cfg.max_tokens,
+                    )
+                });
+                self.lessons.done(std::slice::from_ref(&lesson));
+                r
+            }
+        }
+    }
+
+    /// The class a message was learned as, if it was (read connection; the queue is the caller's).
+    fn seen_class(&self, name: &str, sig: &str) -> Result<Option<Class>> {
+        self.with_conn(|c| {
+            let Some(tot) = store::user(c, name, false)? else {
+                return Ok(None);
+            };
+            let code: Option<String> = c
+                .prepare_cached("SELECT class FROM bayes_seen WHERE uid = ?1 AND sig = ?2")?
+                .query_row(rusqlite::params![tot.uid, sig], |r| r.get(0))
+                .optional()?;
+            Ok(match code.as_deref() {
+                Some("s") => Some(Class::Spam),
+                Some("h") => Some(Class::Ham),
+                _ => None,
+            })
         })
     }
 
@@ -211,6 +356,25 @@ impl Bayes {
         let view = View::new(msg);
         self.learn(user, &Tokens::of(&view), class)
     }
+}
+
+/// Learns (or forgets) one message in its own transaction, expiring every 1,000 messages.
+fn learn_one(
+    c: &mut Connection,
+    name: &str,
+    hashes: &[i64],
+    sig: &str,
+    class: Option<Class>,
+    max_tokens: u64,
+) -> Result<Did> {
+    let mut l = store::Learner::new(c, name)?;
+    let did = l.learn(hashes, sig, class)?;
+    l.flush()?;
+    // Expiry is a table scan: do it every 1,000 messages, not on each one.
+    if l.totals.serial % 1000 == 0 {
+        l.expire(max_tokens)?;
+    }
+    Ok(did)
 }
 
 /// What auto-learn did with one message (`autolearn=` in X-Spam-Status and the log).
@@ -257,36 +421,48 @@ pub struct Checked {
     pub view: View,
     pub verdict: Verdict,
     pub bayes: Option<classifier::Outcome>,
-    pub tokens: Tokens,
     pub autolearn: AutoLearn,
 }
 
-/// Scores a message with the rules and Bayes, then auto-learns when the rules alone were sure.
+/// Scores a message with the rules and Bayes, then auto-learns when the rules alone were sure. The
+/// message is tokenized only when Bayes needs the tokens: to classify (once enough is learned) or to
+/// learn (a class chosen, and the message not learned before).
+///
+/// procmail hands spamc the mbox `From ` line, and `learn` drops it, so the tokens must not see it
+/// either. They do not, from this one view: the header split skips that line, the MIME parser reads it
+/// as no header (or, with a colon in its date, as a header no part looks at), and the signature covers
+/// the Message-Id and the bytes after the header only (see the test below).
 pub fn check(rs: &RuleSet, bayes: Option<&Bayes>, user: Option<&str>, msg: &[u8]) -> Checked {
     let view = View::new(msg);
-    // procmail hands spamc the mbox `From ` line; `learn` drops it, so the tokens must not see it either.
-    let tokens = if msg.starts_with(b"From ") {
-        Tokens::of(&View::new(learn::strip_from_line(msg)))
-    } else {
-        Tokens::of(&view)
-    };
+    let bayes = bayes.filter(|b| b.cfg.enabled);
+    let tokens: std::cell::OnceCell<Tokens> = std::cell::OnceCell::new();
     let out = match bayes {
-        Some(b) => b.classify(user, &tokens).unwrap_or_else(|e| {
-            log::event(
-                "bayes",
-                "-",
-                &[("status", "unavailable"), ("error", &e.msg)],
-            );
-            None
-        }),
+        Some(b) => b
+            .classify_with(user, || tokens.get_or_init(|| Tokens::of(&view)))
+            .unwrap_or_else(|e| {
+                log::event(
+                    "bayes",
+                    "-",
+                    &[("status", "unavailable"), ("error", &e.msg)],
+                );
+                None
+            }),
         None => None,
     };
     let p = out.as_ref().and_then(classifier::Outcome::verdict);
     let verdict = rs.check_view_bayes(&view, out.is_some(), p);
     let autolearn = match bayes {
-        Some(b) if b.cfg.enabled && b.cfg.auto_learn => {
-            match auto_learn_class(&b.cfg, rs, &verdict, p) {
-                Some(class) => match b.learn_new(user, &tokens, class) {
+        Some(b) if b.cfg.auto_learn => match auto_learn_class(&b.cfg, rs, &verdict, p) {
+            Some(class) => {
+                let sig = match tokens.get() {
+                    Some(t) => t.sig.clone(),
+                    None => signature(&view),
+                };
+                let hashes = || match tokens.get() {
+                    Some(t) => t.hashes.clone(),
+                    None => tokenizer::token_hashes(&view),
+                };
+                match b.learn_new(user, &sig, hashes, class) {
                     Ok(Did::Learned) => {
                         if class == Class::Spam {
                             AutoLearn::Spam
@@ -299,10 +475,10 @@ pub fn check(rs: &RuleSet, bayes: Option<&Bayes>, user: Option<&str>, msg: &[u8]
                         log::event("bayes", "-", &[("autolearn", "failed"), ("error", &e.msg)]);
                         AutoLearn::Failed
                     }
-                },
-                None => AutoLearn::No,
+                }
             }
-        }
+            None => AutoLearn::No,
+        },
         _ => AutoLearn::Disabled,
     };
     let mut verdict = verdict;
@@ -311,7 +487,6 @@ pub fn check(rs: &RuleSet, bayes: Option<&Bayes>, user: Option<&str>, msg: &[u8]
         view,
         verdict,
         bayes: out,
-        tokens,
         autolearn,
     }
 }
@@ -413,5 +588,114 @@ mod tests {
         bayes.cfg.auto_learn = false;
         assert_eq!(status(&bayes, spam), Some(AutoLearn::Disabled));
         assert_eq!(AutoLearn::Disabled.tag(), "disabled");
+    }
+
+    /// With the learner thread running, a lesson is queued, not committed, yet the status is the same
+    /// and the queue counts as learned: the same message again is "unavailable", a TELL of it as the
+    /// same class changes nothing, and stopping the learner leaves the counts in the database.
+    #[test]
+    fn queued_lessons_count_as_learned() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = Home::open(Some(dir.path()), None).expect("home");
+        let rs = crate::spam::rules::compile(crate::spam::load::load_text(
+            "body BIG /xyzzy/\nscore BIG 20\n",
+        ));
+        let bayes = std::sync::Arc::new(Bayes::open(&home));
+        bayes.start_learner().expect("learner");
+        let spam = b"Message-Id: <a@b>\nSubject: s\n\nxyzzy\n";
+        let ham = b"Message-Id: <c@d>\nSubject: s\n\nhello\n";
+        let status = |m: &[u8]| check(&rs, Some(&bayes), None, m).verdict.autolearn;
+        assert_eq!(status(spam), Some(AutoLearn::Spam));
+        assert_eq!(status(spam), Some(AutoLearn::Unavailable));
+        assert_eq!(status(ham), Some(AutoLearn::Ham));
+        assert_eq!(status(ham), Some(AutoLearn::Unavailable));
+        // TELL commits the queue first: the spam is already learned, the ham moves.
+        assert_eq!(
+            bayes
+                .learn_bytes(None, spam, Some(Class::Spam))
+                .expect("tell"),
+            Did::Already
+        );
+        assert_eq!(
+            bayes
+                .learn_bytes(None, ham, Some(Class::Spam))
+                .expect("tell"),
+            Did::Relearned
+        );
+        let third = b"Message-Id: <e@f>\nSubject: s\n\nxyzzy again\n";
+        assert_eq!(status(third), Some(AutoLearn::Spam));
+        bayes.stop_learner();
+        let mut c = crate::store::open(&home.db_path()).expect("db");
+        let d = store::dump(&mut c).expect("dump");
+        assert_eq!((d[0].nspam, d[0].nham), (3, 0), "{d:?}");
+        // Without the learner, auto-learn commits on the spot again.
+        let fourth = b"Message-Id: <g@h>\nSubject: s\n\nxyzzy 4\n";
+        assert_eq!(status(fourth), Some(AutoLearn::Spam));
+        assert_eq!(status(fourth), Some(AutoLearn::Unavailable));
+        let d = store::dump(&mut c).expect("dump");
+        assert_eq!(d[0].nspam, 4, "{d:?}");
+    }
+
+    /// Many threads auto-learning the same messages at once: each message is learned once, and
+    /// exactly one check of it says so.
+    #[test]
+    fn concurrent_auto_learn_learns_each_message_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = Home::open(Some(dir.path()), None).expect("home");
+        let rs = crate::spam::rules::compile(crate::spam::load::load_text(
+            "body BIG /xyzzy/\nscore BIG 20\n",
+        ));
+        let bayes = std::sync::Arc::new(Bayes::open(&home));
+        bayes.start_learner().expect("learner");
+        let msgs: Vec<Vec<u8>> = (0..40)
+            .map(|i| format!("Message-Id: <m{i}@x>\nSubject: s\n\nxyzzy {i}\n").into_bytes())
+            .collect();
+        let learned = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for m in &msgs {
+                        if check(&rs, Some(&bayes), None, m).autolearn == AutoLearn::Spam {
+                            learned.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                });
+            }
+        });
+        bayes.stop_learner();
+        assert_eq!(learned.into_inner(), msgs.len());
+        let mut c = crate::store::open(&home.db_path()).expect("db");
+        let d = store::dump(&mut c).expect("dump");
+        assert_eq!(d[0].nspam, msgs.len() as u64, "{d:?}");
+    }
+
+    /// The tokens (and signature) of a message with procmail's mbox `From ` line, scored as it came,
+    /// are those of the message without the line, which is what `learn` sees.
+    #[test]
+    fn from_line_leaves_the_tokens_alone() {
+        let body = "Received: from mx.example.org (mx.example.org [192.0.2.7]) by h; Mon, 30 Sep 2002 12:00:00 +0000\n\
+            Message-Id: <x@y>\nFrom: A <a@example.org>\nSubject: cheap pills\n\
+            MIME-Version: 1.0\nContent-Type: multipart/alternative; boundary=b\n\n\
+            --b\nContent-Type: text/plain\n\nbuy now http://example.com/x\n\
+            --b\nContent-Type: text/html\n\n<p>buy <a href=http://example.net/>now</a></p>\n--b--\n";
+        for from in [
+            "From a@example.org Mon Sep 30 12:00:00 2002\n",
+            "From a@example.org  Mon Sep 30 12:00:00 2002\r\n",
+            "From MAILER-DAEMON\n",
+            "From :\n",
+        ] {
+            for msg in [body.to_string(), body.replace('\n', "\r\n")] {
+                let with = format!("{from}{msg}");
+                let a = Tokens::of(&View::new(with.as_bytes()));
+                let b = Tokens::of(&View::new(learn::strip_from_line(with.as_bytes())));
+                assert_eq!(a.tokens, b.tokens, "{from:?}");
+                assert_eq!(a.sig, b.sig, "{from:?}");
+                let mut h = tokenizer::token_hashes(&View::new(with.as_bytes()));
+                let mut bh = b.hashes.clone();
+                h.sort_unstable();
+                bh.sort_unstable();
+                assert_eq!(h, bh);
+            }
+        }
     }
 }
