@@ -93,6 +93,12 @@ pub enum Directive {
     ReplaceRules(Vec<String>),
     /// `freemail_domains a.com b.net *.c.org`: the FreeMail plugin's list.
     FreemailDomains(Vec<String>),
+    /// `util_rb_2tld` / `util_rb_3tld`: registry boundaries below which a domain is one registrant's
+    /// (RegistryBoundaries' two- and three-level "TLDs", co.uk, demon.co.uk).
+    RbTld {
+        labels: usize,
+        domains: Vec<String>,
+    },
     Include(String),
     LoadPlugin(String),
     IfPlugin(String),
@@ -316,6 +322,13 @@ pub fn parse_line(line: &str) -> Directive {
                 .map(|d| d.to_ascii_lowercase())
                 .collect(),
         ),
+        "util_rb_2tld" | "util_rb_3tld" => Directive::RbTld {
+            labels: if lkey == "util_rb_2tld" { 2 } else { 3 },
+            domains: rest
+                .split_whitespace()
+                .map(|d| d.to_ascii_lowercase())
+                .collect(),
+        },
         "include" => Directive::Include(rest.to_string()),
         "loadplugin" => Directive::LoadPlugin(split_word(rest).0.to_string()),
         "ifplugin" => Directive::IfPlugin(rest.to_string()),
@@ -357,8 +370,6 @@ const KNOWN_IGNORED: &[&str] = &[
     "use_bayes",
     "bayes_path",
     "util_rb_tld",
-    "util_rb_2tld",
-    "util_rb_3tld",
     "freemail_whitelist",
     "freemail_welcomelist",
     "freemail_import_whitelist_auth",
