@@ -99,6 +99,9 @@ pub enum Directive {
         labels: usize,
         domains: Vec<String>,
     },
+    /// correo's own: `token_model_weight HASH WEIGHT`, one weight of the token model `correo spam
+    /// rescore` fits (see `bayes::eval_check_token_model`).
+    TokenWeight(i64, f64),
     Include(String),
     LoadPlugin(String),
     IfPlugin(String),
@@ -329,6 +332,16 @@ pub fn parse_line(line: &str) -> Directive {
                 .map(|d| d.to_ascii_lowercase())
                 .collect(),
         },
+        "token_model_weight" => {
+            let mut it = rest.split_whitespace();
+            match (
+                it.next().and_then(|h| h.parse::<i64>().ok()),
+                it.next().and_then(|w| w.parse::<f64>().ok()),
+            ) {
+                (Some(h), Some(w)) if w.is_finite() => Directive::TokenWeight(h, w),
+                _ => bad("token_model_weight needs a token hash and a weight"),
+            }
+        }
         "include" => Directive::Include(rest.to_string()),
         "loadplugin" => Directive::LoadPlugin(split_word(rest).0.to_string()),
         "ifplugin" => Directive::IfPlugin(rest.to_string()),

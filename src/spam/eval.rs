@@ -97,6 +97,7 @@ const IMPLEMENTED: &[&str] = &[
     "check_ma_non_text",
     "check_msg_parse_flags",
     "check_bayes",
+    "check_token_model",
     "check_for_ascii_text_illegal",
     "check_blank_line_ratio",
     "html_title_subject_ratio",
@@ -713,6 +714,7 @@ pub fn run(call: &Call, v: &View, st: &Settings) -> f64 {
         },
         // The probability `bayes::check` put in place for this message; none: BAYES_xx never fires.
         "check_bayes" => crate::spam::bayes::eval_check_bayes(a),
+        "check_token_model" => crate::spam::bayes::eval_check_token_model(a),
         _ => 0.0,
     }
 }

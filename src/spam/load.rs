@@ -166,6 +166,9 @@ pub struct Settings {
     /// `util_rb_2tld` and `util_rb_3tld` (co.uk, demon.co.uk): see `registry_domain`.
     pub two_level_domains: std::collections::HashSet<String>,
     pub three_level_domains: std::collections::HashSet<String>,
+    /// `token_model_weight`: the token model's weight (in score points) per token hash; empty when
+    /// no model is loaded. See `bayes::token_margin`.
+    pub token_model: HashMap<i64, f64>,
 }
 
 impl Settings {
@@ -261,6 +264,7 @@ impl Default for Settings {
             freemail_globs: Vec::new(),
             two_level_domains: Default::default(),
             three_level_domains: Default::default(),
+            token_model: HashMap::new(),
         }
     }
 }
@@ -546,6 +550,9 @@ impl Loader {
                     &mut st.three_level_domains
                 };
                 set.extend(domains);
+            }
+            Directive::TokenWeight(h, w) => {
+                st.token_model.insert(h, w);
             }
             Directive::Include(p) => {
                 let path = match dir {
