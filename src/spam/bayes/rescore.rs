@@ -1,13 +1,13 @@
-//! `correo spam rescore`: fits the rule scores, the BAYES_xx rules among them, to a site's own labelled
-//! mail, and writes them as a `.cf` the engine loads after the rules.
+//! `correo spam rescore`: fits the rule scores to a site's own labelled mail, and writes them as a
+//! `.cf` the engine loads after the rules.
 //!
 //! Each message is run through the engine once (rules without Bayes) and tokenized once. Two fits
 //! follow, one per kind of score set SpamAssassin has: without Bayes (sets 0 and 1) the features are
-//! the rules that hit; with Bayes (sets 2 and 3) the BAYES_xx bucket the message's Bayes probability
-//! falls in is one more 0/1 feature, so the output is still nothing but scores for existing rules.
-//! That probability always comes from a database that did not learn the message (`oof.rs`: all the
-//! other messages, leave one out). Network tests are not fitted (correo runs none): sets 1 and 3 get
-//! the scores of 0 and 2, and `net` rules keep theirs.
+//! the rules that hit (`fit.rs`); with Bayes (sets 2 and 3) one model over the rules that hit and the
+//! message's Bayes tokens (`tokens.rs`), whose token weights are written to the `.cf` with the
+//! CORREO_TOKENS buckets that carry the tokens' part into the score. The token model stands in for the
+//! BAYES_xx buckets, which are written as 0 in sets 2/3. Network tests are not fitted (correo runs
+//! none): sets 1 and 3 get the scores of 0 and 2, and `net` rules keep theirs.
 //!
 //! One part of the mail (every fifth message) is held out and never seen by the fit, nor by the
 //! Bayes database its probabilities come from: precision, recall and false-positive rate are reported
@@ -239,16 +239,10 @@ pub fn run(rs: &RuleSet, cfg: &BayesConfig, seen: &[Seen], o: &Options) -> Resul
         }
     };
 
-    // Held-out evaluation: training probabilities left-one-out within the training part, held-out
-    // ones from a database of the whole training part.
+    // Held-out evaluation. The old scores' BAYES_xx need the held-out messages' probabilities, from
+    // a database of the whole training part; no fit reads one.
     say("Bayes probabilities for the held-out check ...");
     let mut p = vec![None; seen.len()];
-    for (&i, v) in train
-        .iter()
-        .zip(oof::leave_one_out(cfg, &hashes, &spam, &train))
-    {
-        p[i] = v;
-    }
     for (&i, v) in test
         .iter()
         .zip(oof::learned_from(cfg, &hashes, &spam, &train, &test))
@@ -285,9 +279,9 @@ pub fn run(rs: &RuleSet, cfg: &BayesConfig, seen: &[Seen], o: &Options) -> Resul
         }
     }
 
-    // The scores written: the same fit on all the mail.
-    say("Bayes probabilities for the final fit ...");
-    let p = oof::leave_one_out(cfg, &hashes, &spam, &all);
+    // The scores written: the same fit on all the mail. Neither fit reads a Bayes probability (set
+    // 2/3's buckets are written as 0), so none is computed.
+    let p = vec![None; seen.len()];
     let mut fitted: Vec<HashMap<usize, f64>> = Vec::new();
     let mut hit = vec![false; rs.rules.len()];
     let mut token_weights = HashMap::new();
