@@ -373,7 +373,7 @@ pub fn cf_text(rs: &RuleSet, out: &Outcome, total: usize) -> String {
         for (name, lo, hi, mid) in tokens::buckets() {
             s.push_str(&format!(
                 "body {name} eval:check_token_model('{lo}', '{hi}')\ntflags {name} learn\n\
-                 score {name} 0 0 {mid} {mid}\n"
+                 describe {name} Site token model: {mid} points\nscore {name} 0 0 {mid} {mid}\n"
             ));
         }
         let mut w: Vec<(&i64, &f64)> = out.token_weights.iter().collect();
