@@ -93,6 +93,15 @@ pub enum Directive {
     ReplaceRules(Vec<String>),
     /// `freemail_domains a.com b.net *.c.org`: the FreeMail plugin's list.
     FreemailDomains(Vec<String>),
+    /// `util_rb_2tld` / `util_rb_3tld`: registry boundaries below which a domain is one registrant's
+    /// (RegistryBoundaries' two- and three-level "TLDs", co.uk, demon.co.uk).
+    RbTld {
+        labels: usize,
+        domains: Vec<String>,
+    },
+    /// correo's own: `token_model_weight HASH WEIGHT`, one weight of the token model `correo spam
+    /// rescore` fits (see `bayes::eval_check_token_model`).
+    TokenWeight(i64, f64),
     Include(String),
     LoadPlugin(String),
     IfPlugin(String),
@@ -316,6 +325,23 @@ pub fn parse_line(line: &str) -> Directive {
                 .map(|d| d.to_ascii_lowercase())
                 .collect(),
         ),
+        "util_rb_2tld" | "util_rb_3tld" => Directive::RbTld {
+            labels: if lkey == "util_rb_2tld" { 2 } else { 3 },
+            domains: rest
+                .split_whitespace()
+                .map(|d| d.to_ascii_lowercase())
+                .collect(),
+        },
+        "token_model_weight" => {
+            let mut it = rest.split_whitespace();
+            match (
+                it.next().and_then(|h| h.parse::<i64>().ok()),
+                it.next().and_then(|w| w.parse::<f64>().ok()),
+            ) {
+                (Some(h), Some(w)) if w.is_finite() => Directive::TokenWeight(h, w),
+                _ => bad("token_model_weight needs a token hash and a weight"),
+            }
+        }
         "include" => Directive::Include(rest.to_string()),
         "loadplugin" => Directive::LoadPlugin(split_word(rest).0.to_string()),
         "ifplugin" => Directive::IfPlugin(rest.to_string()),
@@ -357,8 +383,6 @@ const KNOWN_IGNORED: &[&str] = &[
     "use_bayes",
     "bayes_path",
     "util_rb_tld",
-    "util_rb_2tld",
-    "util_rb_3tld",
     "freemail_whitelist",
     "freemail_welcomelist",
     "freemail_import_whitelist_auth",

@@ -53,7 +53,14 @@ impl RuleSet {
     /// while the other rules keep their Bayes-set scores).
     pub fn check_view_bayes(&self, view: &View, available: bool, p: Option<f64>) -> Verdict {
         let set = ScoreSet::new(available, false);
-        crate::spam::bayes::with_probability(p, || self.check_view_in(view, set))
+        // The token model `rescore` may have fitted counts where Bayes does: in the Bayes score sets.
+        let m = (available && !self.settings.token_model.is_empty()).then(|| {
+            let hashes = crate::spam::bayes::tokenizer::token_hashes(view);
+            crate::spam::bayes::token_margin(&self.settings.token_model, &hashes)
+        });
+        crate::spam::bayes::with_probability(p, || {
+            crate::spam::bayes::with_token_margin(m, || self.check_view_in(view, set))
+        })
     }
 
     fn check_view_in(&self, view: &View, set: ScoreSet) -> Verdict {

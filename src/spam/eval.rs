@@ -122,12 +122,14 @@ const IMPLEMENTED: &[&str] = &[
     "check_equal_from_domains",
     "check_for_matching_env_and_hdr_from",
     "check_fromname_equals_to",
+    "check_mailfrom_matches_rcvd",
     "check_stock_info",
     "check_base64_length",
     "check_mime_multipart_ratio",
     "check_ma_non_text",
     "check_msg_parse_flags",
     "check_bayes",
+    "check_token_model",
     "check_for_ascii_text_illegal",
     "check_blank_line_ratio",
     "html_title_subject_ratio",
@@ -668,6 +670,27 @@ pub fn run(call: &Call, v: &View, st: &Settings) -> f64 {
                     .split('\n')
                     .any(|f| f == env))
         }
+        // WLBLEval: the envelope sender's registered domain is that of the relay that handed the
+        // message over (the first untrusted one; without untrusted relays, any trusted one).
+        "check_mailfrom_matches_rcvd" => {
+            let sender = get(v, "EnvelopeFrom:addr");
+            let Some((_, dom)) = sender.rsplit_once('@') else {
+                return 0.0;
+            };
+            // `\@ ( [^\@]+ \. [^\@]+ ) \z`: a dot with something on either side.
+            if dom.len() < 3 || !dom.as_bytes()[1..dom.len() - 1].contains(&b'.') {
+                return 0.0;
+            }
+            let want = st.registry_domain(dom);
+            let relays: &[crate::spam::relays::Relay] = match v.relays.untrusted.first() {
+                Some(r) => std::slice::from_ref(r),
+                None => &v.relays.trusted,
+            };
+            b(relays
+                .iter()
+                .filter(|r| !r.rdns.is_empty())
+                .any(|r| st.registry_domain(&r.rdns) == want))
+        }
         "check_fromname_equals_to" => {
             let name = get(v, "From:name").to_ascii_lowercase();
             let to = get(v, "To:addr").to_ascii_lowercase();
@@ -722,6 +745,7 @@ pub fn run(call: &Call, v: &View, st: &Settings) -> f64 {
         },
         // The probability `bayes::check` put in place for this message; none: BAYES_xx never fires.
         "check_bayes" => crate::spam::bayes::eval_check_bayes(a),
+        "check_token_model" => crate::spam::bayes::eval_check_token_model(a),
         _ => 0.0,
     }
 }
@@ -1072,5 +1096,22 @@ mod tests {
             Some(1058995800)
         );
         assert_eq!(parse_date("23 Jul 2003 21:30:00 GMT"), Some(1058995800));
+    }
+
+    /// WLBLEval's check_mailfrom_matches_rcvd: the envelope sender's registered domain against the
+    /// first untrusted relay's reverse DNS.
+    #[test]
+    fn mailfrom_matches_rcvd() {
+        let msg = |rp: &str| {
+            format!(
+                "Return-Path: <{rp}>\nReceived: from mail.example.com (mx2.example.com [203.0.113.9])\n\
+                 \tby mx.local (Postfix) with ESMTP id 1; Thu, 25 Jul 2002 19:39:06 -0000\n\
+                 From: a@example.com\nSubject: s\n\nhi\n"
+            )
+        };
+        let call = "eval:check_mailfrom_matches_rcvd()";
+        assert!(hits(&msg("bounce@lists.example.com"), call));
+        assert!(!hits(&msg("bounce@example.org"), call));
+        assert!(!hits(&msg("nodomain"), call));
     }
 }

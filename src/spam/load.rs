@@ -163,6 +163,12 @@ pub struct Settings {
     pub freemail: std::collections::HashSet<String>,
     /// Wildcard entries (`*.example.com`, `mail.*`), matched against the whole domain.
     pub freemail_globs: Vec<String>,
+    /// `util_rb_2tld` and `util_rb_3tld` (co.uk, demon.co.uk): see `registry_domain`.
+    pub two_level_domains: std::collections::HashSet<String>,
+    pub three_level_domains: std::collections::HashSet<String>,
+    /// `token_model_weight`: the token model's weight (in score points) per token hash; empty when
+    /// no model is loaded. See `bayes::token_margin`.
+    pub token_model: HashMap<i64, f64>,
 }
 
 impl Settings {
@@ -191,6 +197,47 @@ impl Settings {
     }
 }
 
+/// RegistryBoundaries' state codes: `X.<state>.us` and `ci|co.X.<state>.us`, `pvt.k12.<state>.us`
+/// are registries of their own.
+const US_STATES: &[&str] = &[
+    "ak", "al", "ar", "az", "ca", "co", "ct", "dc", "de", "fl", "ga", "gu", "hi", "ia", "id", "il",
+    "in", "ks", "ky", "la", "ma", "md", "me", "mi", "mn", "mo", "ms", "mt", "nc", "nd", "ne", "nh",
+    "nj", "nm", "nv", "ny", "oh", "ok", "or", "pa", "pr", "ri", "sc", "sd", "tn", "tx", "ut", "va",
+    "vi", "vt", "wa", "wi", "wv", "wy",
+];
+
+impl Settings {
+    /// RegistryBoundaries::split_domain's domain part: the registered domain of a host name, one
+    /// label below the registry (`util_rb_2tld`/`util_rb_3tld`, the US state zones, else the TLD).
+    /// `mail.example.co.uk` gives `example.co.uk`; a bare TLD gives itself.
+    pub fn registry_domain(&self, host: &str) -> String {
+        let d = host.to_ascii_lowercase();
+        let parts: Vec<&str> = d.split('.').filter(|p| !p.is_empty()).collect();
+        let mut start = 0;
+        while parts.len() - start > 1 {
+            let rest = &parts[start..];
+            let stop = match rest.len() {
+                2 => self.two_level_domains.contains(&rest.join(".")),
+                3 if rest[2] == "us" => US_STATES.contains(&rest[1]),
+                3 => self.three_level_domains.contains(&rest.join(".")),
+                4 => {
+                    rest[3] == "us"
+                        && ((rest[0] == "pvt" && rest[1] == "k12")
+                            || rest[0] == "ci"
+                            || rest[0] == "co")
+                        && US_STATES.contains(&rest[2])
+                }
+                _ => false,
+            };
+            if stop {
+                break;
+            }
+            start += 1;
+        }
+        parts[start.saturating_sub(1)..].join(".")
+    }
+}
+
 /// `*` and `?` matching for freemail entries.
 fn glob(p: &[u8], s: &[u8]) -> bool {
     match (p.first(), s.first()) {
@@ -215,6 +262,9 @@ impl Default for Settings {
             report_contact: "the administrator of that system".into(),
             freemail: Default::default(),
             freemail_globs: Vec::new(),
+            two_level_domains: Default::default(),
+            three_level_domains: Default::default(),
+            token_model: HashMap::new(),
         }
     }
 }
@@ -493,6 +543,17 @@ impl Loader {
                     }
                 }
             }
+            Directive::RbTld { labels, domains } => {
+                let set = if labels == 2 {
+                    &mut st.two_level_domains
+                } else {
+                    &mut st.three_level_domains
+                };
+                set.extend(domains);
+            }
+            Directive::TokenWeight(h, w) => {
+                st.token_model.insert(h, w);
+            }
             Directive::Include(p) => {
                 let path = match dir {
                     Some(d) if !Path::new(&p).is_absolute() => d.join(&p),
@@ -532,5 +593,24 @@ mod tests {
         );
         let names: Vec<_> = l.rules.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, vec!["B", "D", "E"]);
+    }
+
+    /// RegistryBoundaries::split_domain: one label below the registry, which is a listed two- or
+    /// three-level domain, a US state zone, or else the TLD.
+    #[test]
+    fn registry_domains() {
+        let st = load_text("util_rb_2tld co.uk com.au\nutil_rb_3tld demon.co.uk\n").settings;
+        for (host, want) in [
+            ("mail.example.com", "example.com"),
+            ("Example.COM", "example.com"),
+            ("a.b.example.co.uk", "example.co.uk"),
+            ("x.y.demon.co.uk", "y.demon.co.uk"),
+            // city.ny.us is itself a registry (a locality under a state zone).
+            ("www.example.city.ny.us", "example.city.ny.us"),
+            ("com", "com"),
+            ("co.uk", "co.uk"),
+        ] {
+            assert_eq!(st.registry_domain(host), want, "{host}");
+        }
     }
 }

@@ -32,6 +32,45 @@ use store::{Class, Did};
 
 thread_local! {
     static PROBABILITY: Cell<Option<f64>> = const { Cell::new(None) };
+    static TOKEN_MARGIN: Cell<Option<f64>> = const { Cell::new(None) };
+}
+
+/// Runs `f` with the token model's contribution `m` (score points) visible to `check_token_model`.
+pub fn with_token_margin<T>(m: Option<f64>, f: impl FnOnce() -> T) -> T {
+    let old = TOKEN_MARGIN.with(|c| c.replace(m));
+    let r = f();
+    TOKEN_MARGIN.with(|c| c.set(old));
+    r
+}
+
+/// The token model's contribution to a message's score: the weights of the message's distinct
+/// Bayes tokens (the hashes Bayes learns), summed and divided by the square root of their number,
+/// as `rescore::tokens` fitted them.
+pub fn token_margin(model: &std::collections::HashMap<i64, f64>, hashes: &[i64]) -> f64 {
+    if hashes.is_empty() {
+        return 0.0;
+    }
+    let sum: f64 = hashes.iter().filter_map(|h| model.get(h)).sum();
+    sum / (hashes.len() as f64).sqrt()
+}
+
+/// `eval:check_token_model('min', 'max')` (correo's own): 1 when the token model's contribution is in
+/// [min, max). `rescore` writes these as buckets whose scores are the contributions they stand for.
+pub fn eval_check_token_model(args: &[String]) -> f64 {
+    let Some(m) = TOKEN_MARGIN.with(Cell::get) else {
+        return 0.0;
+    };
+    let arg = |i: usize, d: f64| {
+        args.get(i)
+            .and_then(|a| a.trim().parse::<f64>().ok())
+            .unwrap_or(d)
+    };
+    let (lo, hi) = (arg(0, f64::NEG_INFINITY), arg(1, f64::INFINITY));
+    if m >= lo && m < hi {
+        1.0
+    } else {
+        0.0
+    }
 }
 
 /// Runs `f` (one rule check) with the Bayes probability `p` visible to `check_bayes`.

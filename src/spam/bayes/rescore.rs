@@ -1,13 +1,13 @@
-//! `correo spam rescore`: fits the rule scores, the BAYES_xx rules among them, to a site's own labelled
-//! mail, and writes them as a `.cf` the engine loads after the rules.
+//! `correo spam rescore`: fits the rule scores to a site's own labelled mail, and writes them as a
+//! `.cf` the engine loads after the rules.
 //!
 //! Each message is run through the engine once (rules without Bayes) and tokenized once. Two fits
 //! follow, one per kind of score set SpamAssassin has: without Bayes (sets 0 and 1) the features are
-//! the rules that hit; with Bayes (sets 2 and 3) the BAYES_xx bucket the message's Bayes probability
-//! falls in is one more 0/1 feature, so the output is still nothing but scores for existing rules.
-//! That probability always comes from a database that did not learn the message (`oof.rs`: all the
-//! other messages, leave one out). Network tests are not fitted (correo runs none): sets 1 and 3 get
-//! the scores of 0 and 2, and `net` rules keep theirs.
+//! the rules that hit (`fit.rs`); with Bayes (sets 2 and 3) one model over the rules that hit and the
+//! message's Bayes tokens (`tokens.rs`), whose token weights are written to the `.cf` with the
+//! CORREO_TOKENS buckets that carry the tokens' part into the score. The token model stands in for the
+//! BAYES_xx buckets, which are written as 0 in sets 2/3. Network tests are not fitted (correo runs
+//! none): sets 1 and 3 get the scores of 0 and 2, and `net` rules keep theirs.
 //!
 //! One part of the mail (every fifth message) is held out and never seen by the fit, nor by the
 //! Bayes database its probabilities come from: precision, recall and false-positive rate are reported
@@ -16,6 +16,7 @@
 
 pub mod fit;
 pub mod oof;
+pub mod tokens;
 
 pub use fit::Rates;
 
@@ -204,6 +205,8 @@ pub struct Outcome {
     pub bayes_verdicts: usize,
     /// Per rule that hit anywhere: (rule index, set 0/1 score, set 2/3 score), fitted on all the mail.
     pub scores: Vec<(usize, f64, f64)>,
+    /// The token model's weights (score points per token hash), used in sets 2/3.
+    pub token_weights: HashMap<i64, f64>,
 }
 
 pub struct Options {
@@ -236,16 +239,10 @@ pub fn run(rs: &RuleSet, cfg: &BayesConfig, seen: &[Seen], o: &Options) -> Resul
         }
     };
 
-    // Held-out evaluation: training probabilities left-one-out within the training part, held-out
-    // ones from a database of the whole training part.
+    // Held-out evaluation. The old scores' BAYES_xx need the held-out messages' probabilities, from
+    // a database of the whole training part; no fit reads one.
     say("Bayes probabilities for the held-out check ...");
     let mut p = vec![None; seen.len()];
-    for (&i, v) in train
-        .iter()
-        .zip(oof::leave_one_out(cfg, &hashes, &spam, &train))
-    {
-        p[i] = v;
-    }
     for (&i, v) in test
         .iter()
         .zip(oof::learned_from(cfg, &hashes, &spam, &train, &test))
@@ -256,25 +253,38 @@ pub fn run(rs: &RuleSet, cfg: &BayesConfig, seen: &[Seen], o: &Options) -> Resul
     let mut compared = [Compared::default(); 2];
     for (d, c) in designs.iter().zip(compared.iter_mut()) {
         say(&format!(
-            "fitting score set {} on {} messages ({} rules) ...",
+            "fitting score set {} on {} messages ({} rules{}) ...",
             d.set.index(),
             train.len(),
-            d.rules.len()
+            d.rules.len(),
+            if d.set.bayes() { " and the tokens" } else { "" }
         ));
         let (prob, fixed, old) = d.rows(rs, seen, &p);
-        let s = fit::scores(&prob, &train, par)?;
-        for &i in &test {
-            let new = round3(prob.x[i].iter().map(|&f| s[f]).sum::<f64>() + fixed[i]);
+        let new: Vec<f64> = if d.set.bayes() {
+            // Sets 2/3: the rules (without the BAYES_xx buckets) and the tokens, one model.
+            let (rules_only, _, _) = designs[0].rows(rs, seen, &p);
+            let j = tokens::fit(&rules_only, &hashes, &train, par)?;
+            test.iter()
+                .map(|&i| round3(j.score(&rules_only.x[i], &hashes[i]) + fixed[i]))
+                .collect()
+        } else {
+            let s = fit::scores(&prob, &train, par)?;
+            test.iter()
+                .map(|&i| round3(prob.x[i].iter().map(|&f| s[f]).sum::<f64>() + fixed[i]))
+                .collect()
+        };
+        for (&i, new) in test.iter().zip(new) {
             c.before.add(spam[i], old[i] >= par.required);
             c.after.add(spam[i], new >= par.required);
         }
     }
 
-    // The scores written: the same fit on all the mail.
-    say("Bayes probabilities for the final fit ...");
-    let p = oof::leave_one_out(cfg, &hashes, &spam, &all);
+    // The scores written: the same fit on all the mail. Neither fit reads a Bayes probability (set
+    // 2/3's buckets are written as 0), so none is computed.
+    let p = vec![None; seen.len()];
     let mut fitted: Vec<HashMap<usize, f64>> = Vec::new();
     let mut hit = vec![false; rs.rules.len()];
+    let mut token_weights = HashMap::new();
     for d in &designs {
         say(&format!(
             "fitting score set {} on all {} messages ...",
@@ -282,13 +292,27 @@ pub fn run(rs: &RuleSet, cfg: &BayesConfig, seen: &[Seen], o: &Options) -> Resul
             all.len()
         ));
         let (prob, _, _) = d.rows(rs, seen, &p);
-        let s = fit::scores(&prob, &all, par)?;
         for x in &prob.x {
             for &f in x {
                 hit[d.rules[f]] = true;
             }
         }
-        fitted.push(d.rules.iter().copied().zip(s).collect());
+        if d.set.bayes() {
+            let (rules_only, _, _) = designs[0].rows(rs, seen, &p);
+            let j = tokens::fit(&rules_only, &hashes, &all, par)?;
+            let mut m: HashMap<usize, f64> =
+                designs[0].rules.iter().copied().zip(j.design).collect();
+            // The token model stands in for the BAYES_xx buckets in sets 2/3.
+            for (f, _) in &d.buckets {
+                m.insert(d.rules[*f], 0.0);
+                hit[d.rules[*f]] = true;
+            }
+            fitted.push(m);
+            token_weights = j.tokens;
+        } else {
+            let s = fit::scores(&prob, &all, par)?;
+            fitted.push(d.rules.iter().copied().zip(s).collect());
+        }
     }
     let scores = designs[1]
         .rules
@@ -309,6 +333,7 @@ pub fn run(rs: &RuleSet, cfg: &BayesConfig, seen: &[Seen], o: &Options) -> Resul
         bayes: compared[1],
         bayes_verdicts,
         scores,
+        token_weights,
     })
 }
 
@@ -338,6 +363,24 @@ pub fn cf_text(rs: &RuleSet, out: &Outcome, total: usize) -> String {
             "score {:<30} {s0:.3} {s0:.3} {s2:.3} {s2:.3}   # was {was}\n",
             r.name
         ));
+    }
+    if !out.token_weights.is_empty() {
+        s.push_str(
+            "# The token model (sets 2/3, fitted with the rules above in place of the BAYES_xx buckets):\n\
+             # a message's token part is the weights of its distinct Bayes tokens over the square root\n\
+             # of their number, scored through the bucket it falls in.\n",
+        );
+        for (name, lo, hi, mid) in tokens::buckets() {
+            s.push_str(&format!(
+                "body {name} eval:check_token_model('{lo}', '{hi}')\ntflags {name} learn\n\
+                 describe {name} Site token model: {mid} points\nscore {name} 0 0 {mid} {mid}\n"
+            ));
+        }
+        let mut w: Vec<(&i64, &f64)> = out.token_weights.iter().collect();
+        w.sort_unstable_by_key(|&(h, _)| *h);
+        for (h, v) in w {
+            s.push_str(&format!("token_model_weight {h} {v:.6}\n"));
+        }
     }
     s
 }
@@ -392,8 +435,9 @@ mod tests {
     }
 
     /// The `.cf` `run` writes is what the engine then scores with: in set 0 each message's score is
-    /// the sum of the written set-0 scores of its hits, and in set 2 the set-2 scores plus the
-    /// written score of the BAYES_xx bucket its probability falls in.
+    /// the sum of the written set-0 scores of its hits, and in set 2 the set-2 scores (the BAYES_xx
+    /// buckets at 0: the token model stands in for them) plus the score of the CORREO_TOKENS bucket
+    /// the message's token part falls in.
     #[test]
     fn the_engine_scores_with_what_was_fitted() {
         let rs = compile(load_text(RULES));
@@ -422,8 +466,8 @@ mod tests {
                 .iter()
                 .map(|&(i, s0, s2)| (rs.rules[i].name.as_str(), (s0, s2))),
         );
-        assert!(fitted["BAYES_99"].1 > 0.0, "{cf}");
-        assert_eq!(fitted["BAYES_99"].0, 0.0, "{cf}");
+        assert_eq!(fitted["BAYES_99"], (0.0, 0.0), "{cf}");
+        assert!(!out.token_weights.is_empty(), "{cf}");
         assert!(
             fitted["MEET"].0 <= 0.0 && fitted["MEET"].1 <= 0.0,
             "nice stays nice: {cf}"
@@ -433,18 +477,24 @@ mod tests {
             let view = View::new(m);
             for (p, set2) in [(None, false), (Some(0.995), true), (Some(0.001), true)] {
                 let v = both.check_view_bayes(&view, set2, p);
-                let want: f64 = v
-                    .hits
-                    .iter()
-                    .map(|&i| {
-                        let (s0, s2) = fitted[both.rules[i].name.as_str()];
-                        if set2 {
-                            s2
-                        } else {
-                            s0
-                        }
-                    })
-                    .sum();
+                let tokens = crate::spam::bayes::tokenizer::token_hashes(&view);
+                let part = tokens::bucket_score(crate::spam::bayes::token_margin(
+                    &out.token_weights,
+                    &tokens,
+                ));
+                let want: f64 = if set2 { part } else { 0.0 }
+                    + v.hits
+                        .iter()
+                        .filter(|&&i| !both.rules[i].name.starts_with("CORREO_TOKENS_"))
+                        .map(|&i| {
+                            let (s0, s2) = fitted[both.rules[i].name.as_str()];
+                            if set2 {
+                                s2
+                            } else {
+                                s0
+                            }
+                        })
+                        .sum::<f64>();
                 assert!((v.score - round3(want)).abs() < 1e-9, "{v:?}\n{cf}");
                 if set2 {
                     let bucket = if p == Some(0.995) {

@@ -135,7 +135,7 @@ fn fit_active(
 
 /// How far below `required` the highest ham the boundary keeps out scores: fitted scores are rounded
 /// to 3 decimals, and so is the total, and a ham that sat exactly at the boundary would round over it.
-const GAP: f64 = 0.01;
+pub(super) const GAP: f64 = 0.01;
 
 /// Scores, one per feature, fitted on `rows`: the regression's weights scaled so the chosen boundary
 /// sits at `required`.
@@ -185,7 +185,7 @@ pub fn scores(p: &Problem, rows: &[usize], par: Params) -> Result<Vec<f64>> {
 
 /// The highest ham margin that must stay below the boundary (never below 0): with `max_fpr` of
 /// `ham_margins` allowed over it, the first one past those.
-fn boundary(mut ham_margins: Vec<f64>, max_fpr: f64) -> f64 {
+pub(super) fn boundary(mut ham_margins: Vec<f64>, max_fpr: f64) -> f64 {
     ham_margins.sort_by(|a, b| b.total_cmp(a));
     let allowed = (max_fpr * ham_margins.len() as f64).floor() as usize;
     ham_margins.get(allowed).copied().unwrap_or(0.0).max(0.0)
