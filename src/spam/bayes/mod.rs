@@ -629,11 +629,14 @@ mod tests {
         assert_eq!(AutoLearn::Disabled.tag(), "disabled");
     }
 
-    /// With the learner thread running, a lesson is queued, not committed, yet the status is the same
-    /// and the queue counts as learned: the same message again is "unavailable", a TELL of it as the
-    /// same class changes nothing, and stopping the learner leaves the counts in the database.
-    #[test]
-    fn queued_lessons_count_as_learned() {
+    /// A home in a temporary directory, a rule that makes `xyzzy` spam (auto-learn's threshold), and
+    /// Bayes with its learner thread running.
+    fn with_learner() -> (
+        tempfile::TempDir,
+        Home,
+        crate::spam::rules::RuleSet,
+        std::sync::Arc<Bayes>,
+    ) {
         let dir = tempfile::tempdir().expect("tempdir");
         let home = Home::open(Some(dir.path()), None).expect("home");
         let rs = crate::spam::rules::compile(crate::spam::load::load_text(
@@ -641,6 +644,16 @@ mod tests {
         ));
         let bayes = std::sync::Arc::new(Bayes::open(&home));
         bayes.start_learner().expect("learner");
+        (dir, home, rs, bayes)
+    }
+
+    /// With the learner thread running, a lesson is queued, not committed, yet the status is the same
+    /// and the queue counts as learned: the same message again is "unavailable", a TELL of it as the
+    /// same class changes nothing, and stopping the learner leaves the counts in the database.
+    #[test]
+    fn queued_lessons_count_as_learned() {
+        let (dir, home, rs, bayes) = with_learner();
+        let _keep = dir;
         let spam = b"Message-Id: <a@b>\nSubject: s\n\nxyzzy\n";
         let ham = b"Message-Id: <c@d>\nSubject: s\n\nhello\n";
         let status = |m: &[u8]| check(&rs, Some(&bayes), None, m).verdict.autolearn;
@@ -679,13 +692,8 @@ mod tests {
     /// exactly one check of it says so.
     #[test]
     fn concurrent_auto_learn_learns_each_message_once() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let home = Home::open(Some(dir.path()), None).expect("home");
-        let rs = crate::spam::rules::compile(crate::spam::load::load_text(
-            "body BIG /xyzzy/\nscore BIG 20\n",
-        ));
-        let bayes = std::sync::Arc::new(Bayes::open(&home));
-        bayes.start_learner().expect("learner");
+        let (dir, home, rs, bayes) = with_learner();
+        let _keep = dir;
         let msgs: Vec<Vec<u8>> = (0..40)
             .map(|i| format!("Message-Id: <m{i}@x>\nSubject: s\n\nxyzzy {i}\n").into_bytes())
             .collect();
