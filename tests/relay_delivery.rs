@@ -570,7 +570,10 @@ fn smtp_source_load_with_many_recipients() {
         "{}",
         s.cli(&["queue", "stats"]).1
     );
-    assert_eq!(s.maillog().matches("status=sent").count(), 2000);
+    // The runner journals accepted rows first and logs status=sent right after (runner/remote.rs), so
+    // on a busy machine the last log lines can trail the empty queue by a moment (CI saw 1,990).
+    let sent = || s.maillog().matches("status=sent").count();
+    assert!(wait_for(|| sent() == 2000, 10), "{}", sent());
     // Recipients of one message travel in one transaction: 200 transactions at the sink.
     assert!(
         wait_for(|| sink.messages().len() == 200, 10),
