@@ -52,11 +52,29 @@ impl RuleSet {
     /// for this message (`p` None: no token was significant, so no BAYES_xx fires, as in SpamAssassin,
     /// while the other rules keep their Bayes-set scores).
     pub fn check_view_bayes(&self, view: &View, available: bool, p: Option<f64>) -> Verdict {
+        self.check_view_hashed(view, available, p, None)
+    }
+
+    /// `check_view_bayes` with the message's Bayes token hashes when the caller has them already
+    /// (Bayes classified it), so the token model does not tokenize the message a second time.
+    pub fn check_view_hashed(
+        &self,
+        view: &View,
+        available: bool,
+        p: Option<f64>,
+        hashes: Option<&[i64]>,
+    ) -> Verdict {
         let set = ScoreSet::new(available, false);
         // The token model `rescore` may have fitted counts where Bayes does: in the Bayes score sets.
         let m = (available && !self.settings.token_model.is_empty()).then(|| {
-            let hashes = crate::spam::bayes::tokenizer::token_hashes(view);
-            crate::spam::bayes::token_margin(&self.settings.token_model, &hashes)
+            let model = &self.settings.token_model;
+            match hashes {
+                Some(h) => crate::spam::bayes::token_margin(model, h),
+                None => crate::spam::bayes::token_margin(
+                    model,
+                    &crate::spam::bayes::tokenizer::token_hashes(view),
+                ),
+            }
         });
         crate::spam::bayes::with_probability(p, || {
             crate::spam::bayes::with_token_margin(m, || self.check_view_in(view, set))

@@ -150,7 +150,7 @@ pub fn implemented(func: &str) -> bool {
     IMPLEMENTED.contains(&func)
 }
 
-fn arg_f(args: &[String], i: usize, def: f64) -> f64 {
+pub(crate) fn arg_f(args: &[String], i: usize, def: f64) -> f64 {
     args.get(i)
         .and_then(|a| a.trim().parse().ok())
         .unwrap_or(def)

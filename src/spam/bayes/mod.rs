@@ -22,6 +22,7 @@ use crate::config::Home;
 use crate::message::error::Result;
 use crate::message::log;
 use crate::spam::check::Verdict;
+use crate::spam::eval::arg_f;
 use crate::spam::rules::RuleSet;
 use crate::spam::view::View;
 use rusqlite::{Connection, OptionalExtension};
@@ -60,12 +61,10 @@ pub fn eval_check_token_model(args: &[String]) -> f64 {
     let Some(m) = TOKEN_MARGIN.with(Cell::get) else {
         return 0.0;
     };
-    let arg = |i: usize, d: f64| {
-        args.get(i)
-            .and_then(|a| a.trim().parse::<f64>().ok())
-            .unwrap_or(d)
-    };
-    let (lo, hi) = (arg(0, f64::NEG_INFINITY), arg(1, f64::INFINITY));
+    let (lo, hi) = (
+        arg_f(args, 0, f64::NEG_INFINITY),
+        arg_f(args, 1, f64::INFINITY),
+    );
     if m >= lo && m < hi {
         1.0
     } else {
@@ -86,12 +85,7 @@ pub fn eval_check_bayes(args: &[String]) -> f64 {
     let Some(p) = PROBABILITY.with(Cell::get) else {
         return 0.0;
     };
-    let arg = |i: usize, d: f64| {
-        args.get(i)
-            .and_then(|a| a.trim().parse::<f64>().ok())
-            .unwrap_or(d)
-    };
-    let (lo, hi) = (arg(0, 0.0), arg(1, 1.0));
+    let (lo, hi) = (arg_f(args, 0, 0.0), arg_f(args, 1, 1.0));
     if p >= lo && (p < hi || (hi >= 1.0 && p <= hi)) {
         1.0
     } else {
@@ -489,7 +483,8 @@ pub fn check(rs: &RuleSet, bayes: Option<&Bayes>, user: Option<&str>, msg: &[u8]
         None => None,
     };
     let p = out.as_ref().and_then(classifier::Outcome::verdict);
-    let verdict = rs.check_view_bayes(&view, out.is_some(), p);
+    let hashes = tokens.get().map(|t| t.hashes.as_slice());
+    let verdict = rs.check_view_hashed(&view, out.is_some(), p, hashes);
     let autolearn = match bayes {
         Some(b) if b.cfg.auto_learn => match auto_learn_class(&b.cfg, rs, &verdict, p) {
             Some(class) => {
