@@ -238,7 +238,26 @@ impl RuleSet {
         // CORREO_SPAM_PROFILE=all: every rule's time, one `PROF name us` line each, to sum over a corpus.
         if std::env::var_os("CORREO_SPAM_PROFILE").is_some_and(|v| v == "all") {
             for (us, i) in &times {
-                eprintln!("PROF {} {us}", self.rules[*i].name);
+                let kind = match &self.rules[*i].test {
+                    Test::Header { .. } => "header",
+                    Test::Exists(_) => "exists",
+                    Test::Eval(_) => "eval",
+                    Test::Body(_) => "body",
+                    Test::Rawbody(_) => "rawbody",
+                    Test::Full(_) => "full",
+                    Test::Uri(_) => "uri",
+                    Test::Mimeheader { .. } => "mime",
+                    Test::Meta(_) => "meta",
+                };
+                let gate = if pf.gated[*i].is_some() {
+                    "gated"
+                } else {
+                    "open"
+                };
+                eprintln!(
+                    "PROF {} {us} {kind} {gate} {}",
+                    self.rules[*i].name, val[*i]
+                );
             }
         }
         if profile {
