@@ -18,6 +18,7 @@ use super::perlre::DFA_CACHE;
 use regex_automata::hybrid::dfa::{Cache, DFA};
 use regex_automata::meta;
 use regex_automata::util::pool::Pool;
+use regex_automata::util::prefilter::Prefilter;
 use regex_automata::{Anchored, Input, MatchKind};
 
 type CachePool = Pool<[Cache; 3], Box<dyn Fn() -> [Cache; 3] + Send + Sync>>;
@@ -28,6 +29,10 @@ type CachePool = Pool<[Cache; 3], Box<dyn Fn() -> [Cache; 3] + Send + Sync>>;
 pub struct Split {
     /// PRE, unanchored: every position where some match of it ends.
     pre: DFA,
+    /// Literals every match of PRE starts with (`\nFrom: ` in any case, say), when there are such:
+    /// the scan for PRE jumps from one to the next instead of stepping the DFA over every byte of
+    /// the headers (or, for a `full` rule, of the whole message).
+    lead: Option<Prefilter>,
     /// CAP and MID, anchored: every end of a match from a given start.
     cap: DFA,
     mid: DFA,
@@ -38,12 +43,14 @@ pub struct Split {
 
 impl Clone for Split {
     fn clone(&self) -> Split {
-        Split::of(
+        let mut s = Split::of(
             self.pre.clone(),
             self.cap.clone(),
             self.mid.clone(),
             self.post.clone(),
-        )
+        );
+        s.lead = self.lead.clone();
+        s
     }
 }
 
@@ -80,13 +87,23 @@ impl Split {
                 .configure(
                     DFA::config()
                         .match_kind(MatchKind::All)
-                        .cache_capacity(DFA_CACHE),
+                        .cache_capacity(DFA_CACHE)
+                        // Start states tagged, so the PRE scan sees when no match is under way.
+                        .specialize_start_states(true),
                 )
                 .build(&format!("{fl}(?:{piece})"))
                 .ok()
         };
         let post = meta::Regex::new(&format!("{fl}(?:{})", p.post)).ok()?;
-        Some(Split::of(dfa(p.pre)?, dfa(p.cap)?, dfa(&p.mid)?, post))
+        let lead = regex_syntax::ParserBuilder::new()
+            .utf8(false)
+            .build()
+            .parse(&format!("{fl}(?:{})", p.pre))
+            .ok()
+            .and_then(|h| Prefilter::from_hir_prefix(MatchKind::All, &h));
+        let mut s = Split::of(dfa(p.pre)?, dfa(p.cap)?, dfa(&p.mid)?, post);
+        s.lead = lead;
+        Some(s)
     }
 
     fn of(pre: DFA, cap: DFA, mid: DFA, post: meta::Regex) -> Split {
@@ -95,6 +112,7 @@ impl Split {
             Box::new(move || [a.create_cache(), b.create_cache(), c.create_cache()]);
         Split {
             pre,
+            lead: None,
             cap,
             mid,
             post,
@@ -109,24 +127,63 @@ impl Split {
         let mut guard = self.caches.get();
         let [pc, cc, mc] = &mut *guard;
         let mut a_ends = Vec::new();
-        ends(&self.pre, pc, h, 0, Anchored::No, &mut a_ends)?;
-        // MID's ends from each b, computed once per b: several captures can end at the same place.
-        let mut mids: Vec<(usize, Vec<usize>)> = Vec::new();
+        ends(
+            &self.pre,
+            pc,
+            h,
+            (0, h.len()),
+            Anchored::No,
+            self.lead.as_ref(),
+            &mut a_ends,
+        )?;
+        // MID's ends from each b, computed once per b (several captures can end at the same place),
+        // up to the bound they were computed for.
+        let mut mids: Vec<(usize, usize, Vec<usize>)> = Vec::new();
         let mut b_ends = Vec::new();
         for &a in &a_ends {
             b_ends.clear();
-            ends(&self.cap, cc, h, a, Anchored::Yes, &mut b_ends)?;
+            ends(
+                &self.cap,
+                cc,
+                h,
+                (a, h.len()),
+                Anchored::Yes,
+                None,
+                &mut b_ends,
+            )?;
             for &b in &b_ends {
-                let cs = match mids.iter().position(|(x, _)| *x == b) {
-                    Some(k) => &mids[k].1,
-                    None => {
+                // Most of CAP's ends are inside the captured word (`[^\s>]+` ends after every
+                // byte of an address), where MID, which starts with what follows the word, dies on
+                // its first byte: one step tells, before any search for the word.
+                if !starts_alive(&self.mid, mc, h, b)? {
+                    continue;
+                }
+                let x = &h[a..b];
+                // MID must end where the captured text appears again, byte for byte: with no such
+                // place after b there is nothing to scan for, and no MID end after the last one can
+                // count. For most mail (the From address is not in the To line) this ends it here.
+                let Some(last) = memchr::memmem::rfind(&h[b..], x) else {
+                    continue;
+                };
+                let bound = b + last;
+                let k = match mids.iter().position(|(x, _, _)| *x == b) {
+                    Some(k) if mids[k].1 >= bound => k,
+                    found => {
                         let mut cs = Vec::new();
-                        ends(&self.mid, mc, h, b, Anchored::Yes, &mut cs)?;
-                        mids.push((b, cs));
-                        &mids[mids.len() - 1].1
+                        ends(&self.mid, mc, h, (b, bound), Anchored::Yes, None, &mut cs)?;
+                        match found {
+                            Some(k) => {
+                                mids[k] = (b, bound, cs);
+                                k
+                            }
+                            None => {
+                                mids.push((b, bound, cs));
+                                mids.len() - 1
+                            }
+                        }
                     }
                 };
-                let x = &h[a..b];
+                let cs = &mids[k].2;
                 for &c in cs {
                     if h[c..].starts_with(x)
                         && self.post.is_match(
@@ -144,22 +201,47 @@ impl Split {
     }
 }
 
-/// Pushes onto `out` every position where a match of `dfa` started at `from` ends (any start at or
-/// after `from` when unanchored), in increasing order. None when the DFA quits.
+/// Pushes onto `out` every position in `from..=to` where a match of `dfa` started at `from` ends (any
+/// start at or after `from` when unanchored), in increasing order. None when the DFA quits. `lead`, for
+/// an unanchored scan: literals every match starts with, so that whenever no match is under way the
+/// scan jumps to the next place one can begin, as the regex crate's own searches do.
 fn ends(
     dfa: &DFA,
     cache: &mut Cache,
     h: &[u8],
-    from: usize,
+    (from, to): (usize, usize),
     anchored: Anchored,
+    lead: Option<&Prefilter>,
     out: &mut Vec<usize>,
 ) -> Option<()> {
-    let input = Input::new(h).span(from..h.len()).anchored(anchored);
+    let to = to.min(h.len());
+    if from > to {
+        return Some(());
+    }
+    let mut input = Input::new(h).span(from..h.len()).anchored(anchored);
     let mut s = dfa.start_state_forward(cache, &input).ok()?;
     // A DFA reports a match one byte late: being in a match state after reading h[j] means a match
     // ended just before h[j].
-    for (j, &byte) in h.iter().enumerate().skip(from) {
-        s = dfa.next_state(cache, s, byte).ok()?;
+    let mut j = from;
+    while j < to {
+        if s.is_start() {
+            if let Some(p) = lead {
+                // The start state: nothing under way, so no match can end before the next lead.
+                match p.find(h, regex_automata::Span::from(j..h.len())) {
+                    None => return Some(()),
+                    Some(sp) if sp.start > j => {
+                        if sp.start >= to {
+                            return Some(());
+                        }
+                        j = sp.start;
+                        input.set_start(j);
+                        s = dfa.start_state_forward(cache, &input).ok()?;
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        s = dfa.next_state(cache, s, h[j]).ok()?;
         if s.is_tagged() {
             if s.is_dead() {
                 return Some(());
@@ -171,6 +253,18 @@ fn ends(
                 out.push(j);
             }
         }
+        j += 1;
+    }
+    if to < h.len() {
+        // One more byte tells whether a match ends at `to`.
+        s = dfa.next_state(cache, s, h[to]).ok()?;
+        if s.is_quit() || s.is_unknown() {
+            return None;
+        }
+        if s.is_match() {
+            out.push(to);
+        }
+        return Some(());
     }
     s = dfa.next_eoi_state(cache, s).ok()?;
     if s.is_quit() {
@@ -180,6 +274,21 @@ fn ends(
         out.push(h.len());
     }
     Some(())
+}
+
+/// Whether a match of `dfa` anchored at `at` can exist after one byte: false only when the DFA is
+/// dead after reading `h[at]` without a match ending at `at`. None when the DFA quits.
+fn starts_alive(dfa: &DFA, cache: &mut Cache, h: &[u8], at: usize) -> Option<bool> {
+    let Some(&byte) = h.get(at) else {
+        return Some(true);
+    };
+    let input = Input::new(h).span(at..h.len()).anchored(Anchored::Yes);
+    let s = dfa.start_state_forward(cache, &input).ok()?;
+    let s = dfa.next_state(cache, s, byte).ok()?;
+    if s.is_quit() || s.is_unknown() {
+        return None;
+    }
+    Some(s.is_match() || !s.is_dead())
 }
 
 /// Cuts `pat` into PRE, CAP, MID and POST, or None for any other shape: more than one capture group or

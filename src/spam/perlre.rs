@@ -29,11 +29,11 @@ impl Re {
     pub fn is_match(&self, hay: &[u8]) -> bool {
         match self {
             Re::Fast(r) => r.is_match(hay),
-            Re::Backref(split, r, approx) => {
-                if approx.as_ref().is_some_and(|a| !a.is_match(hay)) {
-                    return false;
-                }
-                let text = String::from_utf8_lossy(hay);
+            Re::Backref(split, r, _) => {
+                // No superset search first: the split matcher's own PRE scan jumps between the
+                // literals PRE starts with, which costs less than a search for the whole superset
+                // (which, on headers, nearly always matches anyway).
+                let text = lossy(hay);
                 split.is_match(&text).unwrap_or_else(|| {
                     r.find_from_pos(&text, 0)
                         .map(|m| m.is_some())
@@ -54,7 +54,7 @@ impl Re {
                 // match starts (`\xa3` is a byte to one and a char to the other; `\s` takes U+00A0 in
                 // one only), so the fallback searches it all, as before.
                 let start = if hay.is_ascii() { start } else { 0 };
-                let text = String::from_utf8_lossy(hay);
+                let text = lossy(hay);
                 r.find_from_pos(&text, start)
                     .map(|m| m.is_some())
                     .unwrap_or(false)
@@ -71,7 +71,7 @@ impl Re {
                 if approx.as_ref().is_some_and(|a| !a.is_match(hay)) {
                     return 0;
                 }
-                let s = String::from_utf8_lossy(hay);
+                let s = lossy(hay);
                 r.find_iter(&s).take(limit).filter(|m| m.is_ok()).count()
             }
         }
@@ -653,6 +653,15 @@ fn push_code_point(out: &mut String, v: u32) {
 /// Lossless view of bytes as text for messages and lint.
 pub fn show(b: &[u8]) -> Cow<'_, str> {
     String::from_utf8_lossy(b)
+}
+
+/// `hay` as text for the fallback engine, as `String::from_utf8_lossy` gives it, checked with the
+/// faster `from_utf8` first: mail is nearly always valid UTF-8, and the lossy walk showed in profiles.
+fn lossy(hay: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(hay) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(hay),
+    }
 }
 
 #[cfg(test)]
