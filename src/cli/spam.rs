@@ -216,6 +216,11 @@ fn lint(home: &Home, rules: &[PathBuf], verbose: bool) -> Result<()> {
         hs.gated.iter().filter(|&&g| g).count(),
         hs.rejected.len()
     );
+    w!(
+        "header rules behind per-header Hyperscan scans: {} ({} headers)",
+        rs.hdr_filter.gated(),
+        rs.hdr_filter.spec_count()
+    );
     let ign: usize = rs.ignored.values().sum();
     w!("settings read but not acted on (network, Bayes, lists): {ign}");
     if !rs.lint.is_empty() {

@@ -129,6 +129,11 @@ impl RuleSet {
         let mut raw_lines: Option<Lines> = None;
         // Each header spec's value, read once: many rules test the same few (`ALL`, `Subject`, `From:addr`).
         let mut headers: std::collections::HashMap<&str, Option<Vec<u8>>> = Default::default();
+        // The header filter's verdicts: per spec whether it was scanned (and the scan worked), per
+        // rule whether its spec's scan reported it.
+        let hf = &self.hdr_filter;
+        let mut hscanned: Vec<Option<bool>> = vec![None; hf.spec_count()];
+        let mut hcand = vec![false; n];
         for &i in &self.order {
             if pf.gated[i].is_some() && !cand[i] {
                 continue;
@@ -155,7 +160,21 @@ impl RuleSet {
                         .entry(spec.as_str())
                         .or_insert_with(|| view.header_for_rule(spec));
                     let value = match value {
-                        Some(v) => v.as_slice(),
+                        Some(v) => {
+                            // The header filter: one scan of this spec's value for all its rules.
+                            if let Some(k) = hf.spec_of[i] {
+                                let ok =
+                                    *hscanned[k].get_or_insert_with(|| hf.scan(k, v, &mut hcand));
+                                if ok && !hcand[i] {
+                                    val[i] = if *negate { 1.0 } else { 0.0 };
+                                    if let Some(t0) = t0 {
+                                        times.push((t0.elapsed().as_micros(), i));
+                                    }
+                                    continue;
+                                }
+                            }
+                            v.as_slice()
+                        }
                         None => unset.as_deref().unwrap_or_default(),
                     };
                     let hit = re.is_match(value);

@@ -333,10 +333,16 @@ impl Drop for ThreadScratch {
 }
 
 thread_local! {
-    static SCRATCH: RefCell<ThreadScratch> = const {
-        RefCell::new(ThreadScratch { ptr: std::ptr::null_mut(), generation: 0, free: None })
+    /// One scratch per database set this thread scans (a rule set has two: the body-side filter and
+    /// the header filter), so switching between them does not clone a scratch each time.
+    static SCRATCH: [RefCell<ThreadScratch>; SCRATCH_SLOTS] = const {
+        [const { RefCell::new(ThreadScratch { ptr: std::ptr::null_mut(), generation: 0, free: None }) }; SCRATCH_SLOTS]
     };
 }
+
+/// Scratch slots per thread: a set uses slot `generation % SCRATCH_SLOTS`, so two live sets (and a
+/// reload's new pair) rarely evict each other.
+const SCRATCH_SLOTS: usize = 4;
 
 unsafe extern "C" fn on_match(
     id: c_uint,
@@ -383,7 +389,8 @@ impl Databases {
             return false;
         };
         let api = &d.engine.api;
-        SCRATCH.with(|cell| {
+        SCRATCH.with(|cells| {
+            let cell = &cells[(self.generation % SCRATCH_SLOTS as u64) as usize];
             let Ok(mut s) = cell.try_borrow_mut() else {
                 return false;
             };

@@ -16,6 +16,7 @@ pub mod eval;
 pub mod forgery;
 pub mod freemail;
 pub mod hsfilter;
+pub mod hsheader;
 pub mod html;
 pub mod hyperscan;
 pub mod joined;

@@ -103,6 +103,8 @@ pub struct RuleSet {
     pub fancy: Vec<String>,
     pub ignored: HashMap<String, usize>,
     pub prefilter: super::prefilter::Prefilter,
+    /// Hyperscan databases per header spec (`hsheader.rs`).
+    pub hdr_filter: super::hsheader::HeaderFilter,
     /// Per rule: how a body or rawbody rule searches the joined lines first (`joined.rs`).
     pub joined: Vec<super::joined::Joined>,
 }
@@ -249,6 +251,8 @@ pub fn compile(l: Loaded) -> RuleSet {
         _ => None,
     }));
     let prefilter = super::prefilter::Prefilter::build(&rules, &order);
+    let hdr_filter =
+        super::hsheader::HeaderFilter::build(&rules, &order, super::hyperscan::Engine::get());
     let joined = rules
         .iter()
         .map(|r| match &r.test {
@@ -268,6 +272,7 @@ pub fn compile(l: Loaded) -> RuleSet {
         fancy,
         ignored: l.ignored,
         prefilter,
+        hdr_filter,
         joined,
     }
 }
