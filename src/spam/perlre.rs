@@ -14,7 +14,7 @@ pub enum Re {
     Fast(regex::bytes::Regex),
     /// The fallback engine, with a fast regex that matches a superset (look-arounds dropped, backreferences
     /// widened): when the superset does not match, the real pattern cannot either.
-    Fancy(Box<fancy_regex::Regex>, Option<regex::bytes::Regex>),
+    Fancy(Box<Fallback>, Option<regex::bytes::Regex>),
     /// A fallback pattern of the shape `PRE (CAP) MID \1 POST`, answered by `backref::Split` without
     /// backtracking; the fallback engine stays for counting (`tflags multiple`) and for texts a piece's
     /// DFA cannot read.
@@ -23,6 +23,79 @@ pub enum Re {
         Box<fancy_regex::Regex>,
         Option<regex::bytes::Regex>,
     ),
+}
+
+/// A fallback-engine pattern, and for one whose every match starts at the start of the text (`^`, or
+/// `\A`, first at the top level) a second form that answers yes/no at the first position.
+///
+/// Why: fancy-regex searches by wrapping the pattern in a lazy `.*?`, so after failing at position 0
+/// an anchored pattern is tried again at every later position, each failing at once: on a 270-byte relay
+/// line `__IP_IN_RELAY` took 15 us, nearly all of it that walk. `\A(?:PAT()|)` ends the search at
+/// position 0 either way: PAT's alternatives are all tried there first (the backtracker finds a match of
+/// PAT at 0 if there is one), and the empty branch stops it otherwise; the empty group `()`, numbered
+/// after all of PAT's groups so PAT's backreferences keep their numbers, says which branch matched.
+#[derive(Debug, Clone)]
+pub struct Fallback {
+    re: fancy_regex::Regex,
+    /// The anchored form and its marker group's index; `lines`: the anchor is `^` under `/m`, which
+    /// holds only at the start of a text without a newline.
+    at0: Option<(fancy_regex::Regex, usize, bool)>,
+}
+
+impl std::ops::Deref for Fallback {
+    type Target = fancy_regex::Regex;
+    fn deref(&self) -> &fancy_regex::Regex {
+        &self.re
+    }
+}
+
+impl Fallback {
+    /// Whether the pattern matches in `text`, when the anchored form can tell.
+    fn is_match_at0(&self, text: &str) -> Option<bool> {
+        let (a, g, lines) = self.at0.as_ref()?;
+        if *lines && text.as_bytes().contains(&b'\n') {
+            return None;
+        }
+        match a.captures(text) {
+            Ok(c) => Some(c.is_some_and(|c| c.get(*g).is_some())),
+            // Over the backtrack limit: say no, as the plain search does.
+            Err(_) => Some(false),
+        }
+    }
+}
+
+/// Whether every match of `pat` (Rust syntax, flags apart) starts at the start of the text: it opens with
+/// `^` or `\A` and has no `|` outside a group or class. Also true for `^` under `/m` (the caller
+/// remembers that this holds only on one-line texts).
+fn anchored_start(pat: &str) -> bool {
+    if !(pat.starts_with('^') || pat.starts_with("\\A")) {
+        return false;
+    }
+    let b = pat.as_bytes();
+    let (mut depth, mut in_class, mut i) = (0usize, false, 0);
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 1,
+            b']' if in_class => in_class = false,
+            _ if in_class => {}
+            b'[' => {
+                in_class = true;
+                // `[]...]` and `[^]...]`: a leading `]` is a member, not the end.
+                if b.get(i + 1) == Some(&b'^') {
+                    i += 1;
+                }
+                if b.get(i + 1) == Some(&b']') {
+                    i += 1;
+                }
+            }
+            b'(' => depth += 1,
+            b')' => depth = depth.saturating_sub(1),
+            b'|' if depth == 0 => return false,
+            _ => {}
+        }
+        i += 1;
+    }
+    true
 }
 
 impl Re {
@@ -55,6 +128,9 @@ impl Re {
                 // one only), so the fallback searches it all, as before.
                 let start = if hay.is_ascii() { start } else { 0 };
                 let text = lossy(hay);
+                if let Some(yes) = r.is_match_at0(&text) {
+                    return yes;
+                }
                 r.find_from_pos(&text, start)
                     .map(|m| m.is_some())
                     .unwrap_or(false)
@@ -67,13 +143,8 @@ impl Re {
         let limit = if max == 0 { usize::MAX } else { max };
         match self {
             Re::Fast(r) => r.find_iter(hay).take(limit).count(),
-            Re::Fancy(r, approx) | Re::Backref(_, r, approx) => {
-                if approx.as_ref().is_some_and(|a| !a.is_match(hay)) {
-                    return 0;
-                }
-                let s = lossy(hay);
-                r.find_iter(&s).take(limit).filter(|m| m.is_ok()).count()
-            }
+            Re::Fancy(r, approx) => count_fallback(&r.re, approx.as_ref(), hay, limit),
+            Re::Backref(_, r, approx) => count_fallback(r, approx.as_ref(), hay, limit),
         }
     }
 
@@ -212,18 +283,39 @@ pub fn compile(pat: &str, flags: &str) -> Result<Re, ReError> {
         build(&w).or_else(|| unbound_counts(&w).and_then(|u| build(&u)))
     });
     let split = super::backref::Split::new(&t.out, &f);
+    let anchored = anchored_start(&t.out) && !f.contains('x');
+    let plain = t.out.clone();
     let src = if f.is_empty() {
         t.out
     } else {
         format!("(?{f}){}", t.out)
     };
-    let r = fancy_regex::RegexBuilder::new(&src)
-        .backtrack_limit(100_000)
-        .build()
-        .map_err(|e| ReError(e.to_string()))?;
+    let build = |src: &str| {
+        fancy_regex::RegexBuilder::new(src)
+            .backtrack_limit(100_000)
+            .build()
+            .map_err(|e| ReError(e.to_string()))
+    };
+    let r = build(&src)?;
     Ok(match split {
         Some(sp) => Re::Backref(Box::new(sp), Box::new(r), approx),
-        None => Re::Fancy(Box::new(r), approx),
+        None => {
+            let at0 = anchored
+                .then(|| {
+                    let pre = if f.is_empty() {
+                        String::new()
+                    } else {
+                        format!("(?{f})")
+                    };
+                    build(&format!("{pre}\\A(?:{plain}()|)")).ok()
+                })
+                .flatten()
+                .map(|a| {
+                    let g = a.captures_len() - 1;
+                    (a, g, multiline)
+                });
+            Re::Fancy(Box::new(Fallback { re: r, at0 }), approx)
+        }
     })
 }
 
@@ -655,6 +747,20 @@ pub fn show(b: &[u8]) -> Cow<'_, str> {
     String::from_utf8_lossy(b)
 }
 
+/// Non-overlapping matches of a fallback pattern, at most `limit`.
+fn count_fallback(
+    r: &fancy_regex::Regex,
+    approx: Option<&regex::bytes::Regex>,
+    hay: &[u8],
+    limit: usize,
+) -> usize {
+    if approx.is_some_and(|a| !a.is_match(hay)) {
+        return 0;
+    }
+    let s = lossy(hay);
+    r.find_iter(&s).take(limit).filter(|m| m.is_ok()).count()
+}
+
 /// `hay` as text for the fallback engine, as `String::from_utf8_lossy` gives it, checked with the
 /// faster `from_utf8` first: mail is nearly always valid UTF-8, and the lossy walk showed in profiles.
 fn lossy(hay: &[u8]) -> Cow<'_, str> {
@@ -718,5 +824,71 @@ mod tests {
         assert!(re.is_match(html));
         assert!(!re.is_match(b"<a href=\"http://www.example.com/x\">http://www.example.com/x</a>"));
         assert!(!re.is_match(b"plain text, no link"));
+    }
+}
+
+#[cfg(test)]
+mod anchored_tests {
+    use super::*;
+
+    /// The anchored form answers what the plain fallback search answers, on one-line and many-line
+    /// texts, and is only made for patterns whose matches all start at the text's start.
+    #[test]
+    fn anchored_fallback_agrees_with_the_plain_search() {
+        let cases: [(&str, &str); 6] = [
+            (r"^(?!mail)[^@]*(?:[bcdfg]{3}|([a-z]{1,2})(?:\1){3})", "mi"),
+            (
+                r"^\[ ip=(\d+)\.(\d+) (?:[^\]]* )?helo=\S*(?:\1\D\2|\2\D\1)",
+                "",
+            ),
+            (r"^(?=\S+@)(?:a|b)+(?!c)", "i"),
+            (r"\A(?=foo|bar)(\w)\w*(?!o)", ""),
+            (r"^x(?=y)|z(?=y)", ""),
+            (r"(?<=a)^b", "m"),
+        ];
+        let texts = [
+            "abababab@x",
+            "mailxxxx",
+            "bbbbb",
+            "[ ip=1.2 helo=2.1 ]",
+            "[ ip=1.2 helo=1.2 ]",
+            " [ ip=1.2 helo=2.1 ]",
+            "foofoo",
+            "barbar",
+            "foobar",
+            "xy",
+            "zy",
+            "azy",
+            "a\nb",
+            "a\nbbbb",
+            "\nabababab",
+            "ab@c",
+            "abc@",
+            "",
+            "ABAB@",
+        ];
+        let mut anchored = 0;
+        for (pat, flags) in cases {
+            let re = compile(pat, flags).expect(pat);
+            let src = if flags.is_empty() {
+                pat.to_string()
+            } else {
+                format!("(?{flags}){pat}")
+            };
+            let plain = fancy_regex::Regex::new(&src).expect("fancy");
+            if let Re::Fancy(f, _) = &re {
+                anchored += usize::from(f.at0.is_some());
+            }
+            for t in texts {
+                let want = plain.is_match(t).expect("no backtrack limit");
+                assert_eq!(re.is_match(t.as_bytes()), want, "{pat} on {t:?}");
+            }
+        }
+        // The first four; not the top-level alternation, nor a pattern not opening with the anchor.
+        assert_eq!(anchored, 4);
+        assert!(!anchored_start(r"^x|z") && anchored_start(r"^(?:x|z)") && !anchored_start("a^"));
+        assert!(
+            anchored_start(r"^[|]a") && anchored_start(r"^[]|]a") && !anchored_start(r"^[]]|a")
+        );
     }
 }
