@@ -5,6 +5,13 @@
 #
 #   bench/spam.sh [N_MESSAGES] [CLIENTS]        (defaults: 200 messages, 1 client)
 #
+# Each daemon starts fresh and gets one warm-up message, then the sample once ("cold": what the first
+# clients of a just-started daemon see). Beside messages/second each line has the daemon's own CPU
+# time per message (cpu_ms_per_msg: utime+stime of the daemon and every process it forked, from /proc,
+# around the timed messages), which the load of other jobs on a shared machine disturbs far less than
+# wall time. Then, unless WARM=0, the same sample goes through every daemon once more ("warm": each
+# daemon has now seen every message once, as a long-running one has seen mail like it).
+#
 # Needs: spamassassin (spamd), python3; rspamd optional. Run as root (spamd drops to nobody).
 set -eu
 N=${1:-200}
@@ -61,18 +68,39 @@ done
 
 # The client's whole output goes to the terminal; the result is its last JSON line (a pipe through
 # `tee /dev/stderr` lost it now and then).
-run() { $CLIENT "$@" > $W/client.out 2>&1; cat $W/client.out >&2; grep '^{' $W/client.out | tail -1; }
-echo "== throughput: $(wc -l < $W/files) corpus messages, $CLIENTS client(s)"
-C=$(run spamd 127.0.0.1 7841 $CLIENTS $(cat $W/files)); echo "correo: $C"
-S=$(run spamd 127.0.0.1 7842 $CLIENTS $(cat $W/files)); echo "spamd:  $S"
-if [ $RSPAMD = yes ]; then Rr=$(run rspamd 127.0.0.1 7843 $CLIENTS $(cat $W/files)); echo "rspamd: $Rr"; fi
-echo "== latency: 100 x $(wc -c < $BIG)-byte message, 1 client"
-CB=$(run spamd 127.0.0.1 7841 1 $(cat $W/big100)); echo "correo: $CB"
-SB=$(run spamd 127.0.0.1 7842 1 $(head -20 $W/big100)); echo "spamd (20 runs):  $SB"
-python3 - "$C" "$S" "${Rr:-}" <<'PY'
+# The first argument names the daemon whose process tree's CPU the client reads (its pid file).
+run() {
+  pidf=$W/$1.pid; shift
+  CPU_PID=$(cat $pidf 2>/dev/null || true) $CLIENT "$@" > $W/client.out 2>&1
+  cat $W/client.out >&2; grep '^{' $W/client.out | tail -1
+}
+# Ratios from the three JSON lines: throughput correo/peer (higher: correo faster) and CPU per message
+# peer/correo (higher: correo cheaper), so both read the same way.
+ratios() {
+  python3 - "$@" <<'PY'
 import json, sys
-c, s = json.loads(sys.argv[1]), json.loads(sys.argv[2])
-print("correo/spamd throughput ratio: %.1fx" % (c["msgs_per_s"] / s["msgs_per_s"]))
-if sys.argv[3]:
-    r = json.loads(sys.argv[3]); print("correo/rspamd throughput ratio: %.1fx" % (c["msgs_per_s"] / r["msgs_per_s"]))
+label, c, s = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+peers = [("spamd", s)] + ([("rspamd", json.loads(sys.argv[4]))] if len(sys.argv) > 4 and sys.argv[4] else [])
+for name, p in peers:
+    line = "%scorreo/%s throughput ratio: %.1fx" % (label, name, c["msgs_per_s"] / p["msgs_per_s"])
+    if c.get("cpu_ms_per_msg") and p.get("cpu_ms_per_msg"):
+        line += "; %s/correo CPU-per-message ratio: %.1fx (%.2f vs %.2f ms)" % (
+            name, p["cpu_ms_per_msg"] / c["cpu_ms_per_msg"], p["cpu_ms_per_msg"], c["cpu_ms_per_msg"])
+    print(line)
 PY
+}
+echo "== throughput (cold: fresh daemons, one warm-up message): $(wc -l < $W/files) corpus messages, $CLIENTS client(s)"
+C=$(run correo spamd 127.0.0.1 7841 $CLIENTS $(cat $W/files)); echo "correo: $C"
+S=$(run spamd spamd 127.0.0.1 7842 $CLIENTS $(cat $W/files)); echo "spamd:  $S"
+if [ $RSPAMD = yes ]; then Rr=$(run rspamd rspamd 127.0.0.1 7843 $CLIENTS $(cat $W/files)); echo "rspamd: $Rr"; fi
+echo "== latency: 100 x $(wc -c < $BIG)-byte message, 1 client"
+CB=$(run correo spamd 127.0.0.1 7841 1 $(cat $W/big100)); echo "correo: $CB"
+SB=$(run spamd spamd 127.0.0.1 7842 1 $(head -20 $W/big100)); echo "spamd (20 runs):  $SB"
+if [ "${WARM:-1}" != 0 ]; then
+  echo "== throughput (warm: the same sample again, every daemon has scored it once above): $CLIENTS client(s)"
+  CW=$(run correo spamd 127.0.0.1 7841 $CLIENTS $(cat $W/files)); echo "correo: $CW"
+  SW=$(run spamd spamd 127.0.0.1 7842 $CLIENTS $(cat $W/files)); echo "spamd:  $SW"
+  if [ $RSPAMD = yes ]; then RW=$(run rspamd rspamd 127.0.0.1 7843 $CLIENTS $(cat $W/files)); echo "rspamd: $RW"; fi
+fi
+ratios "" "$C" "$S" "${Rr:-}"
+if [ "${WARM:-1}" != 0 ]; then ratios "warm: " "$CW" "$SW" "${RW:-}"; fi
