@@ -47,6 +47,10 @@ RSPAMD=no
 if command -v rspamd >/dev/null 2>&1; then
   R=$W/rspamd; mkdir -p $R/conf/local.d $R/conf/override.d $R/db $R/run $R/log
   echo 'bind_socket = "127.0.0.1:7843";' > $R/conf/override.d/worker-normal.inc
+  # The proxy and controller on bench ports too: on their default ones (11332, 11334) another rspamd
+  # on the host makes this one shut down at start.
+  echo 'bind_socket = "127.0.0.1:7844";' > $R/conf/override.d/worker-proxy.inc
+  echo 'bind_socket = "127.0.0.1:7845";' > $R/conf/override.d/worker-controller.inc
   echo 'dns { nameserver = ["127.0.0.1:53"]; timeout = 0.05s; }' > $R/conf/local.d/options.inc
   for m in rbl fuzzy_check asn spf dkim dmarc arc mx_check rspamd_update phishing url_redirector dcc reputation neural greylist ratelimit replies history_redis bimi hfilter; do
     echo 'enabled = false;' > $R/conf/local.d/$m.conf
