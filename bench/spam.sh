@@ -21,7 +21,8 @@ CORPUS=${CORPUS:-$ROOT/../shared/corpus}
 [ -d "$CORPUS" ] || CORPUS=/work/shared/corpus
 W=$(mktemp -d /tmp/spambench.XXXXXX)
 chmod 755 $W   # spamd drops to nobody and must reach its home below
-trap 'for p in $W/*.pid; do kill $(cat $p) 2>/dev/null; done; sleep 1; rm -rf $W' EXIT
+# A daemon already gone must not make the script fail (errexit applies inside the trap).
+trap 'for p in $W/*.pid; do kill $(cat $p) 2>/dev/null || true; done; sleep 1; rm -rf $W' EXIT
 CLIENT="python3 $ROOT/bench/spam_client.py"
 
 # The same sample for every engine: every k-th ham and spam, GTUBE-free.
