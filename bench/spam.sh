@@ -16,6 +16,9 @@
 set -eu
 N=${1:-200}
 CLIENTS=${2:-1}
+# Ports: correo PORT_BASE, spamd +1, rspamd +2 (its proxy and controller +3, +4). Another run, or a
+# daemon left over from one, on the same host holds the default ones: set PORT_BASE to get around it.
+PC=${PORT_BASE:-7841}; PS=$((PC + 1)); PR=$((PC + 2))
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CORPUS=${CORPUS:-$ROOT/../shared/corpus}
 [ -d "$CORPUS" ] || CORPUS=/work/shared/corpus
@@ -38,20 +41,20 @@ cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml"
 CORREO=$ROOT/target/release/correo
 
 echo "starting correo spam daemon (stock rules)"
-$CORREO --home $W/correo spam daemon --listen 127.0.0.1:7841 --rules /usr/share/spamassassin >$W/correo.log 2>&1 &
+$CORREO --home $W/correo spam daemon --listen 127.0.0.1:$PC --rules /usr/share/spamassassin >$W/correo.log 2>&1 &
 echo $! > $W/correo.pid
 echo "starting spamd (-L, stock rules, $CLIENTS child)"
 mkdir -p $W/sa && chown nobody $W/sa
-spamd -L -x -u nobody -H $W/sa -i 127.0.0.1:7842 -A 127.0.0.1 -m $CLIENTS --min-children=$CLIENTS --max-conn-per-child=100000 \
+spamd -L -x -u nobody -H $W/sa -i 127.0.0.1:$PS -A 127.0.0.1 -m $CLIENTS --min-children=$CLIENTS --max-conn-per-child=100000 \
       --min-spare=1 --max-spare=$CLIENTS -s $W/spamd.log -r $W/spamd.pid -d
 RSPAMD=no
 if command -v rspamd >/dev/null 2>&1; then
   R=$W/rspamd; mkdir -p $R/conf/local.d $R/conf/override.d $R/db $R/run $R/log
-  echo 'bind_socket = "127.0.0.1:7843";' > $R/conf/override.d/worker-normal.inc
+  echo "bind_socket = \"127.0.0.1:$PR\";" > $R/conf/override.d/worker-normal.inc
   # The proxy and controller on bench ports too: on their default ones (11332, 11334) another rspamd
   # on the host makes this one shut down at start.
-  echo 'bind_socket = "127.0.0.1:7844";' > $R/conf/override.d/worker-proxy.inc
-  echo 'bind_socket = "127.0.0.1:7845";' > $R/conf/override.d/worker-controller.inc
+  echo "bind_socket = \"127.0.0.1:$((PR + 1))\";" > $R/conf/override.d/worker-proxy.inc
+  echo "bind_socket = \"127.0.0.1:$((PR + 2))\";" > $R/conf/override.d/worker-controller.inc
   echo 'dns { nameserver = ["127.0.0.1:53"]; timeout = 0.05s; }' > $R/conf/local.d/options.inc
   for m in rbl fuzzy_check asn spf dkim dmarc arc mx_check rspamd_update phishing url_redirector dcc reputation neural greylist ratelimit replies history_redis bimi hfilter; do
     echo 'enabled = false;' > $R/conf/local.d/$m.conf
@@ -65,11 +68,11 @@ fi
 # Wait for all to answer.
 for i in $(seq 1 120); do
   ok=1
-  printf 'PING SPAMC/1.5\r\n\r\n' | timeout 2 python3 -c "import socket,sys;s=socket.create_connection(('127.0.0.1',7841));s.sendall(sys.stdin.buffer.read());print(s.recv(99))" >/dev/null 2>&1 || ok=0
-  spamc -d 127.0.0.1 -p 7842 -K >/dev/null 2>&1 || ok=0
+  printf 'PING SPAMC/1.5\r\n\r\n' | timeout 2 python3 -c "import socket,sys;s=socket.create_connection(('127.0.0.1',$PC));s.sendall(sys.stdin.buffer.read());print(s.recv(99))" >/dev/null 2>&1 || ok=0
+  spamc -d 127.0.0.1 -p $PS -K >/dev/null 2>&1 || ok=0
   [ $ok = 1 ] && break; sleep 1
 done
-[ $RSPAMD = yes ] && for i in $(seq 1 60); do curl -s -o /dev/null http://127.0.0.1:7843/ping && break; sleep 1; done
+[ $RSPAMD = yes ] && for i in $(seq 1 60); do curl -s -o /dev/null http://127.0.0.1:$PR/ping && break; sleep 1; done
 
 # The client's whole output goes to the terminal; the result is its last JSON line (a pipe through
 # `tee /dev/stderr` lost it now and then).
@@ -95,17 +98,17 @@ for name, p in peers:
 PY
 }
 echo "== throughput (cold: fresh daemons, one warm-up message): $(wc -l < $W/files) corpus messages, $CLIENTS client(s)"
-C=$(run correo spamd 127.0.0.1 7841 $CLIENTS $(cat $W/files)); echo "correo: $C"
-S=$(run spamd spamd 127.0.0.1 7842 $CLIENTS $(cat $W/files)); echo "spamd:  $S"
-if [ $RSPAMD = yes ]; then Rr=$(run rspamd rspamd 127.0.0.1 7843 $CLIENTS $(cat $W/files)); echo "rspamd: $Rr"; fi
+C=$(run correo spamd 127.0.0.1 $PC $CLIENTS $(cat $W/files)); echo "correo: $C"
+S=$(run spamd spamd 127.0.0.1 $PS $CLIENTS $(cat $W/files)); echo "spamd:  $S"
+if [ $RSPAMD = yes ]; then Rr=$(run rspamd rspamd 127.0.0.1 $PR $CLIENTS $(cat $W/files)); echo "rspamd: $Rr"; fi
 echo "== latency: 100 x $(wc -c < $BIG)-byte message, 1 client"
-CB=$(run correo spamd 127.0.0.1 7841 1 $(cat $W/big100)); echo "correo: $CB"
-SB=$(run spamd spamd 127.0.0.1 7842 1 $(head -20 $W/big100)); echo "spamd (20 runs):  $SB"
+CB=$(run correo spamd 127.0.0.1 $PC 1 $(cat $W/big100)); echo "correo: $CB"
+SB=$(run spamd spamd 127.0.0.1 $PS 1 $(head -20 $W/big100)); echo "spamd (20 runs):  $SB"
 if [ "${WARM:-1}" != 0 ]; then
   echo "== throughput (warm: the same sample again, every daemon has scored it once above): $CLIENTS client(s)"
-  CW=$(run correo spamd 127.0.0.1 7841 $CLIENTS $(cat $W/files)); echo "correo: $CW"
-  SW=$(run spamd spamd 127.0.0.1 7842 $CLIENTS $(cat $W/files)); echo "spamd:  $SW"
-  if [ $RSPAMD = yes ]; then RW=$(run rspamd rspamd 127.0.0.1 7843 $CLIENTS $(cat $W/files)); echo "rspamd: $RW"; fi
+  CW=$(run correo spamd 127.0.0.1 $PC $CLIENTS $(cat $W/files)); echo "correo: $CW"
+  SW=$(run spamd spamd 127.0.0.1 $PS $CLIENTS $(cat $W/files)); echo "spamd:  $SW"
+  if [ $RSPAMD = yes ]; then RW=$(run rspamd rspamd 127.0.0.1 $PR $CLIENTS $(cat $W/files)); echo "rspamd: $RW"; fi
 fi
 ratios "" "$C" "$S" "${Rr:-}"
 if [ "${WARM:-1}" != 0 ]; then ratios "warm: " "$CW" "$SW" "${RW:-}"; fi
