@@ -5,9 +5,12 @@
 //! Why: the rule regexes run as lazy DFAs (regex-automata's hybrid engine, and the backreference DFAs
 //! in `backref.rs`) whose state caches start empty and are filled as the messages come. On a fresh
 //! rule set the first few hundred messages built those states while clients waited: about 5 ms of CPU
-//! a message against 2.5 ms once warm. Most of the states a message needs are the same for most mail
-//! (header names and layouts, common HTML, MIME boundaries, base64, quoted-printable, the usual spam
-//! words), so a few typical messages build them ahead of time, while no client is waiting.
+//! a message against 2.5 ms once warm. Some of those states are the same for most mail (each regex's
+//! start states, header names and layouts, common HTML, MIME structure, base64, quoted-printable), so
+//! a few typical messages build them ahead of time, while no client is waiting. Measured, that is only
+//! part of the cold cost: scoring 200 corpus messages first-pass took ~5% less CPU after this warm-up
+//! (`bench/spam_warmup.rs`), and even 200 other real messages as warm-up saved only ~20%, because most
+//! of the states a message needs depend on its own text. Cheap, though: ~10 ms of CPU a message.
 //!
 //! Where the warmed caches end up matters. A regex's cache pool hands its fast-path cache to the first
 //! thread that asks, for good, and every other thread a cache of its own from a stack chosen by that
