@@ -5,16 +5,27 @@
 #
 #   bench/spam.sh [N_MESSAGES] [CLIENTS]        (defaults: 200 messages, 1 client)
 #
+# Each daemon starts fresh and gets one warm-up message, then the sample once ("cold": what the first
+# clients of a just-started daemon see). Beside messages/second each line has the daemon's own CPU
+# time per message (cpu_ms_per_msg: utime+stime of the daemon and every process it forked, from /proc,
+# around the timed messages), which the load of other jobs on a shared machine disturbs far less than
+# wall time. Then, unless WARM=0, the same sample goes through every daemon once more ("warm": each
+# daemon has now seen every message once, as a long-running one has seen mail like it).
+#
 # Needs: spamassassin (spamd), python3; rspamd optional. Run as root (spamd drops to nobody).
 set -eu
 N=${1:-200}
 CLIENTS=${2:-1}
+# Ports: correo PORT_BASE, spamd +1, rspamd +2 (its proxy and controller +3, +4). Another run, or a
+# daemon left over from one, on the same host holds the default ones: set PORT_BASE to get around it.
+PC=${PORT_BASE:-7841}; PS=$((PC + 1)); PR=$((PC + 2))
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CORPUS=${CORPUS:-$ROOT/../shared/corpus}
 [ -d "$CORPUS" ] || CORPUS=/work/shared/corpus
 W=$(mktemp -d /tmp/spambench.XXXXXX)
 chmod 755 $W   # spamd drops to nobody and must reach its home below
-trap 'for p in $W/*.pid; do kill $(cat $p) 2>/dev/null; done; sleep 1; rm -rf $W' EXIT
+# A daemon already gone must not make the script fail (errexit applies inside the trap).
+trap 'for p in $W/*.pid; do kill $(cat $p) 2>/dev/null || true; done; sleep 1; rm -rf $W' EXIT
 CLIENT="python3 $ROOT/bench/spam_client.py"
 
 # The same sample for every engine: every k-th ham and spam, GTUBE-free.
@@ -30,16 +41,20 @@ cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml"
 CORREO=$ROOT/target/release/correo
 
 echo "starting correo spam daemon (stock rules)"
-$CORREO --home $W/correo spam daemon --listen 127.0.0.1:7841 --rules /usr/share/spamassassin >$W/correo.log 2>&1 &
+$CORREO --home $W/correo spam daemon --listen 127.0.0.1:$PC --rules /usr/share/spamassassin >$W/correo.log 2>&1 &
 echo $! > $W/correo.pid
 echo "starting spamd (-L, stock rules, $CLIENTS child)"
 mkdir -p $W/sa && chown nobody $W/sa
-spamd -L -x -u nobody -H $W/sa -i 127.0.0.1:7842 -A 127.0.0.1 -m $CLIENTS --min-children=$CLIENTS --max-conn-per-child=100000 \
+spamd -L -x -u nobody -H $W/sa -i 127.0.0.1:$PS -A 127.0.0.1 -m $CLIENTS --min-children=$CLIENTS --max-conn-per-child=100000 \
       --min-spare=1 --max-spare=$CLIENTS -s $W/spamd.log -r $W/spamd.pid -d
 RSPAMD=no
 if command -v rspamd >/dev/null 2>&1; then
   R=$W/rspamd; mkdir -p $R/conf/local.d $R/conf/override.d $R/db $R/run $R/log
-  echo 'bind_socket = "127.0.0.1:7843";' > $R/conf/override.d/worker-normal.inc
+  echo "bind_socket = \"127.0.0.1:$PR\";" > $R/conf/override.d/worker-normal.inc
+  # The proxy and controller on bench ports too: on their default ones (11332, 11334) another rspamd
+  # on the host makes this one shut down at start.
+  echo "bind_socket = \"127.0.0.1:$((PR + 1))\";" > $R/conf/override.d/worker-proxy.inc
+  echo "bind_socket = \"127.0.0.1:$((PR + 2))\";" > $R/conf/override.d/worker-controller.inc
   echo 'dns { nameserver = ["127.0.0.1:53"]; timeout = 0.05s; }' > $R/conf/local.d/options.inc
   for m in rbl fuzzy_check asn spf dkim dmarc arc mx_check rspamd_update phishing url_redirector dcc reputation neural greylist ratelimit replies history_redis bimi hfilter; do
     echo 'enabled = false;' > $R/conf/local.d/$m.conf
@@ -53,26 +68,47 @@ fi
 # Wait for all to answer.
 for i in $(seq 1 120); do
   ok=1
-  printf 'PING SPAMC/1.5\r\n\r\n' | timeout 2 python3 -c "import socket,sys;s=socket.create_connection(('127.0.0.1',7841));s.sendall(sys.stdin.buffer.read());print(s.recv(99))" >/dev/null 2>&1 || ok=0
-  spamc -d 127.0.0.1 -p 7842 -K >/dev/null 2>&1 || ok=0
+  printf 'PING SPAMC/1.5\r\n\r\n' | timeout 2 python3 -c "import socket,sys;s=socket.create_connection(('127.0.0.1',$PC));s.sendall(sys.stdin.buffer.read());print(s.recv(99))" >/dev/null 2>&1 || ok=0
+  spamc -d 127.0.0.1 -p $PS -K >/dev/null 2>&1 || ok=0
   [ $ok = 1 ] && break; sleep 1
 done
-[ $RSPAMD = yes ] && for i in $(seq 1 60); do curl -s -o /dev/null http://127.0.0.1:7843/ping && break; sleep 1; done
+[ $RSPAMD = yes ] && for i in $(seq 1 60); do curl -s -o /dev/null http://127.0.0.1:$PR/ping && break; sleep 1; done
 
 # The client's whole output goes to the terminal; the result is its last JSON line (a pipe through
 # `tee /dev/stderr` lost it now and then).
-run() { $CLIENT "$@" > $W/client.out 2>&1; cat $W/client.out >&2; grep '^{' $W/client.out | tail -1; }
-echo "== throughput: $(wc -l < $W/files) corpus messages, $CLIENTS client(s)"
-C=$(run spamd 127.0.0.1 7841 $CLIENTS $(cat $W/files)); echo "correo: $C"
-S=$(run spamd 127.0.0.1 7842 $CLIENTS $(cat $W/files)); echo "spamd:  $S"
-if [ $RSPAMD = yes ]; then Rr=$(run rspamd 127.0.0.1 7843 $CLIENTS $(cat $W/files)); echo "rspamd: $Rr"; fi
-echo "== latency: 100 x $(wc -c < $BIG)-byte message, 1 client"
-CB=$(run spamd 127.0.0.1 7841 1 $(cat $W/big100)); echo "correo: $CB"
-SB=$(run spamd 127.0.0.1 7842 1 $(head -20 $W/big100)); echo "spamd (20 runs):  $SB"
-python3 - "$C" "$S" "${Rr:-}" <<'PY'
+# The first argument names the daemon whose process tree's CPU the client reads (its pid file).
+run() {
+  pidf=$W/$1.pid; shift
+  CPU_PID=$(cat $pidf 2>/dev/null || true) $CLIENT "$@" > $W/client.out 2>&1
+  cat $W/client.out >&2; grep '^{' $W/client.out | tail -1
+}
+# Ratios from the three JSON lines: throughput correo/peer (higher: correo faster) and CPU per message
+# peer/correo (higher: correo cheaper), so both read the same way.
+ratios() {
+  python3 - "$@" <<'PY'
 import json, sys
-c, s = json.loads(sys.argv[1]), json.loads(sys.argv[2])
-print("correo/spamd throughput ratio: %.1fx" % (c["msgs_per_s"] / s["msgs_per_s"]))
-if sys.argv[3]:
-    r = json.loads(sys.argv[3]); print("correo/rspamd throughput ratio: %.1fx" % (c["msgs_per_s"] / r["msgs_per_s"]))
+label, c, s = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+peers = [("spamd", s)] + ([("rspamd", json.loads(sys.argv[4]))] if len(sys.argv) > 4 and sys.argv[4] else [])
+for name, p in peers:
+    line = "%scorreo/%s throughput ratio: %.1fx" % (label, name, c["msgs_per_s"] / p["msgs_per_s"])
+    if c.get("cpu_ms_per_msg") and p.get("cpu_ms_per_msg"):
+        line += "; %s/correo CPU-per-message ratio: %.1fx (%.2f vs %.2f ms)" % (
+            name, p["cpu_ms_per_msg"] / c["cpu_ms_per_msg"], p["cpu_ms_per_msg"], c["cpu_ms_per_msg"])
+    print(line)
 PY
+}
+echo "== throughput (cold: fresh daemons, one warm-up message): $(wc -l < $W/files) corpus messages, $CLIENTS client(s)"
+C=$(run correo spamd 127.0.0.1 $PC $CLIENTS $(cat $W/files)); echo "correo: $C"
+S=$(run spamd spamd 127.0.0.1 $PS $CLIENTS $(cat $W/files)); echo "spamd:  $S"
+if [ $RSPAMD = yes ]; then Rr=$(run rspamd rspamd 127.0.0.1 $PR $CLIENTS $(cat $W/files)); echo "rspamd: $Rr"; fi
+echo "== latency: 100 x $(wc -c < $BIG)-byte message, 1 client"
+CB=$(run correo spamd 127.0.0.1 $PC 1 $(cat $W/big100)); echo "correo: $CB"
+SB=$(run spamd spamd 127.0.0.1 $PS 1 $(head -20 $W/big100)); echo "spamd (20 runs):  $SB"
+if [ "${WARM:-1}" != 0 ]; then
+  echo "== throughput (warm: the same sample again, every daemon has scored it once above): $CLIENTS client(s)"
+  CW=$(run correo spamd 127.0.0.1 $PC $CLIENTS $(cat $W/files)); echo "correo: $CW"
+  SW=$(run spamd spamd 127.0.0.1 $PS $CLIENTS $(cat $W/files)); echo "spamd:  $SW"
+  if [ $RSPAMD = yes ]; then RW=$(run rspamd rspamd 127.0.0.1 $PR $CLIENTS $(cat $W/files)); echo "rspamd: $RW"; fi
+fi
+ratios "" "$C" "$S" "${Rr:-}"
+if [ "${WARM:-1}" != 0 ]; then ratios "warm: " "$CW" "$SW" "${RW:-}"; fi

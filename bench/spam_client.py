@@ -1,7 +1,36 @@
 #!/usr/bin/env python3
 """Drives a spamd-protocol daemon (or rspamd's HTTP /checkv2) with the same messages and prints
-messages/second and latency percentiles as one JSON line. Used by bench/spam.sh."""
-import json, socket, sys, time, urllib.request, concurrent.futures as cf
+messages/second and latency percentiles as one JSON line. Used by bench/spam.sh.
+
+With CPU_PID=PID in the environment it also reports the server's CPU time per message: utime+stime
+(and that of reaped children) of PID and every process below it, read from /proc just before and
+just after the timed messages (the one warm-up message is outside), so a daemon that forks workers
+(spamd's children, rspamd's workers) is counted whole. Wall-clock rates on a shared machine measure
+the neighbours too; CPU per message says what the daemon itself spent."""
+import json, os, socket, sys, time, urllib.request, concurrent.futures as cf
+
+def tree_ticks(root):
+    """Clock ticks used by process `root` and all its descendants (live ones, plus the children they
+    reaped), or None when root is gone."""
+    procs = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                rest = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # exited while we looked
+        # After the ")": state, ppid, ..., utime (index 11), stime, cutime, cstime.
+        procs[int(d)] = (int(rest[1]), sum(int(x) for x in rest[11:15]))
+    if root not in procs:
+        return None
+    total, todo = 0, [root]
+    while todo:
+        p = todo.pop()
+        total += procs[p][1]
+        todo.extend(c for c, (pp, _) in procs.items() if pp == p)
+    return total
 
 def spamd_check(host, port, msg):
     s = socket.create_connection((host, port))
@@ -33,13 +62,19 @@ def main():
         t = time.perf_counter()
         fn(host, port, m)
         return time.perf_counter() - t
+    pid = int(os.environ["CPU_PID"]) if os.environ.get("CPU_PID") else None
+    c0 = tree_ticks(pid) if pid else None
     t0 = time.perf_counter()
     with cf.ThreadPoolExecutor(clients) as ex:
         lat = list(ex.map(one, msgs))
     wall = time.perf_counter() - t0
+    c1 = tree_ticks(pid) if pid else None
     lat.sort()
     p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1000
-    print(json.dumps({"n": len(msgs), "secs": round(wall, 3), "msgs_per_s": round(len(msgs) / wall, 2),
-                      "p50_ms": round(p(0.5), 2), "p99_ms": round(p(0.99), 2)}))
+    out = {"n": len(msgs), "secs": round(wall, 3), "msgs_per_s": round(len(msgs) / wall, 2),
+           "p50_ms": round(p(0.5), 2), "p99_ms": round(p(0.99), 2)}
+    if c0 is not None and c1 is not None:
+        out["cpu_ms_per_msg"] = round((c1 - c0) * 1000 / os.sysconf("SC_CLK_TCK") / len(msgs), 2)
+    print(json.dumps(out))
 
 main()

@@ -5,9 +5,11 @@
 //! Usage: `spam_hits RULES_DIR [REPEAT] < file-list`. Prints one line per message: the path, then every
 //! rule that hit (scored and sub-rules, sorted), then the score; on stderr, messages per second over
 //! REPEAT passes (default 1) and the slowest message's time, and with REPEAT > 1 the median CPU time of
-//! a pass after the first (warm caches: what a long-running daemon sees). With `STATS=1` in the environment it first
-//! prints, per kind of test, how many rules run, how many the literal prefilter gates and how many need
-//! the fallback regex engine, and names the backreference rules `backref::Split` runs.
+//! a pass after the first (warm caches: what a long-running daemon sees), and the first pass's CPU per
+//! message. With `WARMUP=1` it first scores the daemon's built-in warm-up messages (`spam::warmup`).
+//! With `STATS=1` in the environment it first prints, per kind of test, how many rules run, how many
+//! the literal prefilter gates and how many need the fallback regex engine, and names the
+//! backreference rules `backref::Split` runs.
 
 use correo::spam::rules::compile;
 use std::io::{BufRead, Write};
@@ -82,6 +84,24 @@ fn main() {
         .into_iter()
         .filter_map(|f| std::fs::read(&f).ok().map(|m| (f, m)))
         .collect();
+    // WARMUP=1: first score the daemon's built-in warm-up messages, as `correo spam daemon` does on
+    // each scoring thread before it listens, so the first pass shows what a client of a fresh daemon
+    // pays.
+    // `WARMUP=name,name` scores only the named ones.
+    if let Some(w) = std::env::var("WARMUP").ok().filter(|v| v != "0") {
+        let c = cpu_seconds();
+        let mut n = 0;
+        for (name, m) in correo::spam::warmup::MESSAGES {
+            if w == "1" || w.split(',').any(|x| x == *name) {
+                let _ = rs.check(m);
+                n += 1;
+            }
+        }
+        eprintln!(
+            "warm-up: {n} built-in messages, {:.1} ms of CPU",
+            (cpu_seconds() - c) * 1000.0
+        );
+    }
     let out = std::io::stdout();
     let mut out = out.lock();
     let mut slowest = (0.0f64, String::new());
@@ -111,6 +131,12 @@ fn main() {
         }
         if pass > 0 {
             warm.push(cpu_seconds() - pass_cpu);
+        } else {
+            let first = cpu_seconds() - pass_cpu;
+            eprintln!(
+                "pass 1: {:.2} ms of CPU per message",
+                first * 1000.0 / msgs.len().max(1) as f64
+            );
         }
     }
     let secs = t0.elapsed().as_secs_f64();

@@ -60,20 +60,37 @@ impl State {
         Ok(rs)
     }
 
-    /// Recompiles everything; on failure the old rules stay in service.
-    pub fn reload(&self) {
+    /// Recompiles everything and warms the new set up on the scoring threads (see `warmup`) before it
+    /// goes into service, so the first requests after a reload do not pay for empty caches; on failure
+    /// the old rules stay in service. Blocks: run it in `spawn_blocking`.
+    pub fn reload(&self, scorers: &Scorers) {
         let t = Instant::now();
         match self.compile(None) {
             Ok(rs) => {
                 let n = rs.order.len() + rs.metas.len();
+                let compiled = t.elapsed();
+                let rs = Arc::new(rs);
+                let warm = super::warmup::enabled()
+                    .then(|| super::warmup::warm(&rs, &self.bayes, scorers));
                 if let Ok(mut g) = self.rules.write() {
-                    *g = Arc::new(rs);
+                    *g = rs;
                 }
                 if let Ok(mut u) = self.users.lock() {
                     u.clear();
                 }
                 let ms = t.elapsed().as_millis().to_string();
-                log::event("spamd", "reload", &[("rules", &n.to_string()), ("ms", &ms)]);
+                let compile_ms = compiled.as_millis().to_string();
+                let warm_ms = warm.map_or("off".into(), |w| w.took.as_millis().to_string());
+                log::event(
+                    "spamd",
+                    "reload",
+                    &[
+                        ("rules", &n.to_string()),
+                        ("ms", &ms),
+                        ("compile_ms", &compile_ms),
+                        ("warmup_ms", &warm_ms),
+                    ],
+                );
             }
             Err(e) => log::event(
                 "spamd",
@@ -83,7 +100,8 @@ impl State {
         }
     }
 
-    fn base(&self) -> Arc<RuleSet> {
+    /// The rule set in service (every client's without a preference file of its own).
+    pub fn base(&self) -> Arc<RuleSet> {
         match self.rules.read() {
             Ok(g) => g.clone(),
             Err(p) => p.into_inner().clone(),
@@ -180,6 +198,8 @@ pub fn answer(state: &State, req: &Request, msg: &[u8]) -> Vec<u8> {
 /// between the two, so the request the answer lets the client send finds it there.
 type Job = Box<dyn FnOnce() -> Deliver + Send>;
 type Deliver = Box<dyn FnOnce() + Send>;
+/// One piece of work for `Scorers::on_every_thread`.
+pub type Task = Box<dyn FnOnce() + Send>;
 
 /// The threads that score, one per core, alive as long as the daemon. Why not tokio's blocking pool:
 /// its threads exit after 10 s idle, and each regex keeps its lazy-DFA cache per thread (the first thread
@@ -211,6 +231,9 @@ struct Slots {
     idle: Vec<usize>,
     /// A job handed straight to an idle thread.
     handed: Vec<Option<Job>>,
+    /// Jobs that only thread `i` may run, oldest first: the warm-up, whose point is to fill that
+    /// thread's own regex caches (see `on_every_thread`).
+    pinned: Vec<std::collections::VecDeque<Job>>,
     closed: bool,
 }
 
@@ -220,12 +243,15 @@ impl Shared {
         self.m.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Thread `me`'s loop: the job handed to it, else the oldest queued one, else wait on top of the
-    /// idle stack. None when the pool is closed.
+    /// Thread `me`'s loop: the job handed to it, else its oldest pinned one, else the oldest queued
+    /// one, else wait on top of the idle stack. None when the pool is closed.
     fn next(&self, me: usize) -> Option<Job> {
         let mut g = self.lock();
         loop {
             if let Some(job) = g.handed[me].take() {
+                return Some(job);
+            }
+            if let Some(job) = g.pinned[me].pop_front() {
                 return Some(job);
             }
             if let Some(job) = g.queue.pop_front() {
@@ -244,7 +270,11 @@ impl Shared {
     /// Thread `me` is about to deliver an answer: idle from now on, unless work is waiting.
     fn done(&self, me: usize) {
         let mut g = self.lock();
-        if g.queue.is_empty() && g.handed[me].is_none() && !g.idle.contains(&me) {
+        if g.queue.is_empty()
+            && g.handed[me].is_none()
+            && g.pinned[me].is_empty()
+            && !g.idle.contains(&me)
+        {
             g.idle.push(me);
         }
     }
@@ -264,6 +294,24 @@ impl Shared {
         }
         true
     }
+
+    /// Gives `job` to thread `me` alone: handed over at once when it is idle, else run after its
+    /// current job (before the shared queue).
+    fn submit_to(&self, me: usize, job: Job) -> bool {
+        let mut g = self.lock();
+        if g.closed {
+            return false;
+        }
+        if let Some(pos) = g.idle.iter().position(|&w| w == me) {
+            g.idle.remove(pos);
+            g.handed[me] = Some(job);
+        } else {
+            g.pinned[me].push_back(job);
+        }
+        drop(g);
+        self.wake[me].notify_one();
+        true
+    }
 }
 
 impl Scorers {
@@ -274,6 +322,7 @@ impl Scorers {
                 queue: Default::default(),
                 idle: Vec::with_capacity(n),
                 handed: (0..n).map(|_| None).collect(),
+                pinned: (0..n).map(|_| Default::default()).collect(),
                 closed: false,
             }),
             wake: (0..n).map(|_| std::sync::Condvar::new()).collect(),
@@ -301,6 +350,39 @@ impl Scorers {
     /// One scoring thread per core the process may use.
     pub fn per_core() -> std::io::Result<Scorers> {
         Scorers::new(std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+
+    /// How many scoring threads there are.
+    pub fn threads(&self) -> usize {
+        self.shared.wake.len()
+    }
+
+    /// Runs the tasks `make` gives on every scoring thread, each task a job of its own pinned to that
+    /// thread (so live requests, on a reload, wait behind at most one task), and blocks until all ran.
+    /// Returns how many ran to the end (a task that panicked does not count; none run once the pool
+    /// is closed). This is how the warm-up reaches the threads that score: a regex's cache pool gives
+    /// its fast-path cache to the first thread that asks and every other thread a cache of its own
+    /// from a stack keyed by the thread (regex-automata's `Pool`; our backref caches use the same
+    /// `Pool`), so caches warmed on any other thread would never be used by a scoring thread.
+    /// Blocking: call it off the async runtime (before it starts, or in `spawn_blocking`).
+    pub fn on_every_thread(&self, make: impl Fn(usize) -> Vec<Task>) -> usize {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        for i in 0..self.threads() {
+            for task in make(i) {
+                let tx = tx.clone();
+                let job: Job = Box::new(move || {
+                    task();
+                    // The thread is back on duty before the waiter hears of it.
+                    Box::new(move || {
+                        let _ = tx.send(());
+                    })
+                });
+                // A closed pool drops the job, and with it the sender: the wait below still ends.
+                self.shared.submit_to(i, job);
+            }
+        }
+        drop(tx);
+        rx.iter().count()
     }
 
     /// Runs `f` on a scoring thread; None when the job panicked or the threads are gone.
@@ -470,6 +552,19 @@ pub fn run(home: &Home, listen: &[String], cli_rules: &[PathBuf], max_size: usiz
         Scorers::per_core()
             .map_err(|e| Error::new(Exit::OsErr, format!("scoring threads: {e}")))?,
     );
+    // Warm the rules up on the scoring threads before the first client can connect.
+    if super::warmup::enabled() {
+        let w = super::warmup::warm(&state.base(), &state.bayes, &scorers);
+        log::event(
+            "spamd",
+            "warmup",
+            &[
+                ("messages", &w.scored.to_string()),
+                ("threads", &scorers.threads().to_string()),
+                ("ms", &w.took.as_millis().to_string()),
+            ],
+        );
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -523,10 +618,10 @@ pub fn run(home: &Home, listen: &[String], cli_rules: &[PathBuf], max_size: usiz
         loop {
             tokio::select! {
                 _ = hup.recv() => {
-                    let st = state.clone();
+                    let (st, sc) = (state.clone(), scorers.clone());
                     let _ = tokio::task::spawn_blocking(move || {
                         st.bayes.flush_lessons();
-                        st.reload();
+                        st.reload(&sc);
                     })
                     .await;
                 }
@@ -603,6 +698,62 @@ mod tests {
             ids.push(t.await.expect("join").expect("ran"));
         }
         assert_ne!(ids[0], ids[1]);
+    }
+
+    /// `on_every_thread` runs each thread's tasks on that thread, all of them, in order, and returns
+    /// once they ran, also when the threads were busy with other jobs as the tasks arrived.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pinned_tasks_run_on_their_own_thread() {
+        let sc = std::sync::Arc::new(Scorers::new(2).expect("spawn"));
+        // Both threads busy when the pinned tasks are queued.
+        let gate = std::sync::Arc::new(std::sync::Barrier::new(3));
+        let mut busy = Vec::new();
+        for _ in 0..2 {
+            let (sc, g) = (sc.clone(), gate.clone());
+            busy.push(tokio::spawn(async move {
+                sc.run(move || {
+                    g.wait();
+                })
+                .await
+            }));
+        }
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (sc2, seen2, g2) = (sc.clone(), seen.clone(), gate.clone());
+        let ran = tokio::task::spawn_blocking(move || {
+            let waiter = std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                g2.wait();
+            });
+            let n = sc2.on_every_thread(|i| {
+                (0..3)
+                    .map(|k| {
+                        let seen = seen2.clone();
+                        Box::new(move || {
+                            let me = std::thread::current().name().map(String::from);
+                            seen.lock().expect("lock").push((i, k, me));
+                        }) as super::Task
+                    })
+                    .collect()
+            });
+            let _ = waiter.join();
+            n
+        })
+        .await
+        .expect("join");
+        for b in busy {
+            assert_eq!(b.await.expect("join"), Some(()));
+        }
+        assert_eq!(ran, 6);
+        let seen = seen.lock().expect("lock").clone();
+        for i in 0..2 {
+            let mine: Vec<_> = seen.iter().filter(|s| s.0 == i).collect();
+            assert_eq!(mine.iter().map(|s| s.1).collect::<Vec<_>>(), [0, 1, 2]);
+            let name = format!("spam-score-{i}");
+            assert!(
+                mine.iter().all(|s| s.2.as_deref() == Some(&name)),
+                "{seen:?}"
+            );
+        }
     }
 
     /// Jobs from many tasks at once all get their own answer back.

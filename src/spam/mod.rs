@@ -30,3 +30,4 @@ pub mod relays;
 pub mod rules;
 pub mod uri;
 pub mod view;
+pub mod warmup;

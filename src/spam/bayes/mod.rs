@@ -466,6 +466,28 @@ pub struct Checked {
 /// as no header (or, with a colon in its date, as a header no part looks at), and the signature covers
 /// the Message-Id and the bytes after the header only (see the test below).
 pub fn check(rs: &RuleSet, bayes: Option<&Bayes>, user: Option<&str>, msg: &[u8]) -> Checked {
+    check_learning(rs, bayes, user, msg, true)
+}
+
+/// `check` that never learns: the same rules, Bayes lookup and verdict, with the auto-learn step left
+/// out (`autolearn` says `Disabled`). The daemon's warm-up scores its built-in messages with it, so
+/// warming the regex caches teaches Bayes nothing.
+pub fn check_without_learning(
+    rs: &RuleSet,
+    bayes: Option<&Bayes>,
+    user: Option<&str>,
+    msg: &[u8],
+) -> Checked {
+    check_learning(rs, bayes, user, msg, false)
+}
+
+fn check_learning(
+    rs: &RuleSet,
+    bayes: Option<&Bayes>,
+    user: Option<&str>,
+    msg: &[u8],
+    learn: bool,
+) -> Checked {
     let view = View::new(msg);
     let bayes = bayes.filter(|b| b.cfg.enabled);
     let tokens: std::cell::OnceCell<Tokens> = std::cell::OnceCell::new();
@@ -486,7 +508,7 @@ pub fn check(rs: &RuleSet, bayes: Option<&Bayes>, user: Option<&str>, msg: &[u8]
     let hashes = tokens.get().map(|t| t.hashes.as_slice());
     let verdict = rs.check_view_hashed(&view, out.is_some(), p, hashes);
     let autolearn = match bayes {
-        Some(b) if b.cfg.auto_learn => match auto_learn_class(&b.cfg, rs, &verdict, p) {
+        Some(b) if learn && b.cfg.auto_learn => match auto_learn_class(&b.cfg, rs, &verdict, p) {
             Some(class) => {
                 let sig = match tokens.get() {
                     Some(t) => t.sig.clone(),
