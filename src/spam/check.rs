@@ -254,10 +254,12 @@ impl RuleSet {
                 times.push((t0.elapsed().as_micros(), i));
             }
         }
-        // CORREO_SPAM_PROFILE=all: every rule's time, one `PROF name us` line each, to sum over a corpus.
+        // CORREO_SPAM_PROFILE=all: every rule's time, one `PROF name us kind gated|open value` line each,
+        // to sum over a corpus by rule or by kind and to see which rules no prefilter gates.
         if std::env::var_os("CORREO_SPAM_PROFILE").is_some_and(|v| v == "all") {
             for (us, i) in &times {
-                let kind = match &self.rules[*i].test {
+                let r = &self.rules[*i];
+                let kind = match &r.test {
                     Test::Header { .. } => "header",
                     Test::Exists(_) => "exists",
                     Test::Eval(_) => "eval",
@@ -265,18 +267,15 @@ impl RuleSet {
                     Test::Rawbody(_) => "rawbody",
                     Test::Full(_) => "full",
                     Test::Uri(_) => "uri",
-                    Test::Mimeheader { .. } => "mime",
+                    Test::Mimeheader { .. } => "mimeheader",
                     Test::Meta(_) => "meta",
                 };
-                let gate = if pf.gated[*i].is_some() {
+                let gate = if pf.gated[*i].is_some() || self.hdr_filter.spec_of[*i].is_some() {
                     "gated"
                 } else {
                     "open"
                 };
-                eprintln!(
-                    "PROF {} {us} {kind} {gate} {}",
-                    self.rules[*i].name, val[*i]
-                );
+                eprintln!("PROF {} {us} {kind} {gate} {}", r.name, val[*i]);
             }
         }
         if profile {

@@ -14,6 +14,9 @@
 //!   which only widens.
 //! - HS_FLAG_PREFILTER: Hyperscan may report more than the pattern matches, never less. A pattern it
 //!   rejects, one that matches the empty string, or a failed scan leaves the rule always run.
+//!
+//! The same database set also holds one literal database per area (header included) for `prefilter`:
+//! each literal caseless, reported once; an area whose literals do not all compile keeps its automaton.
 
 use super::hyperscan::{self, Databases, Engine, Pattern};
 use super::prefilter::Area;
@@ -62,6 +65,9 @@ pub struct HsFilter {
     dbs: Option<Databases>,
     /// For each area in `AREAS`: the indexes of its databases in `dbs`.
     slots: [Vec<usize>; 4],
+    /// Per area (header included): the database in `dbs` holding the literal prefilter's literals, whose
+    /// ids are the literals' indexes in that area's list.
+    lit_slots: Vec<(Area, usize)>,
     /// Per rule: whether a database gates it.
     pub gated: Vec<bool>,
     /// Rules whose pattern Hyperscan could not take, with the reason (for lint).
@@ -337,9 +343,37 @@ fn print_shape(shape: &Shape, out: &mut String) -> Option<()> {
 /// literals.
 const MAX_ALTERNATION: usize = 200;
 
+/// Literals per database: one per area, since every database is one more pass over the text.
+fn literal_pattern(lit: &[u8], id: usize) -> Pattern {
+    let mut expr = String::new();
+    for &b in lit {
+        byte(&mut expr, b);
+    }
+    Pattern {
+        expr,
+        // Caseless folds ASCII letters as the literal automaton does (any further folding only
+        // widens); single match: the filter asks only whether a literal occurs.
+        flags: hyperscan::HS_FLAG_CASELESS | hyperscan::HS_FLAG_SINGLEMATCH,
+        id: id as u32,
+    }
+}
+
+/// What one compile job makes: a chunk of an area's rule patterns, or all of an area's literals.
+#[derive(Clone, Copy)]
+enum Job {
+    Rules(usize),
+    Literals(Area),
+}
+
 impl HsFilter {
-    /// Compiles the databases for the rules in `order`; an empty filter without an engine.
-    pub fn build(rules: &[Rule], order: &[usize], engine: Option<&'static Engine>) -> HsFilter {
+    /// Compiles the databases for the rules in `order`, and one for each area's literals (lower-cased,
+    /// each at least one byte: the literal prefilter's); an empty filter without an engine.
+    pub fn build(
+        rules: &[Rule],
+        order: &[usize],
+        literals: &[(Area, &[Vec<u8>])],
+        engine: Option<&'static Engine>,
+    ) -> HsFilter {
         let mut f = HsFilter {
             gated: vec![false; rules.len()],
             ..HsFilter::default()
@@ -384,12 +418,22 @@ impl HsFilter {
             .and_then(|v| v.parse().ok())
             .filter(|&n: &usize| n > 0)
             .unwrap_or(CHUNK);
-        let mut jobs: Vec<(usize, std::sync::Mutex<Vec<Pattern>>)> = Vec::new();
+        let mut jobs: Vec<(Job, std::sync::Mutex<Vec<Pattern>>)> = Vec::new();
+        for &(area, lits) in literals {
+            if !lits.is_empty() && lits.iter().all(|l| !l.is_empty()) {
+                let pats = lits
+                    .iter()
+                    .enumerate()
+                    .map(|(id, l)| literal_pattern(l, id))
+                    .collect();
+                jobs.push((Job::Literals(area), std::sync::Mutex::new(pats)));
+            }
+        }
         for (a, pats) in per_area.into_iter().enumerate() {
             let mut pats = pats.into_iter().peekable();
             while pats.peek().is_some() {
                 jobs.push((
-                    a,
+                    Job::Rules(a),
                     std::sync::Mutex::new(pats.by_ref().take(chunk).collect()),
                 ));
             }
@@ -404,9 +448,21 @@ impl HsFilter {
             (ids, db, rejected)
         });
         let mut dbs = Vec::new();
-        for ((a, _), done) in jobs.iter().zip(compiled) {
+        for ((job, _), done) in jobs.iter().zip(compiled) {
             let Some((ids, db, rejected)) = done else {
                 continue;
+            };
+            let a = match *job {
+                Job::Rules(a) => a,
+                Job::Literals(area) => {
+                    // A literal the compiler refused would go unreported: then that area keeps its
+                    // automaton.
+                    if let (Some(db), true) = (db, rejected.is_empty()) {
+                        f.lit_slots.push((area, dbs.len()));
+                        dbs.push(db);
+                    }
+                    continue;
+                }
             };
             let dropped: Vec<usize> = rejected.iter().map(|r| r.0.id as usize).collect();
             f.rejected
@@ -415,13 +471,16 @@ impl HsFilter {
                 for id in ids.into_iter().filter(|id| !dropped.contains(id)) {
                     f.gated[id] = true;
                 }
-                f.slots[*a].push(dbs.len());
+                f.slots[a].push(dbs.len());
                 dbs.push(db);
             }
         }
         match Databases::new(dbs) {
             Some(d) => f.dbs = Some(d),
-            None => f.gated.iter_mut().for_each(|g| *g = false),
+            None => {
+                f.gated.iter_mut().for_each(|g| *g = false);
+                f.lit_slots.clear();
+            }
         }
         f.log(t0);
         f
@@ -457,42 +516,48 @@ impl HsFilter {
         );
     }
 
-    /// Marks in `hits` the rules of `area` that may match in `texts` (joined with '\n'). False when
-    /// this area has no database or a scan failed: then `hits` says nothing.
-    pub fn scan<'a>(
-        &self,
-        area: Area,
-        texts: impl Iterator<Item = &'a [u8]>,
-        hits: &mut [bool],
-    ) -> bool {
+    /// Whether any database scans `area` (rules or literals): then the caller joins its texts once.
+    pub fn covers(&self, area: Area) -> bool {
+        self.dbs.is_some()
+            && (area_index(area).is_some_and(|a| !self.slots[a].is_empty())
+                || self.lit_slots.iter().any(|&(x, _)| x == area))
+    }
+
+    /// Marks in `hits` the rules of `area` that may match in `joined` (the area's texts joined with
+    /// '\n'). False when this area has no rule database or a scan failed: then `hits` says nothing.
+    pub fn scan(&self, area: Area, joined: &[u8], hits: &mut [bool]) -> bool {
         let (Some(dbs), Some(a)) = (&self.dbs, area_index(area)) else {
             return false;
         };
         if self.slots[a].is_empty() {
             return false;
         }
-        thread_local! {
-            static JOINED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-        }
-        JOINED.with(|j| {
-            let Ok(mut joined) = j.try_borrow_mut() else {
-                return false;
-            };
-            joined.clear();
-            for (n, t) in texts.enumerate() {
-                if n > 0 {
-                    joined.push(b'\n');
+        self.slots[a].iter().all(|&slot| {
+            dbs.scan(slot, joined, &mut |id| {
+                if let Some(c) = hits.get_mut(id as usize) {
+                    *c = true;
                 }
-                joined.extend_from_slice(t);
-            }
-            self.slots[a].iter().all(|&slot| {
-                dbs.scan(slot, &joined, &mut |id| {
-                    if let Some(c) = hits.get_mut(id as usize) {
-                        *c = true;
-                    }
-                })
             })
         })
+    }
+
+    /// Marks in `seen` the literals of `area` that occur in `joined`. None when the area has no literal
+    /// database or the scan failed: then the caller runs its automaton instead. Joining only adds
+    /// occurrences (across a '\n'), so a literal of any one text is always seen.
+    pub fn scan_literals(&self, area: Area, joined: &[u8], seen: &mut [bool]) -> Option<()> {
+        let dbs = self.dbs.as_ref()?;
+        let &(_, slot) = self.lit_slots.iter().find(|&&(x, _)| x == area)?;
+        dbs.scan(slot, joined, &mut |id| {
+            if let Some(c) = seen.get_mut(id as usize) {
+                *c = true;
+            }
+        })
+        .then_some(())
+    }
+
+    /// Whether `area`'s literals have a database (the literal prefilter then builds no automaton).
+    pub fn has_literals(&self, area: Area) -> bool {
+        self.lit_slots.iter().any(|&(x, _)| x == area)
     }
 }
 
@@ -521,7 +586,8 @@ mod tests {
                   rawbody R_ANCHOR /^\\s*<b>bold/im\nfull F_HDR /\\ASubject: hi/\n\
                   uri U_HOST /^https?:\\/\\/example\\.(?:org|net)\\b/i\n\
                   body B_LOOK /foo(?!bar)/\nbody B_BACK /(ba)r\\1/\n\
-                  body B_RANGE /x{2,3}y/\nbody B_NOMATCH /zzqqzz/\n";
+                  body B_RANGE /x{2,3}y/\nbody B_NOMATCH /zzqqzz/\n\
+                  header H_LIT Subject =~ /OTHER/i\nheader H_NOLIT Subject =~ /qqzzqq/\n";
         let mut rs = crate::spam::rules::compile(load_text(cf));
         assert!(rs.prefilter.hs.gated.iter().any(|&g| g), "nothing gated");
         let msgs: [&[u8]; 3] = [
@@ -552,7 +618,7 @@ mod tests {
         assert_eq!(with, without);
         // The anchored rules hit somewhere, so the comparison covers them.
         for name in [
-            "B_START", "B_END", "B_NOT", "R_ANCHOR", "F_HDR", "U_HOST", "B_WORD",
+            "B_START", "B_END", "B_NOT", "R_ANCHOR", "F_HDR", "U_HOST", "B_WORD", "H_LIT",
         ] {
             assert!(
                 with.iter().any(|(h, _)| h.iter().any(|n| n == name)),

@@ -15,6 +15,7 @@ use std::ffi::{c_char, c_int, c_uint, c_ulonglong, c_void, CStr, CString};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
+pub const HS_FLAG_CASELESS: c_uint = 1;
 pub const HS_FLAG_MULTILINE: c_uint = 4;
 pub const HS_FLAG_SINGLEMATCH: c_uint = 8;
 pub const HS_FLAG_PREFILTER: c_uint = 128;
