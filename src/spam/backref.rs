@@ -424,8 +424,8 @@ fn cut(pat: &str) -> Option<Pieces<'_>> {
     })
 }
 
-/// Whether `s` (a group's inside) has a `|` outside any nested group or class.
-fn has_top_level_bar(s: &str) -> bool {
+/// Whether `s` (a group's inside, or a whole pattern) has a `|` outside any nested group or class.
+pub(crate) fn has_top_level_bar(s: &str) -> bool {
     let b = s.as_bytes();
     let (mut depth, mut in_class, mut i) = (0usize, false, 0);
     while i < b.len() {
@@ -433,7 +433,16 @@ fn has_top_level_bar(s: &str) -> bool {
             b'\\' => i += 1,
             b']' if in_class => in_class = false,
             _ if in_class => {}
-            b'[' => in_class = true,
+            b'[' => {
+                in_class = true;
+                // `[]...]` and `[^]...]`: a leading `]` is a member, not the end.
+                if b.get(i + 1) == Some(&b'^') {
+                    i += 1;
+                }
+                if b.get(i + 1) == Some(&b']') {
+                    i += 1;
+                }
+            }
             b'(' => depth += 1,
             b')' => depth = depth.saturating_sub(1),
             b'|' if depth == 0 => return true,

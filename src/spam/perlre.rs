@@ -68,34 +68,7 @@ impl Fallback {
 /// `^` or `\A` and has no `|` outside a group or class. Also true for `^` under `/m` (the caller
 /// remembers that this holds only on one-line texts).
 fn anchored_start(pat: &str) -> bool {
-    if !(pat.starts_with('^') || pat.starts_with("\\A")) {
-        return false;
-    }
-    let b = pat.as_bytes();
-    let (mut depth, mut in_class, mut i) = (0usize, false, 0);
-    while i < b.len() {
-        match b[i] {
-            b'\\' => i += 1,
-            b']' if in_class => in_class = false,
-            _ if in_class => {}
-            b'[' => {
-                in_class = true;
-                // `[]...]` and `[^]...]`: a leading `]` is a member, not the end.
-                if b.get(i + 1) == Some(&b'^') {
-                    i += 1;
-                }
-                if b.get(i + 1) == Some(&b']') {
-                    i += 1;
-                }
-            }
-            b'(' => depth += 1,
-            b')' => depth = depth.saturating_sub(1),
-            b'|' if depth == 0 => return false,
-            _ => {}
-        }
-        i += 1;
-    }
-    true
+    (pat.starts_with('^') || pat.starts_with("\\A")) && !super::backref::has_top_level_bar(pat)
 }
 
 impl Re {
