@@ -59,6 +59,44 @@ pub(crate) fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync)
         .collect()
 }
 
+/// Compile jobs: a key saying what the patterns are for, and the patterns (taken out when compiled).
+pub(crate) type Jobs<K> = Vec<(K, std::sync::Mutex<Vec<Pattern>>)>;
+
+/// Adds `pats` to `jobs` under `key`, `chunk` patterns a job.
+pub(crate) fn chunked<K: Copy>(key: K, pats: Vec<Pattern>, chunk: usize, jobs: &mut Jobs<K>) {
+    let mut pats = pats.into_iter().peekable();
+    while pats.peek().is_some() {
+        jobs.push((
+            key,
+            std::sync::Mutex::new(pats.by_ref().take(chunk).collect()),
+        ));
+    }
+}
+
+/// Compiles every job on all cores; per job (None only if it never ran): the ids of its patterns, the
+/// database, and the patterns the compiler refused with why.
+#[allow(clippy::type_complexity)]
+pub(crate) fn compile_jobs<K: Sync>(
+    engine: &'static Engine,
+    jobs: &Jobs<K>,
+) -> Vec<
+    Option<(
+        Vec<usize>,
+        Option<hyperscan::Database>,
+        Vec<(Pattern, String)>,
+    )>,
+> {
+    par_map(jobs, |(_, part)| {
+        let part = match part.lock() {
+            Ok(mut p) => std::mem::take(&mut *p),
+            Err(p) => std::mem::take(&mut *p.into_inner()),
+        };
+        let ids: Vec<usize> = part.iter().map(|p| p.id as usize).collect();
+        let (db, rejected) = engine.compile(part);
+        (ids, db, rejected)
+    })
+}
+
 /// The compiled databases and which rules they gate.
 #[derive(Debug, Default)]
 pub struct HsFilter {
@@ -430,23 +468,9 @@ impl HsFilter {
             }
         }
         for (a, pats) in per_area.into_iter().enumerate() {
-            let mut pats = pats.into_iter().peekable();
-            while pats.peek().is_some() {
-                jobs.push((
-                    Job::Rules(a),
-                    std::sync::Mutex::new(pats.by_ref().take(chunk).collect()),
-                ));
-            }
+            chunked(Job::Rules(a), pats, chunk, &mut jobs);
         }
-        let compiled = par_map(&jobs, |(_, part)| {
-            let part = match part.lock() {
-                Ok(mut p) => std::mem::take(&mut *p),
-                Err(p) => std::mem::take(&mut *p.into_inner()),
-            };
-            let ids: Vec<usize> = part.iter().map(|p| p.id as usize).collect();
-            let (db, rejected) = engine.compile(part);
-            (ids, db, rejected)
-        });
+        let compiled = compile_jobs(engine, &jobs);
         let mut dbs = Vec::new();
         for ((job, _), done) in jobs.iter().zip(compiled) {
             let Some((ids, db, rejected)) = done else {

@@ -15,7 +15,7 @@
 //! value scanned is the very value the rule's regex is given. A rule whose header is absent (its text is
 //! then the `[if-unset: ...]` default) is not gated. A negated rule (`!~`) the scan rules out hits.
 
-use super::hsfilter::{par_map, translate};
+use super::hsfilter::{chunked, compile_jobs, par_map, translate, Jobs};
 use super::hyperscan::{self, Databases, Engine, Pattern};
 use super::rules::{Rule, Test};
 
@@ -78,33 +78,19 @@ impl HeaderFilter {
             });
         }
         per_spec.retain(|(_, p)| p.len() >= MIN_RULES);
-        let mut jobs: Vec<(usize, std::sync::Mutex<Vec<Pattern>>)> = Vec::new();
+        let mut jobs: Jobs<usize> = Vec::new();
         for (k, (_, pats)) in per_spec.iter_mut().enumerate() {
-            let mut pats = std::mem::take(pats).into_iter().peekable();
-            while pats.peek().is_some() {
-                jobs.push((
-                    k,
-                    std::sync::Mutex::new(pats.by_ref().take(CHUNK).collect()),
-                ));
-            }
+            chunked(k, std::mem::take(pats), CHUNK, &mut jobs);
         }
-        let compiled = par_map(&jobs, |(_, part)| {
-            let part = match part.lock() {
-                Ok(mut p) => std::mem::take(&mut *p),
-                Err(p) => std::mem::take(&mut *p.into_inner()),
-            };
-            let ids: Vec<usize> = part.iter().map(|p| p.id as usize).collect();
-            let (db, rejected) = engine.compile(part);
-            let dropped: Vec<usize> = rejected.iter().map(|r| r.0.id as usize).collect();
-            (ids, dropped, db)
-        });
+        let compiled = compile_jobs(engine, &jobs);
         f.specs = per_spec.into_iter().map(|(s, _)| (s, Vec::new())).collect();
         let mut dbs = Vec::new();
         let mut gated = Vec::new();
         for ((k, _), done) in jobs.iter().zip(compiled) {
-            let Some((ids, dropped, Some(db))) = done else {
+            let Some((ids, Some(db), rejected)) = done else {
                 continue;
             };
+            let dropped: Vec<usize> = rejected.iter().map(|r| r.0.id as usize).collect();
             gated.extend(
                 ids.into_iter()
                     .filter(|id| !dropped.contains(id))
