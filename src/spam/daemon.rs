@@ -214,8 +214,8 @@ pub type Task = Box<dyn FnOnce() + Send>;
 /// busy and takes the queued jobs in order. Thread 0 in particular, not whichever went idle last: the
 /// warm-up runs on thread 0 before the others, so thread 0 is the first to ask each regex's cache pool
 /// and owns its fast path (the others take a cache from a locked stack and put it back on every call:
-/// ~0.1 ms a message, measured in the daemon's profile when the two threads had split the pools). A thread counts as
-/// idle from just before it delivers its answer: delivering wakes the runtime, which can preempt the
+/// ~0.1 ms a message, measured in the daemon's profile when the two threads had split the pools). A
+/// thread counts as idle from just before it delivers its answer: delivering wakes the runtime, which can preempt the
 /// thread on a busy host, and the client's next request must not find only the other thread free.
 pub struct Scorers {
     shared: Arc<Shared>,
@@ -230,8 +230,8 @@ struct Shared {
 struct Slots {
     /// Jobs no thread was free for, oldest first.
     queue: std::collections::VecDeque<Job>,
-    /// Idle threads, in no order (a job takes the lowest).
-    idle: Vec<usize>,
+    /// Per thread: idle (a job takes the lowest idle thread).
+    idle: Vec<bool>,
     /// A job handed straight to an idle thread.
     handed: Vec<Option<Job>>,
     /// Jobs that only thread `i` may run, oldest first: the warm-up, whose point is to fill that
@@ -263,9 +263,7 @@ impl Shared {
             if g.closed {
                 return None;
             }
-            if !g.idle.contains(&me) {
-                g.idle.push(me);
-            }
+            g.idle[me] = true;
             g = self.wake[me].wait(g).unwrap_or_else(|p| p.into_inner());
         }
     }
@@ -273,12 +271,8 @@ impl Shared {
     /// Thread `me` is about to deliver an answer: idle from now on, unless work is waiting.
     fn done(&self, me: usize) {
         let mut g = self.lock();
-        if g.queue.is_empty()
-            && g.handed[me].is_none()
-            && g.pinned[me].is_empty()
-            && !g.idle.contains(&me)
-        {
-            g.idle.push(me);
+        if g.queue.is_empty() && g.handed[me].is_none() && g.pinned[me].is_empty() {
+            g.idle[me] = true;
         }
     }
 
@@ -287,14 +281,9 @@ impl Shared {
         if g.closed {
             return false;
         }
-        let lowest = g
-            .idle
-            .iter()
-            .enumerate()
-            .min_by_key(|&(_, &w)| w)
-            .map(|(k, _)| k);
-        match lowest.map(|k| g.idle.swap_remove(k)) {
+        match g.idle.iter().position(|&i| i) {
             Some(w) => {
+                g.idle[w] = false;
                 g.handed[w] = Some(job);
                 drop(g);
                 self.wake[w].notify_one();
@@ -311,8 +300,8 @@ impl Shared {
         if g.closed {
             return false;
         }
-        if let Some(pos) = g.idle.iter().position(|&w| w == me) {
-            g.idle.remove(pos);
+        if g.idle[me] {
+            g.idle[me] = false;
             g.handed[me] = Some(job);
         } else {
             g.pinned[me].push_back(job);
@@ -329,7 +318,7 @@ impl Scorers {
         let shared = Arc::new(Shared {
             m: Mutex::new(Slots {
                 queue: Default::default(),
-                idle: Vec::with_capacity(n),
+                idle: vec![false; n],
                 handed: (0..n).map(|_| None).collect(),
                 pinned: (0..n).map(|_| Default::default()).collect(),
                 closed: false,
