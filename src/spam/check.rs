@@ -134,6 +134,8 @@ impl RuleSet {
         let hf = &self.hdr_filter;
         let mut hscanned: Vec<Option<bool>> = vec![None; hf.spec_count()];
         let mut hcand = vec![false; n];
+        // For the profile: header rules the header filter let skip without a regex.
+        let mut skipped = vec![false; if profile { n } else { 0 }];
         for &i in &self.order {
             if pf.gated[i].is_some() && !cand[i] {
                 continue;
@@ -169,6 +171,7 @@ impl RuleSet {
                                     val[i] = if *negate { 1.0 } else { 0.0 };
                                     if let Some(t0) = t0 {
                                         times.push((t0.elapsed().as_micros(), i));
+                                        skipped[i] = true;
                                     }
                                     continue;
                                 }
@@ -254,7 +257,8 @@ impl RuleSet {
                 times.push((t0.elapsed().as_micros(), i));
             }
         }
-        // CORREO_SPAM_PROFILE=all: every rule's time, one `PROF name us kind gated|open value` line each,
+        // CORREO_SPAM_PROFILE=all: every rule's time, one `PROF name us kind gated|open|skip value` line each
+        // (skip: a header rule its header's filter scan ruled out),
         // to sum over a corpus by rule or by kind and to see which rules no prefilter gates.
         if std::env::var_os("CORREO_SPAM_PROFILE").is_some_and(|v| v == "all") {
             for (us, i) in &times {
@@ -270,7 +274,9 @@ impl RuleSet {
                     Test::Mimeheader { .. } => "mimeheader",
                     Test::Meta(_) => "meta",
                 };
-                let gate = if pf.gated[*i].is_some() || self.hdr_filter.spec_of[*i].is_some() {
+                let gate = if skipped[*i] {
+                    "skip"
+                } else if pf.gated[*i].is_some() || self.hdr_filter.spec_of[*i].is_some() {
                     "gated"
                 } else {
                     "open"

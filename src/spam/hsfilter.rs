@@ -138,13 +138,25 @@ pub fn translate(src: &str) -> Option<String> {
     if hir.properties().minimum_len().is_none_or(|n| n == 0) {
         return None;
     }
+    // In full when Hyperscan takes that length, else with long alternations loosened.
     let mut out = String::new();
-    print(&hir, &mut out)?;
+    print(&hir, &mut out, usize::MAX)?;
+    if out.len() > MAX_PATTERN {
+        out.clear();
+        print(&hir, &mut out, MAX_ALTERNATION)?;
+    }
     Some(out)
 }
 
+/// One byte as short as Hyperscan reads it the same: letters and digits as themselves, other printable
+/// ASCII escaped with a backslash (PCRE's rule: an escaped non-alphanumeric is itself, also in a
+/// class), the rest in hex. Short matters: Hyperscan refuses patterns over `MAX_PATTERN` characters,
+/// and the stock rules' phrase lists come near that in hex.
 fn byte(out: &mut String, b: u8) {
     if b.is_ascii_alphanumeric() {
+        out.push(b as char);
+    } else if b.is_ascii_graphic() {
+        out.push('\\');
         out.push(b as char);
     } else {
         let _ = write!(out, "\\x{b:02x}");
@@ -152,21 +164,32 @@ fn byte(out: &mut String, b: u8) {
 }
 
 fn byte_class(out: &mut String, ranges: impl Iterator<Item = (u8, u8)>) -> Option<()> {
+    let ranges: Vec<(u8, u8)> = ranges.collect();
+    match ranges.as_slice() {
+        // An empty class matches nothing; Hyperscan has no syntax for that.
+        [] => return None,
+        // One byte needs no class.
+        &[(a, b)] if a == b => {
+            byte(out, a);
+            return Some(());
+        }
+        _ => {}
+    }
     out.push('[');
-    let mut any = false;
     for (a, b) in ranges {
-        any = true;
-        let _ = write!(out, "\\x{a:02x}");
-        if b != a {
-            let _ = write!(out, "-\\x{b:02x}");
+        byte(out, a);
+        if b > a {
+            if b > a + 1 {
+                out.push('-');
+            }
+            byte(out, b);
         }
     }
     out.push(']');
-    // An empty class matches nothing; Hyperscan has no syntax for that.
-    any.then_some(())
+    Some(())
 }
 
-fn print(h: &Hir, out: &mut String) -> Option<()> {
+fn print(h: &Hir, out: &mut String, max_alt: usize) -> Option<()> {
     match h.kind() {
         HirKind::Empty => {}
         HirKind::Literal(l) => {
@@ -211,9 +234,22 @@ fn print(h: &Hir, out: &mut String) -> Option<()> {
             _ => "",
         }),
         HirKind::Repetition(r) => {
-            out.push_str("(?:");
-            print(&r.sub, out)?;
-            out.push(')');
+            // One byte or class repeats without a group.
+            let atom = match r.sub.kind() {
+                HirKind::Class(Class::Bytes(_)) => true,
+                HirKind::Class(Class::Unicode(c)) => {
+                    c.ranges().iter().all(|r| u32::from(r.end()) < 0x80)
+                }
+                HirKind::Literal(l) => l.0.len() == 1,
+                _ => false,
+            };
+            if atom {
+                print(&r.sub, out, max_alt)?;
+            } else {
+                out.push_str("(?:");
+                print(&r.sub, out, max_alt)?;
+                out.push(')');
+            }
             // Counted repeats cost Hyperscan's compiler one automaton state per copy (minutes for the
             // stock rules' `[_\W]{0,3}` obfuscation patterns): widen them to `*` or `+`.
             match (r.min, r.max) {
@@ -224,12 +260,12 @@ fn print(h: &Hir, out: &mut String) -> Option<()> {
         }
         HirKind::Capture(c) => {
             out.push_str("(?:");
-            print(&c.sub, out)?;
+            print(&c.sub, out, max_alt)?;
             out.push(')');
         }
         HirKind::Concat(subs) => {
             for s in subs {
-                print(s, out)?;
+                print(s, out, max_alt)?;
             }
         }
         HirKind::Alternation(subs) => {
@@ -239,10 +275,10 @@ fn print(h: &Hir, out: &mut String) -> Option<()> {
                 if i > 0 {
                     out.push('|');
                 }
-                print(s, out)?;
+                print(s, out, max_alt)?;
             }
             out.push(')');
-            if out.len() - start > MAX_ALTERNATION {
+            if out.len() - start > max_alt {
                 // The obfuscation tags spell one letter as dozens of 1-4 byte look-alikes: say the
                 // same letter as one byte class per position and length, a superset that stays small
                 // (at most SHAPE_MAX lengths of at most SHAPE_MAX classes, whatever it printed as).
@@ -374,12 +410,16 @@ fn print_shape(shape: &Shape, out: &mut String) -> Option<()> {
     Some(())
 }
 
-/// Longest alternation Hyperscan gets. The stock rules' obfuscation tags spell each letter as dozens
-/// of UTF-8 look-alikes and `__FILL_THIS_FORM_*` alternates thousands of phrases: with them the body
-/// database took minutes to compile. Collapsing such alternations into a byte class (`[bytes]+`, still
-/// a superset) compiled fast but scanned slowly and gated little, so those rules keep only their
-/// literals.
+/// Longest alternation a pattern keeps when the whole would be longer than `MAX_PATTERN`. The stock
+/// rules' obfuscation tags spell each letter as dozens of UTF-8 look-alikes (`__YOUR_PASSWORD` prints
+/// to 31,000 characters): such alternations become one byte class per position and length, a superset
+/// that stays short. Phrase lists such as `__FILL_THIS_FORM_*` (about 8,000 characters) stay whole:
+/// they cost Hyperscan's compiler a few seconds in all at rule load, and gated they skip a regex that
+/// cost ~1 ms on every message.
 const MAX_ALTERNATION: usize = 200;
+
+/// Hyperscan's parser refuses longer patterns ("Pattern length exceeds limit": 16,000 in 5.4).
+const MAX_PATTERN: usize = 16_000;
 
 /// Literals per database: one per area, since every database is one more pass over the text.
 fn literal_pattern(lit: &[u8], id: usize) -> Pattern {
@@ -651,20 +691,30 @@ mod tests {
             translate("(?-u)ab.c").as_deref(),
             Some("ab[\\x00-\\x09\\x0b-\\xff]c")
         );
+        assert_eq!(translate("(?im-u)^x\\b$").as_deref(), Some("^[Xx]\\b$"));
+        assert_eq!(translate("(?-u)a{2,5}").as_deref(), Some("a+"));
+        // Printable punctuation escaped, one-byte classes bare, groups only where needed.
         assert_eq!(
-            translate("(?im-u)^x\\b$").as_deref(),
-            Some("^[\\x58\\x78]\\b$")
+            translate("(?-u)(?:a.b|[.]c)[-]{1,3}(?:xy){2}").as_deref(),
+            Some("(?:a[\\x00-\\x09\\x0b-\\xff]b|\\.c)\\-+(?:xy)+")
         );
-        assert_eq!(translate("(?-u)a{2,5}").as_deref(), Some("(?:a)+"));
         // Matches the empty string: left to run always.
         assert_eq!(translate("(?-u)a*"), None);
-        // SpamAssassin's look-alike tag for "A" (25_replace.cf): too long to say in full, so it becomes
+        // SpamAssassin's look-alike tag for "A" (25_replace.cf). Alone it is printed in full; a rule
+        // spelling a phrase with such tags passes Hyperscan's length limit, and then each tag becomes
         // one byte class per position and length, which still matches every look-alike and little else.
         let tag = r"(?:[aA\@\xc0\xc1\xc2\xc3\xc4\xc5\xc6\xe4\xe3\xe2\xe0\xe1\xe2\xe3\xe4\xe5\xe6]|[\xb6\xc1\xc4\xcb]|[\xc3][\x80\x81\x82\x83\x84\x85\xa0\xa1\xa2\xa3\xa4\xa5]|[\xc4][\x80\x81\x82\x83\x84\x85]|[\xc9][\x91]|[\xce][\x86\x91\x94\x9b\xac\xb1]|[\xd0][\x90\xb0]|[\xd1][\xa6\xa7]|[\xd3][\x90\x91\x92\x93]|[\xe1](?:[\x8e][\xaa]|[\xb8][\x80\x81]|[\xba][\x9a\xa0-\xb7]|[\xbc][\x80-\x8f]|[\xbd][\xb0\xb1]|[\xbe][\x80-\x8f\xb0-\xbc])|[\xf0][\x9d](?:[\x90][\x80\x9a\xb4]|[\x91][\x8e\xa8]|[\x92][\x82\x9c\xb6]|[\x93][\x90\xaa]|[\x94][\xb8\x92]|[\x95][\x92]|[\x96][\xa0\xba]|[\x97][\x94\xae]|[\x98][\x88\xa2\xbc]|[\x99][\x96\xb0]|[\x9a][\x8a\xa8]|[\x9b][\x82\xa2\xbc]|[\x9c][\x9c\xb6]|[\x9d][\x96\xb0]|[\x9e][\x90\xaa]))";
-        let out = translate(&format!("(?-u)x{tag}y")).expect("translated");
-        assert!(out.len() < 600, "{out}");
+        let alone = translate(&format!("(?-u)x{tag}y")).expect("translated");
+        assert!(
+            alone.len() > MAX_ALTERNATION && alone.len() < MAX_PATTERN,
+            "{alone}"
+        );
+        let many = format!("(?-u)x{tag}y{}", format!("(?:q{tag})?").repeat(40));
+        let out = translate(&many).expect("translated");
+        assert!(out.len() < MAX_PATTERN, "{}", out.len());
         let sup = regex::bytes::Regex::new(&format!("(?-u)^{out}$")).expect("valid");
         let exact = regex::bytes::Regex::new(&format!("(?-u)^x{tag}y$")).expect("valid");
+        let whole = regex::bytes::Regex::new(&format!("(?-u)^{alone}$")).expect("valid");
         for m in [
             &b"xay"[..],
             b"xAy",
@@ -673,8 +723,15 @@ mod tests {
             b"x\xe1\xbe\xb5y",
             b"x\xf0\x9d\x9e\xaay",
         ] {
-            assert!(exact.is_match(m) && sup.is_match(m), "{m:?} {out}");
+            assert!(
+                exact.is_match(m) && sup.is_match(m) && whole.is_match(m),
+                "{m:?} {out}"
+            );
         }
         assert!(!sup.is_match(b"xby") && !sup.is_match(b"x y"), "{out}");
+        assert!(
+            !whole.is_match(b"xby") && !whole.is_match(b"x\xce\x92y"),
+            "{alone}"
+        );
     }
 }
