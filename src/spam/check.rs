@@ -107,15 +107,40 @@ impl RuleSet {
             relays[0].as_bytes(),
             relays[1].as_bytes(),
         ];
-        pf.scan(Area::Header, hdr_texts.into_iter(), &mut cand);
-        pf.scan(Area::Body, view.body.iter().map(Vec::as_slice), &mut cand);
+        // Per rule with a repeat gate: the only lines it may match in.
+        let mut lines: Vec<(usize, Vec<usize>)> = Vec::new();
+        pf.scan(Area::Header, hdr_texts.into_iter(), &mut cand, &mut lines);
+        pf.scan(
+            Area::Body,
+            view.body.iter().map(Vec::as_slice),
+            &mut cand,
+            &mut lines,
+        );
         pf.scan(
             Area::Rawbody,
             view.rawbody.iter().map(Vec::as_slice),
             &mut cand,
+            &mut lines,
         );
-        pf.scan(Area::Full, std::iter::once(view.full.as_slice()), &mut cand);
-        pf.scan(Area::Uri, view.uris.iter().map(String::as_bytes), &mut cand);
+        pf.scan(
+            Area::Full,
+            std::iter::once(view.full.as_slice()),
+            &mut cand,
+            &mut lines,
+        );
+        pf.scan(
+            Area::Uri,
+            view.uris.iter().map(String::as_bytes),
+            &mut cand,
+            &mut lines,
+        );
+        lines.sort_unstable_by_key(|l| l.0);
+        let lines_of = |i: usize| {
+            lines
+                .binary_search_by_key(&i, |l| l.0)
+                .ok()
+                .map(|k| lines[k].1.as_slice())
+        };
         if std::env::var_os("CORREO_SPAM_PROFILE").is_some() {
             eprintln!("prefilter {:?}", tp.elapsed());
         }
@@ -200,16 +225,22 @@ impl RuleSet {
                     }
                 }
                 Test::Eval(call) => super::eval::run(call, view, &self.settings),
-                Test::Body(re) => {
-                    let lines = body_lines.get_or_insert_with(|| Lines::new(&view.body));
-                    let from = self.joined[i].first_line(re, lines);
-                    count_lines(re, from, &view.body, r.tflags.multiple, max)
-                }
-                Test::Rawbody(re) => {
-                    let lines = raw_lines.get_or_insert_with(|| Lines::new(&view.rawbody));
-                    let from = self.joined[i].first_line(re, lines);
-                    count_lines(re, from, &view.rawbody, r.tflags.multiple, max)
-                }
+                Test::Body(re) => match lines_of(i) {
+                    Some(at) => count_at(re, at, &view.body, r.tflags.multiple, max),
+                    None => {
+                        let lines = body_lines.get_or_insert_with(|| Lines::new(&view.body));
+                        let from = self.joined[i].first_line(re, lines);
+                        count_lines(re, from, &view.body, r.tflags.multiple, max)
+                    }
+                },
+                Test::Rawbody(re) => match lines_of(i) {
+                    Some(at) => count_at(re, at, &view.rawbody, r.tflags.multiple, max),
+                    None => {
+                        let lines = raw_lines.get_or_insert_with(|| Lines::new(&view.rawbody));
+                        let from = self.joined[i].first_line(re, lines);
+                        count_lines(re, from, &view.rawbody, r.tflags.multiple, max)
+                    }
+                },
                 Test::Full(re) => {
                     if r.tflags.multiple {
                         re.count(&view.full, max) as f64
@@ -349,6 +380,31 @@ fn count_lines(
     }
     let mut c = 0usize;
     for l in lines {
+        c += re.count(l, if max == 0 { 0 } else { max - c });
+        if max > 0 && c >= max {
+            break;
+        }
+    }
+    c as f64
+}
+
+/// `count_lines` over only the lines `at` (sorted): the repeat gate's verdict that no other line
+/// can match.
+fn count_at(
+    re: &super::perlre::Re,
+    at: &[usize],
+    lines: &[Vec<u8>],
+    multiple: bool,
+    max: usize,
+) -> f64 {
+    let mut c = 0usize;
+    for l in at.iter().filter_map(|&k| lines.get(k)) {
+        if !multiple {
+            if re.is_match(l) {
+                return 1.0;
+            }
+            continue;
+        }
         c += re.count(l, if max == 0 { 0 } else { max - c });
         if max > 0 && c >= max {
             break;

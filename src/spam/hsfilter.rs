@@ -108,6 +108,10 @@ pub struct HsFilter {
     lit_slots: Vec<(Area, usize)>,
     /// Per rule: whether a database gates it.
     pub gated: Vec<bool>,
+    /// For each area in `AREAS`: the indexes in `dbs` of its repeat databases (`repeat_part`).
+    count_slots: [Vec<usize>; 4],
+    /// Per gated rule: how many distinct ends its repeated part needs in one line (0: no repeat gate).
+    pub counts: Vec<u32>,
     /// Rules whose pattern Hyperscan could not take, with the reason (for lint).
     pub rejected: Vec<(usize, String)>,
 }
@@ -129,24 +133,67 @@ fn regex_of(t: &Test) -> Option<(Area, &super::perlre::Re)> {
 
 /// Hyperscan syntax for the regex crate's source `src`: None when it cannot be said safely.
 pub fn translate(src: &str) -> Option<String> {
-    let hir = regex_syntax::ParserBuilder::new()
+    translate_hir(&parse(src)?)
+}
+
+fn parse(src: &str) -> Option<Hir> {
+    regex_syntax::ParserBuilder::new()
         .utf8(false)
         .build()
         .parse(src)
-        .ok()?;
+        .ok()
+}
+
+fn translate_hir(hir: &Hir) -> Option<String> {
     // An empty match would make the rule a candidate on every message: not worth a pattern.
     if hir.properties().minimum_len().is_none_or(|n| n == 0) {
         return None;
     }
     // In full when Hyperscan takes that length, else with long alternations loosened.
     let mut out = String::new();
-    print(&hir, &mut out, usize::MAX)?;
+    print(hir, &mut out, usize::MAX)?;
     if out.len() > MAX_PATTERN {
         out.clear();
-        print(&hir, &mut out, MAX_ALTERNATION)?;
+        print(hir, &mut out, MAX_ALTERNATION)?;
     }
     Some(out)
 }
+
+/// The repeated part of a pattern that must match `n` times in a row, `n` at least 2: `X` of
+/// `P(?:X){n,m}S`, found through captures and concatenations only (so every match of the whole
+/// holds one), as (n, X in Hyperscan syntax). X must be a group at least two bytes long: a repeated
+/// byte or class reports at nearly every byte.
+///
+/// Why: a gate scan answers "X matches somewhere" where the rule needs X n times back to back, and
+/// for `__FILL_THIS_FORM_SHORT2`/`LONG2` (`(?:FIELD ...){3}` / `{5}`) one field name is in most
+/// mail: 155 of 200 sample messages passed, and each then ran a regex costing ~0.4 ms on a fresh
+/// daemon. Those n matches end at n distinct offsets of one line, so fewer distinct ends of X in
+/// every line rule the message out (11 and 42 of the 200 pass).
+fn repeat_part(src: &str) -> Option<(u32, String)> {
+    fn find(h: &Hir) -> Option<(u32, &Hir)> {
+        match h.kind() {
+            HirKind::Repetition(r) if r.min >= 2 => {
+                let group = !matches!(r.sub.kind(), HirKind::Class(_) | HirKind::Literal(_));
+                let long = r.sub.properties().minimum_len().is_some_and(|n| n >= 2);
+                (group && long).then_some((r.min, &*r.sub))
+            }
+            HirKind::Capture(c) => find(&c.sub),
+            HirKind::Concat(subs) => subs.iter().filter_map(find).max_by_key(|&(n, _)| n),
+            _ => None,
+        }
+    }
+    let hir = parse(src)?;
+    let (n, x) = find(&hir)?;
+    translate_hir(x)
+        .filter(|x| x.len() >= REPEAT_MIN_LEN)
+        .map(|x| (n, x))
+}
+
+/// Shortest repeated part worth a repeat gate. Scanning for every end of a part costs on every
+/// message (short parts such as `__LONGWORDS_*`'s words report at nearly every word: +0.25 ms a
+/// message for all 17 stock ones); only parts this long come with a regex slow enough to repay it.
+/// (Unit tests use short parts to reach the gate with small rules.)
+const REPEAT_MIN_LEN: usize = if cfg!(test) { 4 } else { 1000 };
 
 /// One byte as short as Hyperscan reads it the same: letters and digits as themselves, other printable
 /// ASCII escaped with a backslash (PCRE's rule: an escaped non-alphanumeric is itself, also in a
@@ -251,7 +298,9 @@ fn print(h: &Hir, out: &mut String, max_alt: usize) -> Option<()> {
                 out.push(')');
             }
             // Counted repeats cost Hyperscan's compiler one automaton state per copy (minutes for the
-            // stock rules' `[_\W]{0,3}` obfuscation patterns): widen them to `*` or `+`.
+            // stock rules' `[_\W]{0,3}` obfuscation patterns): widen them to `*` or `+`. (Two copies
+            // then `+` made the `__FILL_THIS_FORM_*` patterns so big that prefilter mode loosened them
+            // to a gate every message passed.)
             match (r.min, r.max) {
                 (0, Some(1)) => out.push('?'),
                 (0, _) => out.push('*'),
@@ -264,8 +313,32 @@ fn print(h: &Hir, out: &mut String, max_alt: usize) -> Option<()> {
             out.push(')');
         }
         HirKind::Concat(subs) => {
-            for s in subs {
-                print(s, out, max_alt)?;
+            let mut k = 0;
+            while k < subs.len() {
+                // A run of case-folded letters (and the letter-free bytes between them) as one
+                // caseless group: `(?i:name)` rather than `[Nn][Aa][Mm][Ee]`, a quarter the length.
+                let run = subs[k..]
+                    .iter()
+                    .take_while(|s| folded_letter(s).is_some() || caseless_safe(s))
+                    .count();
+                let letters = subs[k..k + run]
+                    .iter()
+                    .filter(|s| folded_letter(s).is_some())
+                    .count();
+                if letters >= 2 {
+                    out.push_str("(?i:");
+                    for s in &subs[k..k + run] {
+                        match folded_letter(s) {
+                            Some(c) => out.push(c as char),
+                            None => print(s, out, max_alt)?,
+                        }
+                    }
+                    out.push(')');
+                    k += run;
+                } else {
+                    print(&subs[k], out, max_alt)?;
+                    k += 1;
+                }
             }
         }
         HirKind::Alternation(subs) => {
@@ -289,6 +362,42 @@ fn print(h: &Hir, out: &mut String, max_alt: usize) -> Option<()> {
         }
     }
     Some(())
+}
+
+/// The lower-case letter when `h` is exactly an ASCII letter in both cases (what `(?i)` makes of one).
+fn folded_letter(h: &Hir) -> Option<u8> {
+    let pair = |a: u32, b: u32, c: u32, d: u32| {
+        (a == b && c == d && a < 0x80 && c < 0x80)
+            .then_some((a as u8, c as u8))
+            .filter(|&(x, y)| x.is_ascii_uppercase() && y == x.to_ascii_lowercase())
+            .map(|(_, y)| y)
+    };
+    match h.kind() {
+        HirKind::Class(Class::Bytes(c)) => match c.ranges() {
+            [x, y] => pair(
+                x.start().into(),
+                x.end().into(),
+                y.start().into(),
+                y.end().into(),
+            ),
+            _ => None,
+        },
+        HirKind::Class(Class::Unicode(c)) => match c.ranges() {
+            [x, y] => pair(
+                x.start().into(),
+                x.end().into(),
+                y.start().into(),
+                y.end().into(),
+            ),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Whether `h` is a literal with no ASCII letter, so a caseless group around it changes nothing.
+fn caseless_safe(h: &Hir) -> bool {
+    matches!(h.kind(), HirKind::Literal(l) if l.0.iter().all(|b| !b.is_ascii_alphabetic()))
 }
 
 /// Longest string `short_shape` describes.
@@ -441,6 +550,8 @@ fn literal_pattern(lit: &[u8], id: usize) -> Pattern {
 enum Job {
     Rules(usize),
     Literals(Area),
+    /// A chunk of an area's repeated parts (`repeat_part`).
+    Repeats(usize),
 }
 
 impl HsFilter {
@@ -454,6 +565,7 @@ impl HsFilter {
     ) -> HsFilter {
         let mut f = HsFilter {
             gated: vec![false; rules.len()],
+            counts: vec![0; rules.len()],
             ..HsFilter::default()
         };
         let t0 = std::time::Instant::now();
@@ -464,7 +576,10 @@ impl HsFilter {
         let flags = hyperscan::HS_FLAG_PREFILTER
             | hyperscan::HS_FLAG_SINGLEMATCH
             | hyperscan::HS_FLAG_MULTILINE;
+        // Every end, not just the first, for the repeat gates.
+        let count_flags = hyperscan::HS_FLAG_PREFILTER | hyperscan::HS_FLAG_MULTILINE;
         let mut cands: Vec<(usize, usize, String)> = Vec::new();
+        let mut repeats: Vec<(usize, usize, u32, String)> = Vec::new();
         for &i in order {
             let Some((area, re)) = regex_of(&rules[i].test) else {
                 continue;
@@ -475,10 +590,29 @@ impl HsFilter {
             };
             if let Some(a) = area_index(area) {
                 cands.push((i, a, expr));
+                // Only where each text is one line the rule matches within (body and rawbody).
+                if matches!(area, Area::Body | Area::Rawbody) {
+                    if let Some((n, x)) = re.fast_source().and_then(repeat_part) {
+                        repeats.push((i, a, n, x));
+                    }
+                }
             }
         }
         // Each pattern alone first (a refused one would fail its whole chunk), on all cores.
         let verdicts = par_map(&cands, |(_, _, expr)| engine.accepts(expr, flags));
+        let rep_verdicts = par_map(&repeats, |(_, _, _, x)| engine.accepts(x, count_flags));
+        let mut need = vec![0u32; rules.len()];
+        let mut rep_area: Vec<Vec<Pattern>> = (0..AREAS.len()).map(|_| Vec::new()).collect();
+        for ((i, a, n, expr), ok) in repeats.into_iter().zip(rep_verdicts) {
+            if let Some(Ok(())) = ok {
+                need[i] = n;
+                rep_area[a].push(Pattern {
+                    expr,
+                    flags: count_flags,
+                    id: i as u32,
+                });
+            }
+        }
         let mut per_area: Vec<Vec<Pattern>> = (0..AREAS.len()).map(|_| Vec::new()).collect();
         for ((i, a, expr), ok) in cands.into_iter().zip(verdicts) {
             match ok {
@@ -510,6 +644,10 @@ impl HsFilter {
         for (a, pats) in per_area.into_iter().enumerate() {
             chunked(Job::Rules(a), pats, chunk, &mut jobs);
         }
+        // One job each: these are few and big, and reporting every end makes them slow to compile.
+        for (a, pats) in rep_area.into_iter().enumerate() {
+            chunked(Job::Repeats(a), pats, 1, &mut jobs);
+        }
         let compiled = compile_jobs(engine, &jobs);
         let mut dbs = Vec::new();
         for ((job, _), done) in jobs.iter().zip(compiled) {
@@ -518,6 +656,19 @@ impl HsFilter {
             };
             let a = match *job {
                 Job::Rules(a) => a,
+                Job::Repeats(a) => {
+                    // A refused part only leaves its rule without this gate.
+                    if let Some(db) = db {
+                        let dropped: Vec<usize> =
+                            rejected.iter().map(|r| r.0.id as usize).collect();
+                        for id in ids.into_iter().filter(|id| !dropped.contains(id)) {
+                            f.counts[id] = need[id];
+                        }
+                        f.count_slots[a].push(dbs.len());
+                        dbs.push(db);
+                    }
+                    continue;
+                }
                 Job::Literals(area) => {
                     // A literal the compiler refused would go unreported: then that area keeps its
                     // automaton.
@@ -546,7 +697,12 @@ impl HsFilter {
                 f.lit_slots.clear();
             }
         }
-        f.log(t0);
+        // A repeat gate narrows the rule's own gate: without that there is nothing to narrow.
+        for (c, &g) in f.counts.iter_mut().zip(&f.gated) {
+            if !g {
+                *c = 0;
+            }
+        }
         f
     }
 
@@ -588,21 +744,95 @@ impl HsFilter {
     }
 
     /// Marks in `hits` the rules of `area` that may match in `joined` (the area's texts joined with
-    /// '\n'). False when this area has no rule database or a scan failed: then `hits` says nothing.
-    pub fn scan(&self, area: Area, joined: &[u8], hits: &mut [bool]) -> bool {
+    /// '\n', text k starting at `starts[k]`). False when this area has no rule database or a scan
+    /// failed: then `hits` says nothing.
+    /// For rules with a repeat gate, `lines` gets the texts where they may match.
+    pub fn scan(
+        &self,
+        area: Area,
+        joined: &[u8],
+        starts: &[usize],
+        hits: &mut [bool],
+        lines: &mut Vec<(usize, Vec<usize>)>,
+    ) -> bool {
         let (Some(dbs), Some(a)) = (&self.dbs, area_index(area)) else {
             return false;
         };
         if self.slots[a].is_empty() {
             return false;
         }
-        self.slots[a].iter().all(|&slot| {
+        let ok = self.slots[a].iter().all(|&slot| {
             dbs.scan(slot, joined, &mut |id| {
                 if let Some(c) = hits.get_mut(id as usize) {
                     *c = true;
                 }
             })
-        })
+        });
+        if ok && !self.count_slots[a].is_empty() {
+            self.repeat_gates(dbs, a, joined, starts, hits, lines);
+        }
+        ok
+    }
+
+    /// Drops from `hits` the rules whose repeated part (`repeat_part`) has fewer distinct ends than
+    /// it needs in every one of the texts, and adds to `lines` the texts where the others may match
+    /// (sorted, per rule). A failed scan drops nothing.
+    fn repeat_gates(
+        &self,
+        dbs: &Databases,
+        a: usize,
+        joined: &[u8],
+        starts: &[usize],
+        hits: &mut [bool],
+        lines: &mut Vec<(usize, Vec<usize>)>,
+    ) {
+        let mut ends: Vec<(u32, u64)> = Vec::new();
+        for &slot in &self.count_slots[a] {
+            let ok = dbs.scan_ends(slot, joined, &mut |id, to| {
+                if hits.get(id as usize).copied().unwrap_or(false) {
+                    ends.push((id, to));
+                }
+            });
+            if !ok {
+                return;
+            }
+        }
+        ends.sort_unstable();
+        ends.dedup();
+        let mut keep = vec![false; hits.len()];
+        let mut k = 0;
+        while k < ends.len() {
+            let id = ends[k].0 as usize;
+            let need = self.counts.get(id).copied().unwrap_or(0) as usize;
+            let mut at: Vec<usize> = Vec::new();
+            let (mut line, mut run) = (usize::MAX, 0);
+            while k < ends.len() && ends[k].0 as usize == id {
+                // The text holding the match's last byte.
+                let last = (ends[k].1 as usize).saturating_sub(1);
+                let l = starts.partition_point(|&s| s <= last).saturating_sub(1);
+                if l == line {
+                    run += 1;
+                } else {
+                    (line, run) = (l, 1);
+                }
+                if run == need {
+                    at.push(l);
+                }
+                k += 1;
+            }
+            if !at.is_empty() {
+                if let Some(c) = keep.get_mut(id) {
+                    *c = true;
+                }
+                lines.push((id, at));
+            }
+        }
+        // A gated rule whose part never matched has no run at all.
+        for (i, h) in hits.iter_mut().enumerate() {
+            if *h && self.counts.get(i).is_some_and(|&c| c > 0) && !keep[i] {
+                *h = false;
+            }
+        }
     }
 
     /// Marks in `seen` the literals of `area` that occur in `joined`. None when the area has no literal
@@ -645,14 +875,27 @@ mod tests {
                   uri U_HOST /^https?:\\/\\/example\\.(?:org|net)\\b/i\n\
                   body B_LOOK /foo(?!bar)/\nbody B_BACK /(ba)r\\1/\n\
                   body B_RANGE /x{2,3}y/\nbody B_NOMATCH /zzqqzz/\n\
-                  header H_LIT Subject =~ /OTHER/i\nheader H_NOLIT Subject =~ /qqzzqq/\n";
+                  header H_LIT Subject =~ /OTHER/i\nheader H_NOLIT Subject =~ /qqzzqq/\n\
+                  body B_REP3 /(?:(?:name|age|city)[:,]\\s?){3}/i\n\
+                  body B_REP3N /(?:(?:name|age|city)[:,]\\s?){3}x/i\n\
+                  rawbody R_REP2 /(?:<b>\\w+<\\/b>\\s?){2}/\ntflags R_REP2 multiple\n";
         let mut rs = crate::spam::rules::compile(load_text(cf));
         assert!(rs.prefilter.hs.gated.iter().any(|&g| g), "nothing gated");
-        let msgs: [&[u8]; 3] = [
+        for name in ["B_REP3", "B_REP3N", "R_REP2"] {
+            let i = rs.rules.iter().position(|r| r.name == name).expect(name);
+            assert!(rs.prefilter.hs.counts[i] >= 2, "{name} has no repeat gate");
+        }
+        let msgs: [&[u8]; 5] = [
             // SpamAssassin's body lines are paragraphs: `^second` needs the blank line before it.
             b"Subject: hi\n\nfirst line.\n\nsecond line.\nFOO baz xxy http://example.org/x\n",
             b"Subject: hi\nContent-Type: text/html\n\n<p>line one</p>\n  <b>bold</b> barbar foobar\n",
             b"Subject: other\n\nfoo\n\nline foobar goes on https://example.net\n",
+            // The repeat gates: three fields in a row in the last paragraph, and in the first
+            // paragraph three fields that are not in a row; two bold words in a row twice.
+            b"Subject: form\n\nname: x age, city: y\n\nplain text\n\nName: AGE, city:x\n\
+              <b>a</b> <b>b</b> <b>c</b><b>d</b>\n",
+            // Fields spread over two paragraphs: the repeat gate must rule the message out.
+            b"Subject: form\n\nname: age,\n\ncity: name:\n",
         ];
         let view_hits = |rs: &crate::spam::rules::RuleSet| {
             msgs.iter()
@@ -677,6 +920,7 @@ mod tests {
         // The anchored rules hit somewhere, so the comparison covers them.
         for name in [
             "B_START", "B_END", "B_NOT", "R_ANCHOR", "F_HDR", "U_HOST", "B_WORD", "H_LIT",
+            "B_REP3", "B_REP3N", "R_REP2",
         ] {
             assert!(
                 with.iter().any(|(h, _)| h.iter().any(|n| n == name)),

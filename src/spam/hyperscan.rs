@@ -348,13 +348,14 @@ const SCRATCH_SLOTS: usize = 4;
 unsafe extern "C" fn on_match(
     id: c_uint,
     _from: c_ulonglong,
-    _to: c_ulonglong,
+    to: c_ulonglong,
     _flags: c_uint,
     ctx: *mut c_void,
 ) -> c_int {
-    // SAFETY: ctx is the `&mut dyn FnMut(u32)` that `scan` passed, alive for the whole hs_scan call.
-    let f = unsafe { &mut *(ctx as *mut &mut dyn FnMut(u32)) };
-    f(id);
+    // SAFETY: ctx is the `&mut dyn FnMut(u32, u64)` that `scan_ends` passed, alive for the whole
+    // hs_scan call.
+    let f = unsafe { &mut *(ctx as *mut &mut dyn FnMut(u32, u64)) };
+    f(id, to);
     0
 }
 
@@ -383,6 +384,11 @@ impl Databases {
     /// pattern when compiled with HS_FLAG_SINGLEMATCH). Returns false when the scan failed, so the
     /// caller must treat every pattern as a possible match.
     pub fn scan(&self, which: usize, text: &[u8], hit: &mut dyn FnMut(u32)) -> bool {
+        self.scan_ends(which, text, &mut |id, _| hit(id))
+    }
+
+    /// `scan`, with each report's end offset in `text`.
+    pub fn scan_ends(&self, which: usize, text: &[u8], hit: &mut dyn FnMut(u32, u64)) -> bool {
         let Some(d) = self.dbs.get(which) else {
             return false;
         };
@@ -407,8 +413,8 @@ impl Databases {
                     free: Some(api.free_scratch),
                 };
             }
-            let mut f: &mut dyn FnMut(u32) = hit;
-            let ctx = &mut f as *mut &mut dyn FnMut(u32) as *mut c_void;
+            let mut f: &mut dyn FnMut(u32, u64) = hit;
+            let ctx = &mut f as *mut &mut dyn FnMut(u32, u64) as *mut c_void;
             // SAFETY: db and scratch are valid and the scratch fits every database of the set; it
             // belongs to this thread and is not in use (the RefCell borrow guards re-entry); ctx
             // outlives the call.

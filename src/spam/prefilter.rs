@@ -374,6 +374,7 @@ impl Prefilter {
         area: Area,
         texts: impl Iterator<Item = &'a [u8]> + Clone,
         cand: &mut [bool],
+        lines: &mut Vec<(usize, Vec<usize>)>,
     ) {
         let n = cand.len();
         let mut hs = vec![false; n];
@@ -382,23 +383,28 @@ impl Prefilter {
         let mut lits_done = false;
         if self.hs.covers(area) {
             thread_local! {
-                static JOINED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+                // The joined texts and where each starts in them.
+                static JOINED: std::cell::RefCell<(Vec<u8>, Vec<usize>)> =
+                    const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
             }
             JOINED.with(|j| {
-                let Ok(mut joined) = j.try_borrow_mut() else {
+                let Ok(mut j) = j.try_borrow_mut() else {
                     return;
                 };
+                let (joined, starts) = &mut *j;
                 joined.clear();
+                starts.clear();
                 for (k, t) in texts.clone().enumerate() {
                     if k > 0 {
                         joined.push(b'\n');
                     }
+                    starts.push(joined.len());
                     joined.extend_from_slice(t);
                 }
-                hs_ok = self.hs.scan(area, &joined, &mut hs);
+                hs_ok = self.hs.scan(area, joined, starts, &mut hs, lines);
                 if let Some((_, f)) = self.areas.iter().find(|(a, _)| *a == area) {
                     let mut seen = vec![false; f.pat_rules.len()];
-                    if self.hs.scan_literals(area, &joined, &mut seen).is_some() {
+                    if self.hs.scan_literals(area, joined, &mut seen).is_some() {
                         lits_done = true;
                         for (p, _) in seen.iter().enumerate().filter(|(_, &s)| s) {
                             for &r in &f.pat_rules[p] {
