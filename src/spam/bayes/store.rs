@@ -108,20 +108,18 @@ pub struct Totals {
 
 /// Finds (or with `create`, makes) a user's row.
 pub fn user(conn: &Connection, name: &str, create: bool) -> Result<Option<Totals>> {
-    let get = |c: &Connection| {
-        c.query_row(
-            "SELECT id, nspam, nham, serial FROM bayes_users WHERE name = ?1",
-            [name],
-            |r| {
+    // Cached: the daemon asks this for every message it scores.
+    let get = |c: &Connection| -> rusqlite::Result<Option<Totals>> {
+        c.prepare_cached("SELECT id, nspam, nham, serial FROM bayes_users WHERE name = ?1")?
+            .query_row([name], |r| {
                 Ok(Totals {
                     uid: r.get(0)?,
                     nspam: r.get::<_, i64>(1)?.max(0) as u64,
                     nham: r.get::<_, i64>(2)?.max(0) as u64,
                     serial: r.get(3)?,
                 })
-            },
-        )
-        .optional()
+            })
+            .optional()
     };
     if let Some(t) = get(conn)? {
         return Ok(Some(t));
