@@ -15,6 +15,9 @@
 //! - HS_FLAG_PREFILTER: Hyperscan may report more than the pattern matches, never less. A pattern it
 //!   rejects, one that matches the empty string, or a failed scan leaves the rule always run.
 //!
+//! Repeat gates (`repeat_part`): for the few rules whose pattern needs one long part n times in a row, a
+//! second database reports every end of that part, and the rule runs only on lines with n distinct ends.
+//!
 //! The same database set also holds one literal database per area (header included) for `prefilter`:
 //! each literal caseless, reported once; an area whose literals do not all compile keeps its automaton.
 
