@@ -552,7 +552,10 @@ async fn read_request<S: AsyncRead + Unpin>(
 /// Runs the daemon until SIGTERM/SIGINT.
 pub fn run(home: &Home, listen: &[String], cli_rules: &[PathBuf], max_size: usize) -> Result<()> {
     super::hyperscan::want();
+    super::hyperscan::set_cache_dir(home.dir.join("spam").join("hyperscan"));
     let state = Arc::new(State::new(home, cli_rules, max_size)?);
+    // Databases of rule sets no start or reload has used for a month.
+    super::hyperscan::prune_cache(std::time::Duration::from_secs(30 * 86_400));
     // Auto-learn's commits leave the scoring threads: a learner thread takes them in batches.
     if state.bayes.cfg.enabled && state.bayes.cfg.auto_learn {
         state

@@ -58,6 +58,8 @@ type Scan = unsafe extern "C" fn(
     OnMatch,
     *mut c_void,
 ) -> c_int;
+type Serialize = unsafe extern "C" fn(*const Db, *mut *mut c_char, *mut usize) -> c_int;
+type Deserialize = unsafe extern "C" fn(*const c_char, usize, *mut *mut Db) -> c_int;
 type ValidPlatform = unsafe extern "C" fn() -> c_int;
 type Version = unsafe extern "C" fn() -> *const c_char;
 
@@ -71,6 +73,8 @@ struct Api {
     clone_scratch: CloneScratch,
     free_scratch: FreeScratch,
     scan: Scan,
+    serialize: Serialize,
+    deserialize: Deserialize,
 }
 
 /// A loaded, usable Hyperscan.
@@ -185,6 +189,12 @@ fn load() -> Result<Engine, String> {
                     "hs_free_scratch",
                 )?),
                 scan: std::mem::transmute::<*mut c_void, Scan>(sym("hs_scan")?),
+                serialize: std::mem::transmute::<*mut c_void, Serialize>(sym(
+                    "hs_serialize_database",
+                )?),
+                deserialize: std::mem::transmute::<*mut c_void, Deserialize>(sym(
+                    "hs_deserialize_database",
+                )?),
             },
         }
     };
@@ -266,7 +276,77 @@ impl Engine {
 
     /// Compiles the patterns into one database. A pattern the compiler rejects is dropped and the rest
     /// compiled again; the dropped ones are returned with the reason. None when nothing compiles.
+    /// With a cache directory (`set_cache_dir`), a database compiled before from the same patterns is
+    /// read back instead, and a new one that took every pattern is stored there.
     pub fn compile(
+        &'static self,
+        pats: Vec<Pattern>,
+    ) -> (Option<Database>, Vec<(Pattern, String)>) {
+        let dir = CACHE_DIR.lock().ok().and_then(|d| d.clone());
+        self.compile_in(pats, dir.as_deref())
+    }
+
+    /// `compile` with the cache in `dir` (None: no cache).
+    fn compile_in(
+        &'static self,
+        pats: Vec<Pattern>,
+        dir: Option<&std::path::Path>,
+    ) -> (Option<Database>, Vec<(Pattern, String)>) {
+        let Some(path) = dir.map(|d| cache_path(self, d, &pats)) else {
+            return self.compile_now(pats);
+        };
+        if let Some(db) = self.read_cached(&path) {
+            return (Some(db), Vec::new());
+        }
+        let (db, rejected) = self.compile_now(pats);
+        if let (Some(db), true) = (&db, rejected.is_empty()) {
+            self.write_cached(db, &path);
+        }
+        (db, rejected)
+    }
+
+    /// A database stored by `write_cached`, or None (missing, unreadable, or made by another
+    /// Hyperscan or for another CPU: the library checks its own header).
+    fn read_cached(&'static self, path: &std::path::Path) -> Option<Database> {
+        let bytes = std::fs::read(path).ok()?;
+        let mut db = std::ptr::null_mut();
+        // SAFETY: bytes is a readable buffer of its length; db is an out-pointer.
+        let rc = unsafe {
+            (self.api.deserialize)(bytes.as_ptr() as *const c_char, bytes.len(), &mut db)
+        };
+        if rc != HS_SUCCESS || db.is_null() {
+            let _ = std::fs::remove_file(path);
+            return None;
+        }
+        // Used now: `prune_cache` keeps it.
+        if let Ok(f) = std::fs::File::options().append(true).open(path) {
+            let _ = f.set_modified(std::time::SystemTime::now());
+        }
+        Some(Database { engine: self, db })
+    }
+
+    /// Stores `db` at `path` (written to a temporary name, then renamed, so a reader never sees
+    /// half a file). Failing to store only costs the next start a compile.
+    fn write_cached(&self, db: &Database, path: &std::path::Path) {
+        let mut bytes = std::ptr::null_mut();
+        let mut len = 0usize;
+        // SAFETY: db is a live database; the out-pointers are valid. The buffer is malloc'd by the
+        // library's default allocator and freed with libc::free below.
+        if unsafe { (self.api.serialize)(db.db, &mut bytes, &mut len) } != HS_SUCCESS
+            || bytes.is_null()
+        {
+            return;
+        }
+        // SAFETY: the library wrote `len` bytes at `bytes`.
+        let data = unsafe { std::slice::from_raw_parts(bytes as *const u8, len) }.to_vec();
+        unsafe { libc::free(bytes as *mut c_void) };
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        if std::fs::write(&tmp, &data).is_ok() && std::fs::rename(&tmp, path).is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+    }
+
+    fn compile_now(
         &'static self,
         mut pats: Vec<Pattern>,
     ) -> (Option<Database>, Vec<(Pattern, String)>) {
@@ -314,6 +394,65 @@ impl Engine {
                 .map(|p| (p, "too many retries".to_string())),
         );
         (None, rejected)
+    }
+}
+
+static CACHE_DIR: std::sync::Mutex<Option<std::path::PathBuf>> = std::sync::Mutex::new(None);
+
+/// Where compiled databases are kept between runs (the daemon's `HOME/spam/hyperscan`): compiling the
+/// stock rules costs ~25 s of CPU, reading them back well under one. Created if missing; without a
+/// directory (or when it cannot be made) every load compiles.
+pub fn set_cache_dir(dir: std::path::PathBuf) {
+    if std::fs::create_dir_all(&dir).is_ok() {
+        if let Ok(mut d) = CACHE_DIR.lock() {
+            *d = Some(dir);
+        }
+    }
+}
+
+/// The cache file for these patterns: named by a SHA-256 of the library version and every pattern's
+/// expression, flags and id, so any change to the rules or to how they are translated misses.
+fn cache_path(engine: &Engine, dir: &std::path::Path, pats: &[Pattern]) -> std::path::PathBuf {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    ctx.update(engine.version.as_bytes());
+    for p in pats {
+        ctx.update(&(p.expr.len() as u64).to_le_bytes());
+        ctx.update(p.expr.as_bytes());
+        ctx.update(&p.flags.to_le_bytes());
+        ctx.update(&p.id.to_le_bytes());
+    }
+    let hex: String = ctx
+        .finish()
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    dir.join(format!("{hex}.hsdb"))
+}
+
+/// Removes cached databases no load has used for `max_age` (rule sets since replaced).
+pub fn prune_cache(max_age: std::time::Duration) {
+    let Some(dir) = CACHE_DIR.lock().ok().and_then(|d| d.clone()) else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > max_age);
+        if old
+            && path
+                .extension()
+                .is_some_and(|x| x == "hsdb" || x.to_string_lossy().starts_with("tmp"))
+        {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
@@ -463,4 +602,63 @@ pub fn for_tests() -> bool {
         status()
     );
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cached database answers as the compiled one did; a damaged cache file is compiled again
+    /// (and replaced), never trusted.
+    #[test]
+    fn cached_databases_scan_the_same() {
+        if !for_tests() {
+            return;
+        }
+        let Some(engine) = Engine::get() else { return };
+        let dir = std::env::temp_dir().join(format!("correo-hscache-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let pats = || {
+            ["fo+bar", "(?i:hello) world", "[0-9]{3}-x"]
+                .iter()
+                .enumerate()
+                .map(|(i, e)| Pattern {
+                    expr: e.to_string(),
+                    flags: HS_FLAG_SINGLEMATCH,
+                    id: i as u32,
+                })
+                .collect::<Vec<_>>()
+        };
+        let text = b"xx foooobar, HELLO world; 123-x";
+        let hits = |db: Database| {
+            let set = Databases::new(vec![db]).expect("scratch");
+            let mut ids = Vec::new();
+            assert!(set.scan(0, text, &mut |id| ids.push(id)));
+            ids.sort();
+            ids
+        };
+        let fresh = engine.compile_in(pats(), None).0.expect("compiles");
+        let want = hits(fresh);
+        assert_eq!(want, vec![0, 1, 2]);
+        // First load writes the file, the second reads it.
+        let stored = engine.compile_in(pats(), Some(&dir)).0.expect("compiles");
+        assert_eq!(hits(stored), want);
+        let file = cache_path(engine, &dir, &pats());
+        assert!(file.exists(), "nothing cached");
+        assert!(engine.read_cached(&file).is_some());
+        let cached = engine.compile_in(pats(), Some(&dir)).0.expect("from cache");
+        assert_eq!(hits(cached), want);
+        // Other patterns, other file.
+        let mut other = pats();
+        other[0].expr = "fo+baz".into();
+        assert_ne!(cache_path(engine, &dir, &other), file);
+        // A damaged file is not used, and the compile that follows replaces it.
+        std::fs::write(&file, b"not a database").expect("write");
+        assert!(engine.read_cached(&file).is_none());
+        let again = engine.compile_in(pats(), Some(&dir)).0.expect("recompiled");
+        assert_eq!(hits(again), want);
+        assert!(engine.read_cached(&file).is_some());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
