@@ -369,31 +369,25 @@ fn print(h: &Hir, out: &mut String, max_alt: usize) -> Option<()> {
 
 /// The lower-case letter when `h` is exactly an ASCII letter in both cases (what `(?i)` makes of one).
 fn folded_letter(h: &Hir) -> Option<u8> {
-    let pair = |a: u32, b: u32, c: u32, d: u32| {
-        (a == b && c == d && a < 0x80 && c < 0x80)
-            .then_some((a as u8, c as u8))
-            .filter(|&(x, y)| x.is_ascii_uppercase() && y == x.to_ascii_lowercase())
-            .map(|(_, y)| y)
+    // The class's ranges as code points, whichever kind of class it is.
+    let ranges: Vec<(u32, u32)> = match h.kind() {
+        HirKind::Class(Class::Bytes(c)) => c
+            .ranges()
+            .iter()
+            .map(|r| (r.start().into(), r.end().into()))
+            .collect(),
+        HirKind::Class(Class::Unicode(c)) => c
+            .ranges()
+            .iter()
+            .map(|r| (r.start().into(), r.end().into()))
+            .collect(),
+        _ => return None,
     };
-    match h.kind() {
-        HirKind::Class(Class::Bytes(c)) => match c.ranges() {
-            [x, y] => pair(
-                x.start().into(),
-                x.end().into(),
-                y.start().into(),
-                y.end().into(),
-            ),
-            _ => None,
-        },
-        HirKind::Class(Class::Unicode(c)) => match c.ranges() {
-            [x, y] => pair(
-                x.start().into(),
-                x.end().into(),
-                y.start().into(),
-                y.end().into(),
-            ),
-            _ => None,
-        },
+    match ranges.as_slice() {
+        &[(a, b), (c, d)] if a == b && c == d && c < 0x80 => {
+            let (upper, lower) = (a as u8, c as u8);
+            (upper.is_ascii_uppercase() && lower == upper.to_ascii_lowercase()).then_some(lower)
+        }
         _ => None,
     }
 }
@@ -940,6 +934,11 @@ mod tests {
         );
         assert_eq!(translate("(?im-u)^x\\b$").as_deref(), Some("^[Xx]\\b$"));
         assert_eq!(translate("(?-u)a{2,5}").as_deref(), Some("a+"));
+        // Case-folded letter runs, with the letter-free bytes between them, as one caseless group.
+        assert_eq!(
+            translate("(?i-u)name: x[0-9]").as_deref(),
+            Some("(?i:name\\:\\x20x)[0-9]")
+        );
         // Printable punctuation escaped, one-byte classes bare, groups only where needed.
         assert_eq!(
             translate("(?-u)(?:a.b|[.]c)[-]{1,3}(?:xy){2}").as_deref(),
