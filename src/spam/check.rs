@@ -225,22 +225,30 @@ impl RuleSet {
                     }
                 }
                 Test::Eval(call) => super::eval::run(call, view, &self.settings),
-                Test::Body(re) => match lines_of(i) {
-                    Some(at) => count_at(re, at, &view.body, r.tflags.multiple, max),
-                    None => {
-                        let lines = body_lines.get_or_insert_with(|| Lines::new(&view.body));
-                        let from = self.joined[i].first_line(re, lines);
-                        count_lines(re, from, &view.body, r.tflags.multiple, max)
+                Test::Body(re) | Test::Rawbody(re) => {
+                    let (texts, joined) = match &r.test {
+                        Test::Body(_) => (&view.body, &mut body_lines),
+                        _ => (&view.rawbody, &mut raw_lines),
+                    };
+                    let multiple = r.tflags.multiple;
+                    match lines_of(i) {
+                        // The repeat gate named the only lines that can match.
+                        Some(at) => {
+                            count_in(re, at.iter().filter_map(|&k| texts.get(k)), multiple, max)
+                        }
+                        // The joined search says which line is the first that can.
+                        None => {
+                            let lines = joined.get_or_insert_with(|| Lines::new(texts));
+                            match self.joined[i].first_line(re, lines) {
+                                Some(from) => {
+                                    let rest = texts[from.min(texts.len())..].iter();
+                                    count_in(re, rest, multiple, max)
+                                }
+                                None => 0.0,
+                            }
+                        }
                     }
-                },
-                Test::Rawbody(re) => match lines_of(i) {
-                    Some(at) => count_at(re, at, &view.rawbody, r.tflags.multiple, max),
-                    None => {
-                        let lines = raw_lines.get_or_insert_with(|| Lines::new(&view.rawbody));
-                        let from = self.joined[i].first_line(re, lines);
-                        count_lines(re, from, &view.rawbody, r.tflags.multiple, max)
-                    }
-                },
+                }
                 Test::Full(re) => {
                     if r.tflags.multiple {
                         re.count(&view.full, max) as f64
@@ -358,21 +366,15 @@ impl RuleSet {
     }
 }
 
-/// Matches of `re` in `lines` (1 or 0 unless `multiple`), trying lines from `from` on: the joined
-/// search's verdict that no earlier line can match (None: none can).
-fn count_lines(
+/// Matches of `re` in `lines` (1 or 0 unless `multiple`, then at most `max` when it is not 0).
+fn count_in<'a>(
     re: &super::perlre::Re,
-    from: Option<usize>,
-    lines: &[Vec<u8>],
+    mut lines: impl Iterator<Item = &'a Vec<u8>>,
     multiple: bool,
     max: usize,
 ) -> f64 {
-    let Some(from) = from else {
-        return 0.0;
-    };
-    let lines = &lines[from.min(lines.len())..];
     if !multiple {
-        return if lines.iter().any(|l| re.is_match(l)) {
+        return if lines.any(|l| re.is_match(l)) {
             1.0
         } else {
             0.0
@@ -380,31 +382,6 @@ fn count_lines(
     }
     let mut c = 0usize;
     for l in lines {
-        c += re.count(l, if max == 0 { 0 } else { max - c });
-        if max > 0 && c >= max {
-            break;
-        }
-    }
-    c as f64
-}
-
-/// `count_lines` over only the lines `at` (sorted): the repeat gate's verdict that no other line
-/// can match.
-fn count_at(
-    re: &super::perlre::Re,
-    at: &[usize],
-    lines: &[Vec<u8>],
-    multiple: bool,
-    max: usize,
-) -> f64 {
-    let mut c = 0usize;
-    for l in at.iter().filter_map(|&k| lines.get(k)) {
-        if !multiple {
-            if re.is_match(l) {
-                return 1.0;
-            }
-            continue;
-        }
         c += re.count(l, if max == 0 { 0 } else { max - c });
         if max > 0 && c >= max {
             break;

@@ -172,7 +172,7 @@ fn translate_hir(hir: &Hir) -> Option<String> {
 /// mail: 155 of 200 sample messages passed, and each then ran a regex costing ~0.4 ms on a fresh
 /// daemon. Those n matches end at n distinct offsets of one line, so fewer distinct ends of X in
 /// every line rule the message out (11 and 42 of the 200 pass).
-fn repeat_part(src: &str) -> Option<(u32, String)> {
+fn repeat_part(hir: &Hir) -> Option<(u32, String)> {
     fn find(h: &Hir) -> Option<(u32, &Hir)> {
         match h.kind() {
             HirKind::Repetition(r) if r.min >= 2 => {
@@ -185,8 +185,7 @@ fn repeat_part(src: &str) -> Option<(u32, String)> {
             _ => None,
         }
     }
-    let hir = parse(src)?;
-    let (n, x) = find(&hir)?;
+    let (n, x) = find(hir)?;
     translate_hir(x)
         .filter(|x| x.len() >= REPEAT_MIN_LEN)
         .map(|x| (n, x))
@@ -316,24 +315,21 @@ fn print(h: &Hir, out: &mut String, max_alt: usize) -> Option<()> {
             out.push(')');
         }
         HirKind::Concat(subs) => {
+            let folded: Vec<Option<u8>> = subs.iter().map(folded_letter).collect();
             let mut k = 0;
             while k < subs.len() {
                 // A run of case-folded letters (and the letter-free bytes between them) as one
                 // caseless group: `(?i:name)` rather than `[Nn][Aa][Mm][Ee]`, a quarter the length.
-                let run = subs[k..]
-                    .iter()
-                    .take_while(|s| folded_letter(s).is_some() || caseless_safe(s))
+                let run = (k..subs.len())
+                    .take_while(|&j| folded[j].is_some() || caseless_safe(&subs[j]))
                     .count();
-                let letters = subs[k..k + run]
-                    .iter()
-                    .filter(|s| folded_letter(s).is_some())
-                    .count();
+                let letters = folded[k..k + run].iter().flatten().count();
                 if letters >= 2 {
                     out.push_str("(?i:");
-                    for s in &subs[k..k + run] {
-                        match folded_letter(s) {
+                    for j in k..k + run {
+                        match folded[j] {
                             Some(c) => out.push(c as char),
-                            None => print(s, out, max_alt)?,
+                            None => print(&subs[j], out, max_alt)?,
                         }
                     }
                     out.push(')');
@@ -581,7 +577,8 @@ impl HsFilter {
             let Some((area, re)) = regex_of(&rules[i].test) else {
                 continue;
             };
-            let Some(expr) = re.fast_source().and_then(translate) else {
+            let hir = re.fast_source().and_then(parse);
+            let Some(expr) = hir.as_ref().and_then(translate_hir) else {
                 f.rejected.push((i, "no translation".into()));
                 continue;
             };
@@ -589,7 +586,7 @@ impl HsFilter {
                 cands.push((i, a, expr));
                 // Only where each text is one line the rule matches within (body and rawbody).
                 if matches!(area, Area::Body | Area::Rawbody) {
-                    if let Some((n, x)) = re.fast_source().and_then(repeat_part) {
+                    if let Some((n, x)) = hir.as_ref().and_then(repeat_part) {
                         repeats.push((i, a, n, x));
                     }
                 }
@@ -700,6 +697,7 @@ impl HsFilter {
                 *c = 0;
             }
         }
+        f.log(t0);
         f
     }
 
@@ -796,7 +794,13 @@ impl HsFilter {
         }
         ends.sort_unstable();
         ends.dedup();
-        let mut keep = vec![false; hits.len()];
+        // Every gated rule is out unless one of its lines has the run (put back below), also one
+        // whose part never matched at all.
+        for (h, &c) in hits.iter_mut().zip(&self.counts) {
+            if c > 0 {
+                *h = false;
+            }
+        }
         let mut k = 0;
         while k < ends.len() {
             let id = ends[k].0 as usize;
@@ -818,16 +822,10 @@ impl HsFilter {
                 k += 1;
             }
             if !at.is_empty() {
-                if let Some(c) = keep.get_mut(id) {
-                    *c = true;
+                if let Some(h) = hits.get_mut(id) {
+                    *h = true;
                 }
                 lines.push((id, at));
-            }
-        }
-        // A gated rule whose part never matched has no run at all.
-        for (i, h) in hits.iter_mut().enumerate() {
-            if *h && self.counts.get(i).is_some_and(|&c| c > 0) && !keep[i] {
-                *h = false;
             }
         }
     }

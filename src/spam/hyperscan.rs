@@ -337,11 +337,14 @@ impl Engine {
         {
             return;
         }
-        // SAFETY: the library wrote `len` bytes at `bytes`.
-        let data = unsafe { std::slice::from_raw_parts(bytes as *const u8, len) }.to_vec();
-        unsafe { libc::free(bytes as *mut c_void) };
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        if std::fs::write(&tmp, &data).is_ok() && std::fs::rename(&tmp, path).is_err() {
+        // SAFETY: the library wrote `len` bytes at `bytes`; the slice ends before the free.
+        let written = std::fs::write(&tmp, unsafe {
+            std::slice::from_raw_parts(bytes as *const u8, len)
+        });
+        // SAFETY: allocated by the library's default allocator (malloc), freed once.
+        unsafe { libc::free(bytes as *mut c_void) };
+        if written.is_ok() && std::fs::rename(&tmp, path).is_err() {
             let _ = std::fs::remove_file(&tmp);
         }
     }
