@@ -3,7 +3,10 @@
 //! the engine, with no socket in the loop).
 //!
 //! Usage: `spam_hits RULES_DIR [REPEAT] < file-list`. Prints one line per message: the path, then every
-//! rule that hit (scored and sub-rules, sorted), then the score; on stderr, messages per second over
+//! rule that hit (scored and sub-rules, sorted), then the score. Sub-rules, and rules score set 0 gives
+//! 0, run only as far as the scored metas need them (`meta::Metas`), so which of those show depends on
+//! the engine's evaluation order; `CORREO_SPAM_EAGER=1` runs every rule, for comparing all hits. On
+//! stderr, messages per second over
 //! REPEAT passes (default 1) and the slowest message's time, and with REPEAT > 1 the median CPU time of
 //! a pass after the first (warm caches: what a long-running daemon sees), and the first pass's CPU per
 //! message. With `WARMUP=1` it first scores the daemon's built-in warm-up messages (`spam::warmup`).

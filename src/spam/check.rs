@@ -77,11 +77,21 @@ impl RuleSet {
             }
         });
         crate::spam::bayes::with_probability(p, || {
-            crate::spam::bayes::with_token_margin(m, || self.check_view_in(view, set))
+            crate::spam::bayes::with_token_margin(m, || self.check_view_in(view, set, false))
         })
     }
 
-    fn check_view_in(&self, view: &View, set: ScoreSet) -> Verdict {
+    /// Scores a view without Bayes running every rule, the sub-rules and the rules this score set
+    /// gives 0 included, so `subhits` is complete (for fitting scores: a rule scored 0 here may be
+    /// scored in another set).
+    pub fn check_view_every_rule(&self, view: &View) -> Verdict {
+        let set = ScoreSet::new(false, false);
+        crate::spam::bayes::with_probability(None, || {
+            crate::spam::bayes::with_token_margin(None, || self.check_view_in(view, set, true))
+        })
+    }
+
+    fn check_view_in(&self, view: &View, set: ScoreSet, every: bool) -> Verdict {
         let n = self.rules.len();
         let mut cand = vec![false; n];
         let pf = &self.prefilter;
@@ -135,171 +145,52 @@ impl RuleSet {
             &mut lines,
         );
         lines.sort_unstable_by_key(|l| l.0);
-        let lines_of = |i: usize| {
-            lines
-                .binary_search_by_key(&i, |l| l.0)
-                .ok()
-                .map(|k| lines[k].1.as_slice())
-        };
-        if std::env::var_os("CORREO_SPAM_PROFILE").is_some() {
+        let profile = std::env::var_os("CORREO_SPAM_PROFILE");
+        if profile.is_some() {
             eprintln!("prefilter {:?}", tp.elapsed());
         }
 
-        let mut val = vec![0.0f64; n];
-        // CORREO_SPAM_PROFILE=1: per-rule time on stderr, to find the rules that dominate.
-        let profile = std::env::var_os("CORREO_SPAM_PROFILE").is_some();
-        let mut times: Vec<(u128, usize)> = Vec::new();
-        // The body and rawbody lines joined, built when the first such rule runs.
-        let mut body_lines: Option<Lines> = None;
-        let mut raw_lines: Option<Lines> = None;
-        // Each header spec's value, read once: many rules test the same few (`ALL`, `Subject`, `From:addr`).
-        let mut headers: std::collections::HashMap<&str, Option<Vec<u8>>> = Default::default();
-        // The header filter's verdicts: per spec whether it was scanned (and the scan worked), per
-        // rule whether its spec's scan reported it.
-        let hf = &self.hdr_filter;
-        let mut hscanned: Vec<Option<bool>> = vec![None; hf.spec_count()];
-        let mut hcand = vec![false; n];
-        // For the profile: header rules the header filter let skip without a regex.
-        let mut skipped = vec![false; if profile { n } else { 0 }];
+        let mut pass = Pass {
+            rs: self,
+            view,
+            set,
+            cand,
+            lines,
+            val: vec![0.0; n],
+            settled: vec![false; n],
+            body_lines: None,
+            raw_lines: None,
+            headers: Default::default(),
+            hscanned: vec![None; self.hdr_filter.spec_count()],
+            hcand: vec![false; n],
+            times: Vec::new(),
+            skipped: vec![false; if profile.is_some() { n } else { 0 }],
+            profile: profile.is_some(),
+        };
+        // The rules whose hits show run, in priority order; the metas that show are evaluated, and each
+        // runs the sub-rules it reaches (`meta::Metas`). Everything runs when the sub-rules' own hits
+        // are asked for (`_SUBTESTS_` in a template) or CORREO_SPAM_EAGER=1 (for comparing).
+        let eager = every || self.wants_subhits() || eager_env();
         for &i in &self.order {
-            if pf.gated[i].is_some() && !cand[i] {
-                continue;
+            if eager || self.rules[i].shows(set) {
+                pass.rule(i);
             }
-            let r = &self.rules[i];
-            // Plugin::Check: rules tagged `learn` (BAYES_xx) run only in the Bayes score sets.
-            if r.tflags.learn && !set.bayes() {
-                continue;
-            }
-            let t0 = profile.then(std::time::Instant::now);
-            let max = if r.tflags.multiple {
-                r.tflags.maxhits
-            } else {
-                1
-            };
-            val[i] = match &r.test {
-                Test::Header {
-                    spec,
-                    re,
-                    negate,
-                    unset,
-                } => {
-                    let value = headers
-                        .entry(spec.as_str())
-                        .or_insert_with(|| view.header_for_rule(spec));
-                    let value = match value {
-                        Some(v) => {
-                            // The header filter: one scan of this spec's value for all its rules.
-                            if let Some(k) = hf.spec_of[i] {
-                                let ok =
-                                    *hscanned[k].get_or_insert_with(|| hf.scan(k, v, &mut hcand));
-                                if ok && !hcand[i] {
-                                    val[i] = if *negate { 1.0 } else { 0.0 };
-                                    if let Some(t0) = t0 {
-                                        times.push((t0.elapsed().as_micros(), i));
-                                        skipped[i] = true;
-                                    }
-                                    continue;
-                                }
-                            }
-                            v.as_slice()
-                        }
-                        None => unset.as_deref().unwrap_or_default(),
-                    };
-                    let hit = re.is_match(value);
-                    if hit != *negate {
-                        1.0
-                    } else {
-                        0.0
-                    }
-                }
-                Test::Exists(h) => {
-                    // Pseudo-headers (ToCc, MESSAGEID, ...) exist when their value does.
-                    if headers
-                        .entry(h.as_str())
-                        .or_insert_with(|| view.header_for_rule(h))
-                        .is_some()
-                    {
-                        1.0
-                    } else {
-                        0.0
-                    }
-                }
-                Test::Eval(call) => super::eval::run(call, view, &self.settings),
-                Test::Body(re) | Test::Rawbody(re) => {
-                    let (texts, joined) = match &r.test {
-                        Test::Body(_) => (&view.body, &mut body_lines),
-                        _ => (&view.rawbody, &mut raw_lines),
-                    };
-                    let multiple = r.tflags.multiple;
-                    match lines_of(i) {
-                        // The repeat gate named the only lines that can match.
-                        Some(at) => {
-                            count_in(re, at.iter().filter_map(|&k| texts.get(k)), multiple, max)
-                        }
-                        // The joined search says which line is the first that can.
-                        None => {
-                            let lines = joined.get_or_insert_with(|| Lines::new(texts));
-                            match self.joined[i].first_line(re, lines) {
-                                Some(from) => {
-                                    let rest = texts[from.min(texts.len())..].iter();
-                                    count_in(re, rest, multiple, max)
-                                }
-                                None => 0.0,
-                            }
-                        }
-                    }
-                }
-                Test::Full(re) => {
-                    if r.tflags.multiple {
-                        re.count(&view.full, max) as f64
-                    } else if re.is_match(&view.full) {
-                        1.0
-                    } else {
-                        0.0
-                    }
-                }
-                Test::Uri(re) => {
-                    let mut c = 0.0;
-                    for u in &view.uris {
-                        if re.is_match(u.as_bytes()) {
-                            c += 1.0;
-                            if !r.tflags.multiple || (max > 0 && c as usize >= max) {
-                                break;
-                            }
-                        }
-                    }
-                    c
-                }
-                Test::Mimeheader {
-                    name,
-                    raw,
-                    re,
-                    negate,
-                } => {
-                    let _ = raw;
-                    let mut hit = false;
-                    for (n, v) in &view.mime_headers {
-                        if n.eq_ignore_ascii_case(name) && re.is_match(v.as_bytes()) != *negate {
-                            hit = true;
-                            break;
-                        }
-                    }
-                    if hit {
-                        1.0
-                    } else {
-                        0.0
-                    }
-                }
-                Test::Meta(_) => 0.0,
-            };
-            if let Some(t0) = t0 {
-                times.push((t0.elapsed().as_micros(), i));
+        }
+        for &i in &self.metas {
+            if eager || self.rules[i].shows(set) {
+                self.meta_code.value(i, &mut pass);
             }
         }
         // CORREO_SPAM_PROFILE=all: every rule's time, one `PROF name us kind gated|open|skip value` line each
         // (skip: a header rule its header's filter scan ruled out),
         // to sum over a corpus by rule or by kind and to see which rules no prefilter gates.
-        if std::env::var_os("CORREO_SPAM_PROFILE").is_some_and(|v| v == "all") {
+        let Pass {
+            val,
+            times,
+            skipped,
+            ..
+        } = pass;
+        if profile.as_ref().is_some_and(|v| v == "all") {
             for (us, i) in &times {
                 let r = &self.rules[*i];
                 let kind = match &r.test {
@@ -323,7 +214,8 @@ impl RuleSet {
                 eprintln!("PROF {} {us} {kind} {gate} {}", r.name, val[*i]);
             }
         }
-        if profile {
+        if profile.is_some() {
+            let mut times = times;
             times.sort_unstable_by(|a, b| b.cmp(a));
             let total: u128 = times.iter().map(|t| t.0).sum();
             eprintln!("rules run: {}, total {total} us", times.len());
@@ -335,7 +227,6 @@ impl RuleSet {
                 );
             }
         }
-        self.meta_code.run(&mut val);
         let mut score = 0.0;
         let mut hits = Vec::new();
         let mut subhits = Vec::new();
@@ -344,11 +235,11 @@ impl RuleSet {
                 continue;
             }
             let r = &self.rules[i];
-            if r.is_sub() || r.score(set) == 0.0 {
-                subhits.push(i);
-            } else {
+            if r.shows(set) {
                 score += r.score(set);
                 hits.push(i);
+            } else {
+                subhits.push(i);
             }
         }
         // SpamAssassin rounds the total to 3 decimals before comparing.
@@ -363,6 +254,224 @@ impl RuleSet {
             set,
             autolearn: None,
         }
+    }
+
+    /// Whether a template shows the sub-rules' hits (`_SUBTESTS_`), which only running every rule
+    /// tells.
+    fn wants_subhits(&self) -> bool {
+        let s = &self.settings;
+        s.headers_spam
+            .iter()
+            .chain(&s.headers_ham)
+            .chain(&s.rewrite_header)
+            .any(|(_, t)| t.contains("_SUBTESTS"))
+            || s.report
+                .iter()
+                .chain(&s.unsafe_report)
+                .any(|t| t.contains("_SUBTESTS"))
+    }
+}
+
+/// CORREO_SPAM_EAGER=1: run every rule, as before sub-rules ran on demand (to compare the two).
+fn eager_env() -> bool {
+    static EAGER: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *EAGER.get_or_init(|| std::env::var_os("CORREO_SPAM_EAGER").is_some_and(|v| v == "1"))
+}
+
+/// One message's rule run: the prefilter's verdicts, the texts built so far, and each rule's value once
+/// settled. Rules run through `rule`, in whatever order the checker and the metas ask.
+struct Pass<'a> {
+    rs: &'a RuleSet,
+    view: &'a View,
+    set: ScoreSet,
+    /// Per rule: whether the prefilter let it through (meaningful for gated rules).
+    cand: Vec<bool>,
+    /// Per rule with a repeat gate: the only lines it may match in (sorted by rule).
+    lines: Vec<(usize, Vec<usize>)>,
+    val: Vec<f64>,
+    settled: Vec<bool>,
+    /// The body and rawbody lines joined, built when the first such rule runs.
+    body_lines: Option<Lines>,
+    raw_lines: Option<Lines>,
+    /// Each header spec's value, read once: many rules test the same few (`ALL`, `Subject`, `From:addr`).
+    headers: std::collections::HashMap<&'a str, Option<Vec<u8>>>,
+    /// The header filter's verdicts: per spec whether it was scanned (and the scan worked), per rule
+    /// whether its spec's scan reported it.
+    hscanned: Vec<Option<bool>>,
+    hcand: Vec<bool>,
+    /// CORREO_SPAM_PROFILE: per-rule time, and the header rules the header filter let skip a regex.
+    profile: bool,
+    times: Vec<(u128, usize)>,
+    skipped: Vec<bool>,
+}
+
+impl Pass<'_> {
+    /// Whether rule `i` is 0 without running: its prefilter gate did not pass it, or it is a Bayes rule
+    /// (`tflags learn`) outside the Bayes score sets (Plugin::Check runs those only there).
+    fn zero_for_free(&self, i: usize) -> bool {
+        (self.rs.prefilter.gated[i].is_some() && !self.cand[i])
+            || (self.rs.rules[i].tflags.learn && !self.set.bayes())
+    }
+
+    /// Runs non-meta rule `i` unless it is settled, and settles it.
+    fn rule(&mut self, i: usize) -> f64 {
+        if !self.settled[i] {
+            self.settled[i] = true;
+            if !self.zero_for_free(i) {
+                let t0 = self.profile.then(std::time::Instant::now);
+                self.val[i] = self.test(i);
+                if let Some(t0) = t0 {
+                    self.times.push((t0.elapsed().as_micros(), i));
+                }
+            }
+        }
+        self.val[i]
+    }
+
+    /// Rule `i`'s value (not a meta).
+    fn test(&mut self, i: usize) -> f64 {
+        let rs = self.rs;
+        let view = self.view;
+        let r = &rs.rules[i];
+        let max = if r.tflags.multiple {
+            r.tflags.maxhits
+        } else {
+            1
+        };
+        match &r.test {
+            Test::Header {
+                spec,
+                re,
+                negate,
+                unset,
+            } => {
+                let value = self
+                    .headers
+                    .entry(spec.as_str())
+                    .or_insert_with(|| view.header_for_rule(spec));
+                let value = match value {
+                    Some(v) => {
+                        // The header filter: one scan of this spec's value for all its rules.
+                        if let Some(k) = rs.hdr_filter.spec_of[i] {
+                            let hcand = &mut self.hcand;
+                            let ok = *self.hscanned[k]
+                                .get_or_insert_with(|| rs.hdr_filter.scan(k, v, hcand));
+                            if ok && !self.hcand[i] {
+                                if self.profile {
+                                    self.skipped[i] = true;
+                                }
+                                return if *negate { 1.0 } else { 0.0 };
+                            }
+                        }
+                        v.as_slice()
+                    }
+                    None => unset.as_deref().unwrap_or_default(),
+                };
+                if re.is_match(value) != *negate {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            Test::Exists(h) => {
+                // Pseudo-headers (ToCc, MESSAGEID, ...) exist when their value does.
+                if self
+                    .headers
+                    .entry(h.as_str())
+                    .or_insert_with(|| view.header_for_rule(h))
+                    .is_some()
+                {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            Test::Eval(call) => super::eval::run(call, view, &rs.settings),
+            Test::Body(re) | Test::Rawbody(re) => {
+                let (texts, joined) = match &r.test {
+                    Test::Body(_) => (&view.body, &mut self.body_lines),
+                    _ => (&view.rawbody, &mut self.raw_lines),
+                };
+                let multiple = r.tflags.multiple;
+                let gated = self
+                    .lines
+                    .binary_search_by_key(&i, |l| l.0)
+                    .ok()
+                    .map(|k| self.lines[k].1.as_slice());
+                match gated {
+                    // The repeat gate named the only lines that can match.
+                    Some(at) => {
+                        count_in(re, at.iter().filter_map(|&k| texts.get(k)), multiple, max)
+                    }
+                    // The joined search says which line is the first that can.
+                    None => {
+                        let lines = joined.get_or_insert_with(|| Lines::new(texts));
+                        match rs.joined[i].first_line(re, lines) {
+                            Some(from) => {
+                                let rest = texts[from.min(texts.len())..].iter();
+                                count_in(re, rest, multiple, max)
+                            }
+                            None => 0.0,
+                        }
+                    }
+                }
+            }
+            Test::Full(re) => {
+                if r.tflags.multiple {
+                    re.count(&view.full, max) as f64
+                } else if re.is_match(&view.full) {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            Test::Uri(re) => {
+                let mut c = 0.0;
+                for u in &view.uris {
+                    if re.is_match(u.as_bytes()) {
+                        c += 1.0;
+                        if !r.tflags.multiple || (max > 0 && c as usize >= max) {
+                            break;
+                        }
+                    }
+                }
+                c
+            }
+            Test::Mimeheader {
+                name, re, negate, ..
+            } => {
+                let hit = view.mime_headers.iter().any(|(n, v)| {
+                    n.eq_ignore_ascii_case(name) && re.is_match(v.as_bytes()) != *negate
+                });
+                if hit {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            Test::Meta(_) => 0.0,
+        }
+    }
+}
+
+impl super::meta::Leaves for Pass<'_> {
+    fn settled(&self, i: usize) -> Option<f64> {
+        if self.settled[i] {
+            Some(self.val[i])
+        } else if !self.rs.meta_code.is_meta(i) && self.zero_for_free(i) {
+            Some(0.0)
+        } else {
+            None
+        }
+    }
+
+    fn run(&mut self, i: usize) -> f64 {
+        self.rule(i)
+    }
+
+    fn settle(&mut self, i: usize, v: f64) {
+        self.settled[i] = true;
+        self.val[i] = v;
     }
 }
 

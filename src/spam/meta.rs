@@ -257,114 +257,268 @@ impl Expr {
     }
 }
 
-/// One step of a compiled meta: a stack machine, so evaluating the stock rules' ~850 metas walks one
-/// contiguous array instead of chasing a boxed tree per node (the tree walk was ~6% of a message).
+/// One node of a compiled meta expression; children are indexes into `Metas::nodes`.
 #[derive(Debug, Clone, Copy)]
-enum Ins {
+enum Node {
     Num(f64),
-    Load(u32),
-    Not,
-    Neg,
-    Bin(Op),
-    /// Perl's `||`: a non-zero top is the result (jump to the end, keep it); else drop it and go on.
-    Or(u32),
-    /// Perl's `&&`: a zero top is the result; else drop it and go on.
-    And(u32),
+    Rule(u32),
+    Not(u32),
+    Neg(u32),
+    /// Perl's `&&` and `||`: the second operand only when the first does not decide.
+    And(u32, u32),
+    Or(u32, u32),
+    Bin(Op, u32, u32),
 }
 
-/// The metas of a rule set, in the order they run, compiled into one program.
+/// What the meta evaluator reads its leaves from: the message's rule values, run on demand.
+pub trait Leaves {
+    /// Rule `i`'s value when it is already settled (it ran, or its gate says 0 without running it).
+    fn settled(&self, i: usize) -> Option<f64>;
+    /// Runs non-meta rule `i`, settles it and gives its value.
+    fn run(&mut self, i: usize) -> f64;
+    /// Settles rule `i` (a meta, or one in progress) at `v`.
+    fn settle(&mut self, i: usize, v: f64);
+}
+
+/// The metas of a rule set, compiled for evaluation on demand.
+///
+/// Why on demand: most rules are sub-rules (`__X`) whose only use is to feed metas, and most of the
+/// engine's time went to running them: 78% of rule time on the sample, cold. A scored meta such as
+/// `FILL_THIS_FORM_LONG  __FILL_THIS_FORM_LONG && !__VIA_ML && !__THREADED ...` is decided as soon as
+/// one cheap operand of its `&&` is 0, and then its costly sub-rule (a 6,000-character regex) need not
+/// run. So the checker runs the scored rules, then evaluates the scored metas, and a sub-rule runs only
+/// when an evaluation reaches it.
+///
+/// Results are the same as evaluating everything, because the operand order is chosen only where
+/// Perl's value does not depend on it:
+/// - `A && B` is 0 when either side is 0 and B otherwise, so either side may go first.
+/// - `A || B` is A when A is not 0, else B: A goes first, unless only the truth of the result is read
+///   (`boolean`: under `!`, left of `&&`, in a meta whose value every reader and the hit test read only
+///   for its truth), where either may.
+///
+/// The order chosen: a side already settled (0 decides `&&` at once; not-0 decides `||`), else the side
+/// with the lower static cost estimate (`Rule::cost`). What stays unevaluated is only the sub-rules'
+/// own hits, which no score or header shows (`_SUBTESTS_` does: `RuleSet::check` then runs them all).
 #[derive(Debug, Clone, Default)]
-pub struct Program {
-    code: Vec<Ins>,
-    /// (rule index, start, end) of each meta's code.
-    metas: Vec<(usize, u32, u32)>,
+pub struct Metas {
+    nodes: Vec<Node>,
+    /// Per node: the estimated cost of evaluating it from nothing.
+    cost: Vec<u32>,
+    /// Per rule: its meta's root node (None for non-metas and unresolvable metas).
+    root: Vec<Option<u32>>,
+    /// Per rule: whether every reader of this meta reads only its truth.
+    boolean: Vec<bool>,
 }
 
-impl Program {
-    /// Compiles `exprs` (rule index and its resolved expression), in that order.
-    pub fn new<'a>(exprs: impl Iterator<Item = (usize, &'a Expr)>) -> Program {
-        let mut p = Program::default();
-        for (i, e) in exprs {
-            let start = p.code.len() as u32;
-            p.emit(e);
-            p.metas.push((i, start, p.code.len() as u32));
+impl Metas {
+    /// Compiles the metas among `rules` (each rule's index, its expression when it is a meta, and the
+    /// static cost of running it when it is not).
+    pub fn new(rules: &[(Option<&Expr>, u32)]) -> Metas {
+        let n = rules.len();
+        let mut m = Metas {
+            root: vec![None; n],
+            boolean: vec![true; n],
+            ..Metas::default()
+        };
+        for (i, (e, _)) in rules.iter().enumerate() {
+            if let Some(e) = e {
+                let r = m.emit(e);
+                m.root[i] = Some(r);
+            }
         }
-        p
+        // Costs: a leaf's rule cost, a meta's the sum of its operands' (cycles read as free).
+        let mut rule_cost: Vec<Option<u32>> = rules
+            .iter()
+            .map(|(e, c)| e.is_none().then_some(*c))
+            .collect();
+        m.cost = vec![0; m.nodes.len()];
+        let mut busy = vec![false; n];
+        for i in 0..n {
+            m.meta_cost(i, &mut rule_cost, &mut busy);
+        }
+        // Contexts: a meta is boolean until some reader reads its value; iterate to the fixpoint (only
+        // true -> false moves, so it ends).
+        loop {
+            let mut changed = false;
+            for i in 0..n {
+                if let Some(r) = m.root[i] {
+                    let b = m.boolean[i];
+                    changed |= m.mark_values(r, b);
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+        m
     }
 
-    fn emit(&mut self, e: &Expr) {
+    fn push(&mut self, node: Node) -> u32 {
+        self.nodes.push(node);
+        (self.nodes.len() - 1) as u32
+    }
+
+    fn emit(&mut self, e: &Expr) -> u32 {
         match e {
-            Expr::Num(n) => self.code.push(Ins::Num(*n)),
-            Expr::Rule(_, Some(i)) => self.code.push(Ins::Load(*i as u32)),
-            Expr::Rule(_, None) => self.code.push(Ins::Num(0.0)),
+            Expr::Num(x) => self.push(Node::Num(*x)),
+            Expr::Rule(_, Some(i)) => self.push(Node::Rule(*i as u32)),
+            Expr::Rule(_, None) => self.push(Node::Num(0.0)),
             Expr::Not(x) => {
-                self.emit(x);
-                self.code.push(Ins::Not);
+                let x = self.emit(x);
+                self.push(Node::Not(x))
             }
             Expr::Neg(x) => {
-                self.emit(x);
-                self.code.push(Ins::Neg);
-            }
-            Expr::Bin(op @ (Op::Or | Op::And), l, r) => {
-                self.emit(l);
-                let at = self.code.len();
-                self.code.push(Ins::Num(0.0)); // patched below
-                self.emit(r);
-                let end = self.code.len() as u32;
-                self.code[at] = if *op == Op::Or {
-                    Ins::Or(end)
-                } else {
-                    Ins::And(end)
-                };
+                let x = self.emit(x);
+                self.push(Node::Neg(x))
             }
             Expr::Bin(op, l, r) => {
-                self.emit(l);
-                self.emit(r);
-                self.code.push(Ins::Bin(*op));
+                let (l, r) = (self.emit(l), self.emit(r));
+                self.push(match op {
+                    Op::And => Node::And(l, r),
+                    Op::Or => Node::Or(l, r),
+                    _ => Node::Bin(*op, l, r),
+                })
             }
         }
     }
 
-    /// Runs every meta in order, writing each one's value into `val` (later metas read earlier ones).
-    pub fn run(&self, val: &mut [f64]) {
-        let mut stack: Vec<f64> = Vec::with_capacity(32);
-        for &(i, start, end) in &self.metas {
-            stack.clear();
-            let mut pc = start as usize;
-            while pc < end as usize {
-                match self.code[pc] {
-                    Ins::Num(n) => stack.push(n),
-                    Ins::Load(j) => stack.push(val.get(j as usize).copied().unwrap_or(0.0)),
-                    Ins::Not => {
-                        let a = stack.pop().unwrap_or(0.0);
-                        stack.push(if a == 0.0 { 1.0 } else { 0.0 });
-                    }
-                    Ins::Neg => {
-                        let a = stack.pop().unwrap_or(0.0);
-                        stack.push(-a);
-                    }
-                    Ins::Or(to) | Ins::And(to) => {
-                        let top = stack.last().copied().unwrap_or(0.0);
-                        let short = match self.code[pc] {
-                            Ins::Or(_) => top != 0.0,
-                            _ => top == 0.0,
-                        };
-                        if short {
-                            pc = to as usize;
-                            continue;
-                        }
-                        stack.pop();
-                    }
-                    Ins::Bin(op) => {
-                        let c = stack.pop().unwrap_or(0.0);
-                        let a = stack.pop().unwrap_or(0.0);
-                        stack.push(binary(op, a, c));
-                    }
+    /// Rule `i`'s cost, filling `rule_cost` for metas on the way (a meta in progress reads as 0).
+    fn meta_cost(&mut self, i: usize, rule_cost: &mut [Option<u32>], busy: &mut [bool]) -> u32 {
+        if let Some(c) = rule_cost.get(i).copied().flatten() {
+            return c;
+        }
+        let Some(root) = self.root.get(i).copied().flatten() else {
+            return 0;
+        };
+        if busy[i] {
+            return 0;
+        }
+        busy[i] = true;
+        let c = self.node_cost(root, rule_cost, busy);
+        busy[i] = false;
+        rule_cost[i] = Some(c);
+        c
+    }
+
+    fn node_cost(&mut self, k: u32, rule_cost: &mut [Option<u32>], busy: &mut [bool]) -> u32 {
+        let c = match self.nodes[k as usize] {
+            Node::Num(_) => 0,
+            Node::Rule(j) => self.meta_cost(j as usize, rule_cost, busy),
+            Node::Not(x) | Node::Neg(x) => self.node_cost(x, rule_cost, busy),
+            Node::And(a, b) | Node::Or(a, b) | Node::Bin(_, a, b) => self
+                .node_cost(a, rule_cost, busy)
+                .saturating_add(self.node_cost(b, rule_cost, busy)),
+        };
+        self.cost[k as usize] = c;
+        c
+    }
+
+    /// Clears `boolean` for every meta node `k` reads for its value (`k` read for its truth only
+    /// when `truth`); whether anything changed.
+    fn mark_values(&mut self, k: u32, truth: bool) -> bool {
+        match self.nodes[k as usize] {
+            Node::Num(_) => false,
+            Node::Rule(j) => {
+                let j = j as usize;
+                let was = self.boolean[j];
+                if !truth && self.root[j].is_some() {
+                    self.boolean[j] = false;
                 }
-                pc += 1;
+                was != self.boolean[j]
             }
-            if let Some(v) = val.get_mut(i) {
-                *v = stack.pop().unwrap_or(0.0);
+            Node::Not(x) => self.mark_values(x, true),
+            Node::Neg(x) => self.mark_values(x, false),
+            Node::And(a, b) => self.mark_values(a, true) | self.mark_values(b, truth),
+            Node::Or(a, b) => self.mark_values(a, truth) | self.mark_values(b, truth),
+            Node::Bin(_, a, b) => self.mark_values(a, false) | self.mark_values(b, false),
+        }
+    }
+
+    /// Whether rule `i` is a meta this program evaluates.
+    pub fn is_meta(&self, i: usize) -> bool {
+        self.root.get(i).is_some_and(|r| r.is_some())
+    }
+
+    /// Meta `i`'s value, evaluating it (and what it reads) when not settled.
+    pub fn value(&self, i: usize, leaves: &mut impl Leaves) -> f64 {
+        if let Some(v) = leaves.settled(i) {
+            return v;
+        }
+        match self.root.get(i).copied().flatten() {
+            Some(root) => {
+                // A cycle back to this meta reads 0.
+                leaves.settle(i, 0.0);
+                let v = self.eval(root, self.boolean[i], leaves);
+                leaves.settle(i, v);
+                v
+            }
+            None => leaves.run(i),
+        }
+    }
+
+    /// A node's value when it needs no rule to run.
+    fn peek(&self, k: u32, leaves: &impl Leaves) -> Option<f64> {
+        match self.nodes[k as usize] {
+            Node::Num(x) => Some(x),
+            Node::Rule(j) => leaves.settled(j as usize),
+            Node::Not(x) => self
+                .peek(x, leaves)
+                .map(|v| if v == 0.0 { 1.0 } else { 0.0 }),
+            Node::Neg(x) => self.peek(x, leaves).map(|v| -v),
+            _ => None,
+        }
+    }
+
+    /// Which of two operands goes first: a settled one, else the cheaper (the left on a tie).
+    fn first(&self, a: u32, b: u32, leaves: &impl Leaves) -> bool {
+        match (self.peek(a, leaves), self.peek(b, leaves)) {
+            (Some(_), _) => true,
+            (None, Some(_)) => false,
+            _ => self.cost[a as usize] <= self.cost[b as usize],
+        }
+    }
+
+    fn eval(&self, k: u32, truth: bool, leaves: &mut impl Leaves) -> f64 {
+        let b = |x: bool| if x { 1.0 } else { 0.0 };
+        match self.nodes[k as usize] {
+            Node::Num(x) => x,
+            Node::Rule(j) => self.value(j as usize, leaves),
+            Node::Not(x) => b(self.eval(x, true, leaves) == 0.0),
+            Node::Neg(x) => -self.eval(x, false, leaves),
+            Node::And(a, c) => {
+                // 0 when either side is; else the right side's value. A zero known for free decides.
+                if self.peek(a, leaves) == Some(0.0) || self.peek(c, leaves) == Some(0.0) {
+                    return 0.0;
+                }
+                if self.first(a, c, leaves) {
+                    if self.eval(a, true, leaves) == 0.0 {
+                        return 0.0;
+                    }
+                    self.eval(c, truth, leaves)
+                } else {
+                    let v = self.eval(c, truth, leaves);
+                    if v == 0.0 || self.eval(a, true, leaves) == 0.0 {
+                        return 0.0;
+                    }
+                    v
+                }
+            }
+            Node::Or(a, c) => {
+                let (x, y) = if truth && !self.first(a, c, leaves) {
+                    (c, a)
+                } else {
+                    (a, c)
+                };
+                let v = self.eval(x, truth, leaves);
+                if v != 0.0 {
+                    v
+                } else {
+                    self.eval(y, truth, leaves)
+                }
+            }
+            Node::Bin(op, a, c) => {
+                let x = self.eval(a, false, leaves);
+                binary(op, x, self.eval(c, false, leaves))
             }
         }
     }
@@ -406,7 +560,53 @@ mod tests {
         assert_eq!(e.eval(&|i| [1.0, 1.0, 0.0, 0.0][i]), 1.0);
         assert_eq!(e.eval(&|i| [1.0, 1.0, 0.0, 1.0][i]), 0.0);
         assert!(parse("A &&").is_err());
-        // The compiled program agrees with the tree on every input, short-circuit values included.
+        assert!(parse("((((A").is_err());
+    }
+
+    /// Leaves from a table, counting which rules ran.
+    struct Table {
+        val: Vec<f64>,
+        settled: Vec<bool>,
+        ran: Vec<usize>,
+    }
+
+    impl Leaves for Table {
+        fn settled(&self, i: usize) -> Option<f64> {
+            self.settled[i].then(|| self.val[i])
+        }
+        fn run(&mut self, i: usize) -> f64 {
+            self.ran.push(i);
+            self.settled[i] = true;
+            self.val[i]
+        }
+        fn settle(&mut self, i: usize, v: f64) {
+            self.settled[i] = true;
+            self.val[i] = v;
+        }
+    }
+
+    /// Rules A..D (costs 9, 1, 5, 3), meta E = `src`, and F = `!E` when `truth_only` (so every reader
+    /// of E reads its truth), else F = `E + 0` (its value).
+    fn program(src: &str, truth_only: bool) -> Metas {
+        let names = ["A", "B", "C", "D", "E"];
+        let lookup = |n: &str| names.iter().position(|x| *x == n);
+        let mut e = parse(src).unwrap();
+        e.resolve(&lookup);
+        let mut f = parse(if truth_only { "!E" } else { "E + 0" }).unwrap();
+        f.resolve(&lookup);
+        let rules: Vec<(Option<&Expr>, u32)> = vec![
+            (None, 9),
+            (None, 1),
+            (None, 5),
+            (None, 3),
+            (Some(&e), 0),
+            (Some(&f), 0),
+        ];
+        Metas::new(&rules)
+    }
+
+    #[test]
+    fn on_demand_evaluation_gives_the_eager_values() {
         let srcs = [
             "(A + B + C) > 1 && !D",
             "A || B && C",
@@ -414,19 +614,75 @@ mod tests {
             "A && (B || 0) && !(C == D)",
             "(A + B) / (C - D) >= 0.5",
             "!A || UNKNOWN",
+            "A && B",
+            "A || B || C",
+            "(A || C) && (D || B)",
         ];
         for src in srcs {
-            let mut e = parse(src).unwrap();
-            e.resolve(&|n| names.iter().position(|x| *x == n));
-            let p = Program::new(std::iter::once((4, &e)));
-            for bits in 0..81u32 {
-                let mut val: Vec<f64> = (0..4).map(|k| ((bits / 3u32.pow(k)) % 3) as f64).collect();
-                val.push(f64::NAN);
-                let want = e.eval(&|i| val[i]);
-                p.run(&mut val);
-                assert_eq!(val[4].to_bits(), want.to_bits(), "{src} {val:?}");
+            let mut want_e = parse(src).unwrap();
+            want_e.resolve(&|n| ["A", "B", "C", "D"].iter().position(|x| *x == n));
+            for truth_only in [false, true] {
+                let m = program(src, truth_only);
+                assert_eq!(m.boolean[4], truth_only, "{src}");
+                for bits in 0..81u32 {
+                    let val: Vec<f64> = (0..4).map(|k| ((bits / 3u32.pow(k)) % 3) as f64).collect();
+                    let want = want_e.eval(&|i| val[i]);
+                    let mut t = Table {
+                        val: val.iter().copied().chain([0.0, 0.0]).collect(),
+                        settled: vec![false; 6],
+                        ran: Vec::new(),
+                    };
+                    let got_f = m.value(5, &mut t);
+                    let got_e = t.val[4];
+                    if truth_only {
+                        assert_eq!(got_e != 0.0, want != 0.0, "{src} {val:?}");
+                        assert_eq!(got_f, if want == 0.0 { 1.0 } else { 0.0 }, "{src}");
+                    } else {
+                        assert_eq!(got_e, want, "{src} {val:?}");
+                        assert_eq!(got_f, want, "{src} {val:?}");
+                    }
+                    // No rule runs twice.
+                    let mut ran = t.ran.clone();
+                    ran.sort_unstable();
+                    ran.dedup();
+                    assert_eq!(ran.len(), t.ran.len(), "{src}");
+                }
             }
         }
-        assert!(parse("((((A").is_err());
+    }
+
+    #[test]
+    fn the_cheap_side_of_and_goes_first_and_decides() {
+        // B (cost 1) is 0: A (cost 9) never runs, whichever side it is on.
+        for src in ["A && B", "B && A", "!(A && B)"] {
+            let m = program(src, false);
+            let mut t = Table {
+                val: vec![1.0, 0.0, 1.0, 1.0, 0.0, 0.0],
+                settled: vec![false; 6],
+                ran: Vec::new(),
+            };
+            m.value(5, &mut t);
+            assert_eq!(t.ran, vec![1], "{src}");
+        }
+        // A settled 0 (its gate said so) decides without running B.
+        let m = program("B && A", false);
+        let mut t = Table {
+            val: vec![0.0, 1.0, 1.0, 1.0, 0.0, 0.0],
+            settled: vec![true, false, false, false, false, false],
+            ran: Vec::new(),
+        };
+        m.value(5, &mut t);
+        assert!(t.ran.is_empty());
+        // `||` read for its value runs its left side first; read for its truth, the cheaper one.
+        for (truth_only, first) in [(false, 0), (true, 1)] {
+            let m = program("A || B", truth_only);
+            let mut t = Table {
+                val: vec![1.0, 1.0, 0.0, 0.0, 0.0, 0.0],
+                settled: vec![false; 6],
+                ran: Vec::new(),
+            };
+            m.value(5, &mut t);
+            assert_eq!(t.ran, vec![first]);
+        }
     }
 }

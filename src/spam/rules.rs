@@ -78,6 +78,42 @@ impl Rule {
     pub fn is_sub(&self) -> bool {
         self.name.starts_with("__")
     }
+
+    /// Whether a hit on this rule shows in score set `set` (in the score, the tests list, reports); the
+    /// others matter only to the metas that read them, and run when one does (`meta::Metas`).
+    pub fn shows(&self, set: ScoreSet) -> bool {
+        !self.is_sub() && self.score(set) != 0.0
+    }
+
+    /// A rough static guess at what running the rule costs, in units of a header regex, for choosing
+    /// which operand of a meta's `&&` to run first (`meta::Metas`). Only the order of work depends on
+    /// it, never a result. Text rules read much more than a header, a long pattern (the phrase lists)
+    /// builds a bigger automaton, and the fallback engine backtracks.
+    pub fn cost(&self) -> u32 {
+        let re_cost = |re: &perlre::Re, base: u32| {
+            let len = re.fast_source().map_or(2000, str::len) as u32;
+            let c = base + len / 100;
+            if re.is_fancy() {
+                c * 4
+            } else {
+                c
+            }
+        };
+        let c = match &self.test {
+            Test::Exists(_) => 1,
+            Test::Header { re, .. } | Test::Mimeheader { re, .. } => re_cost(re, 3),
+            Test::Eval(_) => 5,
+            Test::Uri(re) => re_cost(re, 5),
+            Test::Body(re) | Test::Rawbody(re) => re_cost(re, 10),
+            Test::Full(re) => re_cost(re, 20),
+            Test::Meta(_) => 0,
+        };
+        if self.tflags.multiple {
+            c * 2
+        } else {
+            c
+        }
+    }
 }
 
 /// A rule the engine cannot run, and why (lint output).
@@ -95,8 +131,8 @@ pub struct RuleSet {
     /// Rule indexes in run order: by priority, non-metas first, metas in dependency order.
     pub order: Vec<usize>,
     pub metas: Vec<usize>,
-    /// `metas` compiled, in the same order.
-    pub meta_code: super::meta::Program,
+    /// The metas compiled for evaluation on demand.
+    pub meta_code: super::meta::Metas,
     pub skipped: Vec<Skipped>,
     pub settings: Settings,
     pub lint: Vec<String>,
@@ -246,10 +282,15 @@ pub fn compile(l: Loaded) -> RuleSet {
         .collect();
     order.sort_by_key(|&i| rules[i].priority);
     let metas = meta_order(&rules, &by_name, &needed);
-    let meta_code = super::meta::Program::new(metas.iter().filter_map(|&i| match &rules[i].test {
-        Test::Meta(e) => Some((i, e)),
-        _ => None,
-    }));
+    let meta_code = super::meta::Metas::new(
+        &rules
+            .iter()
+            .map(|r| match &r.test {
+                Test::Meta(e) => (Some(e), 0),
+                _ => (None, r.cost()),
+            })
+            .collect::<Vec<_>>(),
+    );
     let prefilter = super::prefilter::Prefilter::build(&rules, &order);
     let hdr_filter =
         super::hsheader::HeaderFilter::build(&rules, &order, super::hyperscan::Engine::get());

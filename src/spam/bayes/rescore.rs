@@ -46,7 +46,7 @@ pub fn examine(rs: &RuleSet, msgs: &[(Vec<u8>, bool)], quiet: bool) -> Vec<Seen>
     let done = AtomicUsize::new(0);
     let one = |(m, spam): &(Vec<u8>, bool)| {
         let view = View::new(m);
-        let v = rs.check_view_bayes(&view, false, None);
+        let v = rs.check_view_every_rule(&view);
         let hits = v
             .hits
             .iter()
