@@ -150,14 +150,20 @@ impl RuleSet {
             eprintln!("prefilter {:?}", tp.elapsed());
         }
 
+        // Rules known to be 0 without running are settled from the start: their prefilter gate did
+        // not pass them, or they are Bayes rules (`tflags learn`) outside the Bayes score sets
+        // (Plugin::Check runs those only there).
+        let settled: Vec<bool> = (0..n)
+            .map(|i| {
+                (pf.gated[i].is_some() && !cand[i]) || (self.rules[i].tflags.learn && !set.bayes())
+            })
+            .collect();
         let mut pass = Pass {
             rs: self,
             view,
-            set,
-            cand,
             lines,
             val: vec![0.0; n],
-            settled: vec![false; n],
+            settled,
             body_lines: None,
             raw_lines: None,
             headers: Default::default(),
@@ -283,9 +289,6 @@ fn eager_env() -> bool {
 struct Pass<'a> {
     rs: &'a RuleSet,
     view: &'a View,
-    set: ScoreSet,
-    /// Per rule: whether the prefilter let it through (meaningful for gated rules).
-    cand: Vec<bool>,
     /// Per rule with a repeat gate: the only lines it may match in (sorted by rule).
     lines: Vec<(usize, Vec<usize>)>,
     val: Vec<f64>,
@@ -306,23 +309,14 @@ struct Pass<'a> {
 }
 
 impl Pass<'_> {
-    /// Whether rule `i` is 0 without running: its prefilter gate did not pass it, or it is a Bayes rule
-    /// (`tflags learn`) outside the Bayes score sets (Plugin::Check runs those only there).
-    fn zero_for_free(&self, i: usize) -> bool {
-        (self.rs.prefilter.gated[i].is_some() && !self.cand[i])
-            || (self.rs.rules[i].tflags.learn && !self.set.bayes())
-    }
-
     /// Runs non-meta rule `i` unless it is settled, and settles it.
     fn rule(&mut self, i: usize) -> f64 {
         if !self.settled[i] {
             self.settled[i] = true;
-            if !self.zero_for_free(i) {
-                let t0 = self.profile.then(std::time::Instant::now);
-                self.val[i] = self.test(i);
-                if let Some(t0) = t0 {
-                    self.times.push((t0.elapsed().as_micros(), i));
-                }
+            let t0 = self.profile.then(std::time::Instant::now);
+            self.val[i] = self.test(i);
+            if let Some(t0) = t0 {
+                self.times.push((t0.elapsed().as_micros(), i));
             }
         }
         self.val[i]
@@ -456,13 +450,7 @@ impl Pass<'_> {
 
 impl super::meta::Leaves for Pass<'_> {
     fn settled(&self, i: usize) -> Option<f64> {
-        if self.settled[i] {
-            Some(self.val[i])
-        } else if !self.rs.meta_code.is_meta(i) && self.zero_for_free(i) {
-            Some(0.0)
-        } else {
-            None
-        }
+        self.settled[i].then(|| self.val[i])
     }
 
     fn run(&mut self, i: usize) -> f64 {

@@ -364,6 +364,21 @@ impl Prefilter {
             }
             pf.areas.push((area, AreaFilter { ac, pat_rules }));
         }
+        // Where Hyperscan gates every rule the literals gate, it says all they would: its pattern is
+        // the rule's whole regex, literals included. Scanning the literals too cost ~40 us a message
+        // (mostly the body's) and, over the 200-message sample, never ruled out a rule Hyperscan had
+        // let through. If a Hyperscan scan fails, those rules then run ungated.
+        for area in super::hsfilter::AREAS {
+            let mut rules_of = (0..pf.gated.len()).filter(|&i| pf.gated[i] == Some(area));
+            if pf.hs.covers(area) && rules_of.all(|i| !pf.lit_gated[i] || pf.hs.gated[i]) {
+                pf.areas.retain(|(a, _)| *a != area);
+                for i in 0..pf.gated.len() {
+                    if pf.gated[i] == Some(area) {
+                        pf.lit_gated[i] = false;
+                    }
+                }
+            }
+        }
         pf
     }
 
