@@ -12,7 +12,7 @@
 //! message. With `WARMUP=1` it first scores the daemon's built-in warm-up messages (`spam::warmup`).
 //! With `STATS=1` in the environment it first prints, per kind of test, how many rules run, how many
 //! the literal prefilter gates and how many need the fallback regex engine, and names the
-//! backreference rules `backref::Split` runs.
+//! backreference rules `backref::Split` runs and the repeated-part rules `repeat::Repeat` runs.
 
 use correo::spam::rules::compile;
 use std::io::{BufRead, Write};
@@ -77,6 +77,13 @@ fn main() {
             "backreference rules without backtracking: {} {split:?}",
             split.len()
         );
+        let repeated: Vec<&str> = rs
+            .order
+            .iter()
+            .filter(|&&i| rs.repeats[i].is_some())
+            .map(|&i| rs.rules[i].name.as_str())
+            .collect();
+        eprintln!("one part repeated (repeat.rs): {repeated:?}");
     }
     let files: Vec<String> = std::io::stdin()
         .lock()

@@ -205,7 +205,7 @@ impl Split {
 /// start at or after `from` when unanchored), in increasing order. None when the DFA quits. `lead`, for
 /// an unanchored scan: literals every match starts with, so that whenever no match is under way the
 /// scan jumps to the next place one can begin, as the regex crate's own searches do.
-fn ends(
+pub(crate) fn ends(
     dfa: &DFA,
     cache: &mut Cache,
     h: &[u8],

@@ -118,7 +118,7 @@ impl RuleSet {
             relays[1].as_bytes(),
         ];
         // Per rule with a repeat gate: the only lines it may match in.
-        let mut lines: Vec<(usize, Vec<usize>)> = Vec::new();
+        let mut lines = super::hsfilter::RepeatLines::new();
         pf.scan(Area::Header, hdr_texts.into_iter(), &mut cand, &mut lines);
         pf.scan(
             Area::Body,
@@ -278,10 +278,25 @@ impl RuleSet {
     }
 }
 
-/// CORREO_SPAM_EAGER=1: run every rule, as before sub-rules ran on demand (to compare the two).
+/// CORREO_SPAM_EAGER=1: run every rule, as before sub-rules ran on demand (to compare the two); and
+/// every rule inside `every_rule` on this thread.
 fn eager_env() -> bool {
     static EAGER: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *EAGER.get_or_init(|| std::env::var_os("CORREO_SPAM_EAGER").is_some_and(|v| v == "1"))
+    EVERY.with(std::cell::Cell::get)
+        || *EAGER.get_or_init(|| std::env::var_os("CORREO_SPAM_EAGER").is_some_and(|v| v == "1"))
+}
+
+thread_local! {
+    static EVERY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with every rule run on this thread, sub-rules no meta asks for included: for the daemon's
+/// warm-up, whose point is to build the automata states of as many rules as it can before mail comes.
+pub fn every_rule<R>(f: impl FnOnce() -> R) -> R {
+    let was = EVERY.with(|e| e.replace(true));
+    let r = f();
+    EVERY.with(|e| e.set(was));
+    r
 }
 
 /// One message's rule run: the prefilter's verdicts, the texts built so far, and each rule's value once
@@ -289,8 +304,9 @@ fn eager_env() -> bool {
 struct Pass<'a> {
     rs: &'a RuleSet,
     view: &'a View,
-    /// Per rule with a repeat gate: the only lines it may match in (sorted by rule).
-    lines: Vec<(usize, Vec<usize>)>,
+    /// Per rule with a repeat gate: the only lines it may match in, with where its repeated part may
+    /// end in each (sorted by rule).
+    lines: super::hsfilter::RepeatLines,
     val: Vec<f64>,
     settled: Vec<bool>,
     /// The body and rawbody lines joined, built when the first such rule runs.
@@ -392,11 +408,27 @@ impl Pass<'_> {
                     .binary_search_by_key(&i, |l| l.0)
                     .ok()
                     .map(|k| self.lines[k].1.as_slice());
+                // One long part repeated: its own matcher, line by line (`repeat.rs`).
+                if let Some(rp) = &rs.repeats[i] {
+                    let one = |l: &Vec<u8>, e: Option<&[usize]>| {
+                        rp.is_match(l, e).unwrap_or_else(|| re.is_match(l))
+                    };
+                    let hit = match gated {
+                        Some(at) => at
+                            .iter()
+                            .any(|(k, e)| texts.get(*k).is_some_and(|l| one(l, Some(e)))),
+                        None => texts.iter().any(|l| one(l, None)),
+                    };
+                    return if hit { 1.0 } else { 0.0 };
+                }
                 match gated {
                     // The repeat gate named the only lines that can match.
-                    Some(at) => {
-                        count_in(re, at.iter().filter_map(|&k| texts.get(k)), multiple, max)
-                    }
+                    Some(at) => count_in(
+                        re,
+                        at.iter().filter_map(|(k, _)| texts.get(*k)),
+                        multiple,
+                        max,
+                    ),
                     // The joined search says which line is the first that can.
                     None => {
                         let lines = joined.get_or_insert_with(|| Lines::new(texts));

@@ -27,6 +27,11 @@ use super::rules::{Rule, Test};
 use regex_syntax::hir::{Class, Hir, HirKind, Look};
 use std::fmt::Write;
 
+/// Per rule with a repeat gate (`repeat_part`), sorted by rule once complete: each text (line) where
+/// it may match, with every place its repeated part may end in that text (offsets in the text,
+/// increasing; a superset of where the part's matches end there).
+pub type RepeatLines = Vec<(usize, Vec<(usize, Vec<usize>)>)>;
+
 /// Patterns per database. Hyperscan's compile time grows much faster than linearly with the number of
 /// patterns in one database (the stock body rules took minutes in one); scanning a few databases instead
 /// of one costs little next to the regexes they let us skip.
@@ -741,14 +746,15 @@ impl HsFilter {
     /// Marks in `hits` the rules of `area` that may match in `joined` (the area's texts joined with
     /// '\n', text k starting at `starts[k]`). False when this area has no rule database or a scan
     /// failed: then `hits` says nothing.
-    /// For rules with a repeat gate, `lines` gets the texts where they may match.
+    /// For rules with a repeat gate, `lines` gets the texts where they may match, with the ends of
+    /// the repeated part in each.
     pub fn scan(
         &self,
         area: Area,
         joined: &[u8],
         starts: &[usize],
         hits: &mut [bool],
-        lines: &mut Vec<(usize, Vec<usize>)>,
+        lines: &mut RepeatLines,
     ) -> bool {
         let (Some(dbs), Some(a)) = (&self.dbs, area_index(area)) else {
             return false;
@@ -779,7 +785,7 @@ impl HsFilter {
         joined: &[u8],
         starts: &[usize],
         hits: &mut [bool],
-        lines: &mut Vec<(usize, Vec<usize>)>,
+        lines: &mut RepeatLines,
     ) {
         let mut ends: Vec<(u32, u64)> = Vec::new();
         for &slot in &self.count_slots[a] {
@@ -805,21 +811,25 @@ impl HsFilter {
         while k < ends.len() {
             let id = ends[k].0 as usize;
             let need = self.counts.get(id).copied().unwrap_or(0) as usize;
-            let mut at: Vec<usize> = Vec::new();
-            let (mut line, mut run) = (usize::MAX, 0);
+            let mut at: Vec<(usize, Vec<usize>)> = Vec::new();
+            let mut line_ends: Vec<usize> = Vec::new();
+            let mut line = usize::MAX;
             while k < ends.len() && ends[k].0 as usize == id {
                 // The text holding the match's last byte.
-                let last = (ends[k].1 as usize).saturating_sub(1);
-                let l = starts.partition_point(|&s| s <= last).saturating_sub(1);
-                if l == line {
-                    run += 1;
-                } else {
-                    (line, run) = (l, 1);
+                let end = ends[k].1 as usize;
+                let l = starts.partition_point(|&s| s < end).saturating_sub(1);
+                if l != line {
+                    if line_ends.len() >= need {
+                        at.push((line, std::mem::take(&mut line_ends)));
+                    }
+                    line_ends.clear();
+                    line = l;
                 }
-                if run == need {
-                    at.push(l);
-                }
+                line_ends.push(end - starts.get(l).copied().unwrap_or(0));
                 k += 1;
+            }
+            if line_ends.len() >= need {
+                at.push((line, line_ends));
             }
             if !at.is_empty() {
                 if let Some(h) = hits.get_mut(id) {

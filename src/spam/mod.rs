@@ -27,6 +27,7 @@ pub mod perlre;
 pub mod prefilter;
 pub mod protocol;
 pub mod relays;
+pub mod repeat;
 pub mod rules;
 pub mod uri;
 pub mod view;

@@ -389,7 +389,7 @@ impl Prefilter {
         area: Area,
         texts: impl Iterator<Item = &'a [u8]> + Clone,
         cand: &mut [bool],
-        lines: &mut Vec<(usize, Vec<usize>)>,
+        lines: &mut super::hsfilter::RepeatLines,
     ) {
         let n = cand.len();
         let mut hs = vec![false; n];

@@ -143,6 +143,9 @@ pub struct RuleSet {
     pub hdr_filter: super::hsheader::HeaderFilter,
     /// Per rule: how a body or rawbody rule searches the joined lines first (`joined.rs`).
     pub joined: Vec<super::joined::Joined>,
+    /// Per rule: for a body or rawbody rule that is one long part repeated (and counts no more than
+    /// one hit), the small-automaton matcher that answers for its regex (`repeat.rs`).
+    pub repeats: Vec<Option<Box<super::repeat::Repeat>>>,
 }
 
 /// Default scores: 1.0, but 0.01 for `T_` testing rules and 0 for sub-rules; negative for `tflags nice`
@@ -301,6 +304,17 @@ pub fn compile(l: Loaded) -> RuleSet {
             _ => super::joined::Joined::Every,
         })
         .collect();
+    let repeats = rules
+        .iter()
+        .map(|r| match &r.test {
+            Test::Body(re) | Test::Rawbody(re) if !r.tflags.multiple => re
+                .fast_source()
+                .filter(|_| !re.is_fancy())
+                .and_then(super::repeat::Repeat::of)
+                .map(Box::new),
+            _ => None,
+        })
+        .collect();
     RuleSet {
         rules,
         by_name,
@@ -315,6 +329,7 @@ pub fn compile(l: Loaded) -> RuleSet {
         prefilter,
         hdr_filter,
         joined,
+        repeats,
     }
 }
 

@@ -79,7 +79,9 @@ pub fn warm(rs: &Arc<RuleSet>, bayes: &Arc<Bayes>, scorers: &Scorers) -> Warmed 
             .map(|&(_, msg)| {
                 let (rs, bayes) = (rs.clone(), bayes.clone());
                 Box::new(move || {
-                    let _ = super::bayes::check_without_learning(&rs, Some(&bayes), None, msg);
+                    let _ = super::check::every_rule(|| {
+                        super::bayes::check_without_learning(&rs, Some(&bayes), None, msg)
+                    });
                 }) as Task
             })
             .collect()
