@@ -167,7 +167,7 @@ impl RuleSet {
             body_lines: None,
             raw_lines: None,
             headers: Default::default(),
-            hscanned: vec![None; self.hdr_filter.spec_count()],
+            hscanned: vec![None; self.hdr_filter.db_count()],
             hcand: vec![false; n],
             times: Vec::new(),
             skipped: vec![false; if profile.is_some() { n } else { 0 }],
@@ -314,7 +314,7 @@ struct Pass<'a> {
     raw_lines: Option<Lines>,
     /// Each header spec's value, read once: many rules test the same few (`ALL`, `Subject`, `From:addr`).
     headers: std::collections::HashMap<&'a str, Option<Vec<u8>>>,
-    /// The header filter's verdicts: per spec whether it was scanned (and the scan worked), per rule
+    /// The header filter's verdicts: per database whether it was scanned (and the scan worked), per rule
     /// whether its spec's scan reported it.
     hscanned: Vec<Option<bool>>,
     hcand: Vec<bool>,
@@ -362,10 +362,10 @@ impl Pass<'_> {
                 let value = match value {
                     Some(v) => {
                         // The header filter: one scan of this spec's value for all its rules.
-                        if let Some(k) = rs.hdr_filter.spec_of[i] {
+                        if let Some(d) = rs.hdr_filter.db_of.get(i).copied().flatten() {
                             let hcand = &mut self.hcand;
-                            let ok = *self.hscanned[k]
-                                .get_or_insert_with(|| rs.hdr_filter.scan(k, v, hcand));
+                            let ok = *self.hscanned[d]
+                                .get_or_insert_with(|| rs.hdr_filter.scan_db(d, v, hcand));
                             if ok && !self.hcand[i] {
                                 if self.profile {
                                     self.skipped[i] = true;

@@ -34,6 +34,10 @@ pub struct HeaderFilter {
     specs: Vec<(String, Vec<usize>)>,
     /// Per rule: the index in `specs` of the spec whose scan gates it.
     pub spec_of: Vec<Option<usize>>,
+    /// Per rule: the database (index in `dbs`) holding its pattern. A message scans a database only
+    /// when one of its rules is asked for: with sub-rules run on demand, some chunks of a spec never
+    /// are, and a scan costs 1-3 us even on a 40-byte header.
+    pub db_of: Vec<Option<usize>>,
 }
 
 impl HeaderFilter {
@@ -41,6 +45,7 @@ impl HeaderFilter {
     pub fn build(rules: &[Rule], order: &[usize], engine: Option<&'static Engine>) -> HeaderFilter {
         let mut f = HeaderFilter {
             spec_of: vec![None; rules.len()],
+            db_of: vec![None; rules.len()],
             ..HeaderFilter::default()
         };
         let Some(engine) = engine else {
@@ -91,18 +96,20 @@ impl HeaderFilter {
                 continue;
             };
             let dropped: Vec<usize> = rejected.iter().map(|r| r.0.id as usize).collect();
+            let d = dbs.len();
             gated.extend(
                 ids.into_iter()
                     .filter(|id| !dropped.contains(id))
-                    .map(|id| (id, *k)),
+                    .map(|id| (id, *k, d)),
             );
             f.specs[*k].1.push(dbs.len());
             dbs.push(db);
         }
         if let Some(d) = Databases::new(dbs) {
             f.dbs = Some(d);
-            for (id, k) in gated {
+            for (id, k, d) in gated {
                 f.spec_of[id] = Some(k);
+                f.db_of[id] = Some(d);
             }
         }
         f
@@ -113,24 +120,27 @@ impl HeaderFilter {
         self.specs.len()
     }
 
+    /// How many databases there are (all specs).
+    pub fn db_count(&self) -> usize {
+        self.dbs.as_ref().map_or(0, Databases::count)
+    }
+
+    /// Marks in `hits` the rules of database `d` that may match `value` (the value of the spec `d`
+    /// is for). False when the scan failed: then `hits` says nothing and the rules must run.
+    pub fn scan_db(&self, d: usize, value: &[u8], hits: &mut [bool]) -> bool {
+        let Some(dbs) = &self.dbs else {
+            return false;
+        };
+        dbs.scan(d, value, &mut |id| {
+            if let Some(c) = hits.get_mut(id as usize) {
+                *c = true;
+            }
+        })
+    }
+
     /// How many rules the filter gates.
     pub fn gated(&self) -> usize {
         self.spec_of.iter().filter(|s| s.is_some()).count()
-    }
-
-    /// Marks in `hits` the rules of spec `k` that may match `value`. False when a scan failed: then
-    /// `hits` says nothing and the rules must run.
-    pub fn scan(&self, k: usize, value: &[u8], hits: &mut [bool]) -> bool {
-        let (Some(dbs), Some((_, slots))) = (&self.dbs, self.specs.get(k)) else {
-            return false;
-        };
-        slots.iter().all(|&slot| {
-            dbs.scan(slot, value, &mut |id| {
-                if let Some(c) = hits.get_mut(id as usize) {
-                    *c = true;
-                }
-            })
-        })
     }
 }
 

@@ -525,6 +525,11 @@ impl Databases {
     /// Calls `hit` with the id of each pattern of database `which` that matches in `text` (once per
     /// pattern when compiled with HS_FLAG_SINGLEMATCH). Returns false when the scan failed, so the
     /// caller must treat every pattern as a possible match.
+    /// How many databases the set holds.
+    pub fn count(&self) -> usize {
+        self.dbs.len()
+    }
+
     pub fn scan(&self, which: usize, text: &[u8], hit: &mut dyn FnMut(u32)) -> bool {
         self.scan_ends(which, text, &mut |id, _| hit(id))
     }
