@@ -166,7 +166,7 @@ impl RuleSet {
             settled,
             body_lines: None,
             raw_lines: None,
-            headers: Default::default(),
+            headers: vec![None; self.spec_slots],
             hscanned: vec![None; self.hdr_filter.db_count()],
             hcand: vec![false; n],
             times: Vec::new(),
@@ -313,7 +313,8 @@ struct Pass<'a> {
     body_lines: Option<Lines>,
     raw_lines: Option<Lines>,
     /// Each header spec's value, read once: many rules test the same few (`ALL`, `Subject`, `From:addr`).
-    headers: std::collections::HashMap<&'a str, Option<Vec<u8>>>,
+    /// (Slots: `RuleSet::spec_slot`; the outer None: not read yet.)
+    headers: Vec<Option<Option<Vec<u8>>>>,
     /// The header filter's verdicts: per database whether it was scanned (and the scan worked), per rule
     /// whether its spec's scan reported it.
     hscanned: Vec<Option<bool>>,
@@ -355,10 +356,8 @@ impl Pass<'_> {
                 negate,
                 unset,
             } => {
-                let value = self
-                    .headers
-                    .entry(spec.as_str())
-                    .or_insert_with(|| view.header_for_rule(spec));
+                let value = self.headers[rs.spec_slot[i] as usize]
+                    .get_or_insert_with(|| view.header_for_rule(spec));
                 let value = match value {
                     Some(v) => {
                         // The header filter: one scan of this spec's value for all its rules.
@@ -385,10 +384,8 @@ impl Pass<'_> {
             }
             Test::Exists(h) => {
                 // Pseudo-headers (ToCc, MESSAGEID, ...) exist when their value does.
-                if self
-                    .headers
-                    .entry(h.as_str())
-                    .or_insert_with(|| view.header_for_rule(h))
+                if self.headers[rs.spec_slot[i] as usize]
+                    .get_or_insert_with(|| view.header_for_rule(h))
                     .is_some()
                 {
                     1.0

@@ -143,6 +143,11 @@ pub struct RuleSet {
     pub hdr_filter: super::hsheader::HeaderFilter,
     /// Per rule: how a body or rawbody rule searches the joined lines first (`joined.rs`).
     pub joined: Vec<super::joined::Joined>,
+    /// Per rule: for header and `exists:` rules, an index shared by every rule reading the same header
+    /// spec, so a message reads each spec once into a slot instead of hashing the name per rule.
+    pub spec_slot: Vec<u32>,
+    /// How many distinct specs `spec_slot` numbers.
+    pub spec_slots: usize,
     /// Per rule: for a body or rawbody rule that is one long part repeated (and counts no more than
     /// one hit), the small-automaton matcher that answers for its regex (`repeat.rs`).
     pub repeats: Vec<Option<Box<super::repeat::Repeat>>>,
@@ -304,6 +309,18 @@ pub fn compile(l: Loaded) -> RuleSet {
             _ => super::joined::Joined::Every,
         })
         .collect();
+    let mut specs: HashMap<&str, u32> = HashMap::new();
+    let spec_slot: Vec<u32> = rules
+        .iter()
+        .map(|r| match &r.test {
+            Test::Header { spec, .. } | Test::Exists(spec) => {
+                let n = specs.len() as u32;
+                *specs.entry(spec.as_str()).or_insert(n)
+            }
+            _ => u32::MAX,
+        })
+        .collect();
+    let spec_slots = specs.len();
     let repeats = rules
         .iter()
         .map(|r| match &r.test {
@@ -329,6 +346,8 @@ pub fn compile(l: Loaded) -> RuleSet {
         prefilter,
         hdr_filter,
         joined,
+        spec_slot,
+        spec_slots,
         repeats,
     }
 }
