@@ -176,7 +176,7 @@ impl RuleSet {
         // The rules whose hits show run, in priority order; the metas that show are evaluated, and each
         // runs the sub-rules it reaches (`meta::Metas`). Everything runs when the sub-rules' own hits
         // are asked for (`_SUBTESTS_` in a template) or CORREO_SPAM_EAGER=1 (for comparing).
-        let eager = every || self.wants_subhits() || eager_env();
+        let eager = every || self.every_rule || eager_env();
         for &i in &self.order {
             if eager || self.rules[i].shows(set) {
                 pass.rule(i);
@@ -212,7 +212,9 @@ impl RuleSet {
                 };
                 let gate = if skipped[*i] {
                     "skip"
-                } else if pf.gated[*i].is_some() || self.hdr_filter.spec_of[*i].is_some() {
+                } else if pf.gated[*i].is_some()
+                    || self.hdr_filter.db_of.get(*i).is_some_and(|d| d.is_some())
+                {
                     "gated"
                 } else {
                     "open"
@@ -260,21 +262,6 @@ impl RuleSet {
             set,
             autolearn: None,
         }
-    }
-
-    /// Whether a template shows the sub-rules' hits (`_SUBTESTS_`), which only running every rule
-    /// tells.
-    fn wants_subhits(&self) -> bool {
-        let s = &self.settings;
-        s.headers_spam
-            .iter()
-            .chain(&s.headers_ham)
-            .chain(&s.rewrite_header)
-            .any(|(_, t)| t.contains("_SUBTESTS"))
-            || s.report
-                .iter()
-                .chain(&s.unsafe_report)
-                .any(|t| t.contains("_SUBTESTS"))
     }
 }
 

@@ -30,11 +30,9 @@ const MIN_RULES: usize = 3;
 #[derive(Debug, Default)]
 pub struct HeaderFilter {
     dbs: Option<Databases>,
-    /// Per spec: its text and its databases' indexes in `dbs`.
-    specs: Vec<(String, Vec<usize>)>,
-    /// Per rule: the index in `specs` of the spec whose scan gates it.
-    pub spec_of: Vec<Option<usize>>,
-    /// Per rule: the database (index in `dbs`) holding its pattern. A message scans a database only
+    /// The specs that have databases.
+    specs: Vec<String>,
+    /// Per rule: the database (index in `dbs`) holding its pattern, whose scan gates it. A message scans a database only
     /// when one of its rules is asked for: with sub-rules run on demand, some chunks of a spec never
     /// are, and a scan costs 1-3 us even on a 40-byte header.
     pub db_of: Vec<Option<usize>>,
@@ -44,7 +42,6 @@ impl HeaderFilter {
     /// Compiles a database set for each spec with enough translatable rules; empty without an engine.
     pub fn build(rules: &[Rule], order: &[usize], engine: Option<&'static Engine>) -> HeaderFilter {
         let mut f = HeaderFilter {
-            spec_of: vec![None; rules.len()],
             db_of: vec![None; rules.len()],
             ..HeaderFilter::default()
         };
@@ -88,10 +85,10 @@ impl HeaderFilter {
             chunked(k, std::mem::take(pats), CHUNK, &mut jobs);
         }
         let compiled = compile_jobs(engine, &jobs);
-        f.specs = per_spec.into_iter().map(|(s, _)| (s, Vec::new())).collect();
+        f.specs = per_spec.into_iter().map(|(s, _)| s).collect();
         let mut dbs = Vec::new();
         let mut gated = Vec::new();
-        for ((k, _), done) in jobs.iter().zip(compiled) {
+        for done in compiled {
             let Some((ids, Some(db), rejected)) = done else {
                 continue;
             };
@@ -100,15 +97,13 @@ impl HeaderFilter {
             gated.extend(
                 ids.into_iter()
                     .filter(|id| !dropped.contains(id))
-                    .map(|id| (id, *k, d)),
+                    .map(|id| (id, d)),
             );
-            f.specs[*k].1.push(dbs.len());
             dbs.push(db);
         }
         if let Some(d) = Databases::new(dbs) {
             f.dbs = Some(d);
-            for (id, k, d) in gated {
-                f.spec_of[id] = Some(k);
+            for (id, d) in gated {
                 f.db_of[id] = Some(d);
             }
         }
@@ -140,7 +135,7 @@ impl HeaderFilter {
 
     /// How many rules the filter gates.
     pub fn gated(&self) -> usize {
-        self.spec_of.iter().filter(|s| s.is_some()).count()
+        self.db_of.iter().filter(|d| d.is_some()).count()
     }
 }
 
@@ -192,7 +187,7 @@ mod tests {
         };
         let with = hits(&rs);
         rs.hdr_filter = HeaderFilter::default();
-        rs.hdr_filter.spec_of = vec![None; rs.rules.len()];
+        rs.hdr_filter.db_of = vec![None; rs.rules.len()];
         let without = hits(&rs);
         assert_eq!(with, without);
         // Each rule both hits somewhere and misses somewhere, so the comparison covers both ways.

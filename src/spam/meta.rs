@@ -434,11 +434,6 @@ impl Metas {
         }
     }
 
-    /// Whether rule `i` is a meta this program evaluates.
-    pub fn is_meta(&self, i: usize) -> bool {
-        self.root.get(i).is_some_and(|r| r.is_some())
-    }
-
     /// Meta `i`'s value, evaluating it (and what it reads) when not settled.
     pub fn value(&self, i: usize, leaves: &mut impl Leaves) -> f64 {
         if let Some(v) = leaves.settled(i) {

@@ -148,6 +148,9 @@ pub struct RuleSet {
     pub spec_slot: Vec<u32>,
     /// How many distinct specs `spec_slot` numbers.
     pub spec_slots: usize,
+    /// Whether every rule runs for every message, sub-rules no scored meta asks for included: when a
+    /// template shows the sub-rules' hits (`_SUBTESTS_`), which only running them all tells.
+    pub every_rule: bool,
     /// Per rule: for a body or rawbody rule that is one long part repeated (and counts no more than
     /// one hit), the small-automaton matcher that answers for its regex (`repeat.rs`).
     pub repeats: Vec<Option<Box<super::repeat::Repeat>>>,
@@ -332,6 +335,18 @@ pub fn compile(l: Loaded) -> RuleSet {
             _ => None,
         })
         .collect();
+    let st = &l.settings;
+    let every_rule = st
+        .headers_spam
+        .iter()
+        .chain(&st.headers_ham)
+        .chain(&st.rewrite_header)
+        .any(|(_, t)| t.contains("_SUBTESTS"))
+        || st
+            .report
+            .iter()
+            .chain(&st.unsafe_report)
+            .any(|t| t.contains("_SUBTESTS"));
     RuleSet {
         rules,
         by_name,
@@ -348,6 +363,7 @@ pub fn compile(l: Loaded) -> RuleSet {
         joined,
         spec_slot,
         spec_slots,
+        every_rule,
         repeats,
     }
 }
