@@ -15,7 +15,6 @@ const KNOWN: &[(&str, &str)] = &[
         "Received parsing: our parser knows fewer MTA formats",
     ),
     ("RDNS_DYNAMIC", "Received parsing"),
-    ("KHOP_HELO_FCRDNS", "Received parsing"),
     ("HELO_NO_DOMAIN", "Received parsing"),
     ("FSL_HELO_NON_FQDN_1", "Received parsing"),
     ("PDS_HP_HELO_NORDNS", "Received parsing"),

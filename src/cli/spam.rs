@@ -201,7 +201,7 @@ fn lint(home: &Home, rules: &[PathBuf], verbose: bool) -> Result<()> {
         }
     }
     w!(
-        "rules on the fallback regex engine (look-around, backreferences): {}",
+        "rules on the fallback regex engine (PCRE2: look-around, backreferences): {}",
         rs.fancy.len()
     );
     if verbose && !rs.fancy.is_empty() {

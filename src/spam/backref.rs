@@ -1,17 +1,18 @@
 //! Exact matching, without backtracking, of the one backreference shape the stock header rules use most:
 //! `PRE (CAP) MID \1 POST`, one capture group and one `\1` after it, both at the top level (or the `\1`
 //! inside a positive look-ahead that ends the pattern, which for a yes/no answer is the same as plain
-//! concatenation). The invariant: `Split::is_match` answers what the fallback engine answers for the
-//! same pattern on the same text, apart from the fallback's backtrack limit (where it gives up and says
-//! no, this says whether a match exists).
+//! concatenation). The invariant: `Split::is_match` answers what the fallback engine (PCRE2, Perl's
+//! dialect) answers for the same pattern on the same bytes, apart from the fallback's match limit (where
+//! it gives up and says no, this says whether a match exists).
 //!
-//! Why: `__SUBJ_HAS_TO_*`, `__TO_EQ_FROM_*` and friends were a third of all rule time in fancy-regex, which
-//! tries every start and backtracks through `(?:[^\n]{1,100}\n+)*` for each. Here every piece is a DFA or
-//! the regex crate, run once over the text: a match exists iff there are positions a <= b <= c with PRE
-//! ending at a, CAP matching exactly [a, b), MID matching exactly [b, c), the text at c starting with the
-//! captured text (compared byte for byte: fancy-regex 0.14 compares backreferences case-sensitively even
-//! under `(?i)`), and POST matching at c plus its length. The DFAs report every position where a match
-//! can end (`MatchKind::All`), so no choice the backtracker could make is missed.
+//! Why: `__SUBJ_HAS_TO_*`, `__TO_EQ_FROM_*` and friends were a third of all rule time in a backtracker,
+//! which tries every start and backtracks through `(?:[^\n]{1,100}\n+)*` for each. Here every piece is a
+//! DFA or the regex crate, run once over the text: a match exists iff there are positions a <= b <= c
+//! with PRE ending at a, CAP matching exactly [a, b), MID matching exactly [b, c), the text at c starting
+//! with the captured text (byte for byte; under `/i` ASCII letters in either case, as Perl compares a
+//! backreference in an octet string), and POST matching at c plus its length. The DFAs report every
+//! position where a match can end (`MatchKind::All`), so no choice the backtracker could make is missed.
+//! The pieces match bytes with Unicode off, as the fallback does.
 
 // Lazy DFA cache per piece and thread: the rule regexes' limit (`.{1,2048}` needs a few thousand states).
 use super::perlre::DFA_CACHE;
@@ -39,6 +40,8 @@ pub struct Split {
     post: meta::Regex,
     /// One cache per DFA, per thread, as the regex crate keeps its own.
     caches: CachePool,
+    /// `/i`: the captured text recurs in either case.
+    caseless: bool,
 }
 
 impl Clone for Split {
@@ -50,6 +53,7 @@ impl Clone for Split {
             self.post.clone(),
         );
         s.lead = self.lead.clone();
+        s.caseless = self.caseless;
         s
     }
 }
@@ -77,13 +81,11 @@ impl Split {
             return None;
         }
         let p = cut(pat)?;
-        let fl = if flags.is_empty() {
-            String::new()
-        } else {
-            format!("(?{flags})")
-        };
+        let fl = format!("(?{flags}-u)");
+        let syntax = regex_automata::util::syntax::Config::new().utf8(false);
         let dfa = |piece: &str| {
             DFA::builder()
+                .syntax(syntax)
                 .configure(
                     DFA::config()
                         .match_kind(MatchKind::All)
@@ -94,7 +96,11 @@ impl Split {
                 .build(&format!("{fl}(?:{piece})"))
                 .ok()
         };
-        let post = meta::Regex::new(&format!("{fl}(?:{})", p.post)).ok()?;
+        let post = meta::Regex::builder()
+            .syntax(syntax)
+            .configure(meta::Config::new().utf8_empty(false))
+            .build(&format!("{fl}(?:{})", p.post))
+            .ok()?;
         let lead = regex_syntax::ParserBuilder::new()
             .utf8(false)
             .build()
@@ -103,6 +109,7 @@ impl Split {
             .and_then(|h| Prefilter::from_hir_prefix(MatchKind::All, &h));
         let mut s = Split::of(dfa(p.pre)?, dfa(p.cap)?, dfa(&p.mid)?, post);
         s.lead = lead;
+        s.caseless = flags.contains('i');
         Some(s)
     }
 
@@ -117,13 +124,13 @@ impl Split {
             mid,
             post,
             caches: Pool::new(make),
+            caseless: false,
         }
     }
 
-    /// Whether the whole pattern matches somewhere in `hay`; None when a DFA had to give up (a
-    /// Unicode word boundary next to non-ASCII text), so the caller asks the fallback.
-    pub fn is_match(&self, hay: &str) -> Option<bool> {
-        let h = hay.as_bytes();
+    /// Whether the whole pattern matches somewhere in `h`; None when a DFA had to give up (its cache
+    /// overflowed too often), so the caller asks the fallback.
+    pub fn is_match(&self, h: &[u8]) -> Option<bool> {
         let mut guard = self.caches.get();
         let [pc, cc, mc] = &mut *guard;
         let mut a_ends = Vec::new();
@@ -136,6 +143,10 @@ impl Split {
             self.lead.as_ref(),
             &mut a_ends,
         )?;
+        // Under /i the captured text is looked for in a lower-cased copy (same offsets: ASCII only).
+        let lower: Option<Vec<u8>> =
+            (self.caseless && !a_ends.is_empty()).then(|| h.to_ascii_lowercase());
+        let same = lower.as_deref().unwrap_or(h);
         // MID's ends from each b, computed once per b (several captures can end at the same place),
         // up to the bound they were computed for.
         let mut mids: Vec<(usize, usize, Vec<usize>)> = Vec::new();
@@ -158,11 +169,11 @@ impl Split {
                 if !starts_alive(&self.mid, mc, h, b)? {
                     continue;
                 }
-                let x = &h[a..b];
-                // MID must end where the captured text appears again, byte for byte: with no such
-                // place after b there is nothing to scan for, and no MID end after the last one can
-                // count. For most mail (the From address is not in the To line) this ends it here.
-                let Some(last) = memchr::memmem::rfind(&h[b..], x) else {
+                let x = &same[a..b];
+                // MID must end where the captured text appears again: with no such place after b
+                // there is nothing to scan for, and no MID end after the last one can count. For
+                // most mail (the From address is not in the To line) this ends it here.
+                let Some(last) = memchr::memmem::rfind(&same[b..], x) else {
                     continue;
                 };
                 let bound = b + last;
@@ -185,9 +196,9 @@ impl Split {
                 };
                 let cs = &mids[k].2;
                 for &c in cs {
-                    if h[c..].starts_with(x)
+                    if same[c..].starts_with(x)
                         && self.post.is_match(
-                            Input::new(hay)
+                            Input::new(h)
                                 .span(c + x.len()..h.len())
                                 .anchored(Anchored::Yes),
                         )
@@ -457,18 +468,18 @@ pub(crate) fn has_top_level_bar(s: &str) -> bool {
 mod tests {
     use super::*;
 
-    /// Compares the split matcher with fancy-regex (the engine it replaces) on every input.
+    /// The fallback engine on the same pattern: what the split matcher must answer.
+    fn fallback(pat: &str, flags: &str) -> crate::spam::perlre::Fallback {
+        crate::spam::perlre::Fallback::new(pat, flags, None).expect("PCRE2 takes it")
+    }
+
+    /// Compares the split matcher with the fallback engine (the one it stands in for) on every input.
     fn same(pat: &str, flags: &str, inputs: &[&str]) {
         let m = Split::new(pat, flags).unwrap_or_else(|| panic!("no split for {pat}"));
-        let src = if flags.is_empty() {
-            pat.to_string()
-        } else {
-            format!("(?{flags}){pat}")
-        };
-        let f = fancy_regex::Regex::new(&src).expect("fancy");
+        let f = fallback(pat, flags);
         for s in inputs {
-            let want = f.is_match(s).expect("no backtrack limit in these tests");
-            assert_eq!(m.is_match(s), Some(want), "{pat} on {s:?}");
+            let want = f.is_match_at(s.as_bytes(), 0);
+            assert_eq!(m.is_match(s.as_bytes()), Some(want), "{pat} on {s:?}");
         }
     }
 
@@ -477,9 +488,9 @@ mod tests {
     pub(super) const NN: &str = r"\nFrom:\s+(?:[^\n<]{0,80}<)?([^\n\s\@>]{4,80}?)\d*\@[^\n\s]+>?\n+(?:[^\n]{1,100}\n+)*To:\s+(?:[^\n]{0,80}<)?\1\d*[\@>,\s\n]";
 
     /// Random texts built from the pieces these rules look for (header names, brackets, addresses that
-    /// differ in case or by a suffix, long lines, non-ASCII), each pattern against fancy-regex.
+    /// differ in case or by a suffix, long lines, non-ASCII), each pattern against the fallback engine.
     #[test]
-    fn random_headers_agree_with_fancy_regex() {
+    fn random_headers_agree_with_the_fallback() {
         let names = [
             "From: ",
             "To: ",
@@ -519,7 +530,7 @@ mod tests {
         let mut hits = 0;
         for (pat, flags) in pats {
             let m = Split::new(pat, flags).expect("split");
-            let f = fancy_regex::Regex::new(&format!("(?{flags}){pat}")).expect("fancy");
+            let f = fallback(pat, flags);
             let before = hits;
             for _ in 0..10_000 {
                 let mut s = String::from("\n");
@@ -530,9 +541,9 @@ mod tests {
                     }
                     s.push('\n');
                 }
-                let want = f.is_match(&s).expect("within the backtrack limit");
+                let want = f.is_match_at(s.as_bytes(), 0);
                 hits += usize::from(want);
-                assert_eq!(m.is_match(&s), Some(want), "{pat} on {s:?}");
+                assert_eq!(m.is_match(s.as_bytes()), Some(want), "{pat} on {s:?}");
             }
             assert!(hits > before, "no text matched {pat}");
         }
@@ -580,7 +591,7 @@ mod tests {
             &[
                 "\nFrom: a@b.c\nTo: a@b.c\n",
                 "\nFrom: Joe <a@b.c>\nX: y\nTo: Someone <a@b.c>\n",
-                // Case differs: fancy-regex compares the backreference case-sensitively.
+                // Case differs: under /i the backreference matches either case, as in Perl.
                 "\nFrom: A@B.C\nTo: a@b.c\n",
                 "\nfrom: a@b.c\nto: a@b.c\n",
                 // The captured text is a prefix of a longer address: the next char must end it.
