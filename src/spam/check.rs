@@ -153,11 +153,12 @@ impl RuleSet {
         // Rules known to be 0 without running are settled from the start: their prefilter gate did
         // not pass them, or they are Bayes rules (`tflags learn`) outside the Bayes score sets
         // (Plugin::Check runs those only there).
-        let settled: Vec<bool> = (0..n)
-            .map(|i| {
-                (pf.gated[i].is_some() && !cand[i]) || (self.rules[i].tflags.learn && !set.bayes())
-            })
-            .collect();
+        let mut settled: Vec<bool> = (0..n).map(|i| pf.gated[i].is_some() && !cand[i]).collect();
+        if !set.bayes() {
+            for &i in &self.learn {
+                settled[i] = true;
+            }
+        }
         let mut pass = Pass {
             rs: self,
             view,
@@ -177,15 +178,17 @@ impl RuleSet {
         // runs the sub-rules it reaches (`meta::Metas`). Everything runs when the sub-rules' own hits
         // are asked for (`_SUBTESTS_` in a template) or CORREO_SPAM_EAGER=1 (for comparing).
         let eager = every || self.every_rule || eager_env();
-        for &i in &self.order {
-            if eager || self.rules[i].shows(set) {
-                pass.rule(i);
-            }
+        let (first, metas) = if eager {
+            (&self.order, &self.metas)
+        } else {
+            let (f, m) = &self.shown[set.index()];
+            (f, m)
+        };
+        for &i in first {
+            pass.rule(i);
         }
-        for &i in &self.metas {
-            if eager || self.rules[i].shows(set) {
-                self.meta_code.value(i, &mut pass);
-            }
+        for &i in metas {
+            self.meta_code.value(i, &mut pass);
         }
         // CORREO_SPAM_PROFILE=all: every rule's time, one `PROF name us kind gated|open|skip value` line each
         // (skip: a header rule its header's filter scan ruled out),

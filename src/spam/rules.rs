@@ -154,6 +154,12 @@ pub struct RuleSet {
     /// Per rule: for a body or rawbody rule that is one long part repeated (and counts no more than
     /// one hit), the small-automaton matcher that answers for its regex (`repeat.rs`).
     pub repeats: Vec<Option<Box<super::repeat::Repeat>>>,
+    /// Per score set: the non-meta rules of `order`, then the metas of `metas`, that show in it
+    /// (`Rule::shows`): what a message runs first. Listed once here because walking every rule's
+    /// struct per message to ask showed in profiles (~3% of the daemon: cache misses).
+    pub shown: [(Vec<usize>, Vec<usize>); 4],
+    /// Rules tagged `tflags learn`: known zeros outside the Bayes score sets.
+    pub learn: Vec<usize>,
 }
 
 /// Default scores: 1.0, but 0.01 for `T_` testing rules and 0 for sub-rules; negative for `tflags nice`
@@ -347,7 +353,22 @@ pub fn compile(l: Loaded) -> RuleSet {
             .iter()
             .chain(&st.unsafe_report)
             .any(|t| t.contains("_SUBTESTS"));
+    let shown = [0, 1, 2, 3].map(|k| {
+        let set = ScoreSet(k);
+        let pick = |ids: &[usize]| -> Vec<usize> {
+            ids.iter()
+                .copied()
+                .filter(|&i| rules[i].shows(set))
+                .collect()
+        };
+        (pick(&order), pick(&metas))
+    });
+    let learn = (0..rules.len())
+        .filter(|&i| rules[i].tflags.learn)
+        .collect();
     RuleSet {
+        shown,
+        learn,
         rules,
         by_name,
         order,
