@@ -419,6 +419,11 @@ impl Pass<'_> {
                     // The joined search says which line is the first that can.
                     None => {
                         let lines = joined.get_or_insert_with(|| Lines::new(texts));
+                        if !multiple {
+                            if let Some(yes) = rs.joined[i].decides(re, lines) {
+                                return if yes { 1.0 } else { 0.0 };
+                            }
+                        }
                         match rs.joined[i].first_line(re, lines) {
                             Some(from) => {
                                 let rest = texts[from.min(texts.len())..].iter();
