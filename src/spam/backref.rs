@@ -128,8 +128,8 @@ impl Split {
         }
     }
 
-    /// Whether the whole pattern matches somewhere in `h`; None when a DFA had to give up (its cache
-    /// overflowed too often), so the caller asks the fallback.
+    /// Whether the whole pattern matches somewhere in `h`; None when a DFA quits (with Unicode off and
+    /// no cache-clear limit none does today; the caller then asks the fallback).
     pub fn is_match(&self, h: &[u8]) -> Option<bool> {
         let mut guard = self.caches.get();
         let [pc, cc, mc] = &mut *guard;
@@ -436,7 +436,7 @@ fn cut(pat: &str) -> Option<Pieces<'_>> {
 }
 
 /// Whether `s` (a group's inside, or a whole pattern) has a `|` outside any nested group or class.
-pub(crate) fn has_top_level_bar(s: &str) -> bool {
+fn has_top_level_bar(s: &str) -> bool {
     let b = s.as_bytes();
     let (mut depth, mut in_class, mut i) = (0usize, false, 0);
     while i < b.len() {
