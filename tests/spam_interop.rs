@@ -312,3 +312,48 @@ fn raw_protocol_edges() {
         "SPAMD/1.5 0 PONG\r\n"
     );
 }
+
+/// Clients that stall halfway through their request, more of them than there are scoring threads,
+/// do not keep the next client from its answer, and get theirs when they finish (the daemon hands
+/// them to its async side rather than wait on them); over TCP and the unix socket.
+#[test]
+fn stalled_clients_do_not_hold_up_others() {
+    use std::os::unix::net::UnixStream;
+    let d = start_daemon();
+    let body = GTUBE.as_bytes();
+    let head = format!("CHECK SPAMC/1.5\r\nContent-length: {}\r\n\r\n", body.len());
+    let full = [head.as_bytes(), body].concat();
+    let half = head.len() + body.len() / 2;
+    let want = "SPAMD/1.1 0 EX_OK\r\nSpam: True ; 1000.0 / 5.0\r\n\r\n";
+    let mut tcp: Vec<TcpStream> = Vec::new();
+    let mut unix: Vec<UnixStream> = Vec::new();
+    for _ in 0..4 {
+        let mut s = TcpStream::connect(("127.0.0.1", d.port)).expect("connect");
+        s.write_all(&full[..half]).expect("send");
+        tcp.push(s);
+        let mut u = UnixStream::connect(&d.sock).expect("connect unix");
+        u.write_all(&full[..half]).expect("send");
+        unix.push(u);
+    }
+    let t = Instant::now();
+    assert_eq!(raw(d.port, &full), want);
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "answered after {:?}",
+        t.elapsed()
+    );
+    for mut s in tcp {
+        s.write_all(&full[half..]).expect("rest");
+        let _ = s.shutdown(std::net::Shutdown::Write);
+        let mut out = String::new();
+        s.read_to_string(&mut out).expect("reply");
+        assert_eq!(out, want);
+    }
+    for mut u in unix {
+        u.write_all(&full[half..]).expect("rest");
+        let _ = u.shutdown(std::net::Shutdown::Write);
+        let mut out = String::new();
+        u.read_to_string(&mut out).expect("reply");
+        assert_eq!(out, want);
+    }
+}

@@ -1,8 +1,11 @@
 //! `correo spam daemon`: spamd's socket service. Listens on TCP and unix sockets, serves many spamc
-//! clients at once (scoring runs on a fixed set of scoring threads, so accept never stalls), compiles the
-//! rules once, and on SIGHUP compiles them again and swaps them in: connections in flight finish on the
-//! set they started with. A request we cannot read gets a SPAMD error code; nothing a client sends can
-//! panic us.
+//! clients at once on a fixed set of scoring threads, compiles the rules once, and on SIGHUP compiles
+//! them again and swaps them in: connections in flight finish on the set they started with. A request
+//! we cannot read gets a SPAMD error code; nothing a client sends can panic us.
+//!
+//! On Linux the scoring threads accept, read, score and answer themselves (`inline`), and the async
+//! runtime only finishes clients too slow to send or to read; elsewhere the runtime accepts and reads,
+//! and hands each request to a scoring thread.
 
 use super::protocol::{self, ProtoError, Request, Verb};
 use super::rules::RuleSet;
@@ -225,6 +228,29 @@ struct Shared {
     m: Mutex<Slots>,
     /// One per thread: its `Slots::handed` entry was filled (or the pool is closing).
     wake: Vec<std::sync::Condvar>,
+    /// Linux: one per thread, which then waits in it instead of on `wake`, for jobs and for clients
+    /// (`inline`). Empty elsewhere, or if the kernel refused one.
+    #[cfg(target_os = "linux")]
+    polls: Vec<super::inline::Poller>,
+    /// The listeners the threads accept on and what they do with a client, once `serve` set them.
+    #[cfg(target_os = "linux")]
+    server: std::sync::OnceLock<Server>,
+}
+
+/// What the scoring threads serve (`Scorers::serve`).
+#[cfg(target_os = "linux")]
+struct Server {
+    listeners: Vec<super::inline::Listener>,
+    handle: Box<dyn Fn(super::inline::Conn) + Send + Sync>,
+}
+
+/// What a thread finds to do.
+#[cfg(target_os = "linux")]
+enum Take {
+    Job(Job),
+    /// Nothing: it is idle now and waits.
+    Wait,
+    Closed,
 }
 
 struct Slots {
@@ -276,6 +302,75 @@ impl Shared {
         }
     }
 
+    /// Thread `me`'s next job without waiting (`next` for threads that wait in a `Poller`).
+    #[cfg(target_os = "linux")]
+    fn take(&self, me: usize) -> Take {
+        let mut g = self.lock();
+        if let Some(job) = g.handed[me].take() {
+            return Take::Job(job);
+        }
+        if let Some(job) = g.pinned[me].pop_front() {
+            return Take::Job(job);
+        }
+        if let Some(job) = g.queue.pop_front() {
+            return Take::Job(job);
+        }
+        if g.closed {
+            return Take::Closed;
+        }
+        g.idle[me] = true;
+        Take::Wait
+    }
+
+    /// Thread `me` took a client: jobs go to other threads meanwhile.
+    #[cfg(target_os = "linux")]
+    fn busy(&self, me: usize) {
+        self.lock().idle[me] = false;
+    }
+
+    /// Wakes thread `w` for a job (or to close).
+    fn notify(&self, w: usize) {
+        self.wake[w].notify_one();
+        #[cfg(target_os = "linux")]
+        if let Some(p) = self.polls.get(w) {
+            p.notify();
+        }
+    }
+
+    /// Thread `me`'s loop when it waits in a `Poller`: jobs first, then clients.
+    #[cfg(target_os = "linux")]
+    fn serve_loop(&self, me: usize) {
+        let mut ready = Vec::new();
+        loop {
+            match self.take(me) {
+                Take::Job(job) => {
+                    if let Ok(deliver) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job))
+                    {
+                        self.done(me);
+                        deliver();
+                    }
+                }
+                Take::Closed => return,
+                Take::Wait => {
+                    self.polls[me].wait(&mut ready);
+                    let Some(srv) = self.server.get() else {
+                        continue;
+                    };
+                    for &k in &ready {
+                        if let Some(c) = srv.listeners.get(k).and_then(|l| l.accept()) {
+                            self.busy(me);
+                            // A panic drops the client's socket (it sees the connection close); the
+                            // thread stays.
+                            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                (srv.handle)(c)
+                            }));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     fn submit(&self, job: Job) -> bool {
         let mut g = self.lock();
         if g.closed {
@@ -286,7 +381,7 @@ impl Shared {
                 g.idle[w] = false;
                 g.handed[w] = Some(job);
                 drop(g);
-                self.wake[w].notify_one();
+                self.notify(w);
             }
             None => g.queue.push_back(job),
         }
@@ -307,7 +402,7 @@ impl Shared {
             g.pinned[me].push_back(job);
         }
         drop(g);
-        self.wake[me].notify_one();
+        self.notify(me);
         true
     }
 }
@@ -324,12 +419,24 @@ impl Scorers {
                 closed: false,
             }),
             wake: (0..n).map(|_| std::sync::Condvar::new()).collect(),
+            #[cfg(target_os = "linux")]
+            polls: (0..n)
+                .map(|_| super::inline::Poller::new())
+                .collect::<std::io::Result<Vec<_>>>()
+                .unwrap_or_default(),
+            #[cfg(target_os = "linux")]
+            server: std::sync::OnceLock::new(),
         });
         for i in 0..n {
             let sh = shared.clone();
             std::thread::Builder::new()
                 .name(format!("spam-score-{i}"))
                 .spawn(move || {
+                    #[cfg(target_os = "linux")]
+                    if !sh.polls.is_empty() {
+                        sh.serve_loop(i);
+                        return;
+                    }
                     while let Some(job) = sh.next(i) {
                         // A panicking job drops its reply sender (the client gets "Internal error");
                         // the thread, and its warm caches, stay.
@@ -398,6 +505,38 @@ impl Scorers {
         rx.iter().count()
     }
 
+    /// Whether the threads can wait on sockets (`serve`).
+    #[cfg(target_os = "linux")]
+    pub fn can_serve(&self) -> bool {
+        !self.shared.polls.is_empty() && self.shared.server.get().is_none()
+    }
+
+    /// Has the scoring threads accept on `listeners` and give each client to `handle` (on the thread
+    /// that accepted it; see `inline`). False where threads cannot wait on sockets (not Linux, or no
+    /// epoll set): then the caller accepts on the async runtime.
+    #[cfg(target_os = "linux")]
+    pub fn serve(
+        &self,
+        listeners: Vec<super::inline::Listener>,
+        handle: Box<dyn Fn(super::inline::Conn) + Send + Sync>,
+    ) -> std::io::Result<bool> {
+        let sh = &self.shared;
+        if sh.polls.is_empty() {
+            return Ok(false);
+        }
+        let fds: Vec<_> = listeners.iter().map(|l| l.fd()).collect();
+        if sh.server.set(Server { listeners, handle }).is_err() {
+            return Ok(false);
+        }
+        // Thread order: the kernel wakes the first of these sets that has a thread waiting.
+        for p in &sh.polls {
+            for (k, &fd) in fds.iter().enumerate() {
+                p.add_listener(fd, k)?;
+            }
+        }
+        Ok(true)
+    }
+
     /// Runs `f` on a scoring thread; None when the job panicked or the threads are gone.
     pub async fn run<T: Send + 'static>(
         &self,
@@ -423,6 +562,10 @@ impl Drop for Scorers {
         self.shared.lock().closed = true;
         for w in &self.shared.wake {
             w.notify_all();
+        }
+        #[cfg(target_os = "linux")]
+        for p in &self.shared.polls {
+            p.notify();
         }
     }
 }
@@ -549,6 +692,100 @@ async fn read_request<S: AsyncRead + Unpin>(
     Ok(Some((req, body)))
 }
 
+/// The reply to a request read in full, on the thread that read it: what `serve_conn` sends, with
+/// TELL's database work and the scoring run right here.
+#[cfg(target_os = "linux")]
+fn respond(state: &State, req: &Request, body: &[u8]) -> Vec<u8> {
+    match req.verb {
+        Verb::Ping => protocol::pong().to_vec(),
+        Verb::Tell => crate::spam::bayes::tell::answer(&state.bayes, req, body),
+        _ => answer(state, req, body),
+    }
+}
+
+/// A listening socket for the scoring threads: bound as the runtime binds (its backlog), then taken
+/// out of the runtime, non-blocking.
+#[cfg(target_os = "linux")]
+async fn inline_listener(addr: &str) -> Result<super::inline::Listener> {
+    use super::inline::Listener;
+    let ctx = |e: std::io::Error| Error::from(e).context(format!("listen {addr}"));
+    if addr.contains('/') {
+        let _ = std::fs::remove_file(addr);
+        let l = tokio::net::UnixListener::bind(addr).map_err(ctx)?;
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(addr, std::fs::Permissions::from_mode(0o666));
+        Ok(Listener::Unix(l.into_std().map_err(ctx)?))
+    } else {
+        let l = tokio::net::TcpListener::bind(addr).await.map_err(ctx)?;
+        Ok(Listener::Tcp(l.into_std().map_err(ctx)?))
+    }
+}
+
+/// What a scoring thread does with a client it accepted: read the request (waiting at most
+/// `inline::PATIENCE`), answer, write the reply. A client slower than that, to send or to take the
+/// reply, is finished on the runtime `rt` instead, so it cannot hold a scoring thread.
+#[cfg(target_os = "linux")]
+fn inline_handler(
+    st: Arc<State>,
+    sc: std::sync::Weak<Scorers>,
+    rt: tokio::runtime::Handle,
+) -> Box<dyn Fn(super::inline::Conn) + Send + Sync> {
+    use super::inline::{run_now, write_now, Conn, Patient, Prefixed};
+    Box::new(move |c: Conn| {
+        let mut r = Patient::new(&c);
+        let got = run_now(read_request(&st, &mut r));
+        let (seen, gave_up) = (std::mem::take(&mut r.seen), r.gave_up);
+        let reply = match got {
+            _ if gave_up => None,
+            None => None,
+            Some(Ok(None)) => return, // SKIP, or the client went away: nothing to say.
+            Some(Ok(Some((req, body)))) => Some(respond(&st, &req, &body)),
+            Some(Err(e)) => Some(e.to_bytes()),
+        };
+        let Some(reply) = reply else {
+            let (st, sc) = (st.clone(), sc.clone());
+            rt.spawn(async move {
+                let Some(sc) = sc.upgrade() else { return };
+                match c {
+                    Conn::Tcp(s) => {
+                        if let Ok(s) = tokio::net::TcpStream::from_std(s) {
+                            serve_conn(st, sc, Prefixed::new(seen, s)).await;
+                        }
+                    }
+                    Conn::Unix(s) => {
+                        if let Ok(s) = tokio::net::UnixStream::from_std(s) {
+                            serve_conn(st, sc, Prefixed::new(seen, s)).await;
+                        }
+                    }
+                }
+            });
+            return;
+        };
+        match write_now(&c, &reply) {
+            Some(n) if n < reply.len() => {
+                rt.spawn(async move {
+                    let rest = &reply[n..];
+                    match c {
+                        Conn::Tcp(s) => {
+                            if let Ok(mut s) = tokio::net::TcpStream::from_std(s) {
+                                let _ = s.write_all(rest).await;
+                                let _ = s.shutdown().await;
+                            }
+                        }
+                        Conn::Unix(s) => {
+                            if let Ok(mut s) = tokio::net::UnixStream::from_std(s) {
+                                let _ = s.write_all(rest).await;
+                                let _ = s.shutdown().await;
+                            }
+                        }
+                    }
+                });
+            }
+            _ => {}
+        }
+    })
+}
+
 /// Runs the daemon until SIGTERM/SIGINT.
 pub fn run(home: &Home, listen: &[String], cli_rules: &[PathBuf], max_size: usize) -> Result<()> {
     super::hyperscan::want();
@@ -585,9 +822,29 @@ pub fn run(home: &Home, listen: &[String], cli_rules: &[PathBuf], max_size: usiz
         .enable_all()
         .build()
         .map_err(|e| Error::new(Exit::OsErr, format!("runtime: {e}")))?;
+    #[cfg(target_os = "linux")]
+    let rt_handle = rt.handle().clone();
     let r = rt.block_on(async move {
         let mut tasks = Vec::new();
-        for addr in listen {
+        // Linux: the scoring threads accept and answer themselves (`inline`); the runtime only takes
+        // the clients too slow for them, and the signals.
+        #[cfg(target_os = "linux")]
+        let inline = scorers.can_serve();
+        #[cfg(not(target_os = "linux"))]
+        let inline = false;
+        #[cfg(target_os = "linux")]
+        if inline {
+            let mut ls = Vec::new();
+            for addr in listen {
+                ls.push(inline_listener(addr).await?);
+                log::event("spamd", "start", &[("listen", addr)]);
+            }
+            let handler = inline_handler(state.clone(), Arc::downgrade(&scorers), rt_handle);
+            scorers
+                .serve(ls, handler)
+                .map_err(|e| Error::new(Exit::OsErr, format!("scoring threads: {e}")))?;
+        }
+        for addr in listen.iter().filter(|_| !inline) {
             if addr.contains('/') {
                 let _ = std::fs::remove_file(addr);
                 let l = tokio::net::UnixListener::bind(addr)
@@ -787,5 +1044,65 @@ mod tests {
         for (i, t) in tasks.into_iter().enumerate() {
             assert_eq!(t.await.expect("join"), Some((i * i) as u64));
         }
+    }
+
+    /// Clients the scoring threads accept themselves (`inline`): one at a time, each lands on thread 0;
+    /// while thread 0 is busy with one, the next goes to thread 1; and jobs still run in between.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn accepted_clients_go_to_the_lowest_idle_thread() {
+        use crate::spam::inline::{Conn, Listener};
+        use std::io::{Read, Write};
+        use std::sync::mpsc;
+        let sc = Scorers::new(2).expect("spawn");
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = l.local_addr().expect("addr");
+        l.set_nonblocking(true).expect("nonblocking");
+        // A client that sends "hold" keeps its thread until the test says so.
+        let (release_tx, release_rx) = mpsc::channel::<()>();
+        let release_rx = std::sync::Mutex::new(release_rx);
+        let handler = Box::new(move |c: Conn| {
+            let Conn::Tcp(mut s) = c else { return };
+            s.set_nonblocking(false).expect("blocking");
+            let mut b = [0u8; 4];
+            s.read_exact(&mut b).expect("read");
+            if &b == b"hold" {
+                let _ = release_rx.lock().expect("lock").recv();
+            }
+            let name = std::thread::current().name().unwrap_or("?").to_string();
+            s.write_all(name.as_bytes()).expect("write");
+        });
+        assert!(sc.serve(vec![Listener::Tcp(l)], handler).expect("serve"));
+        let ask = move |what: &[u8]| {
+            let mut s = std::net::TcpStream::connect(addr).expect("connect");
+            s.write_all(what).expect("send");
+            let mut out = String::new();
+            s.read_to_string(&mut out).expect("reply");
+            out
+        };
+        for _ in 0..20 {
+            // Time for the thread to be back waiting: what is tested is who gets an idle pool's client.
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            assert_eq!(ask(b"ping"), "spam-score-0");
+        }
+        let held = std::thread::spawn(move || ask(b"hold"));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let mut s = std::net::TcpStream::connect(addr).expect("connect");
+        s.write_all(b"ping").expect("send");
+        let mut other = String::new();
+        s.read_to_string(&mut other).expect("reply");
+        assert_eq!(other, "spam-score-1");
+        // A job finds thread 1 idle and runs while thread 0 is still held.
+        let (tx, rx) = mpsc::channel();
+        let ran = sc.on_threads(1..2, &|_| {
+            let tx = tx.clone();
+            vec![Box::new(move || {
+                let _ = tx.send(std::thread::current().name().map(String::from));
+            }) as super::Task]
+        });
+        assert_eq!(ran, 1);
+        assert_eq!(rx.recv().expect("job"), Some("spam-score-1".into()));
+        release_tx.send(()).expect("release");
+        assert_eq!(held.join().expect("held"), "spam-score-0");
     }
 }

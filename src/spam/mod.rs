@@ -19,6 +19,8 @@ pub mod hsfilter;
 pub mod hsheader;
 pub mod html;
 pub mod hyperscan;
+#[cfg(target_os = "linux")]
+pub mod inline;
 pub mod joined;
 pub mod load;
 pub mod markup;

@@ -1,0 +1,326 @@
+//! Connections served on the scoring threads themselves (Linux): each scoring thread waits in its
+//! own epoll set for a client, reads the request, scores it and writes the answer, as one spamd child
+//! does. Owns the per-thread wait (`Poller`), the listening sockets' side of it, and the hand-over of
+//! slow clients to the async runtime.
+//!
+//! Why: with the runtime accepting and reading, one CHECK woke three threads in turn (the runtime's
+//! worker for the request, a scoring thread, the worker again for the reply), and the switches cost
+//! ~8% of the daemon's CPU a message (bench/RESULTS.md, stop 16). Here the kernel wakes the one
+//! thread that does all of it.
+//!
+//! Which thread: every thread's epoll set holds the listeners with EPOLLEXCLUSIVE, added in thread
+//! order, and the kernel wakes the first set in that order with a thread waiting in it: thread 0
+//! whenever it is idle (it owns the regexes' fast-path caches, see `daemon::Scorers`), the next one
+//! only while thread 0 is busy, with no wake-up of the others.
+//!
+//! A client that has not sent its whole request within `PATIENCE` must not hold a scoring thread for
+//! the 30 s read timeout: it goes to the async runtime with the bytes read so far (`Prefixed`), which
+//! reads the rest and scores on a scoring thread as other platforms always do. A reply the client is
+//! slow to take is finished there too.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// How long a scoring thread waits, in all, for a request's bytes to arrive before it hands the
+/// client to the runtime. spamc writes the whole request at once: on loopback it is there in
+/// microseconds.
+pub const PATIENCE: Duration = Duration::from_millis(10);
+
+/// The epoll data of the thread's own wake-up eventfd (listeners use their index).
+const WAKE: u64 = u64::MAX;
+
+/// One scoring thread's wait: an epoll set with an eventfd that jobs ring, plus the listeners.
+pub struct Poller {
+    ep: OwnedFd,
+    ev: OwnedFd,
+}
+
+fn check(rc: libc::c_int) -> std::io::Result<libc::c_int> {
+    if rc < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+impl Poller {
+    pub fn new() -> std::io::Result<Poller> {
+        // SAFETY: plain syscalls; each returned fd is checked and then owned.
+        let ep = unsafe { OwnedFd::from_raw_fd(check(libc::epoll_create1(libc::EPOLL_CLOEXEC))?) };
+        let ev = unsafe {
+            OwnedFd::from_raw_fd(check(libc::eventfd(
+                0,
+                libc::EFD_CLOEXEC | libc::EFD_NONBLOCK,
+            ))?)
+        };
+        let p = Poller { ep, ev };
+        p.add(p.ev.as_raw_fd(), WAKE, libc::EPOLLIN as u32)?;
+        Ok(p)
+    }
+
+    fn add(&self, fd: RawFd, data: u64, events: u32) -> std::io::Result<()> {
+        let mut e = libc::epoll_event { events, u64: data };
+        // SAFETY: both fds are open; e outlives the call.
+        check(unsafe { libc::epoll_ctl(self.ep.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut e) })?;
+        Ok(())
+    }
+
+    /// Adds listener number `k`, exclusive where the kernel has it (Linux 4.5+; before, every waiting
+    /// thread wakes and all but one find nothing to accept).
+    pub fn add_listener(&self, fd: RawFd, k: usize) -> std::io::Result<()> {
+        let ex = (libc::EPOLLIN | libc::EPOLLEXCLUSIVE) as u32;
+        self.add(fd, k as u64, ex)
+            .or_else(|_| self.add(fd, k as u64, libc::EPOLLIN as u32))
+    }
+
+    /// Wakes the thread waiting in `wait` (or makes its next `wait` return at once).
+    pub fn notify(&self) {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a live u64 to our eventfd. A full counter (EAGAIN) is already
+        // a pending wake-up.
+        unsafe { libc::write(self.ev.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    }
+
+    /// Blocks until a job rang or a listener has a client; the ready listeners' numbers go to `ready`
+    /// (none when it was a job, or a signal interrupted the wait).
+    pub fn wait(&self, ready: &mut Vec<usize>) {
+        ready.clear();
+        let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 8];
+        // SAFETY: evs is a writable array of 8 events.
+        let n = unsafe { libc::epoll_wait(self.ep.as_raw_fd(), evs.as_mut_ptr(), 8, -1) };
+        for e in evs.iter().take(n.max(0) as usize) {
+            let data = e.u64;
+            if data == WAKE {
+                let mut count: u64 = 0;
+                // SAFETY: reads 8 bytes into a live u64; resets the counter.
+                unsafe { libc::read(self.ev.as_raw_fd(), (&mut count as *mut u64).cast(), 8) };
+            } else {
+                ready.push(data as usize);
+            }
+        }
+    }
+}
+
+/// A listening socket the scoring threads accept on.
+pub enum Listener {
+    Tcp(std::net::TcpListener),
+    Unix(std::os::unix::net::UnixListener),
+}
+
+impl Listener {
+    pub fn fd(&self) -> RawFd {
+        match self {
+            Listener::Tcp(l) => l.as_raw_fd(),
+            Listener::Unix(l) => l.as_raw_fd(),
+        }
+    }
+
+    /// A waiting client, non-blocking; None when another thread took it first (or accept failed:
+    /// the client, if any, is still queued for the next wake-up).
+    pub fn accept(&self) -> Option<Conn> {
+        let c = match self {
+            Listener::Tcp(l) => l.accept().ok().map(|(c, _)| {
+                let _ = c.set_nodelay(true);
+                Conn::Tcp(c)
+            }),
+            Listener::Unix(l) => l.accept().ok().map(|(c, _)| Conn::Unix(c)),
+        }?;
+        c.set_nonblocking().ok()?;
+        Some(c)
+    }
+}
+
+/// One client's socket.
+pub enum Conn {
+    Tcp(std::net::TcpStream),
+    Unix(std::os::unix::net::UnixStream),
+}
+
+impl Conn {
+    fn set_nonblocking(&self) -> std::io::Result<()> {
+        match self {
+            Conn::Tcp(c) => c.set_nonblocking(true),
+            Conn::Unix(c) => c.set_nonblocking(true),
+        }
+    }
+
+    fn fd(&self) -> RawFd {
+        match self {
+            Conn::Tcp(c) => c.as_raw_fd(),
+            Conn::Unix(c) => c.as_raw_fd(),
+        }
+    }
+
+    fn read(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Tcp(c) => (&*c).read(buf),
+            Conn::Unix(c) => (&*c).read(buf),
+        }
+    }
+
+    fn write(&self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Conn::Tcp(c) => (&*c).write(buf),
+            Conn::Unix(c) => (&*c).write(buf),
+        }
+    }
+
+    fn shutdown(&self) {
+        let _ = match self {
+            Conn::Tcp(c) => c.shutdown(std::net::Shutdown::Write),
+            Conn::Unix(c) => c.shutdown(std::net::Shutdown::Write),
+        };
+    }
+
+    /// Waits up to `d` for the socket to be readable (or writable).
+    fn ready(&self, d: Duration, write: bool) {
+        let mut p = libc::pollfd {
+            fd: self.fd(),
+            events: if write { libc::POLLOUT } else { libc::POLLIN },
+            revents: 0,
+        };
+        let ms = d.as_millis().clamp(1, 1000) as libc::c_int;
+        // SAFETY: one live pollfd.
+        unsafe { libc::poll(&mut p, 1, ms) };
+    }
+}
+
+/// The request reader's view of a client on a scoring thread: reads what has arrived, waits for more
+/// at most `PATIENCE` in all, and keeps every byte it read for the hand-over.
+pub struct Patient<'a> {
+    conn: &'a Conn,
+    pub seen: Vec<u8>,
+    waited: Duration,
+    /// The client was too slow: the read failed with WouldBlock and the caller hands it over.
+    pub gave_up: bool,
+}
+
+impl<'a> Patient<'a> {
+    pub fn new(conn: &'a Conn) -> Patient<'a> {
+        Patient {
+            conn,
+            seen: Vec::new(),
+            waited: Duration::ZERO,
+            gave_up: false,
+        }
+    }
+}
+
+impl AsyncRead for Patient<'_> {
+    /// Never Pending: it blocks (briefly) instead, so one poll runs a whole request read.
+    fn poll_read(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let me = self.get_mut();
+        loop {
+            match me.conn.read(buf.initialize_unfilled()) {
+                Ok(n) => {
+                    let start = buf.filled().len();
+                    buf.advance(n);
+                    me.seen.extend_from_slice(&buf.filled()[start..]);
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if me.waited >= PATIENCE {
+                        me.gave_up = true;
+                        return Poll::Ready(Err(e));
+                    }
+                    let t = Instant::now();
+                    me.conn.ready(PATIENCE - me.waited, false);
+                    me.waited += t.elapsed();
+                }
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+/// Runs a future that never waits (one whose reads are `Patient`) to its end; None if it did wait.
+pub fn run_now<F: std::future::Future>(f: F) -> Option<F::Output> {
+    let mut f = std::pin::pin!(f);
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    match f.as_mut().poll(&mut cx) {
+        Poll::Ready(v) => Some(v),
+        Poll::Pending => None,
+    }
+}
+
+/// Writes what it can of `reply` now, waiting up to `PATIENCE` for room; returns what is left (empty:
+/// all written, and the write side shut) or None when the client is gone.
+pub fn write_now(conn: &Conn, reply: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    let mut waited = Duration::ZERO;
+    while at < reply.len() {
+        match conn.write(&reply[at..]) {
+            Ok(0) => return None,
+            Ok(n) => at += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if waited >= PATIENCE {
+                    return Some(at);
+                }
+                let t = Instant::now();
+                conn.ready(PATIENCE - waited, true);
+                waited += t.elapsed();
+            }
+            Err(_) => return None,
+        }
+    }
+    conn.shutdown();
+    Some(at)
+}
+
+/// A stream whose first bytes were already read (by a `Patient`): they are read again first.
+pub struct Prefixed<S> {
+    head: Vec<u8>,
+    at: usize,
+    inner: S,
+}
+
+impl<S> Prefixed<S> {
+    pub fn new(head: Vec<u8>, inner: S) -> Prefixed<S> {
+        Prefixed { head, at: 0, inner }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let me = self.get_mut();
+        if me.at < me.head.len() {
+            let n = (me.head.len() - me.at).min(buf.remaining());
+            buf.put_slice(&me.head[me.at..me.at + n]);
+            me.at += n;
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut me.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
