@@ -72,6 +72,12 @@ fn msn_groups(v: &View) -> bool {
 /// None: neither.
 pub fn hotmail(v: &View) -> Option<bool> {
     let rcvd = received(v, "Received").unwrap_or_default();
+    // Some(true) needs "hotmail.com" in Received, Some(false) in From: the regexes below are for the
+    // few messages that have either.
+    let from = get(v, "From:addr").unwrap_or_default();
+    if !rcvd.contains("hotmail.com") && !from.to_ascii_lowercase().contains("hotmail.com") {
+        return None;
+    }
     if rcvd.contains("from mail pickup service by hotmail.com with Microsoft SMTPSVC;") {
         return None;
     }
@@ -101,7 +107,6 @@ pub fn hotmail(v: &View) -> Option<bool> {
     if re!(r"(?:from |HELO |helo=)\S*hotmail\.com\b").is_match(&rcvd) {
         return Some(true);
     }
-    let from = get(v, "From:addr").unwrap_or_default();
     re!(r"(?i)\bhotmail\.com\n?\z")
         .is_match(&from)
         .then_some(false)
@@ -181,4 +186,32 @@ pub fn eudoramail(v: &View) -> bool {
         return false;
     }
     !(ip && re!(r"by \S*whowhere.com;").is_match(&rcvd))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(headers: &str) -> View {
+        View::new(format!("{headers}Subject: hi\nMessage-Id: <1@x>\n\nbody\n").as_bytes())
+    }
+
+    /// Both answers, the case-blind From test, and the fast "no hotmail.com anywhere" way out.
+    #[test]
+    fn hotmail_claims_and_forgeries() {
+        let rcvd = "Received: from mx.example.net (mx.example.net [192.0.2.7])\n\tby in.example.org with ESMTP id 1; Tue, 1 Oct 2002 10:00:00 +0000\n";
+        let v = view(&format!(
+            "{rcvd}From: Someone <someone@HotMail.com>\nTo: a@example.org\n"
+        ));
+        assert_eq!(hotmail(&v), Some(false));
+        let fake = "Received: from helo.hotmail.com (mx.example.net [192.0.2.7])\n\tby in.example.org with ESMTP id 1; Tue, 1 Oct 2002 10:00:00 +0000\n";
+        let v = view(&format!(
+            "{fake}From: someone@example.net\nTo: a@example.org\n"
+        ));
+        assert_eq!(hotmail(&v), Some(true));
+        let v = view(&format!(
+            "{rcvd}From: someone@example.net\nTo: a@example.org\n"
+        ));
+        assert_eq!(hotmail(&v), None);
+    }
 }

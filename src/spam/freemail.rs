@@ -96,7 +96,7 @@ fn find_emails(t: &[u8]) -> Vec<(usize, usize)> {
 /// Addresses quoted in `<...>` or followed by a "wrote:"-like word are someone else's (the plugin
 /// strips them); "fax:", "tel:", "phone:", "e-mail:" after one do not count as such a word.
 fn quoted(t: &[u8], start: usize, end: usize) -> bool {
-    if t[..start].to_ascii_lowercase().ends_with(b"mailto:") {
+    if start >= 7 && t[start - 7..start].eq_ignore_ascii_case(b"mailto:") {
         return false;
     }
     if t.get(end) == Some(&b'>') {
