@@ -119,16 +119,31 @@ impl Listener {
         }
     }
 
-    /// A waiting client, non-blocking; None when another thread took it first (or accept failed:
-    /// the client, if any, is still queued for the next wake-up).
+    /// A waiting client, non-blocking; None when another thread took it first, or accept failed. A
+    /// failure that lasts (out of file descriptors) leaves the listener readable, and the thread would
+    /// spin on it: it pauses 50 ms first, as the runtime's accept loop does.
     pub fn accept(&self) -> Option<Conn> {
-        let c = match self {
-            Listener::Tcp(l) => l.accept().ok().map(|(c, _)| {
+        let got = match self {
+            Listener::Tcp(l) => l.accept().map(|(c, _)| {
                 let _ = c.set_nodelay(true);
                 Conn::Tcp(c)
             }),
-            Listener::Unix(l) => l.accept().ok().map(|(c, _)| Conn::Unix(c)),
-        }?;
+            Listener::Unix(l) => l.accept().map(|(c, _)| Conn::Unix(c)),
+        };
+        let c = match got {
+            Ok(c) => c,
+            Err(e) => {
+                if !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::Interrupted
+                        | std::io::ErrorKind::ConnectionAborted
+                ) {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                return None;
+            }
+        };
         c.set_nonblocking().ok()?;
         Some(c)
     }
