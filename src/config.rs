@@ -61,7 +61,8 @@ impl Home {
             .unwrap_or_else(|| PathBuf::from("var"));
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::from(e).context(format!("data directory {}", dir.display())))?;
-        let dir = std::fs::canonicalize(&dir)?;
+        let dir = std::fs::canonicalize(&dir)
+            .map_err(|e| Error::from(e).context(format!("data directory {}", dir.display())))?;
         let config_path = match config {
             Some(p) => Some(p.to_path_buf()),
             None => Some(dir.join("correo.toml")).filter(|p| p.exists()),
@@ -79,8 +80,10 @@ impl Home {
             config,
             explicit,
         };
-        std::fs::create_dir_all(home.log_dir())?;
-        crate::message::log::init(&home.log_dir().join("maillog"));
+        let log_dir = home.log_dir();
+        std::fs::create_dir_all(&log_dir)
+            .map_err(|e| Error::from(e).context(format!("log directory {}", log_dir.display())))?;
+        crate::message::log::init(&log_dir.join("maillog"));
         Ok(home)
     }
 
@@ -116,6 +119,23 @@ mod tests {
         assert_eq!(c.outbound_smtp(), "127.0.0.1:25");
         let c = Config::parse("[outbound]\nsmtp = \"mx.example.org:2525\"\n").unwrap();
         assert_eq!(c.outbound_smtp(), "mx.example.org:2525");
+    }
+
+    /// A home whose `log` is a file, not a directory: the error names what could not be made, not
+    /// just "File exists".
+    #[test]
+    fn a_blocked_log_directory_is_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("log"), "not a directory").unwrap();
+        let Err(e) = Home::open(Some(tmp.path()), None) else {
+            panic!("log is a file: opening the home must fail");
+        };
+        assert!(e.msg.starts_with("log directory "), "{}", e.msg);
+        assert!(
+            e.msg.contains(&*tmp.path().join("log").to_string_lossy()),
+            "{}",
+            e.msg
+        );
     }
 
     #[test]
