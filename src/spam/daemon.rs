@@ -245,7 +245,6 @@ struct Server {
 }
 
 /// What a thread finds to do.
-#[cfg(target_os = "linux")]
 enum Take {
     Job(Job),
     /// Nothing: it is idle now and waits.
@@ -266,6 +265,27 @@ struct Slots {
     closed: bool,
 }
 
+impl Slots {
+    /// Thread `me`'s next job: the one handed to it, else its oldest pinned one, else the oldest
+    /// queued one; with none, it counts as idle from here.
+    fn pick(&mut self, me: usize) -> Take {
+        if let Some(job) = self.handed[me].take() {
+            return Take::Job(job);
+        }
+        if let Some(job) = self.pinned[me].pop_front() {
+            return Take::Job(job);
+        }
+        if let Some(job) = self.queue.pop_front() {
+            return Take::Job(job);
+        }
+        if self.closed {
+            return Take::Closed;
+        }
+        self.idle[me] = true;
+        Take::Wait
+    }
+}
+
 impl Shared {
     fn lock(&self) -> std::sync::MutexGuard<'_, Slots> {
         // Jobs run outside the lock, so a poisoned lock still holds consistent slots.
@@ -277,20 +297,20 @@ impl Shared {
     fn next(&self, me: usize) -> Option<Job> {
         let mut g = self.lock();
         loop {
-            if let Some(job) = g.handed[me].take() {
-                return Some(job);
+            match g.pick(me) {
+                Take::Job(job) => return Some(job),
+                Take::Closed => return None,
+                Take::Wait => g = self.wake[me].wait(g).unwrap_or_else(|p| p.into_inner()),
             }
-            if let Some(job) = g.pinned[me].pop_front() {
-                return Some(job);
-            }
-            if let Some(job) = g.queue.pop_front() {
-                return Some(job);
-            }
-            if g.closed {
-                return None;
-            }
-            g.idle[me] = true;
-            g = self.wake[me].wait(g).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// Runs a job on thread `me` and delivers its answer. A panicking job drops its reply sender (the
+    /// client gets "Internal error"); the thread, and its warm caches, stay.
+    fn run_job(&self, me: usize, job: Job) {
+        if let Ok(deliver) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)) {
+            self.done(me);
+            deliver();
         }
     }
 
@@ -300,26 +320,6 @@ impl Shared {
         if g.queue.is_empty() && g.handed[me].is_none() && g.pinned[me].is_empty() {
             g.idle[me] = true;
         }
-    }
-
-    /// Thread `me`'s next job without waiting (`next` for threads that wait in a `Poller`).
-    #[cfg(target_os = "linux")]
-    fn take(&self, me: usize) -> Take {
-        let mut g = self.lock();
-        if let Some(job) = g.handed[me].take() {
-            return Take::Job(job);
-        }
-        if let Some(job) = g.pinned[me].pop_front() {
-            return Take::Job(job);
-        }
-        if let Some(job) = g.queue.pop_front() {
-            return Take::Job(job);
-        }
-        if g.closed {
-            return Take::Closed;
-        }
-        g.idle[me] = true;
-        Take::Wait
     }
 
     /// Thread `me` took a client: jobs go to other threads meanwhile.
@@ -342,14 +342,10 @@ impl Shared {
     fn serve_loop(&self, me: usize) {
         let mut ready = Vec::new();
         loop {
-            match self.take(me) {
-                Take::Job(job) => {
-                    if let Ok(deliver) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job))
-                    {
-                        self.done(me);
-                        deliver();
-                    }
-                }
+            // Not `next`: a thread with nothing to do waits in its `Poller`, not on its condvar.
+            let take = self.lock().pick(me);
+            match take {
+                Take::Job(job) => self.run_job(me, job),
                 Take::Closed => return,
                 Take::Wait => {
                     self.polls[me].wait(&mut ready);
@@ -438,14 +434,7 @@ impl Scorers {
                         return;
                     }
                     while let Some(job) = sh.next(i) {
-                        // A panicking job drops its reply sender (the client gets "Internal error");
-                        // the thread, and its warm caches, stay.
-                        if let Ok(deliver) =
-                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(job))
-                        {
-                            sh.done(i);
-                            deliver();
-                        }
+                        sh.run_job(i, job);
                     }
                 })?;
         }
@@ -512,21 +501,20 @@ impl Scorers {
     }
 
     /// Has the scoring threads accept on `listeners` and give each client to `handle` (on the thread
-    /// that accepted it; see `inline`). False where threads cannot wait on sockets (not Linux, or no
-    /// epoll set): then the caller accepts on the async runtime.
+    /// that accepted it; see `inline`). An error where they cannot (`can_serve`): then the caller
+    /// accepts on the async runtime.
     #[cfg(target_os = "linux")]
     pub fn serve(
         &self,
         listeners: Vec<super::inline::Listener>,
         handle: Box<dyn Fn(super::inline::Conn) + Send + Sync>,
-    ) -> std::io::Result<bool> {
+    ) -> std::io::Result<()> {
         let sh = &self.shared;
-        if sh.polls.is_empty() {
-            return Ok(false);
-        }
         let fds: Vec<_> = listeners.iter().map(|l| l.fd()).collect();
-        if sh.server.set(Server { listeners, handle }).is_err() {
-            return Ok(false);
+        if sh.polls.is_empty() || sh.server.set(Server { listeners, handle }).is_err() {
+            return Err(std::io::Error::other(
+                "the scoring threads cannot wait on sockets",
+            ));
         }
         // Thread order: the kernel wakes the first of these sets that has a thread waiting.
         for p in &sh.polls {
@@ -534,7 +522,7 @@ impl Scorers {
                 p.add_listener(fd, k)?;
             }
         }
-        Ok(true)
+        Ok(())
     }
 
     /// Runs `f` on a scoring thread; None when the job panicked or the threads are gone.
@@ -703,22 +691,38 @@ fn respond(state: &State, req: &Request, body: &[u8]) -> Vec<u8> {
     }
 }
 
-/// A listening socket for the scoring threads: bound as the runtime binds (its backlog), then taken
-/// out of the runtime, non-blocking.
-#[cfg(target_os = "linux")]
-async fn inline_listener(addr: &str) -> Result<super::inline::Listener> {
-    use super::inline::Listener;
+/// One `--listen` address, bound: a path is a unix socket (an old socket file there is replaced, and
+/// any local user's spamc may connect), anything else a TCP address.
+enum Bound {
+    Tcp(tokio::net::TcpListener),
+    Unix(tokio::net::UnixListener),
+}
+
+async fn bind(addr: &str) -> Result<Bound> {
     let ctx = |e: std::io::Error| Error::from(e).context(format!("listen {addr}"));
     if addr.contains('/') {
         let _ = std::fs::remove_file(addr);
         let l = tokio::net::UnixListener::bind(addr).map_err(ctx)?;
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(addr, std::fs::Permissions::from_mode(0o666));
-        Ok(Listener::Unix(l.into_std().map_err(ctx)?))
+        Ok(Bound::Unix(l))
     } else {
-        let l = tokio::net::TcpListener::bind(addr).await.map_err(ctx)?;
-        Ok(Listener::Tcp(l.into_std().map_err(ctx)?))
+        Ok(Bound::Tcp(
+            tokio::net::TcpListener::bind(addr).await.map_err(ctx)?,
+        ))
     }
+}
+
+/// A listening socket for the scoring threads: bound as the runtime binds (its backlog), then taken
+/// out of the runtime, non-blocking.
+#[cfg(target_os = "linux")]
+async fn inline_listener(addr: &str) -> Result<super::inline::Listener> {
+    use super::inline::Listener;
+    let ctx = |e: std::io::Error| Error::from(e).context(format!("listen {addr}"));
+    Ok(match bind(addr).await? {
+        Bound::Tcp(l) => Listener::Tcp(l.into_std().map_err(ctx)?),
+        Bound::Unix(l) => Listener::Unix(l.into_std().map_err(ctx)?),
+    })
 }
 
 /// What a scoring thread does with a client it accepted: read the request (waiting at most
@@ -745,43 +749,19 @@ fn inline_handler(
         let Some(reply) = reply else {
             let (st, sc) = (st.clone(), sc.clone());
             rt.spawn(async move {
-                let Some(sc) = sc.upgrade() else { return };
-                match c {
-                    Conn::Tcp(s) => {
-                        if let Ok(s) = tokio::net::TcpStream::from_std(s) {
-                            serve_conn(st, sc, Prefixed::new(seen, s)).await;
-                        }
-                    }
-                    Conn::Unix(s) => {
-                        if let Ok(s) = tokio::net::UnixStream::from_std(s) {
-                            serve_conn(st, sc, Prefixed::new(seen, s)).await;
-                        }
-                    }
+                if let (Some(sc), Ok(s)) = (sc.upgrade(), c.into_runtime()) {
+                    serve_conn(st, sc, Prefixed::new(seen, s)).await;
                 }
             });
             return;
         };
-        match write_now(&c, &reply) {
-            Some(n) if n < reply.len() => {
-                rt.spawn(async move {
-                    let rest = &reply[n..];
-                    match c {
-                        Conn::Tcp(s) => {
-                            if let Ok(mut s) = tokio::net::TcpStream::from_std(s) {
-                                let _ = s.write_all(rest).await;
-                                let _ = s.shutdown().await;
-                            }
-                        }
-                        Conn::Unix(s) => {
-                            if let Ok(mut s) = tokio::net::UnixStream::from_std(s) {
-                                let _ = s.write_all(rest).await;
-                                let _ = s.shutdown().await;
-                            }
-                        }
-                    }
-                });
-            }
-            _ => {}
+        if let Some(n) = write_now(&c, &reply).filter(|&n| n < reply.len()) {
+            rt.spawn(async move {
+                if let Ok(mut s) = c.into_runtime() {
+                    let _ = s.write_all(&reply[n..]).await;
+                    let _ = s.shutdown().await;
+                }
+            });
         }
     })
 }
@@ -845,39 +825,33 @@ pub fn run(home: &Home, listen: &[String], cli_rules: &[PathBuf], max_size: usiz
                 .map_err(|e| Error::new(Exit::OsErr, format!("scoring threads: {e}")))?;
         }
         for addr in listen.iter().filter(|_| !inline) {
-            if addr.contains('/') {
-                let _ = std::fs::remove_file(addr);
-                let l = tokio::net::UnixListener::bind(addr)
-                    .map_err(|e| Error::from(e).context(format!("listen {addr}")))?;
-                use std::os::unix::fs::PermissionsExt;
-                let _ = std::fs::set_permissions(addr, std::fs::Permissions::from_mode(0o666));
-                let (st, sc) = (state.clone(), scorers.clone());
-                tasks.push(tokio::spawn(async move {
-                    loop {
-                        match l.accept().await {
-                            Ok((c, _)) => {
-                                tokio::spawn(serve_conn(st.clone(), sc.clone(), c));
+            let (st, sc) = (state.clone(), scorers.clone());
+            match bind(addr).await? {
+                Bound::Unix(l) => {
+                    tasks.push(tokio::spawn(async move {
+                        loop {
+                            match l.accept().await {
+                                Ok((c, _)) => {
+                                    tokio::spawn(serve_conn(st.clone(), sc.clone(), c));
+                                }
+                                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
                             }
-                            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
                         }
-                    }
-                }));
-            } else {
-                let l = tokio::net::TcpListener::bind(addr.as_str())
-                    .await
-                    .map_err(|e| Error::from(e).context(format!("listen {addr}")))?;
-                let (st, sc) = (state.clone(), scorers.clone());
-                tasks.push(tokio::spawn(async move {
-                    loop {
-                        match l.accept().await {
-                            Ok((c, _)) => {
-                                let _ = c.set_nodelay(true);
-                                tokio::spawn(serve_conn(st.clone(), sc.clone(), c));
+                    }));
+                }
+                Bound::Tcp(l) => {
+                    tasks.push(tokio::spawn(async move {
+                        loop {
+                            match l.accept().await {
+                                Ok((c, _)) => {
+                                    let _ = c.set_nodelay(true);
+                                    tokio::spawn(serve_conn(st.clone(), sc.clone(), c));
+                                }
+                                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
                             }
-                            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
                         }
-                    }
-                }));
+                    }));
+                }
             }
             log::event("spamd", "start", &[("listen", addr)]);
         }
@@ -1072,7 +1046,7 @@ mod tests {
             let name = std::thread::current().name().unwrap_or("?").to_string();
             s.write_all(name.as_bytes()).expect("write");
         });
-        assert!(sc.serve(vec![Listener::Tcp(l)], handler).expect("serve"));
+        sc.serve(vec![Listener::Tcp(l)], handler).expect("serve");
         let ask = move |what: &[u8]| {
             let mut s = std::net::TcpStream::connect(addr).expect("connect");
             s.write_all(what).expect("send");
