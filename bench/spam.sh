@@ -1,7 +1,8 @@
 #!/bin/sh
 # Spam scorer benchmark: messages/second on the same messages with the same stock rules
 # (/usr/share/spamassassin), network tests off, side by side in one run: correo's daemon, SpamAssassin's
-# spamd and (when installed) rspamd. Also p99 latency for a 100 KB message. Prints ratios.
+# spamd and (when installed) rspamd, once with its own rules and once with the same stock rules through
+# its `spamassassin` module (see start_rspamd). Also p99 latency for a 100 KB message. Prints ratios.
 #
 #   bench/spam.sh [N_MESSAGES] [CLIENTS]        (defaults: 200 messages, 1 client)
 #
@@ -16,9 +17,10 @@
 set -eu
 N=${1:-200}
 CLIENTS=${2:-1}
-# Ports: correo PORT_BASE, spamd +1, rspamd +2 (its proxy and controller +3, +4). Another run, or a
+# Ports: correo PORT_BASE, spamd +1, rspamd +2 (its proxy and controller +3, +4), rspamd with the
+# stock rules +5 (+6, +7). Another run, or a
 # daemon left over from one, on the same host holds the default ones: set PORT_BASE to get around it.
-PC=${PORT_BASE:-7841}; PS=$((PC + 1)); PR=$((PC + 2))
+PC=${PORT_BASE:-7841}; PS=$((PC + 1)); PR=$((PC + 2)); PRS=$((PC + 5))
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CORPUS=${CORPUS:-$ROOT/../shared/corpus}
 [ -d "$CORPUS" ] || CORPUS=/work/shared/corpus
@@ -47,23 +49,46 @@ echo "starting spamd (-L, stock rules, $CLIENTS child)"
 mkdir -p $W/sa && chown nobody $W/sa
 spamd -L -x -u nobody -H $W/sa -i 127.0.0.1:$PS -A 127.0.0.1 -m $CLIENTS --min-children=$CLIENTS --max-conn-per-child=100000 \
       --min-spare=1 --max-spare=$CLIENTS -s $W/spamd.log -r $W/spamd.pid -d
-RSPAMD=no
-if command -v rspamd >/dev/null 2>&1; then
-  R=$W/rspamd; mkdir -p $R/conf/local.d $R/conf/override.d $R/db $R/run $R/log
-  echo "bind_socket = \"127.0.0.1:$PR\";" > $R/conf/override.d/worker-normal.inc
+# rspamd twice when installed: with its own rules (its default configuration, network modules off),
+# and with SpamAssassin's stock rules loaded through its `spamassassin` module (the same rules correo
+# and spamd run; rspamd's own rules stay on beside them). RSPAMD_SA=0 leaves the second out. Both keep
+# their compiled Hyperscan databases in one cache directory (RSPAMD_HS_CACHE) across runs: compiling
+# the stock rules takes rspamd's hs_helper several minutes, and until it has, rspamd matches with PCRE.
+HS_CACHE=${RSPAMD_HS_CACHE:-/var/tmp/correo-bench-rspamd-hs}
+start_rspamd() {  # NAME PORT SA(0|1); the proxy and controller take PORT+1 and PORT+2
+  R=$W/$1; mkdir -p $R/conf/local.d $R/conf/override.d $R/db $R/run $R/log $HS_CACHE
+  echo "bind_socket = \"127.0.0.1:$2\";" > $R/conf/override.d/worker-normal.inc
   # The proxy and controller on bench ports too: on their default ones (11332, 11334) another rspamd
   # on the host makes this one shut down at start.
-  echo "bind_socket = \"127.0.0.1:$((PR + 1))\";" > $R/conf/override.d/worker-proxy.inc
-  echo "bind_socket = \"127.0.0.1:$((PR + 2))\";" > $R/conf/override.d/worker-controller.inc
-  echo 'dns { nameserver = ["127.0.0.1:53"]; timeout = 0.05s; }' > $R/conf/local.d/options.inc
+  echo "bind_socket = \"127.0.0.1:$(($2 + 1))\";" > $R/conf/override.d/worker-proxy.inc
+  echo "bind_socket = \"127.0.0.1:$(($2 + 2))\";" > $R/conf/override.d/worker-controller.inc
+  printf 'dns { nameserver = ["127.0.0.1:53"]; timeout = 0.05s; }\nhs_cache_dir = "%s/";\n' $HS_CACHE \
+    > $R/conf/local.d/options.inc
   for m in rbl fuzzy_check asn spf dkim dmarc arc mx_check rspamd_update phishing url_redirector dcc reputation neural greylist ratelimit replies history_redis bimi hfilter; do
     echo 'enabled = false;' > $R/conf/local.d/$m.conf
   done
-  chown -R _rspamd:_rspamd $R 2>/dev/null || true
-  if rspamd -u _rspamd -g _rspamd -c /etc/rspamd/rspamd.conf --var=LOCAL_CONFDIR=$R/conf \
-       --var=DBDIR=$R/db --var=RUNDIR=$R/run --var=LOGDIR=$R/log -p $W/rspamd.pid >/dev/null 2>&1; then
-    RSPAMD=yes
-  fi
+  [ "$3" = 1 ] && echo 'ruleset = "/usr/share/spamassassin/*.cf";' > $R/conf/local.d/spamassassin.conf
+  chown -R _rspamd:_rspamd $R $HS_CACHE 2>/dev/null || true
+  rspamd -u _rspamd -g _rspamd -c /etc/rspamd/rspamd.conf --var=LOCAL_CONFDIR=$R/conf \
+       --var=DBDIR=$R/db --var=RUNDIR=$R/run --var=LOGDIR=$R/log -p $W/$1.pid >/dev/null 2>&1
+}
+# Waits until rspamd NAME on PORT answers and its scanning worker has loaded the Hyperscan databases
+# (before that it runs every regex with PCRE, which is not how it runs for long).
+wait_rspamd() {  # NAME PORT TIMEOUT_SECONDS
+  for i in $(seq 1 60); do curl -s -o /dev/null http://127.0.0.1:$2/ping && break; sleep 1; done
+  for i in $(seq 1 $3); do
+    grep -q '(normal).*hyperscan database.*has been loaded' $W/$1/log/rspamd.log 2>/dev/null && return 0
+    [ $((i % 60)) = 0 ] && echo "waiting for $1 to load its Hyperscan databases (${i}s)" >&2
+    sleep 1
+  done
+  echo "$1: no Hyperscan databases after $3 s; measuring it as it is" >&2
+}
+RSPAMD=no; RSPAMD_SA=${RSPAMD_SA:-1}
+if command -v rspamd >/dev/null 2>&1; then
+  start_rspamd rspamd $PR 0 && RSPAMD=yes
+  if [ "$RSPAMD_SA" = 1 ]; then start_rspamd rspamd_sa $PRS 1 || RSPAMD_SA=0; fi
+else
+  RSPAMD_SA=0
 fi
 # Wait for all to answer.
 for i in $(seq 1 120); do
@@ -72,7 +97,8 @@ for i in $(seq 1 120); do
   spamc -d 127.0.0.1 -p $PS -K >/dev/null 2>&1 || ok=0
   [ $ok = 1 ] && break; sleep 1
 done
-[ $RSPAMD = yes ] && for i in $(seq 1 60); do curl -s -o /dev/null http://127.0.0.1:$PR/ping && break; sleep 1; done
+[ $RSPAMD = yes ] && wait_rspamd rspamd $PR 300
+[ $RSPAMD_SA = 1 ] && wait_rspamd rspamd_sa $PRS 1200
 
 # The client's whole output goes to the terminal; the result is its last JSON line (a pipe through
 # `tee /dev/stderr` lost it now and then).
@@ -88,7 +114,10 @@ ratios() {
   python3 - "$@" <<'PY'
 import json, sys
 label, c, s = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
-peers = [("spamd", s)] + ([("rspamd", json.loads(sys.argv[4]))] if len(sys.argv) > 4 and sys.argv[4] else [])
+peers = [("spamd", s)]
+for name, arg in zip(("rspamd", "rspamd+SA rules"), sys.argv[4:6]):
+    if arg:
+        peers.append((name, json.loads(arg)))
 for name, p in peers:
     line = "%scorreo/%s throughput ratio: %.1fx" % (label, name, c["msgs_per_s"] / p["msgs_per_s"])
     if c.get("cpu_ms_per_msg") and p.get("cpu_ms_per_msg"):
@@ -101,6 +130,7 @@ echo "== throughput (cold: fresh daemons, one warm-up message): $(wc -l < $W/fil
 C=$(run correo spamd 127.0.0.1 $PC $CLIENTS $(cat $W/files)); echo "correo: $C"
 S=$(run spamd spamd 127.0.0.1 $PS $CLIENTS $(cat $W/files)); echo "spamd:  $S"
 if [ $RSPAMD = yes ]; then Rr=$(run rspamd rspamd 127.0.0.1 $PR $CLIENTS $(cat $W/files)); echo "rspamd: $Rr"; fi
+if [ $RSPAMD_SA = 1 ]; then RS=$(run rspamd_sa rspamd 127.0.0.1 $PRS $CLIENTS $(cat $W/files)); echo "rspamd+SA rules: $RS"; fi
 echo "== latency: 100 x $(wc -c < $BIG)-byte message, 1 client"
 CB=$(run correo spamd 127.0.0.1 $PC 1 $(cat $W/big100)); echo "correo: $CB"
 SB=$(run spamd spamd 127.0.0.1 $PS 1 $(head -20 $W/big100)); echo "spamd (20 runs):  $SB"
@@ -109,6 +139,7 @@ if [ "${WARM:-1}" != 0 ]; then
   CW=$(run correo spamd 127.0.0.1 $PC $CLIENTS $(cat $W/files)); echo "correo: $CW"
   SW=$(run spamd spamd 127.0.0.1 $PS $CLIENTS $(cat $W/files)); echo "spamd:  $SW"
   if [ $RSPAMD = yes ]; then RW=$(run rspamd rspamd 127.0.0.1 $PR $CLIENTS $(cat $W/files)); echo "rspamd: $RW"; fi
+  if [ $RSPAMD_SA = 1 ]; then RSW=$(run rspamd_sa rspamd 127.0.0.1 $PRS $CLIENTS $(cat $W/files)); echo "rspamd+SA rules: $RSW"; fi
 fi
-ratios "" "$C" "$S" "${Rr:-}"
-if [ "${WARM:-1}" != 0 ]; then ratios "warm: " "$CW" "$SW" "${RW:-}"; fi
+ratios "" "$C" "$S" "${Rr:-}" "${RS:-}"
+if [ "${WARM:-1}" != 0 ]; then ratios "warm: " "$CW" "$SW" "${RW:-}" "${RSW:-}"; fi

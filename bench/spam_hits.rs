@@ -13,6 +13,7 @@
 //! With `STATS=1` in the environment it first prints, per kind of test, how many rules run, how many
 //! the literal prefilter gates and how many need the fallback regex engine, and names the
 //! backreference rules `backref::Split` runs and the repeated-part rules `repeat::Repeat` runs.
+//! With `TIMES=1` it prints each message's wall time in the last pass on stderr (`TIME ms bytes path`).
 
 use correo::spam::rules::compile;
 use std::io::{BufRead, Write};
@@ -119,6 +120,7 @@ fn main() {
     let c0 = cpu_seconds();
     // CPU time of each pass after the first (the first builds the lazy DFAs' states).
     let mut warm: Vec<f64> = Vec::new();
+    let times = std::env::var_os("TIMES").is_some();
     for pass in 0..repeat {
         let pass_cpu = cpu_seconds();
         for (name, m) in &msgs {
@@ -127,6 +129,9 @@ fn main() {
             let ms = t.elapsed().as_secs_f64() * 1000.0;
             if ms > slowest.0 {
                 slowest = (ms, name.clone());
+            }
+            if times && pass + 1 == repeat {
+                eprintln!("TIME {ms:.3} {} {name}", m.len());
             }
             if pass == 0 {
                 let mut names: Vec<&str> = v
