@@ -144,6 +144,11 @@ const IMPLEMENTED: &[&str] = &[
     "multipart_alternative_difference_count",
     "similar_recipients",
     "sorted_recipients",
+    "tvd_vertical_words",
+    "check_unresolved_template",
+    "check_ratware_name_id",
+    "check_for_forged_gmail_received_headers",
+    "check_for_faraway_charset",
 ];
 
 pub fn implemented(func: &str) -> bool {
@@ -746,8 +751,89 @@ pub fn run(call: &Call, v: &View, st: &Settings) -> f64 {
         // The probability `bayes::check` put in place for this message; none: BAYES_xx never fires.
         "check_bayes" => crate::spam::bayes::eval_check_bayes(a),
         "check_token_model" => crate::spam::bayes::eval_check_token_model(a),
+        // BodyEval: the widest share of spaces to other characters in any paragraph over 5 characters
+        // (100 when spaces outnumber the rest), in [min, max); a max of 100 or more takes 100 too.
+        "tvd_vertical_words" => {
+            let (min, mut max) = (arg_f(a, 0, 0.0), arg_f(a, 1, 0.0));
+            if max >= 100.0 {
+                max = 101.0;
+            }
+            let pct = vertical_words(v);
+            b(pct >= min && pct < max)
+        }
+        // HeaderEval: a field (other than the ones that may carry such text) with a `%NAME` left over
+        // from a mailer's template.
+        "check_unresolved_template" => {
+            let all = get(v, "ALL");
+            let exempt = re!(
+                r"(?i)^(?:X-VMS-To|X-UIDL|X-Face|To|Cc|From|Subject|References|In-Reply-To|(?:X-|Resent-|X-Original-)?Message-Id):"
+            );
+            b(all
+                .split('\n')
+                .any(|h| re!(r"%[A-Z][A-Z_-]").is_match(h) && !exempt.is_match(h)))
+        }
+        // HeaderEval: a Message-Id of 28 capitals, a dot and the address the From display name sits
+        // beside.
+        "check_ratware_name_id" => {
+            let mid = get(v, "MESSAGEID");
+            let Some(c) = re!(r"<[A-Z]{28}\.([^>]+?)>").captures(&mid) else {
+                return 0.0;
+            };
+            let from = get(v, "From");
+            let addr = format!("<{}>", &c[1]);
+            // `"[^"]+"\s*<\Q$1\E>`: a quoted name, spaces, then exactly that address.
+            let quoted = re!(r#""[^"]+"\s*<"#);
+            b(quoted
+                .find_iter(&from)
+                .any(|m| from[m.end() - 1..].starts_with(&addr)))
+        }
+        // HeaderEval: From a gmail.com address, yet none of the traces Gmail's own servers leave.
+        "check_for_forged_gmail_received_headers" => {
+            let from = get(v, "From:addr");
+            let from = from.lines().next().unwrap_or("");
+            if !re!(r"(?i)\bgmail\.com\z").is_match(from) {
+                return 0.0;
+            }
+            let xreceived = get(v, "X-Received");
+            if re!(r"by 10\.\S+ with SMTP id \S+").is_match(&xreceived)
+                || re!(r"by 2002:a\d\d:\w+:\S+ with SMTP id \S+").is_match(&xreceived)
+                || re!(r"by smtp\.googlemail\.com with ESMTPSA id \S+")
+                    .is_match(&get(v, "Received"))
+            {
+                return 0.0;
+            }
+            // Perl's `length` counts characters.
+            let long = |h: &str| get(v, h).chars().count() >= 60;
+            b(!(long("X-Gm-Message-State") && long("X-Google-Smtp-Source")))
+        }
+        // MIMEEval: with `ok_locales all` (the default, and all correo reads) every charset is fine,
+        // so the test answers 0 before it looks at anything, as SpamAssassin's does.
+        "check_for_faraway_charset" => 0.0,
         _ => 0.0,
     }
+}
+
+/// BodyEval's `tvd_vertical_words` value: over the body paragraphs (Subject first) longer than 5
+/// characters, the highest `int(100 * spaces / other characters)`, 100 when spaces are the majority;
+/// -1 with no such paragraph.
+fn vertical_words(v: &View) -> f64 {
+    let mut best = -1i64;
+    for line in &v.body {
+        let s = String::from_utf8_lossy(line);
+        let len = s.chars().count();
+        if len <= 5 {
+            continue;
+        }
+        let spaces = s.bytes().filter(|&c| c == b' ').count();
+        let others = len - spaces;
+        let pct = if spaces > others || others == 0 {
+            100
+        } else {
+            (100 * spaces / others) as i64
+        };
+        best = best.max(pct);
+    }
+    best as f64
 }
 
 /// HeaderEval's `_check_recipients`: whether seven or more recipients are in sorted order, and the
@@ -913,6 +999,80 @@ mod tests {
     fn hits(msg: &str, eval: &str) -> bool {
         let v = View::new(msg.as_bytes());
         run(&parse_call(eval).expect("call"), &v, &Settings::default()) != 0.0
+    }
+
+    #[test]
+    fn vertical_words_measures_spaced_out_paragraphs() {
+        let spaced = "From: a@example.org\nSubject: hi\n\nB u y   n o w   c h e a p\n";
+        let plain = "From: a@example.org\nSubject: hi\n\nAn ordinary sentence of words.\n";
+        // The body's whitespace runs are one space each, as SpamAssassin squeezes them, the final
+        // newline too: 11 spaces against 11 other characters, int(1100 / 11) = 100.
+        assert_eq!(vertical_words(&View::new(spaced.as_bytes())), 100.0);
+        // 5 spaces, 26 others: int(500 / 26) = 19.
+        assert_eq!(vertical_words(&View::new(plain.as_bytes())), 19.0);
+        assert!(hits(spaced, "eval:tvd_vertical_words('90','100')"));
+        assert!(!hits(spaced, "eval:tvd_vertical_words('0','10')"));
+        assert!(hits(plain, "eval:tvd_vertical_words('10','20')"));
+        // Paragraphs of 5 characters or fewer do not count (the subject "hi" among them): -1.
+        let short = "From: a@example.org\nSubject: hi\n\nok\n";
+        assert_eq!(vertical_words(&View::new(short.as_bytes())), -1.0);
+        assert!(!hits(short, "eval:tvd_vertical_words('0','10')"));
+    }
+
+    #[test]
+    fn unresolved_template_ignores_fields_that_may_carry_percent_names() {
+        let m = |h: &str| format!("From: a@example.org\n{h}\nSubject: x\n\nbody\n");
+        assert!(hits(
+            &m("X-Mailer: %MAILER_NAME"),
+            "eval:check_unresolved_template()"
+        ));
+        assert!(hits(
+            &m("Reply-To: %FROM_EMAIL"),
+            "eval:check_unresolved_template()"
+        ));
+        assert!(!hits(
+            &m("Subject: 50%OFF"),
+            "eval:check_unresolved_template()"
+        ));
+        assert!(!hits(
+            &m("X-Message-Id: %RANDOM"),
+            "eval:check_unresolved_template()"
+        ));
+        assert!(!hits(
+            &m("X-Note: 100% Sure"),
+            "eval:check_unresolved_template()"
+        ));
+    }
+
+    #[test]
+    fn ratware_name_id_ties_message_id_to_the_from_address() {
+        let m = |from: &str| {
+            format!(
+                "From: {from}\nMessage-Id: <ABCDEFGHIJKLMNOPQRSTUVWXYZAB.bob@example.com>\n\
+                 Subject: x\n\nbody\n"
+            )
+        };
+        let call = "eval:check_ratware_name_id()";
+        assert!(hits(&m("\"Bob\" <bob@example.com>"), call));
+        assert!(!hits(&m("\"Bob\" <alice@example.com>"), call));
+        assert!(!hits(&m("bob@example.com"), call), "no quoted name");
+    }
+
+    #[test]
+    fn forged_gmail_wants_google_traces() {
+        let call = "eval:check_for_forged_gmail_received_headers()";
+        let long = "x".repeat(70);
+        let real = format!(
+            "From: a@gmail.com\nX-Gm-Message-State: {long}\nX-Google-Smtp-Source: {long}\n\
+             Subject: s\n\nbody\n"
+        );
+        let bare = "From: a@gmail.com\nSubject: s\n\nbody\n";
+        let relayed = "From: a@gmail.com\nX-Received: by 10.1.2.3 with SMTP id abc;\n\
+                       Subject: s\n\nbody\n";
+        assert!(!hits(&real, call));
+        assert!(hits(bare, call));
+        assert!(!hits(relayed, call));
+        assert!(!hits("From: a@example.com\nSubject: s\n\nbody\n", call));
     }
 
     const ALT: &str = "From: a@example.org\nSubject: s\nMIME-Version: 1.0\n\
