@@ -149,6 +149,8 @@ const IMPLEMENTED: &[&str] = &[
     "check_ratware_name_id",
     "check_for_forged_gmail_received_headers",
     "check_for_faraway_charset",
+    "check_for_forged_received_trail",
+    "check_for_fake_aol_relay_in_rcvd",
 ];
 
 pub fn implemented(func: &str) -> bool {
@@ -809,6 +811,8 @@ pub fn run(call: &Call, v: &View, st: &Settings) -> f64 {
         // MIMEEval: with `ok_locales all` (the default, and all correo reads) every charset is fine,
         // so the test answers 0 before it looks at anything, as SpamAssassin's does.
         "check_for_faraway_charset" => 0.0,
+        "check_for_forged_received_trail" => b(forgery::forged_received_trail(v) > 1),
+        "check_for_fake_aol_relay_in_rcvd" => b(forgery::fake_aol_relay(v)),
         _ => 0.0,
     }
 }

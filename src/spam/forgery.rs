@@ -188,9 +188,120 @@ pub fn eudoramail(v: &View) -> bool {
     !(ip && re!(r"by \S*whowhere.com;").is_match(&rcvd))
 }
 
+/// HeaderEval's check_for_fake_aol_relay_in_rcvd: a Received line naming an AOL-style relay host
+/// (` rly-xx00.`) that does not carry AOL's own relay software or queue-id formats.
+pub fn fake_aol_relay(v: &View) -> bool {
+    let rcvd = received(v, "Received").unwrap_or_default();
+    re!(r"(?i) rly-[a-z][a-z]\d\d\.").is_match(&rcvd)
+        && !re!(r"/AOL-\d+\.\d+\.\d+\)").is_match(&rcvd)
+        && !re!(r"ESMTP id (?:RELAY|MAILRELAY|MAILIN)").is_match(&rcvd)
+}
+
+/// RelayEval's hostname_to_domain: the last two labels when the top one is 3 characters or more (or
+/// holds `ie`, `fr` or `de`), else the last three; a name without letters (an address) as it is.
+fn hostname_to_domain(host: &str) -> String {
+    if !host.bytes().any(|b| b.is_ascii_alphabetic()) {
+        return host.to_string();
+    }
+    // Perl's split drops trailing empty fields.
+    let mut parts: Vec<&str> = host.split('.').collect();
+    while parts.last() == Some(&"") {
+        parts.pop();
+    }
+    let n = parts.len();
+    let top_long = parts
+        .last()
+        .is_some_and(|t| re!(r"(?:\S{3,}|ie|fr|de)").is_match(t));
+    if n > 1 && top_long {
+        parts[n - 2..].join(".")
+    } else if n > 2 {
+        parts[n - 3..].join(".")
+    } else {
+        host.to_string()
+    }
+}
+
+/// RelayEval's _check_for_forged_received, the count check_for_forged_received_trail reads: untrusted
+/// hops whose `by` host (as a domain) is not the domain the next hop out called itself by reverse DNS,
+/// i.e. a Received trail whose links do not join up.
+pub fn forged_received_trail(v: &View) -> usize {
+    let hops = &v.relays.untrusted;
+    let domain = |s: &str| hostname_to_domain(&s.to_ascii_lowercase());
+    let by: Vec<String> = hops.iter().map(|r| domain(&r.by)).collect();
+    let mut from: Vec<Option<String>> = hops.iter().map(|r| Some(domain(&r.rdns))).collect();
+    let host_like = re!(r"^\w+(?:[\w.-]+\.)+\w+\z");
+    let localhost = re!(r"^localhost(?:\.localdomain)?\z");
+    let mut mismatches = 0;
+    for i in 0..hops.len() {
+        if !host_like.is_match(&by[i]) {
+            continue;
+        }
+        // Bouncing around inside one machine over the loopback interface is no forgery.
+        if from[i]
+            .as_deref()
+            .is_some_and(|f| localhost.is_match(f))
+            && hops[i].ip == "127.0.0.1"
+        {
+            from[i] = None;
+        }
+        if i == 0 {
+            continue;
+        }
+        if let Some(prev) = from[i - 1].as_deref() {
+            let welcomed = by[i] == "msn.com" && prev == "hotmail.com";
+            if host_like.is_match(prev) && by[i] != prev && !welcomed {
+                mismatches += 1;
+            }
+        }
+    }
+    mismatches
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn domains_of_hostnames() {
+        assert_eq!(hostname_to_domain("mail.example.com"), "example.com");
+        assert_eq!(hostname_to_domain("a.mail.example.co.uk"), "example.co.uk");
+        assert_eq!(hostname_to_domain("mx.example.de"), "example.de");
+        assert_eq!(hostname_to_domain("192.0.2.1"), "192.0.2.1");
+        assert_eq!(hostname_to_domain("localhost"), "localhost");
+    }
+
+    /// Two untrusted hops: the inner one says it was handed the mail by `mx.sender.example`, but the
+    /// outer one's host is in another domain.
+    #[test]
+    fn a_trail_that_does_not_join_up() {
+        let hop = |from: &str, ip: &str, by: &str| {
+            format!(
+                "Received: from {from} ({from} [{ip}])\n\tby {by} with ESMTP id 1; \
+                 Tue, 1 Oct 2002 10:00:00 +0000\n"
+            )
+        };
+        let joined = format!(
+            "{}{}",
+            hop("mx.sender.example", "192.0.2.7", "in.rcpt.example"),
+            hop("pc.sender.example", "192.0.2.9", "mx.sender.example")
+        );
+        let broken = format!(
+            "{}{}",
+            hop("mx.sender.example", "192.0.2.7", "in.rcpt.example"),
+            hop("pc.other.example", "192.0.2.9", "relay.elsewhere.example")
+        );
+        assert_eq!(forged_received_trail(&view(&joined)), 0);
+        assert_eq!(forged_received_trail(&view(&broken)), 1);
+    }
+
+    #[test]
+    fn aol_relay_names() {
+        let fake = "Received: from unknown (HELO mta05.example.com) (80.71.176.130) by\n\trly-xw01.mx.aol.com with QMQP; Sat, 15 Jun 2002 23:37:16 -0000\n";
+        let real = "Received: from logs-tr.proxy.aol.com (logs-tr.proxy.aol.com [152.163.201.132])\n\tby rly-ip01.mx.aol.com (8.8.8/8.8.8/AOL-5.0.0)\n\twith ESMTP id NAA08955; Thu, 4 Apr 2002 13:11:20 -0500\n";
+        assert!(fake_aol_relay(&view(fake)));
+        assert!(!fake_aol_relay(&view(real)));
+        assert!(!fake_aol_relay(&view("")));
+    }
 
     fn view(headers: &str) -> View {
         View::new(format!("{headers}Subject: hi\nMessage-Id: <1@x>\n\nbody\n").as_bytes())
