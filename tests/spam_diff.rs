@@ -59,6 +59,14 @@ fn sample() -> Vec<PathBuf> {
         .map(|f| Path::new("/usr/share/doc/spamassassin/examples").join(f))
         .filter(|p| p.exists())
         .collect();
+    // Messages written for evals and tflags the corpus sample does not reach (unicode entities,
+    // unresolved templates, ratware Message-Ids, forged Gmail and AOL relays, a subject with no body).
+    let own = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/spam_diff");
+    let mut written: Vec<PathBuf> = std::fs::read_dir(&own)
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    written.sort();
+    out.extend(written);
     if let Some(c) = corpus() {
         for (dir, every, take) in [("ham", 300, 6), ("spam", 60, 7)] {
             let mut files: Vec<PathBuf> = std::fs::read_dir(c.join(dir))

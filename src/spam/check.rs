@@ -384,6 +384,10 @@ impl Pass<'_> {
                 }
             }
             Test::Eval(call) => super::eval::run(call, view, &rs.settings),
+            // Without the Subject (the first body line): a rule this rare runs its regex line by line.
+            Test::Body(re) if r.tflags.nosubject => {
+                count_in(re, view.body.iter().skip(1), r.tflags.multiple, max)
+            }
             Test::Body(re) | Test::Rawbody(re) => {
                 let (texts, joined) = match &r.test {
                     Test::Body(_) => (&view.body, &mut self.body_lines),

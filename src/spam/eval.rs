@@ -151,6 +151,7 @@ const IMPLEMENTED: &[&str] = &[
     "check_for_faraway_charset",
     "check_for_forged_received_trail",
     "check_for_fake_aol_relay_in_rcvd",
+    "check_abundant_unicode_ratio",
 ];
 
 pub fn implemented(func: &str) -> bool {
@@ -813,6 +814,17 @@ pub fn run(call: &Call, v: &View, st: &Settings) -> f64 {
         "check_for_faraway_charset" => 0.0,
         "check_for_forged_received_trail" => b(forgery::forged_received_trail(v) > 1),
         "check_for_fake_aol_relay_in_rcvd" => b(forgery::fake_aol_relay(v)),
+        // MIMEEval: `&#xHHHH;` entities per other byte in the unencoded text/plain parts, at least the
+        // ratio given (written as digits, a dot and 1 to 3 digits, or the test answers 0); no such
+        // text at all answers 0.
+        "check_abundant_unicode_ratio" => {
+            let arg = a.first().map(String::as_str).unwrap_or("");
+            if !re!(r"^\d{0,3}\.\d{1,3}\z").is_match(arg) || v.mime.unicode_other_bytes == 0 {
+                return 0.0;
+            }
+            let ratio = v.mime.unicode_entities as f64 / v.mime.unicode_other_bytes as f64;
+            b(ratio >= arg_f(a, 0, f64::INFINITY))
+        }
         _ => 0.0,
     }
 }
@@ -1060,6 +1072,43 @@ mod tests {
         assert!(hits(&m("\"Bob\" <bob@example.com>"), call));
         assert!(!hits(&m("\"Bob\" <alice@example.com>"), call));
         assert!(!hits(&m("bob@example.com"), call), "no quoted name");
+    }
+
+    #[test]
+    fn abundant_unicode_entities_in_plain_text() {
+        let m = |cte: &str, body: &str| {
+            format!("From: a@example.org\nSubject: s\nContent-Type: text/plain\n{cte}\n{body}\n")
+        };
+        // 10 entities against 11 other bytes (ten letters and the newline).
+        let dense = "&#x0041;&#x0042;&#x0043;&#x0044;&#x0045;abcdefghij&#x0046;&#x0047;&#x0048;&#x0049;&#x004A;";
+        assert!(hits(
+            &m("", dense),
+            "eval:check_abundant_unicode_ratio(0.05)"
+        ));
+        assert!(hits(
+            &m("Content-Transfer-Encoding: 8bit\n", dense),
+            "eval:check_abundant_unicode_ratio(0.05)"
+        ));
+        // Encoded parts and lower-case hex do not count; a malformed ratio answers 0.
+        assert!(!hits(
+            &m("Content-Transfer-Encoding: quoted-printable\n", dense),
+            "eval:check_abundant_unicode_ratio(0.05)"
+        ));
+        let lower = format!("{}abcdefghij", "&#x00e9;".repeat(10));
+        assert!(!hits(
+            &m("", &lower),
+            "eval:check_abundant_unicode_ratio(0.05)"
+        ));
+        assert!(!hits(&m("", dense), "eval:check_abundant_unicode_ratio(5)"));
+        assert!(!hits(
+            &m("", "plain words only"),
+            "eval:check_abundant_unicode_ratio(0.02)"
+        ));
+        assert_eq!(unicode_count(b"&#x00E9;&#x00e9;&#x;&#x12345;&&#x00FF;"), 2);
+    }
+
+    fn unicode_count(line: &[u8]) -> usize {
+        crate::spam::view::unicode_entities(line)
     }
 
     #[test]

@@ -237,11 +237,7 @@ pub fn forged_received_trail(v: &View) -> usize {
             continue;
         }
         // Bouncing around inside one machine over the loopback interface is no forgery.
-        if from[i]
-            .as_deref()
-            .is_some_and(|f| localhost.is_match(f))
-            && hops[i].ip == "127.0.0.1"
-        {
+        if from[i].as_deref().is_some_and(|f| localhost.is_match(f)) && hops[i].ip == "127.0.0.1" {
             from[i] = None;
         }
         if i == 0 {

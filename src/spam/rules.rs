@@ -41,6 +41,9 @@ pub struct Tflags {
     pub multiple: bool,
     pub maxhits: usize,
     pub userconf: bool,
+    /// A body rule that reads the body without the Subject line SpamAssassin puts first
+    /// (`__NONEMPTY_BODY`, so that a subject alone is not a body).
+    pub nosubject: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -220,6 +223,7 @@ pub fn compile(l: Loaded) -> RuleSet {
                 "noautolearn" => tf.noautolearn = true,
                 "multiple" => tf.multiple = true,
                 "userconf" => tf.userconf = true,
+                "nosubject" => tf.nosubject = true,
                 f => {
                     if let Some(n) = f.strip_prefix("maxhits=") {
                         tf.maxhits = n.parse().unwrap_or(0);
@@ -525,6 +529,24 @@ pub fn compile_test(kind: RuleKind, def: &str) -> Result<Test, String> {
 mod tests {
     use super::*;
     use crate::spam::load::load_text;
+
+    /// `tflags nosubject`: the Subject SpamAssassin puts first in the body text is not body.
+    #[test]
+    fn nosubject_body_rules_skip_the_subject() {
+        let rs = compile(load_text(
+            "body __NONEMPTY /\\S/\ntflags __NONEMPTY nosubject\n\
+             meta EMPTY !__NONEMPTY\nscore EMPTY 1.0\n\
+             body WITH_SUBJECT /hello/\nscore WITH_SUBJECT 0.5\n",
+        ));
+        let empty = crate::spam::view::View::new(b"Subject: hello\n\n");
+        assert_eq!(
+            rs.check_view(&empty, None).score,
+            1.5,
+            "subject only: empty"
+        );
+        let full = crate::spam::view::View::new(b"Subject: hello\n\nsome text\n");
+        assert_eq!(rs.check_view(&full, None).score, 0.5);
+    }
 
     /// The bug: every rule took its set-0 score, so with Bayes on the stock rules counted both their
     /// no-Bayes weight and BAYES_xx, and BAYES_xx (0 in set 0) never scored at all.

@@ -59,6 +59,11 @@ pub struct MimeFacts {
     pub bad_iso_charset: bool,
     /// A quoted-printable line over 78 characters (RFC 5322's limit, not RFC 2045's 76).
     pub qp_long_line: bool,
+    /// In text/plain parts sent as they are (no transfer encoding, 7bit or 8bit), where an HTML
+    /// entity for a code point has no business: how many `&#xHHHH;` there are, and the bytes of the
+    /// rest of those lines (MIMEEval's `mime_text_unicode_ratio` is the first over the second).
+    pub unicode_entities: usize,
+    pub unicode_other_bytes: usize,
     /// Word counts of the HTML and the other text parts below each multipart/alternative.
     alt_words: Vec<AltWords>,
     /// BodyEval's `madiff`: the largest percentage, over the alternatives, of the HTML part's
@@ -191,6 +196,7 @@ impl MimeFacts {
     ) {
         let (mut bytes, mut longest, mut illegal) = (0usize, 0usize, false);
         let ascii = ctype == "text/plain" && (charset.is_empty() || charset == "us-ascii");
+        let unencoded_plain = ctype == "text/plain" && matches!(encoding, "" | "7bit" | "8bit");
         for line in raw.split_inclusive(|&b| b == b'\n') {
             let mut content = line.strip_suffix(b"\n").unwrap_or(line);
             if crlf {
@@ -204,6 +210,12 @@ impl MimeFacts {
                 illegal || (ascii && content.iter().any(|&b| b == 0 || b == b'\r' || b >= 0x80));
             if encoding == "quoted-printable" && len > 79 && !content.starts_with(b"SPAM: ") {
                 self.qp_long_line = true;
+            }
+            if unencoded_plain {
+                // `s/&#x[0-9A-F]{4};//g`: upper-case hex only, 8 bytes each.
+                let n = unicode_entities(content);
+                self.unicode_entities += n;
+                self.unicode_other_bytes += len - 8 * n;
             }
         }
         self.ascii_text_illegal |= illegal;
@@ -219,6 +231,23 @@ impl MimeFacts {
             }
         }
     }
+}
+
+/// Non-overlapping `&#xHHHH;` (four upper-case hex digits) in `line`.
+pub(crate) fn unicode_entities(line: &[u8]) -> usize {
+    let hex = |b: &u8| b.is_ascii_digit() || (b'A'..=b'F').contains(b);
+    let (mut n, mut i) = (0, 0);
+    while let Some(p) = memchr::memmem::find(&line[i..], b"&#x") {
+        let at = i + p;
+        match line.get(at + 3..at + 8) {
+            Some(t) if t[..4].iter().all(hex) && t[4] == b';' => {
+                n += 1;
+                i = at + 8;
+            }
+            _ => i = at + 1,
+        }
+    }
+    n
 }
 
 /// The parts `ids` names (a multipart's children).
