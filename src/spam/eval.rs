@@ -152,6 +152,7 @@ const IMPLEMENTED: &[&str] = &[
     "check_for_forged_received_trail",
     "check_for_fake_aol_relay_in_rcvd",
     "check_abundant_unicode_ratio",
+    "check_for_forged_juno_received_headers",
 ];
 
 pub fn implemented(func: &str) -> bool {
@@ -814,6 +815,7 @@ pub fn run(call: &Call, v: &View, st: &Settings) -> f64 {
         "check_for_faraway_charset" => 0.0,
         "check_for_forged_received_trail" => b(forgery::forged_received_trail(v) > 1),
         "check_for_fake_aol_relay_in_rcvd" => b(forgery::fake_aol_relay(v)),
+        "check_for_forged_juno_received_headers" => b(forgery::juno(v)),
         // MIMEEval: `&#xHHHH;` entities per other byte in the unencoded text/plain parts, at least the
         // ratio given (written as digits, a dot and 1 to 3 digits, or the test answers 0); no such
         // text at all answers 0.

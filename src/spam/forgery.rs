@@ -188,6 +188,31 @@ pub fn eudoramail(v: &View) -> bool {
     !(ip && re!(r"by \S*whowhere.com;").is_match(&rcvd))
 }
 
+/// HeaderEval's check_for_forged_juno_received_headers: From @juno.com without the Received lines
+/// and X-Mailer that Juno's servers (old style, with X-Originating-IP) or mail.com and untd.com's
+/// web mail (new style) write.
+pub fn juno(v: &View) -> bool {
+    let from = get(v, "From:addr").unwrap_or_default();
+    let from = from.lines().next().unwrap_or("");
+    if !re!(r"(?i)\bjuno\.com\z").is_match(from) || gated_through_received_hdr_remover(v) {
+        return false;
+    }
+    let xorig = get(v, "X-Originating-IP").unwrap_or_default();
+    let xmailer = get(v, "X-Mailer").unwrap_or_default();
+    let rcvd = get(v, "Received").unwrap_or_default();
+    if !xorig.is_empty() {
+        let via_juno = regex_with_ip(r"from.*\b(?:juno|untd)\.com.*[\[\(]", r"[\]\)].*by");
+        if !via_juno.is_match(&rcvd) && !re!(r" cookie\.(?:juno|untd)\.com ").is_match(&rcvd) {
+            return true;
+        }
+        return !xmailer.contains("Juno ");
+    }
+    // New style (no X-Originating-IP): SpamAssassin checks the mail.com and untd.com web mail
+    // Received lines and X-Mailer, but the branch ends in `$xorig !~ /$IP_ADDRESS/`, which the empty
+    // X-Originating-IP always passes, so it answers yes whatever those say.
+    true
+}
+
 /// HeaderEval's check_for_fake_aol_relay_in_rcvd: a Received line naming an AOL-style relay host
 /// (` rly-xx00.`) that does not carry AOL's own relay software or queue-id formats.
 pub fn fake_aol_relay(v: &View) -> bool {
@@ -288,6 +313,34 @@ mod tests {
         );
         assert_eq!(forged_received_trail(&view(&joined)), 0);
         assert_eq!(forged_received_trail(&view(&broken)), 1);
+    }
+
+    #[test]
+    fn juno_claims() {
+        let forged = |extra: &str| {
+            juno(&view(&format!(
+                "{extra}From: someone@juno.com\nTo: a@example.org\n"
+            )))
+        };
+        // Old style: X-Originating-IP, a Juno Received line and a Juno X-Mailer.
+        let rcvd = "Received: from m1.juno.com (m1.juno.com [64.136.24.1]) by mx.example.org with SMTP id 1\n";
+        assert!(!forged(&format!(
+            "{rcvd}X-Originating-IP: [192.0.2.1]\nX-Mailer: Juno 5.0.33\n"
+        )));
+        assert!(forged(&format!(
+            "{rcvd}X-Originating-IP: [192.0.2.1]\nX-Mailer: Outlook\n"
+        )));
+        let other = "Received: from pc.example.net (pc.example.net [192.0.2.9]) by mx.example.org with SMTP id 2\n";
+        assert!(forged(&format!(
+            "{other}X-Originating-IP: [192.0.2.1]\nX-Mailer: Juno 5.0.33\n"
+        )));
+        // New style always ends up yes in SpamAssassin's code; mail with no Received line at all is
+        // left alone (gated_through_received_hdr_remover).
+        assert!(forged(&format!("{other}X-Mailer: Webmail Version 1\n")));
+        assert!(!forged("X-Mailer: Webmail Version 1\n"));
+        assert!(!juno(&view(
+            "From: someone@example.com\nTo: a@example.org\n"
+        )));
     }
 
     #[test]
