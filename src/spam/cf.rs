@@ -93,8 +93,9 @@ pub enum Directive {
     ReplaceRules(Vec<String>),
     /// `freemail_domains a.com b.net *.c.org`: the FreeMail plugin's list.
     FreemailDomains(Vec<String>),
-    /// `util_rb_2tld` / `util_rb_3tld`: registry boundaries below which a domain is one registrant's
-    /// (RegistryBoundaries' two- and three-level "TLDs", co.uk, demon.co.uk).
+    /// `util_rb_tld` (the valid top-level domains), `util_rb_2tld` / `util_rb_3tld`: registry
+    /// boundaries below which a domain is one registrant's (RegistryBoundaries' two- and three-level
+    /// "TLDs", co.uk, demon.co.uk).
     RbTld {
         labels: usize,
         domains: Vec<String>,
@@ -325,8 +326,12 @@ pub fn parse_line(line: &str) -> Directive {
                 .map(|d| d.to_ascii_lowercase())
                 .collect(),
         ),
-        "util_rb_2tld" | "util_rb_3tld" => Directive::RbTld {
-            labels: if lkey == "util_rb_2tld" { 2 } else { 3 },
+        "util_rb_tld" | "util_rb_2tld" | "util_rb_3tld" => Directive::RbTld {
+            labels: match lkey.as_str() {
+                "util_rb_tld" => 1,
+                "util_rb_2tld" => 2,
+                _ => 3,
+            },
             domains: rest
                 .split_whitespace()
                 .map(|d| d.to_ascii_lowercase())

@@ -153,6 +153,7 @@ const IMPLEMENTED: &[&str] = &[
     "check_for_fake_aol_relay_in_rcvd",
     "check_abundant_unicode_ratio",
     "check_for_forged_juno_received_headers",
+    "check_ratware_envelope_from",
 ];
 
 pub fn implemented(func: &str) -> bool {
@@ -816,6 +817,30 @@ pub fn run(call: &Call, v: &View, st: &Settings) -> f64 {
         "check_for_forged_received_trail" => b(forgery::forged_received_trail(v) > 1),
         "check_for_fake_aol_relay_in_rcvd" => b(forgery::fake_aol_relay(v)),
         "check_for_forged_juno_received_headers" => b(forgery::juno(v)),
+        // HeaderEval: the envelope sender spells the recipient's registered domain, one character,
+        // then the recipient's user name (`example.com.joe@...` for joe@example.com), as some
+        // ratware builds its MAIL FROM.
+        "check_ratware_envelope_from" => {
+            let first = |spec: &str| get(v, spec).lines().next().unwrap_or("").to_string();
+            let (to, from) = (first("To:addr"), first("EnvelopeFrom:addr"));
+            if to.is_empty() || from.is_empty() || re!(r"(?i)^SRS\d[=+-]").is_match(&from) {
+                return 0.0;
+            }
+            let Some((user, dom)) = to.split_once('@') else {
+                return 0.0;
+            };
+            // `/^([^@]+)\@(.+)$/`: one @ before the domain, which has no newline.
+            if user.is_empty() || dom.is_empty() {
+                return 0.0;
+            }
+            let dom = st.registry_domain(dom);
+            if !st.domain_valid(&dom) {
+                return 0.0;
+            }
+            // `/\b\Q$dom\E.\Q$user\E@/i`
+            let pat = format!(r"(?i)\b{}.{}@", regex::escape(&dom), regex::escape(user));
+            b(regex::Regex::new(&pat).is_ok_and(|r| r.is_match(&from)))
+        }
         // MIMEEval: `&#xHHHH;` entities per other byte in the unencoded text/plain parts, at least the
         // ratio given (written as digits, a dot and 1 to 3 digits, or the test answers 0); no such
         // text at all answers 0.
@@ -1111,6 +1136,35 @@ mod tests {
 
     fn unicode_count(line: &[u8]) -> usize {
         crate::spam::view::unicode_entities(line)
+    }
+
+    #[test]
+    fn ratware_envelope_from_spells_the_recipient() {
+        let st = crate::spam::load::load_text("util_rb_tld com org\n").settings;
+        let run_with = |rp: &str, to: &str| {
+            let m =
+                format!("Return-Path: <{rp}>\nFrom: a@example.org\nTo: {to}\nSubject: s\n\nbody\n");
+            let v = View::new(m.as_bytes());
+            run(
+                &parse_call("eval:check_ratware_envelope_from()").expect("call"),
+                &v,
+                &st,
+            ) != 0.0
+        };
+        assert!(run_with(
+            "example.com.joe@bulk.example.org",
+            "joe@mail.example.com"
+        ));
+        assert!(!run_with("joe@bulk.example.org", "joe@mail.example.com"));
+        assert!(!run_with(
+            "SRS0=ab=cd=example.com=joe@example.com",
+            "joe@example.com"
+        ));
+        // The recipient's domain must end in a listed TLD.
+        assert!(!run_with(
+            "example.zz.joe@bulk.example.org",
+            "joe@example.zz"
+        ));
     }
 
     #[test]

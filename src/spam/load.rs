@@ -163,6 +163,8 @@ pub struct Settings {
     pub freemail: std::collections::HashSet<String>,
     /// Wildcard entries (`*.example.com`, `mail.*`), matched against the whole domain.
     pub freemail_globs: Vec<String>,
+    /// `util_rb_tld`: the top-level domains RegistryBoundaries calls valid (`domain_valid`).
+    pub tlds: std::collections::HashSet<String>,
     /// `util_rb_2tld` and `util_rb_3tld` (co.uk, demon.co.uk): see `registry_domain`.
     pub two_level_domains: std::collections::HashSet<String>,
     pub three_level_domains: std::collections::HashSet<String>,
@@ -207,6 +209,19 @@ const US_STATES: &[&str] = &[
 ];
 
 impl Settings {
+    /// RegistryBoundaries' is_domain_valid: no whitespace, at least one dot, and a last label that
+    /// `util_rb_tld` lists.
+    pub fn domain_valid(&self, dom: &str) -> bool {
+        let d = dom.to_ascii_lowercase();
+        if d.contains(char::is_whitespace) {
+            return false;
+        }
+        match d.rsplit_once('.') {
+            Some((_, tld)) => !tld.is_empty() && self.tlds.contains(tld),
+            None => false,
+        }
+    }
+
     /// RegistryBoundaries::split_domain's domain part: the registered domain of a host name, one
     /// label below the registry (`util_rb_2tld`/`util_rb_3tld`, the US state zones, else the TLD).
     /// `mail.example.co.uk` gives `example.co.uk`; a bare TLD gives itself.
@@ -262,6 +277,7 @@ impl Default for Settings {
             report_contact: "the administrator of that system".into(),
             freemail: Default::default(),
             freemail_globs: Vec::new(),
+            tlds: Default::default(),
             two_level_domains: Default::default(),
             three_level_domains: Default::default(),
             token_model: HashMap::new(),
@@ -544,10 +560,10 @@ impl Loader {
                 }
             }
             Directive::RbTld { labels, domains } => {
-                let set = if labels == 2 {
-                    &mut st.two_level_domains
-                } else {
-                    &mut st.three_level_domains
+                let set = match labels {
+                    1 => &mut st.tlds,
+                    2 => &mut st.two_level_domains,
+                    _ => &mut st.three_level_domains,
                 };
                 set.extend(domains);
             }
@@ -599,7 +615,13 @@ mod tests {
     /// three-level domain, a US state zone, or else the TLD.
     #[test]
     fn registry_domains() {
-        let st = load_text("util_rb_2tld co.uk com.au\nutil_rb_3tld demon.co.uk\n").settings;
+        let st =
+            load_text("util_rb_tld com uk\nutil_rb_2tld co.uk com.au\nutil_rb_3tld demon.co.uk\n")
+                .settings;
+        assert!(st.domain_valid("mail.example.co.uk"));
+        assert!(st.domain_valid("Example.COM"));
+        assert!(!st.domain_valid("example.invalidtld"));
+        assert!(!st.domain_valid("localhost"));
         for (host, want) in [
             ("mail.example.com", "example.com"),
             ("Example.COM", "example.com"),
