@@ -837,9 +837,7 @@ pub fn run(call: &Call, v: &View, st: &Settings) -> f64 {
             if !st.domain_valid(&dom) {
                 return 0.0;
             }
-            // `/\b\Q$dom\E.\Q$user\E@/i`
-            let pat = format!(r"(?i)\b{}.{}@", regex::escape(&dom), regex::escape(user));
-            b(regex::Regex::new(&pat).is_ok_and(|r| r.is_match(&from)))
+            b(spells_recipient(&from, &dom, user))
         }
         // MIMEEval: `&#xHHHH;` entities per other byte in the unencoded text/plain parts, at least the
         // ratio given (written as digits, a dot and 1 to 3 digits, or the test answers 0); no such
@@ -854,6 +852,25 @@ pub fn run(call: &Call, v: &View, st: &Settings) -> f64 {
         }
         _ => 0.0,
     }
+}
+
+/// `/\b\Q$dom\E.\Q$user\E@/i` on the envelope sender, without compiling a regex per message: the
+/// domain at a word boundary, any one character but a newline, the user, an `@`.
+fn spells_recipient(from: &str, dom: &str, user: &str) -> bool {
+    let (f, d) = (from.to_lowercase(), dom.to_lowercase());
+    let u = format!("{}@", user.to_lowercase());
+    let word = |c: char| c.is_alphanumeric() || c == '_';
+    let Some(first) = d.chars().next() else {
+        return false;
+    };
+    f.char_indices().any(|(p, _)| {
+        let rest = &f[p..];
+        if !rest.starts_with(&d) || f[..p].chars().next_back().is_some_and(word) == word(first) {
+            return false;
+        }
+        let mut after = rest[d.len()..].chars();
+        after.next().is_some_and(|c| c != '\n') && after.as_str().starts_with(&u)
+    })
 }
 
 /// BodyEval's `tvd_vertical_words` value: over the body paragraphs (Subject first) longer than 5
@@ -1159,6 +1176,14 @@ mod tests {
         assert!(!run_with(
             "SRS0=ab=cd=example.com=joe@example.com",
             "joe@example.com"
+        ));
+        assert!(run_with(
+            "Example.COM-Joe@bulk.example.org",
+            "joe@mail.example.com"
+        ));
+        assert!(!run_with(
+            "xexample.com.joe@bulk.example.org",
+            "joe@mail.example.com"
         ));
         // The recipient's domain must end in a listed TLD.
         assert!(!run_with(
