@@ -177,6 +177,13 @@ pub(crate) fn get(v: &View, spec: &str) -> String {
         .unwrap_or_default()
 }
 
+/// `$pms->get(SPEC)` in scalar context for an `:addr` (or `:name`, `EnvelopeFrom`) spec: SpamAssassin 4
+/// returns only the first value there, without its newline.
+pub(crate) fn first_value(v: &View, spec: &str) -> String {
+    let all = get(v, spec);
+    all.lines().next().unwrap_or("").to_string()
+}
+
 /// SpamAssassin's IP_PRIVATE for IPv4: 10/8, 127/8, 169.254/16, 172.16/12, 192.168/16, 100.64/10.
 fn ipv4_private(ip: &str) -> bool {
     let o: Vec<u32> = ip.split('.').filter_map(|x| x.parse().ok()).collect();
@@ -794,9 +801,7 @@ pub fn run(call: &Call, v: &View, st: &Settings) -> f64 {
         }
         // HeaderEval: From a gmail.com address, yet none of the traces Gmail's own servers leave.
         "check_for_forged_gmail_received_headers" => {
-            let from = get(v, "From:addr");
-            let from = from.lines().next().unwrap_or("");
-            if !re!(r"(?i)\bgmail\.com\z").is_match(from) {
+            if !re!(r"(?i)\bgmail\.com\z").is_match(&first_value(v, "From:addr")) {
                 return 0.0;
             }
             let xreceived = get(v, "X-Received");
@@ -821,8 +826,10 @@ pub fn run(call: &Call, v: &View, st: &Settings) -> f64 {
         // then the recipient's user name (`example.com.joe@...` for joe@example.com), as some
         // ratware builds its MAIL FROM.
         "check_ratware_envelope_from" => {
-            let first = |spec: &str| get(v, spec).lines().next().unwrap_or("").to_string();
-            let (to, from) = (first("To:addr"), first("EnvelopeFrom:addr"));
+            let (to, from) = (
+                first_value(v, "To:addr"),
+                first_value(v, "EnvelopeFrom:addr"),
+            );
             if to.is_empty() || from.is_empty() || re!(r"(?i)^SRS\d[=+-]").is_match(&from) {
                 return 0.0;
             }

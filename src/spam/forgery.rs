@@ -192,15 +192,13 @@ pub fn eudoramail(v: &View) -> bool {
 /// and X-Mailer that Juno's servers (old style, with X-Originating-IP) or mail.com and untd.com's
 /// web mail (new style) write.
 pub fn juno(v: &View) -> bool {
-    let from = get(v, "From:addr").unwrap_or_default();
-    let from = from.lines().next().unwrap_or("");
-    if !re!(r"(?i)\bjuno\.com\z").is_match(from) || gated_through_received_hdr_remover(v) {
+    let from = super::eval::first_value(v, "From:addr");
+    if !re!(r"(?i)\bjuno\.com\z").is_match(&from) || gated_through_received_hdr_remover(v) {
         return false;
     }
-    let xorig = get(v, "X-Originating-IP").unwrap_or_default();
-    let xmailer = get(v, "X-Mailer").unwrap_or_default();
-    let rcvd = get(v, "Received").unwrap_or_default();
-    if !xorig.is_empty() {
+    if get(v, "X-Originating-IP").is_some_and(|x| !x.is_empty()) {
+        let rcvd = get(v, "Received").unwrap_or_default();
+        let xmailer = get(v, "X-Mailer").unwrap_or_default();
         let via_juno = regex_with_ip(r"from.*\b(?:juno|untd)\.com.*[\[\(]", r"[\]\)].*by");
         if !via_juno.is_match(&rcvd) && !re!(r" cookie\.(?:juno|untd)\.com ").is_match(&rcvd) {
             return true;
