@@ -94,6 +94,7 @@ impl RuleSet {
     fn check_view_in(&self, view: &View, set: ScoreSet, every: bool) -> Verdict {
         let n = self.rules.len();
         let mut cand = vec![false; n];
+        let mut sure = vec![false; n];
         let pf = &self.prefilter;
         let tp = std::time::Instant::now();
         // Header text for the prefilter: everything a header rule can test must contain its literals,
@@ -119,29 +120,39 @@ impl RuleSet {
         ];
         // Per rule with a repeat gate: the only lines it may match in.
         let mut lines = super::hsfilter::RepeatLines::new();
-        pf.scan(Area::Header, hdr_texts.into_iter(), &mut cand, &mut lines);
+        pf.scan(
+            Area::Header,
+            hdr_texts.into_iter(),
+            &mut cand,
+            &mut sure,
+            &mut lines,
+        );
         pf.scan(
             Area::Body,
             view.body.iter().map(Vec::as_slice),
             &mut cand,
+            &mut sure,
             &mut lines,
         );
         pf.scan(
             Area::Rawbody,
             view.rawbody.iter().map(Vec::as_slice),
             &mut cand,
+            &mut sure,
             &mut lines,
         );
         pf.scan(
             Area::Full,
             std::iter::once(view.full.as_slice()),
             &mut cand,
+            &mut sure,
             &mut lines,
         );
         pf.scan(
             Area::Uri,
             view.uris.iter().map(String::as_bytes),
             &mut cand,
+            &mut sure,
             &mut lines,
         );
         lines.sort_unstable_by_key(|l| l.0);
@@ -153,7 +164,11 @@ impl RuleSet {
         // Rules known to be 0 without running are settled from the start: their prefilter gate did
         // not pass them, or they are Bayes rules (`tflags learn`) outside the Bayes score sets
         // (Plugin::Check runs those only there).
-        let mut settled: Vec<bool> = (0..n).map(|i| pf.gated[i].is_some() && !cand[i]).collect();
+        let mut settled: Vec<bool> = (0..n)
+            .map(|i| sure[i] || (pf.gated[i].is_some() && !cand[i]))
+            .collect();
+        // Rules an exact Hyperscan pattern reported match (`HsFilter::exact`).
+        let val: Vec<f64> = sure.iter().map(|&s| if s { 1.0 } else { 0.0 }).collect();
         if !set.bayes() {
             for &i in &self.learn {
                 settled[i] = true;
@@ -163,7 +178,7 @@ impl RuleSet {
             rs: self,
             view,
             lines,
-            val: vec![0.0; n],
+            val,
             settled,
             body_lines: None,
             raw_lines: None,
@@ -360,6 +375,10 @@ impl Pass<'_> {
                                     self.skipped[i] = true;
                                 }
                                 return if *negate { 1.0 } else { 0.0 };
+                            }
+                            // An exact pattern's report is the regex's answer on this value.
+                            if ok && rs.hdr_filter.exact.get(i).copied().unwrap_or(false) {
+                                return if *negate { 0.0 } else { 1.0 };
                             }
                         }
                         v.as_slice()

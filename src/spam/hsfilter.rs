@@ -86,7 +86,7 @@ pub(crate) fn chunked<K: Copy>(key: K, pats: Vec<Pattern>, chunk: usize, jobs: &
 #[allow(clippy::type_complexity)]
 pub(crate) fn compile_jobs<K: Sync>(
     engine: &'static Engine,
-    jobs: &Jobs<K>,
+    jobs: &[(K, std::sync::Mutex<Vec<Pattern>>)],
 ) -> Vec<
     Option<(
         Vec<usize>,
@@ -122,6 +122,22 @@ pub struct HsFilter {
     pub counts: Vec<u32>,
     /// Rules whose pattern Hyperscan could not take, with the reason (for lint).
     pub rejected: Vec<(usize, String)>,
+    /// Per rule: its database holds its exact pattern (`translate_exact`), so a report is the rule's
+    /// hit and needs no regex run (see `exact_ok`).
+    pub exact: Vec<bool>,
+}
+
+/// Whether a rule's hit can be read off an exact pattern's report on its area's joined texts: a body,
+/// rawbody or uri rule that counts one hit on every text it is given, whose own regex (the regex
+/// crate's, no fallback engine) cannot match a `\n` and has no text anchor (`Joined::Inline`: every
+/// match in the joined text lies within one text and is a match there, and every match in a text is
+/// one in the joined text), and that no repeat gate narrows.
+fn exact_ok(r: &Rule, area: Area, re: &super::perlre::Re, hir: &Hir) -> bool {
+    matches!(area, Area::Body | Area::Rawbody | Area::Uri)
+        && !r.tflags.multiple
+        && !r.tflags.nosubject
+        && super::joined::Joined::of(re) == super::joined::Joined::Inline
+        && repeat_part(hir).is_none()
 }
 
 fn area_index(a: Area) -> Option<usize> {
@@ -144,7 +160,7 @@ pub fn translate(src: &str) -> Option<String> {
     translate_hir(&parse(src)?)
 }
 
-fn parse(src: &str) -> Option<Hir> {
+pub(crate) fn parse(src: &str) -> Option<Hir> {
     regex_syntax::ParserBuilder::new()
         .utf8(false)
         .build()
@@ -159,13 +175,32 @@ fn translate_hir(hir: &Hir) -> Option<String> {
     }
     // In full when Hyperscan takes that length, else with long alternations loosened.
     let mut out = String::new();
-    print(hir, &mut out, usize::MAX)?;
+    print(hir, &mut out, usize::MAX, false)?;
     if out.len() > MAX_PATTERN {
         out.clear();
-        print(hir, &mut out, MAX_ALTERNATION)?;
+        print(hir, &mut out, MAX_ALTERNATION, false)?;
     }
     Some(out)
 }
+
+/// Hyperscan syntax for exactly what the regex crate's `hir` matches, for compiling without
+/// HS_FLAG_PREFILTER and with HS_FLAG_MULTILINE: then a report is a match and no report none, so the
+/// rule's regex need not run. None when it cannot be said exactly or cheaply: Unicode or half word
+/// boundaries, counted repeats over `EXACT_*_REPEAT`, a pattern longer than Hyperscan takes.
+pub fn translate_exact(hir: &Hir) -> Option<String> {
+    if hir.properties().minimum_len().is_none_or(|n| n == 0) {
+        return None;
+    }
+    let mut out = String::new();
+    print(hir, &mut out, usize::MAX, true)?;
+    (out.len() <= MAX_PATTERN).then_some(out)
+}
+
+/// Largest count an exact pattern keeps for a repeated byte or class (`.{0,40}`), and for a repeated
+/// group: Hyperscan's compiler spends a state per copy, and the stock rules' obfuscation patterns
+/// (`[_\W]{0,3}` between every letter) took it minutes when printed with their counts.
+const EXACT_ATOM_REPEAT: u32 = 64;
+const EXACT_GROUP_REPEAT: u32 = 4;
 
 /// The repeated part of a pattern that must match `n` times in a row, `n` at least 2: `X` of
 /// `P(?:X){n,m}S`, found through captures and concatenations only (so every match of the whole
@@ -243,7 +278,7 @@ fn byte_class(out: &mut String, ranges: impl Iterator<Item = (u8, u8)>) -> Optio
     Some(())
 }
 
-fn print(h: &Hir, out: &mut String, max_alt: usize) -> Option<()> {
+fn print(h: &Hir, out: &mut String, max_alt: usize, exact: bool) -> Option<()> {
     match h.kind() {
         HirKind::Empty => {}
         HirKind::Literal(l) => {
@@ -279,6 +314,17 @@ fn print(h: &Hir, out: &mut String, max_alt: usize) -> Option<()> {
                 }
             }
         }
+        // Exact: only what Hyperscan says the same way (a multi-line pattern: `^`/`$` at line edges,
+        // `\A`/`\z` at the text's).
+        HirKind::Look(l) if exact => out.push_str(match l {
+            Look::Start => "\\A",
+            Look::End => "\\z",
+            Look::StartLF => "^",
+            Look::EndLF => "$",
+            Look::WordAscii => "\\b",
+            Look::WordAsciiNegate => "\\B",
+            _ => return None,
+        }),
         HirKind::Look(l) => out.push_str(match l {
             Look::Start | Look::StartLF => "^",
             Look::End | Look::EndLF => "$",
@@ -298,10 +344,10 @@ fn print(h: &Hir, out: &mut String, max_alt: usize) -> Option<()> {
                 _ => false,
             };
             if atom {
-                print(&r.sub, out, max_alt)?;
+                print(&r.sub, out, max_alt, exact)?;
             } else {
                 out.push_str("(?:");
-                print(&r.sub, out, max_alt)?;
+                print(&r.sub, out, max_alt, exact)?;
                 out.push(')');
             }
             // Counted repeats cost Hyperscan's compiler one automaton state per copy (minutes for the
@@ -310,13 +356,31 @@ fn print(h: &Hir, out: &mut String, max_alt: usize) -> Option<()> {
             // to a gate every message passed.)
             match (r.min, r.max) {
                 (0, Some(1)) => out.push('?'),
+                (0, None) => out.push('*'),
+                (1, None) => out.push('+'),
+                // Exact counts, within the bounds Hyperscan compiles quickly.
+                (m, n) if exact => {
+                    let limit = if atom {
+                        EXACT_ATOM_REPEAT
+                    } else {
+                        EXACT_GROUP_REPEAT
+                    };
+                    if m > limit || n.is_some_and(|n| n > limit) {
+                        return None;
+                    }
+                    match n {
+                        None => write!(out, "{{{m},}}").ok()?,
+                        Some(n) if n == m => write!(out, "{{{m}}}").ok()?,
+                        Some(n) => write!(out, "{{{m},{n}}}").ok()?,
+                    }
+                }
                 (0, _) => out.push('*'),
                 _ => out.push('+'),
             }
         }
         HirKind::Capture(c) => {
             out.push_str("(?:");
-            print(&c.sub, out, max_alt)?;
+            print(&c.sub, out, max_alt, exact)?;
             out.push(')');
         }
         HirKind::Concat(subs) => {
@@ -334,13 +398,13 @@ fn print(h: &Hir, out: &mut String, max_alt: usize) -> Option<()> {
                     for j in k..k + run {
                         match folded[j] {
                             Some(c) => out.push(c as char),
-                            None => print(&subs[j], out, max_alt)?,
+                            None => print(&subs[j], out, max_alt, exact)?,
                         }
                     }
                     out.push(')');
                     k += run;
                 } else {
-                    print(&subs[k], out, max_alt)?;
+                    print(&subs[k], out, max_alt, exact)?;
                     k += 1;
                 }
             }
@@ -352,10 +416,13 @@ fn print(h: &Hir, out: &mut String, max_alt: usize) -> Option<()> {
                 if i > 0 {
                     out.push('|');
                 }
-                print(s, out, max_alt)?;
+                print(s, out, max_alt, exact)?;
             }
             out.push(')');
             if out.len() - start > max_alt {
+                if exact {
+                    return None;
+                }
                 // The obfuscation tags spell one letter as dozens of 1-4 byte look-alikes: say the
                 // same letter as one byte class per position and length, a superset that stays small
                 // (at most SHAPE_MAX lengths of at most SHAPE_MAX classes, whatever it printed as).
@@ -564,6 +631,7 @@ impl HsFilter {
         let mut f = HsFilter {
             gated: vec![false; rules.len()],
             counts: vec![0; rules.len()],
+            exact: vec![false; rules.len()],
             ..HsFilter::default()
         };
         let t0 = std::time::Instant::now();
@@ -576,7 +644,9 @@ impl HsFilter {
             | hyperscan::HS_FLAG_MULTILINE;
         // Every end, not just the first, for the repeat gates.
         let count_flags = hyperscan::HS_FLAG_PREFILTER | hyperscan::HS_FLAG_MULTILINE;
+        let exact_flags = hyperscan::HS_FLAG_SINGLEMATCH | hyperscan::HS_FLAG_MULTILINE;
         let mut cands: Vec<(usize, usize, String)> = Vec::new();
+        let mut exacts: Vec<(usize, String)> = Vec::new();
         let mut repeats: Vec<(usize, usize, u32, String)> = Vec::new();
         for &i in order {
             let Some((area, re)) = regex_of(&rules[i].test) else {
@@ -587,6 +657,11 @@ impl HsFilter {
                 f.rejected.push((i, "no translation".into()));
                 continue;
             };
+            if let Some(h) = hir.as_ref().filter(|h| exact_ok(&rules[i], area, re, h)) {
+                if let Some(x) = translate_exact(h) {
+                    exacts.push((i, x));
+                }
+            }
             if let Some(a) = area_index(area) {
                 cands.push((i, a, expr));
                 // Only where each text is one line the rule matches within (body and rawbody).
@@ -599,6 +674,14 @@ impl HsFilter {
         }
         // Each pattern alone first (a refused one would fail its whole chunk), on all cores.
         let verdicts = par_map(&cands, |(_, _, expr)| engine.accepts(expr, flags));
+        let exact_verdicts = par_map(&exacts, |(_, x)| engine.accepts(x, exact_flags));
+        // Per rule: its exact pattern, when Hyperscan parses it.
+        let mut exact_of: std::collections::HashMap<usize, String> = exacts
+            .into_iter()
+            .zip(exact_verdicts)
+            .filter(|(_, ok)| matches!(ok, Some(Ok(()))))
+            .map(|(e, _)| e)
+            .collect();
         let rep_verdicts = par_map(&repeats, |(_, _, _, x)| engine.accepts(x, count_flags));
         let mut need = vec![0u32; rules.len()];
         let mut rep_area: Vec<Vec<Pattern>> = (0..AREAS.len()).map(|_| Vec::new()).collect();
@@ -613,13 +696,25 @@ impl HsFilter {
             }
         }
         let mut per_area: Vec<Vec<Pattern>> = (0..AREAS.len()).map(|_| Vec::new()).collect();
+        // The prefilter patterns of the rules given exact ones, for when the compiler refuses those.
+        let mut loose: std::collections::HashMap<usize, (usize, String)> = Default::default();
         for ((i, a, expr), ok) in cands.into_iter().zip(verdicts) {
             match ok {
-                Some(Ok(())) => per_area[a].push(Pattern {
-                    expr,
-                    flags,
-                    id: i as u32,
-                }),
+                Some(Ok(())) => match exact_of.remove(&i) {
+                    Some(x) => {
+                        per_area[a].push(Pattern {
+                            expr: x,
+                            flags: exact_flags,
+                            id: i as u32,
+                        });
+                        loose.insert(i, (a, expr));
+                    }
+                    None => per_area[a].push(Pattern {
+                        expr,
+                        flags,
+                        id: i as u32,
+                    }),
+                },
                 Some(Err(e)) => f.rejected.push((i, e)),
                 None => f.rejected.push((i, "not checked".into())),
             }
@@ -647,7 +742,33 @@ impl HsFilter {
         for (a, pats) in rep_area.into_iter().enumerate() {
             chunked(Job::Repeats(a), pats, 1, &mut jobs);
         }
-        let compiled = compile_jobs(engine, &jobs);
+        let mut compiled = compile_jobs(engine, &jobs);
+        // Exact patterns the compiler refused (too large to compile exactly) go again as prefilter
+        // patterns, in jobs of their own.
+        let mut retry: Vec<Vec<Pattern>> = (0..AREAS.len()).map(|_| Vec::new()).collect();
+        let mut retried: Vec<usize> = Vec::new();
+        for done in compiled.iter().flatten() {
+            for (p, _) in &done.2 {
+                if p.flags != exact_flags {
+                    continue;
+                }
+                if let Some((a, expr)) = loose.remove(&(p.id as usize)) {
+                    retried.push(p.id as usize);
+                    retry[a].push(Pattern {
+                        expr,
+                        flags,
+                        id: p.id,
+                    });
+                }
+            }
+        }
+        let first = jobs.len();
+        for (a, pats) in retry.into_iter().enumerate() {
+            chunked(Job::Rules(a), pats, chunk, &mut jobs);
+        }
+        if jobs.len() > first {
+            compiled.extend(compile_jobs(engine, &jobs[first..]));
+        }
         let mut dbs = Vec::new();
         for ((job, _), done) in jobs.iter().zip(compiled) {
             let Some((ids, db, rejected)) = done else {
@@ -679,11 +800,19 @@ impl HsFilter {
                 }
             };
             let dropped: Vec<usize> = rejected.iter().map(|r| r.0.id as usize).collect();
-            f.rejected
-                .extend(rejected.into_iter().map(|(p, why)| (p.id as usize, why)));
+            f.rejected.extend(
+                rejected
+                    .into_iter()
+                    .filter(|(p, _)| {
+                        !(p.flags == exact_flags && retried.contains(&(p.id as usize)))
+                    })
+                    .map(|(p, why)| (p.id as usize, why)),
+            );
             if let Some(db) = db {
                 for id in ids.into_iter().filter(|id| !dropped.contains(id)) {
                     f.gated[id] = true;
+                    // Still in `loose`: compiled from its exact pattern (the retries took theirs out).
+                    f.exact[id] = loose.contains_key(&id);
                 }
                 f.slots[a].push(dbs.len());
                 dbs.push(db);
@@ -693,6 +822,7 @@ impl HsFilter {
             Some(d) => f.dbs = Some(d),
             None => {
                 f.gated.iter_mut().for_each(|g| *g = false);
+                f.exact.iter_mut().for_each(|g| *g = false);
                 f.lit_slots.clear();
             }
         }
@@ -723,6 +853,7 @@ impl HsFilter {
             return;
         }
         let gated = self.gated.iter().filter(|&&g| g).count().to_string();
+        let exact = self.exact.iter().filter(|&&g| g).count().to_string();
         let ms = t0.elapsed().as_millis().to_string();
         crate::message::log::event(
             "spamd",
@@ -730,6 +861,7 @@ impl HsFilter {
             &[
                 ("engine", &self.engine_name()),
                 ("rules", &gated),
+                ("exact", &exact),
                 ("rejected", &self.rejected.len().to_string()),
                 ("ms", &ms),
             ],
@@ -883,9 +1015,24 @@ mod tests {
                   header H_LIT Subject =~ /OTHER/i\nheader H_NOLIT Subject =~ /qqzzqq/\n\
                   body B_REP3 /(?:(?:name|age|city)[:,]\\s?){3}/i\n\
                   body B_REP3N /(?:(?:name|age|city)[:,]\\s?){3}x/i\n\
-                  rawbody R_REP2 /(?:<b>\\w+<\\/b>\\s?){2}/\ntflags R_REP2 multiple\n";
+                  rawbody R_REP2 /(?:<b>\\w+<\\/b>\\s?){2}/\ntflags R_REP2 multiple\n\
+                  uri U_PATH /example\\.net\\b/\nrawbody R_BOLD /<b>bo\\w{1,3}d/\n";
         let mut rs = crate::spam::rules::compile(load_text(cf));
         assert!(rs.prefilter.hs.gated.iter().any(|&g| g), "nothing gated");
+        // Rules whose report is their hit, and rules that must still run their regex: anchored to
+        // the text, counting, fallback-engine, repeat-gated.
+        let exact = |name: &str| {
+            let i = rs.rules.iter().position(|r| r.name == name).expect(name);
+            rs.prefilter.hs.exact[i]
+        };
+        for name in ["B_WORD", "B_RANGE", "B_NOMATCH", "U_PATH", "R_BOLD"] {
+            assert!(exact(name), "{name} not exact");
+        }
+        for name in [
+            "B_START", "B_END", "B_MULTI", "B_CROSS", "B_LOOK", "B_BACK", "B_REP3", "F_HDR",
+        ] {
+            assert!(!exact(name), "{name} exact");
+        }
         for name in ["B_REP3", "B_REP3N", "R_REP2"] {
             let i = rs.rules.iter().position(|r| r.name == name).expect(name);
             assert!(rs.prefilter.hs.counts[i] >= 2, "{name} has no repeat gate");
@@ -925,13 +1072,32 @@ mod tests {
         // The anchored rules hit somewhere, so the comparison covers them.
         for name in [
             "B_START", "B_END", "B_NOT", "R_ANCHOR", "F_HDR", "U_HOST", "B_WORD", "H_LIT",
-            "B_REP3", "B_REP3N", "R_REP2",
+            "B_REP3", "B_REP3N", "R_REP2", "B_RANGE", "U_PATH", "R_BOLD",
         ] {
             assert!(
                 with.iter().any(|(h, _)| h.iter().any(|n| n == name)),
                 "{name}: {with:?}"
             );
         }
+    }
+
+    /// Exact patterns keep counts and say anchors as Hyperscan reads them under HS_FLAG_MULTILINE;
+    /// what they cannot say exactly gets no exact pattern.
+    #[test]
+    fn prints_exact_patterns() {
+        let x = |src: &str| parse(src).as_ref().and_then(translate_exact);
+        assert_eq!(
+            x("(?-u)a{2,5}b{3}c{4,}").as_deref(),
+            Some("a{2,5}b{3}c{4,}")
+        );
+        assert_eq!(x("(?m-u)^x$").as_deref(), Some("^x$"));
+        assert_eq!(x("(?-u)\\Ax(?:\\n?\\z)").as_deref(), Some("\\Ax\\x0a?\\z"));
+        assert_eq!(x("(?-u)\\bx\\B").as_deref(), Some("\\bx\\B"));
+        // A Unicode word boundary, a large count of a group, an empty match: no exact pattern.
+        assert_eq!(x("\\bx"), None);
+        assert_eq!(x("(?-u)(?:ab){1,9}"), None);
+        assert_eq!(x("(?-u)a{0,500}b"), None);
+        assert_eq!(x("(?-u)a*"), None);
     }
 
     #[test]

@@ -15,9 +15,10 @@
 //! value scanned is the very value the rule's regex is given. A rule whose header is absent (its text is
 //! then the `[if-unset: ...]` default) is not gated. A negated rule (`!~`) the scan rules out hits.
 
-use super::hsfilter::{chunked, compile_jobs, par_map, translate, Jobs};
+use super::hsfilter::{chunked, compile_jobs, par_map, parse, translate, translate_exact, Jobs};
 use super::hyperscan::{self, Databases, Engine, Pattern};
 use super::rules::{Rule, Test};
+use std::ffi::c_uint;
 
 /// Patterns per database, as in `hsfilter`.
 const CHUNK: usize = 32;
@@ -36,6 +37,9 @@ pub struct HeaderFilter {
     /// when one of its rules is asked for: with sub-rules run on demand, some chunks of a spec never
     /// are, and a scan costs 1-3 us even on a 40-byte header.
     pub db_of: Vec<Option<usize>>,
+    /// Per rule: its database holds its exact pattern (`hsfilter::translate_exact`), so the scan's
+    /// report is the regex's answer on the value and the regex need not run.
+    pub exact: Vec<bool>,
 }
 
 impl HeaderFilter {
@@ -43,6 +47,7 @@ impl HeaderFilter {
     pub fn build(rules: &[Rule], order: &[usize], engine: Option<&'static Engine>) -> HeaderFilter {
         let mut f = HeaderFilter {
             db_of: vec![None; rules.len()],
+            exact: vec![false; rules.len()],
             ..HeaderFilter::default()
         };
         let Some(engine) = engine else {
@@ -51,20 +56,39 @@ impl HeaderFilter {
         let flags = hyperscan::HS_FLAG_PREFILTER
             | hyperscan::HS_FLAG_SINGLEMATCH
             | hyperscan::HS_FLAG_MULTILINE;
-        let mut cands: Vec<(usize, &str, String)> = Vec::new();
+        // A header value is one text: the rule's own regex (not a fallback's superset) said exactly,
+        // text anchors as `\A`/`\z`, is the rule.
+        let exact_flags = hyperscan::HS_FLAG_SINGLEMATCH | hyperscan::HS_FLAG_MULTILINE;
+        // Per rule: its pattern, the flags, and for an exact one the superset pattern to fall back on.
+        let mut cands: Vec<(usize, &str, String, c_uint, Option<String>)> = Vec::new();
         for &i in order {
             let Test::Header { spec, re, .. } = &rules[i].test else {
                 continue;
             };
-            if let Some(expr) = re.fast_source().and_then(translate) {
-                cands.push((i, spec.as_str(), expr));
+            let loose = re.fast_source().and_then(translate);
+            let exact = match re {
+                super::perlre::Re::Fast(r) => parse(r.as_str()).as_ref().and_then(translate_exact),
+                _ => None,
+            };
+            match (exact, loose) {
+                (Some(x), l) => cands.push((i, spec.as_str(), x, exact_flags, l)),
+                (None, Some(l)) => cands.push((i, spec.as_str(), l, flags, None)),
+                (None, None) => {}
             }
         }
-        let verdicts = par_map(&cands, |(_, _, expr)| engine.accepts(expr, flags));
+        let verdicts = par_map(&cands, |(_, _, expr, fl, _)| engine.accepts(expr, *fl));
         let mut per_spec: Vec<(String, Vec<Pattern>)> = Vec::new();
-        for ((i, spec, expr), ok) in cands.into_iter().zip(verdicts) {
+        // The superset patterns of the rules given exact ones, for when the compiler refuses those.
+        let mut loose_of: std::collections::HashMap<usize, String> = Default::default();
+        for ((i, spec, mut expr, mut fl, loose), ok) in cands.into_iter().zip(verdicts) {
             if !matches!(ok, Some(Ok(()))) {
-                continue;
+                // An exact pattern Hyperscan does not parse may still gate as a superset.
+                match loose.filter(|e| fl == exact_flags && engine.accepts(e, flags).is_ok()) {
+                    Some(e) => (expr, fl) = (e, flags),
+                    None => continue,
+                }
+            } else if let Some(l) = loose.filter(|_| fl == exact_flags) {
+                loose_of.insert(i, l);
             }
             let k = match per_spec.iter().position(|(s, _)| s == spec) {
                 Some(k) => k,
@@ -75,7 +99,7 @@ impl HeaderFilter {
             };
             per_spec[k].1.push(Pattern {
                 expr,
-                flags,
+                flags: fl,
                 id: i as u32,
             });
         }
@@ -84,7 +108,30 @@ impl HeaderFilter {
         for (k, (_, pats)) in per_spec.iter_mut().enumerate() {
             chunked(k, std::mem::take(pats), CHUNK, &mut jobs);
         }
-        let compiled = compile_jobs(engine, &jobs);
+        let mut compiled = compile_jobs(engine, &jobs);
+        // Exact patterns the compiler refused (too large) go again as supersets, per spec.
+        let mut retry: Vec<Vec<Pattern>> = per_spec.iter().map(|_| Vec::new()).collect();
+        for ((k, _), done) in jobs.iter().zip(&compiled) {
+            for (p, _) in done.iter().flat_map(|d| &d.2) {
+                if let Some(e) = loose_of
+                    .remove(&(p.id as usize))
+                    .filter(|_| p.flags == exact_flags)
+                {
+                    retry[*k].push(Pattern {
+                        expr: e,
+                        flags,
+                        id: p.id,
+                    });
+                }
+            }
+        }
+        let first = jobs.len();
+        for (k, pats) in retry.into_iter().enumerate() {
+            chunked(k, pats, CHUNK, &mut jobs);
+        }
+        if jobs.len() > first {
+            compiled.extend(compile_jobs(engine, &jobs[first..]));
+        }
         f.specs = per_spec.into_iter().map(|(s, _)| s).collect();
         let mut dbs = Vec::new();
         let mut gated = Vec::new();
@@ -105,6 +152,8 @@ impl HeaderFilter {
             f.dbs = Some(d);
             for (id, d) in gated {
                 f.db_of[id] = Some(d);
+                // Still in `loose_of`: compiled from its exact pattern (the retries took theirs out).
+                f.exact[id] = loose_of.contains_key(&id);
             }
         }
         f
@@ -185,6 +234,16 @@ mod tests {
                 })
                 .collect::<Vec<_>>()
         };
+        // The fast-engine rules' reports are their answers (on the specs with a database: three
+        // rules or more); the fallback-engine ones' are not.
+        let exact = |name: &str| {
+            let i = rs.rules.iter().position(|r| r.name == name).expect(name);
+            rs.hdr_filter.exact[i]
+        };
+        for name in ["S_START", "S_END", "S_NOT", "S_WORD", "A_LINE", "A_TWO"] {
+            assert!(exact(name), "{name} not exact");
+        }
+        assert!(!exact("S_LOOK") && !exact("A_BACK"));
         let with = hits(&rs);
         rs.hdr_filter = HeaderFilter::default();
         rs.hdr_filter.db_of = vec![None; rs.rules.len()];

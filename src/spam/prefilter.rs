@@ -383,12 +383,14 @@ impl Prefilter {
     }
 
     /// Marks in `cand` the rules of `area` that may match in `texts`: those Hyperscan reports, and
-    /// those whose literals occur.
+    /// those whose literals occur; and in `sure` those of them whose Hyperscan pattern is exact
+    /// (`HsFilter::exact`), which do match.
     pub fn scan<'a>(
         &self,
         area: Area,
         texts: impl Iterator<Item = &'a [u8]> + Clone,
         cand: &mut [bool],
+        sure: &mut [bool],
         lines: &mut super::hsfilter::RepeatLines,
     ) {
         let n = cand.len();
@@ -442,6 +444,9 @@ impl Prefilter {
             let by_hs = !self.hs.gated[i] || !hs_ok || hs[i];
             let by_lits = !self.lit_gated[i] || lits[i];
             cand[i] |= by_hs && by_lits;
+            if hs_ok && hs[i] && by_lits && self.hs.exact.get(i).copied().unwrap_or(false) {
+                sure[i] = true;
+            }
         }
     }
 
