@@ -120,6 +120,9 @@ pub struct HsFilter {
     count_slots: [Vec<usize>; 4],
     /// Per gated rule: how many distinct ends its repeated part needs in one line (0: no repeat gate).
     pub counts: Vec<u32>,
+    /// Per rule with a repeat gate: the shortest match of its repeated part, so the least distance
+    /// between the ends of two parts in a row.
+    part_min: Vec<u32>,
     /// Rules whose pattern Hyperscan could not take, with the reason (for lint).
     pub rejected: Vec<(usize, String)>,
     /// Per rule: its database holds its exact pattern (`translate_exact`), so a report is the rule's
@@ -204,15 +207,15 @@ const EXACT_GROUP_REPEAT: u32 = 4;
 
 /// The repeated part of a pattern that must match `n` times in a row, `n` at least 2: `X` of
 /// `P(?:X){n,m}S`, found through captures and concatenations only (so every match of the whole
-/// holds one), as (n, X in Hyperscan syntax). X must be a group at least two bytes long: a repeated
-/// byte or class reports at nearly every byte.
+/// holds one), as (n, X's shortest match, X in Hyperscan syntax). X must be a group at least two
+/// bytes long: a repeated byte or class reports at nearly every byte.
 ///
 /// Why: a gate scan answers "X matches somewhere" where the rule needs X n times back to back, and
 /// for `__FILL_THIS_FORM_SHORT2`/`LONG2` (`(?:FIELD ...){3}` / `{5}`) one field name is in most
 /// mail: 155 of 200 sample messages passed, and each then ran a regex costing ~0.4 ms on a fresh
 /// daemon. Those n matches end at n distinct offsets of one line, so fewer distinct ends of X in
 /// every line rule the message out (11 and 42 of the 200 pass).
-fn repeat_part(hir: &Hir) -> Option<(u32, String)> {
+fn repeat_part(hir: &Hir) -> Option<(u32, u32, String)> {
     fn find(h: &Hir) -> Option<(u32, &Hir)> {
         match h.kind() {
             HirKind::Repetition(r) if r.min >= 2 => {
@@ -226,9 +229,26 @@ fn repeat_part(hir: &Hir) -> Option<(u32, String)> {
         }
     }
     let (n, x) = find(hir)?;
+    let min = x.properties().minimum_len()?;
     translate_hir(x)
         .filter(|x| x.len() >= REPEAT_MIN_LEN)
-        .map(|x| (n, x))
+        .map(|e| (n, u32::try_from(min).unwrap_or(u32::MAX), e))
+}
+
+/// How many of the increasing `ends` a run of parts can use: n parts in a row end at n places each
+/// at least `gap` (the part's shortest match) after the one before, so when the ends include every
+/// place a part ends, a line where this is under n holds no run of n. Greedy from the first end: any
+/// such run's k-th end is at or after the k-th end taken here.
+fn chain(ends: &[usize], gap: usize) -> usize {
+    let mut n = 0;
+    let mut next = 0;
+    for &e in ends {
+        if n == 0 || e >= next {
+            n += 1;
+            next = e.saturating_add(gap.max(1));
+        }
+    }
+    n
 }
 
 /// Shortest repeated part worth a repeat gate. Scanning for every end of a part costs on every
@@ -632,6 +652,7 @@ impl HsFilter {
             gated: vec![false; rules.len()],
             counts: vec![0; rules.len()],
             exact: vec![false; rules.len()],
+            part_min: vec![0; rules.len()],
             ..HsFilter::default()
         };
         let t0 = std::time::Instant::now();
@@ -666,8 +687,9 @@ impl HsFilter {
                 cands.push((i, a, expr));
                 // Only where each text is one line the rule matches within (body and rawbody).
                 if matches!(area, Area::Body | Area::Rawbody) {
-                    if let Some((n, x)) = hir.as_ref().and_then(repeat_part) {
+                    if let Some((n, min, x)) = hir.as_ref().and_then(repeat_part) {
                         repeats.push((i, a, n, x));
+                        f.part_min[i] = min;
                     }
                 }
             }
@@ -943,6 +965,7 @@ impl HsFilter {
         while k < ends.len() {
             let id = ends[k].0 as usize;
             let need = self.counts.get(id).copied().unwrap_or(0) as usize;
+            let gap = self.part_min.get(id).copied().unwrap_or(0) as usize;
             let mut at: Vec<(usize, Vec<usize>)> = Vec::new();
             let mut line_ends: Vec<usize> = Vec::new();
             let mut line = usize::MAX;
@@ -951,7 +974,7 @@ impl HsFilter {
                 let end = ends[k].1 as usize;
                 let l = starts.partition_point(|&s| s < end).saturating_sub(1);
                 if l != line {
-                    if line_ends.len() >= need {
+                    if chain(&line_ends, gap) >= need {
                         at.push((line, std::mem::take(&mut line_ends)));
                     }
                     line_ends.clear();
@@ -960,7 +983,7 @@ impl HsFilter {
                 line_ends.push(end - starts.get(l).copied().unwrap_or(0));
                 k += 1;
             }
-            if line_ends.len() >= need {
+            if chain(&line_ends, gap) >= need {
                 at.push((line, line_ends));
             }
             if !at.is_empty() {
@@ -1079,6 +1102,18 @@ mod tests {
                 "{name}: {with:?}"
             );
         }
+    }
+
+    /// Ends closer together than a part's shortest match count once: five ends in a run of spaces
+    /// after one field name are not five fields.
+    #[test]
+    fn chain_needs_room_for_each_part() {
+        assert_eq!(chain(&[], 4), 0);
+        assert_eq!(chain(&[5, 6, 7, 8, 9], 4), 2);
+        assert_eq!(chain(&[5, 9, 13, 17, 21], 4), 5);
+        assert_eq!(chain(&[5, 6, 7], 0), 3);
+        // Greedy from the first end never takes fewer than a run that starts later.
+        assert_eq!(chain(&[1, 3, 5, 7, 9], 4), 3);
     }
 
     /// Exact patterns keep counts and say anchors as Hyperscan reads them under HS_FLAG_MULTILINE;
