@@ -15,8 +15,14 @@
 //! - HS_FLAG_PREFILTER: Hyperscan may report more than the pattern matches, never less. A pattern it
 //!   rejects, one that matches the empty string, or a failed scan leaves the rule always run.
 //!
+//! Exact patterns (`translate_exact`, `exact_ok`): a rule whose regex Hyperscan can say exactly, and whose
+//! hits the joined texts keep (no match across a '\n', no text anchor, one hit counted), is compiled
+//! without HS_FLAG_PREFILTER in the same databases; its report is then its hit and its regex never runs.
+//! The invariant above still holds for it, and so does its converse.
+//!
 //! Repeat gates (`repeat_part`): for the few rules whose pattern needs one long part n times in a row, a
-//! second database reports every end of that part, and the rule runs only on lines with n distinct ends.
+//! second database reports every end of that part, and the rule runs only on lines with n ends far
+//! enough apart to be a run of parts (`chain`).
 //!
 //! The same database set also holds one literal database per area (header included) for `prefilter`:
 //! each literal caseless, reported once; an area whose literals do not all compile keeps its automaton.

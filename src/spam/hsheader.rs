@@ -14,6 +14,10 @@
 //! already requires; `^`/`$` widened to line anchors; HS_FLAG_PREFILTER only widens), and because the
 //! value scanned is the very value the rule's regex is given. A rule whose header is absent (its text is
 //! then the `[if-unset: ...]` default) is not gated. A negated rule (`!~`) the scan rules out hits.
+//!
+//! A fast-engine rule whose regex Hyperscan says exactly (`hsfilter::translate_exact`: counts kept, text
+//! anchors as `\A`/`\z`) is compiled without prefilter mode: on a present header its report is the
+//! regex's answer, so the regex never runs.
 
 use super::hsfilter::{chunked, compile_jobs, par_map, parse, translate, translate_exact, Jobs};
 use super::hyperscan::{self, Databases, Engine, Pattern};
