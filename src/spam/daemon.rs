@@ -1035,12 +1035,17 @@ mod tests {
         // A client that sends "hold" keeps its thread until the test says so.
         let (release_tx, release_rx) = mpsc::channel::<()>();
         let release_rx = std::sync::Mutex::new(release_rx);
+        // Says which thread took the held client, once it holds it.
+        let (holding_tx, holding_rx) = mpsc::channel::<String>();
+        let holding_tx = std::sync::Mutex::new(holding_tx);
         let handler = Box::new(move |c: Conn| {
             let Conn::Tcp(mut s) = c else { return };
             s.set_nonblocking(false).expect("blocking");
             let mut b = [0u8; 4];
             s.read_exact(&mut b).expect("read");
             if &b == b"hold" {
+                let name = std::thread::current().name().unwrap_or("?").to_string();
+                let _ = holding_tx.lock().expect("lock").send(name);
                 let _ = release_rx.lock().expect("lock").recv();
             }
             let name = std::thread::current().name().unwrap_or("?").to_string();
@@ -1056,11 +1061,19 @@ mod tests {
         };
         for _ in 0..20 {
             // Time for the thread to be back waiting: what is tested is who gets an idle pool's client.
+            // On a loaded machine thread 0 may not be back yet after 20 ms; then it must be after 500.
             std::thread::sleep(std::time::Duration::from_millis(20));
-            assert_eq!(ask(b"ping"), "spam-score-0");
+            if ask(b"ping") != "spam-score-0" {
+                std::thread::sleep(std::time::Duration::from_millis(500));
+                assert_eq!(ask(b"ping"), "spam-score-0");
+            }
         }
         let held = std::thread::spawn(move || ask(b"hold"));
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        // Only once thread 0 holds that client (a fixed wait was too short on a loaded machine).
+        let holder = holding_rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("held");
+        assert_eq!(holder, "spam-score-0");
         let mut s = std::net::TcpStream::connect(addr).expect("connect");
         s.write_all(b"ping").expect("send");
         let mut other = String::new();
