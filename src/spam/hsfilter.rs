@@ -89,17 +89,10 @@ pub(crate) fn chunked<K: Copy>(key: K, pats: Vec<Pattern>, chunk: usize, jobs: &
 
 /// Compiles every job on all cores; per job (None only if it never ran): the ids of its patterns, the
 /// database, and the patterns the compiler refused with why.
-#[allow(clippy::type_complexity)]
 pub(crate) fn compile_jobs<K: Sync>(
     engine: &'static Engine,
     jobs: &[(K, std::sync::Mutex<Vec<Pattern>>)],
-) -> Vec<
-    Option<(
-        Vec<usize>,
-        Option<hyperscan::Database>,
-        Vec<(Pattern, String)>,
-    )>,
-> {
+) -> Vec<Compiled> {
     par_map(jobs, |(_, part)| {
         let part = match part.lock() {
             Ok(mut p) => std::mem::take(&mut *p),
@@ -109,6 +102,58 @@ pub(crate) fn compile_jobs<K: Sync>(
         let (db, rejected) = engine.compile(part);
         (ids, db, rejected)
     })
+}
+
+/// What `compile_jobs` makes of one job.
+pub(crate) type Compiled = Option<(
+    Vec<usize>,
+    Option<hyperscan::Database>,
+    Vec<(Pattern, String)>,
+)>;
+
+/// `compile_jobs`, then once more for the exact patterns (`exact_flags`) the compiler refused (too
+/// large to compile exactly): each is compiled from its superset pattern in `loose` (taken out of it)
+/// with `flags`, in jobs appended to `jobs` under the key of the job that refused it, `chunk` patterns
+/// a job. Returns every job's result in `jobs` order, and the ids compiled again.
+pub(crate) fn compile_jobs_or_loose<K: Copy + PartialEq + Sync>(
+    engine: &'static Engine,
+    jobs: &mut Jobs<K>,
+    loose: &mut std::collections::HashMap<usize, String>,
+    exact_flags: std::ffi::c_uint,
+    flags: std::ffi::c_uint,
+    chunk: usize,
+) -> (Vec<Compiled>, Vec<usize>) {
+    let mut compiled = compile_jobs(engine, jobs);
+    let mut retried = Vec::new();
+    let mut retry: Vec<(K, Vec<Pattern>)> = Vec::new();
+    for ((key, _), done) in jobs.iter().zip(&compiled) {
+        for (p, _) in done.iter().flat_map(|d| &d.2) {
+            let Some(expr) = loose
+                .remove(&(p.id as usize))
+                .filter(|_| p.flags == exact_flags)
+            else {
+                continue;
+            };
+            retried.push(p.id as usize);
+            let pat = Pattern {
+                expr,
+                flags,
+                id: p.id,
+            };
+            match retry.iter_mut().find(|(k, _)| k == key) {
+                Some((_, pats)) => pats.push(pat),
+                None => retry.push((*key, vec![pat])),
+            }
+        }
+    }
+    let first = jobs.len();
+    for (key, pats) in retry {
+        chunked(key, pats, chunk, jobs);
+    }
+    if jobs.len() > first {
+        compiled.extend(compile_jobs(engine, &jobs[first..]));
+    }
+    (compiled, retried)
 }
 
 /// The compiled databases and which rules they gate.
@@ -637,7 +682,7 @@ fn literal_pattern(lit: &[u8], id: usize) -> Pattern {
 }
 
 /// What one compile job makes: a chunk of an area's rule patterns, or all of an area's literals.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq)]
 enum Job {
     Rules(usize),
     Literals(Area),
@@ -725,7 +770,7 @@ impl HsFilter {
         }
         let mut per_area: Vec<Vec<Pattern>> = (0..AREAS.len()).map(|_| Vec::new()).collect();
         // The prefilter patterns of the rules given exact ones, for when the compiler refuses those.
-        let mut loose: std::collections::HashMap<usize, (usize, String)> = Default::default();
+        let mut loose: std::collections::HashMap<usize, String> = Default::default();
         for ((i, a, expr), ok) in cands.into_iter().zip(verdicts) {
             match ok {
                 Some(Ok(())) => match exact_of.remove(&i) {
@@ -735,7 +780,7 @@ impl HsFilter {
                             flags: exact_flags,
                             id: i as u32,
                         });
-                        loose.insert(i, (a, expr));
+                        loose.insert(i, expr);
                     }
                     None => per_area[a].push(Pattern {
                         expr,
@@ -770,33 +815,9 @@ impl HsFilter {
         for (a, pats) in rep_area.into_iter().enumerate() {
             chunked(Job::Repeats(a), pats, 1, &mut jobs);
         }
-        let mut compiled = compile_jobs(engine, &jobs);
-        // Exact patterns the compiler refused (too large to compile exactly) go again as prefilter
-        // patterns, in jobs of their own.
-        let mut retry: Vec<Vec<Pattern>> = (0..AREAS.len()).map(|_| Vec::new()).collect();
-        let mut retried: Vec<usize> = Vec::new();
-        for done in compiled.iter().flatten() {
-            for (p, _) in &done.2 {
-                if p.flags != exact_flags {
-                    continue;
-                }
-                if let Some((a, expr)) = loose.remove(&(p.id as usize)) {
-                    retried.push(p.id as usize);
-                    retry[a].push(Pattern {
-                        expr,
-                        flags,
-                        id: p.id,
-                    });
-                }
-            }
-        }
-        let first = jobs.len();
-        for (a, pats) in retry.into_iter().enumerate() {
-            chunked(Job::Rules(a), pats, chunk, &mut jobs);
-        }
-        if jobs.len() > first {
-            compiled.extend(compile_jobs(engine, &jobs[first..]));
-        }
+        // Exact patterns the compiler refuses go again as prefilter patterns.
+        let (compiled, retried) =
+            compile_jobs_or_loose(engine, &mut jobs, &mut loose, exact_flags, flags, chunk);
         let mut dbs = Vec::new();
         for ((job, _), done) in jobs.iter().zip(compiled) {
             let Some((ids, db, rejected)) = done else {

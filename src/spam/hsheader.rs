@@ -19,7 +19,9 @@
 //! anchors as `\A`/`\z`) is compiled without prefilter mode: on a present header its report is the
 //! regex's answer, so the regex never runs.
 
-use super::hsfilter::{chunked, compile_jobs, par_map, parse, translate, translate_exact, Jobs};
+use super::hsfilter::{
+    chunked, compile_jobs_or_loose, par_map, parse, translate, translate_exact, Jobs,
+};
 use super::hyperscan::{self, Databases, Engine, Pattern};
 use super::rules::{Rule, Test};
 use std::ffi::c_uint;
@@ -112,30 +114,9 @@ impl HeaderFilter {
         for (k, (_, pats)) in per_spec.iter_mut().enumerate() {
             chunked(k, std::mem::take(pats), CHUNK, &mut jobs);
         }
-        let mut compiled = compile_jobs(engine, &jobs);
-        // Exact patterns the compiler refused (too large) go again as supersets, per spec.
-        let mut retry: Vec<Vec<Pattern>> = per_spec.iter().map(|_| Vec::new()).collect();
-        for ((k, _), done) in jobs.iter().zip(&compiled) {
-            for (p, _) in done.iter().flat_map(|d| &d.2) {
-                if let Some(e) = loose_of
-                    .remove(&(p.id as usize))
-                    .filter(|_| p.flags == exact_flags)
-                {
-                    retry[*k].push(Pattern {
-                        expr: e,
-                        flags,
-                        id: p.id,
-                    });
-                }
-            }
-        }
-        let first = jobs.len();
-        for (k, pats) in retry.into_iter().enumerate() {
-            chunked(k, pats, CHUNK, &mut jobs);
-        }
-        if jobs.len() > first {
-            compiled.extend(compile_jobs(engine, &jobs[first..]));
-        }
+        // Exact patterns the compiler refuses go again as supersets.
+        let (compiled, _) =
+            compile_jobs_or_loose(engine, &mut jobs, &mut loose_of, exact_flags, flags, CHUNK);
         f.specs = per_spec.into_iter().map(|(s, _)| s).collect();
         let mut dbs = Vec::new();
         let mut gated = Vec::new();
