@@ -362,7 +362,7 @@ impl Pass<'_> {
                 unset,
             } => {
                 let value = self.headers[rs.spec_slot[i] as usize]
-                    .get_or_insert_with(|| view.header_for_rule(spec));
+                    .get_or_insert_with(|| view.header_for_rule_uncached(spec));
                 let value = match value {
                     Some(v) => {
                         // The header filter: one scan of this spec's value for all its rules.
@@ -394,7 +394,7 @@ impl Pass<'_> {
             Test::Exists(h) => {
                 // Pseudo-headers (ToCc, MESSAGEID, ...) exist when their value does.
                 if self.headers[rs.spec_slot[i] as usize]
-                    .get_or_insert_with(|| view.header_for_rule(h))
+                    .get_or_insert_with(|| view.header_for_rule_uncached(h))
                     .is_some()
                 {
                     1.0

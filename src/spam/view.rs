@@ -311,6 +311,10 @@ pub struct View {
     decoded: std::sync::OnceLock<Vec<Vec<u8>>>,
     /// Date minus Received, in seconds (eval's `date_diff`), kept for the dozen date rules that read it.
     pub(crate) date_diff: std::sync::OnceLock<i64>,
+    /// `header_for_rule`'s answers by spec. Evals ask for the same few (`From:addr` a dozen times,
+    /// `EnvelopeFrom` through several), and each answer walks every field and allocates; a View never
+    /// changes once built, so an answer never goes stale.
+    by_spec: std::sync::Mutex<HashMap<String, Option<Vec<u8>>>>,
 }
 
 impl View {
@@ -381,6 +385,20 @@ impl View {
     /// The value a header rule tests: `Name`, `Name:raw`, `Name:addr`, `Name:name`, `ALL`, `ToCc`,
     /// `MESSAGEID`, `EnvelopeFrom`. None when the header is absent (the rule then sees `if-unset`).
     pub fn header_for_rule(&self, spec: &str) -> Option<Vec<u8>> {
+        if let Ok(m) = self.by_spec.lock() {
+            if let Some(v) = m.get(spec) {
+                return v.clone();
+            }
+        }
+        let v = self.header_for_rule_uncached(spec);
+        if let Ok(mut m) = self.by_spec.lock() {
+            m.insert(spec.to_string(), v.clone());
+        }
+        v
+    }
+
+    /// `header_for_rule` without the memo, for a caller that keeps its own answers (`check::Pass`).
+    pub(crate) fn header_for_rule_uncached(&self, spec: &str) -> Option<Vec<u8>> {
         let mut parts = spec.split(':');
         let name = parts.next().unwrap_or("");
         let mut raw = false;
