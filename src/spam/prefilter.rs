@@ -43,6 +43,9 @@ pub struct Prefilter {
     /// Per rule: whether its literals gate it (Hyperscan may gate it too).
     pub lit_gated: Vec<bool>,
     areas: Vec<(Area, AreaFilter)>,
+    /// The rules each area gates (`gated`), so a scan visits its own rules rather than every rule of
+    /// the set: the walk over all of them, once per area, was 4% of a message's time.
+    by_area: Vec<(Area, Vec<usize>)>,
     /// Hyperscan, when loaded: gates the rules of its areas instead of their literals.
     pub hs: super::hsfilter::HsFilter,
 }
@@ -325,6 +328,7 @@ impl Prefilter {
             gated,
             lit_gated,
             areas: Vec::new(),
+            by_area: Vec::new(),
             hs,
         };
         for &i in order {
@@ -378,6 +382,18 @@ impl Prefilter {
                     }
                 }
             }
+        }
+        for area in [
+            Area::Header,
+            Area::Body,
+            Area::Rawbody,
+            Area::Full,
+            Area::Uri,
+        ] {
+            let rules: Vec<usize> = (0..pf.gated.len())
+                .filter(|&i| pf.gated[i] == Some(area))
+                .collect();
+            pf.by_area.push((area, rules));
         }
         pf
     }
@@ -435,10 +451,8 @@ impl Prefilter {
         if !lits_done {
             self.scan_literals(area, texts, &mut lits);
         }
-        for i in 0..n {
-            if self.gated[i] != Some(area) {
-                continue;
-            }
+        let gated = self.by_area.iter().find(|(a, _)| *a == area);
+        for &i in gated.map_or(&[][..], |(_, r)| r.as_slice()) {
             // Each filter reports a superset of the rule's matches: a rule both gate runs only if both
             // let it. A failed scan lets every rule it gates through.
             let by_hs = !self.hs.gated[i] || !hs_ok || hs[i];
