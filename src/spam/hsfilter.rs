@@ -43,6 +43,10 @@ pub type RepeatLines = Vec<(usize, Vec<(usize, Vec<usize>)>)>;
 /// of one costs little next to the regexes they let us skip.
 const CHUNK: usize = 32;
 
+/// Patterns per uri database: all of them in one. The uri texts are short (a message's links, ~120
+/// bytes over the sample), so a scan costs mostly its fixed start-up, paid once per database.
+const URI_CHUNK: usize = 1024;
+
 /// The kinds of text scanned; header rules stay with the literal prefilter (their text differs per rule).
 pub const AREAS: [Area; 4] = [Area::Body, Area::Rawbody, Area::Full, Area::Uri];
 
@@ -809,6 +813,11 @@ impl HsFilter {
             }
         }
         for (a, pats) in per_area.into_iter().enumerate() {
+            let chunk = if AREAS[a] == Area::Uri {
+                URI_CHUNK
+            } else {
+                chunk
+            };
             chunked(Job::Rules(a), pats, chunk, &mut jobs);
         }
         // One job each: these are few and big, and reporting every end makes them slow to compile.
