@@ -227,7 +227,11 @@ impl Bayes {
             if tot.nspam < self.cfg.min_spam || tot.nham < self.cfg.min_ham {
                 return Ok(None);
             }
-            let counts = store::counts(c, tot.uid, &tokens().hashes)?;
+            // One read transaction for all the tokens: a statement on its own takes and drops the
+            // WAL read lock (fcntl calls on the shared-memory file) each time, once per token.
+            let tx = c.transaction()?;
+            let counts = store::counts(&tx, tot.uid, &tokens().hashes)?;
+            drop(tx);
             Ok(Some(classifier::classify(
                 &self.cfg, tot.nspam, tot.nham, &counts,
             )))
