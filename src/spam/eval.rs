@@ -288,6 +288,29 @@ fn received_times(v: &View) -> Vec<i64> {
         .collect()
 }
 
+/// Upper-case letters as a percentage of letters and digits over the body's lines that hold a space
+/// (the Subject line left out), as BodyEval's check_for_uppercase counts them; None under 200 bytes.
+fn uppercase_pct(v: &View) -> Option<f64> {
+    let (mut len, mut lower, mut upper) = (0usize, 0usize, 0usize);
+    for line in v.body.iter().skip(1) {
+        let s = String::from_utf8_lossy(line);
+        let t = s.trim();
+        if !t.contains(char::is_whitespace) {
+            continue;
+        }
+        len += s.len();
+        lower += s
+            .bytes()
+            .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            .count();
+        upper += s.bytes().filter(u8::is_ascii_uppercase).count();
+    }
+    if len < 200 || lower + upper == 0 {
+        return None;
+    }
+    Some(upper as f64 / (lower + upper) as f64 * 100.0)
+}
+
 fn received_time(v: &View) -> Option<i64> {
     received_times(v).first().copied()
 }
@@ -463,27 +486,10 @@ pub fn run(call: &Call, v: &View, st: &Settings) -> f64 {
             let max = a.get(1).and_then(|x| x.parse::<f64>().ok());
             b(min.is_none_or(|m| diff >= 3600.0 * m) && max.is_none_or(|m| diff < 3600.0 * m))
         }
-        "check_for_uppercase" => {
-            let (mut len, mut lower, mut upper) = (0usize, 0usize, 0usize);
-            for line in v.body.iter().skip(1) {
-                let s = String::from_utf8_lossy(line);
-                let t = s.trim();
-                if !t.contains(char::is_whitespace) {
-                    continue;
-                }
-                len += s.len();
-                lower += s
-                    .bytes()
-                    .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-                    .count();
-                upper += s.bytes().filter(u8::is_ascii_uppercase).count();
-            }
-            if len < 200 || lower + upper == 0 {
-                return 0.0;
-            }
-            let pct = upper as f64 / (lower + upper) as f64 * 100.0;
-            b(pct > arg_f(a, 1, 0.0) && pct <= arg_f(a, 2, 100.0))
-        }
+        "check_for_uppercase" => match *v.uppercase.get_or_init(|| uppercase_pct(v)) {
+            Some(pct) => b(pct > arg_f(a, 1, 0.0) && pct <= arg_f(a, 2, 100.0)),
+            None => 0.0,
+        },
         "check_body_length" => {
             b(((v.full.len() - v.body_start.min(v.full.len())) as f64) <= arg_f(a, 0, 0.0))
         }

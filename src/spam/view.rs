@@ -311,6 +311,9 @@ pub struct View {
     decoded: std::sync::OnceLock<Vec<Vec<u8>>>,
     /// Date minus Received, in seconds (eval's `date_diff`), kept for the dozen date rules that read it.
     pub(crate) date_diff: std::sync::OnceLock<i64>,
+    /// The body's upper-case share in percent, None when too short to say (eval's `check_for_uppercase`),
+    /// kept for the `__UPPERCASE_*` rules that read it.
+    pub(crate) uppercase: std::sync::OnceLock<Option<f64>>,
     /// `header_for_rule`'s answers by spec. Evals ask for the same few (`From:addr` a dozen times,
     /// `EnvelopeFrom` through several), and each answer walks every field and allocates; a View never
     /// changes once built, so an answer never goes stale.
