@@ -383,17 +383,12 @@ impl Prefilter {
                 }
             }
         }
-        for area in [
-            Area::Header,
-            Area::Body,
-            Area::Rawbody,
-            Area::Full,
-            Area::Uri,
-        ] {
-            let rules: Vec<usize> = (0..pf.gated.len())
-                .filter(|&i| pf.gated[i] == Some(area))
-                .collect();
-            pf.by_area.push((area, rules));
+        for (i, area) in pf.gated.iter().enumerate() {
+            let Some(area) = *area else { continue };
+            match pf.by_area.iter_mut().find(|(a, _)| *a == area) {
+                Some((_, rules)) => rules.push(i),
+                None => pf.by_area.push((area, vec![i])),
+            }
         }
         pf
     }
