@@ -24,6 +24,15 @@
 //! second database reports every end of that part, and the rule runs only on lines with n ends far
 //! enough apart to be a run of parts (`chain`).
 //!
+//! ASCII twins (`ascii_only`): most mail's texts are all ASCII (177 of 200 sample bodies), and the
+//! stock rules spend much of their patterns on what only non-ASCII text can hold (look-alike letters
+//! as UTF-8 sequences, `[\W_]` reaching up to 0xff). Each area also gets a second set of databases
+//! holding every gated rule's pattern as it reads ASCII text: the same matches on such text, fewer
+//! automaton states. A text that is all ASCII is scanned with that set, any other with the first.
+//! Per rule the twin keeps its original's kind (exact or prefilter); a rule that cannot match ASCII
+//! text at all has no twin (no report: it cannot match); a twin the compiler refuses falls back to the
+//! original pattern, and an area whose twin databases do not all compile whole has no twin set.
+//!
 //! The same database set also holds one literal database per area (header included) for `prefilter`:
 //! each literal caseless, reported once; an area whose literals do not all compile keeps its automaton.
 
@@ -46,6 +55,12 @@ const CHUNK: usize = 32;
 /// Patterns per uri database: all of them in one. The uri texts are short (a message's links, ~120
 /// bytes over the sample), so a scan costs mostly its fixed start-up, paid once per database.
 const URI_CHUNK: usize = 1024;
+
+/// Patterns per ASCII twin database (`ascii_only`). Bigger than `CHUNK`: the twins compile about three
+/// times as fast as the originals, and fewer databases scan faster (Python over the 177 ASCII sample
+/// bodies, hot cache: 114 µs a message in databases of 32, 95 in databases of 128, against 153 for the
+/// originals in databases of 32).
+const ASCII_CHUNK: usize = 128;
 
 /// The kinds of text scanned; header rules stay with the literal prefilter (their text differs per rule).
 pub const AREAS: [Area; 4] = [Area::Body, Area::Rawbody, Area::Full, Area::Uri];
@@ -166,6 +181,9 @@ pub struct HsFilter {
     dbs: Option<Databases>,
     /// For each area in `AREAS`: the indexes of its databases in `dbs`.
     slots: [Vec<usize>; 4],
+    /// For each area in `AREAS`: the indexes in `dbs` of its ASCII twin databases (empty: none), which
+    /// stand in for `slots` on a text that is all ASCII.
+    ascii_slots: [Vec<usize>; 4],
     /// Per area (header included): the database in `dbs` holding the literal prefilter's literals, whose
     /// ids are the literals' indexes in that area's list.
     lit_slots: Vec<(Area, usize)>,
@@ -512,6 +530,62 @@ fn print(h: &Hir, out: &mut String, max_alt: usize, exact: bool) -> Option<()> {
     Some(())
 }
 
+/// What `h` matches in a text that is all ASCII, as a pattern of its own: classes cut to their ASCII
+/// part, alternatives that need a byte over 0x7f dropped, a repeat of such a part kept only for its
+/// zero count. None when `h` cannot match such a text at all. On an ASCII text the two match at the
+/// same places (a match of `h` there holds only ASCII bytes, so every part of it matched one of the
+/// parts kept), so the result's translations gate the same way on ASCII text.
+pub(crate) fn ascii_only(h: &Hir) -> Option<Hir> {
+    use regex_syntax::hir::{
+        Capture, ClassBytes, ClassBytesRange, ClassUnicode, ClassUnicodeRange,
+    };
+    Some(match h.kind() {
+        HirKind::Empty | HirKind::Look(_) => h.clone(),
+        HirKind::Literal(l) => {
+            if !l.0.is_ascii() {
+                return None;
+            }
+            h.clone()
+        }
+        HirKind::Class(Class::Bytes(c)) => {
+            let mut c = c.clone();
+            c.intersect(&ClassBytes::new([ClassBytesRange::new(0, 0x7f)]));
+            if c.ranges().is_empty() {
+                return None;
+            }
+            Hir::class(Class::Bytes(c))
+        }
+        HirKind::Class(Class::Unicode(c)) => {
+            let mut c = c.clone();
+            c.intersect(&ClassUnicode::new([ClassUnicodeRange::new('\0', '\x7f')]));
+            if c.ranges().is_empty() {
+                return None;
+            }
+            Hir::class(Class::Unicode(c))
+        }
+        HirKind::Repetition(r) => match ascii_only(&r.sub) {
+            Some(sub) => Hir::repetition(regex_syntax::hir::Repetition {
+                sub: Box::new(sub),
+                ..r.clone()
+            }),
+            None if r.min == 0 => Hir::empty(),
+            None => return None,
+        },
+        HirKind::Capture(c) => Hir::capture(Capture {
+            sub: Box::new(ascii_only(&c.sub)?),
+            ..c.clone()
+        }),
+        HirKind::Concat(subs) => Hir::concat(subs.iter().map(ascii_only).collect::<Option<_>>()?),
+        HirKind::Alternation(subs) => {
+            let kept: Vec<Hir> = subs.iter().filter_map(ascii_only).collect();
+            if kept.is_empty() {
+                return None;
+            }
+            Hir::alternation(kept)
+        }
+    })
+}
+
 /// The lower-case letter when `h` is exactly an ASCII letter in both cases (what `(?i)` makes of one).
 fn folded_letter(h: &Hir) -> Option<u8> {
     // The class's ranges as code points, whichever kind of class it is.
@@ -726,6 +800,8 @@ impl HsFilter {
         let mut cands: Vec<(usize, usize, String)> = Vec::new();
         let mut exacts: Vec<(usize, String)> = Vec::new();
         let mut repeats: Vec<(usize, usize, u32, String)> = Vec::new();
+        // Per candidate rule: its ASCII twin's HIR (None: it cannot match ASCII text).
+        let mut ascii_hir: std::collections::HashMap<usize, Option<Hir>> = Default::default();
         for &i in order {
             let Some((area, re)) = regex_of(&rules[i].test) else {
                 continue;
@@ -741,6 +817,9 @@ impl HsFilter {
                 }
             }
             if let Some(a) = area_index(area) {
+                if let Some(h) = hir.as_ref() {
+                    ascii_hir.insert(i, ascii_only(h));
+                }
                 cands.push((i, a, expr));
                 // Only where each text is one line the rule matches within (body and rawbody).
                 if matches!(area, Area::Body | Area::Rawbody) {
@@ -798,6 +877,14 @@ impl HsFilter {
                 None => f.rejected.push((i, "not checked".into())),
             }
         }
+        // Each rule's pattern as first compiled, and its superset pattern kept for an exact one: the
+        // ASCII twins fall back to whichever of these the rule ends up compiled from.
+        let first_pats: std::collections::HashMap<usize, (usize, Pattern)> = per_area
+            .iter()
+            .enumerate()
+            .flat_map(|(a, ps)| ps.iter().map(move |p| (p.id as usize, (a, p.clone()))))
+            .collect();
+        let loose_pats = loose.clone();
         let chunk = std::env::var("CORREO_HYPERSCAN_CHUNK")
             .ok()
             .and_then(|v| v.parse().ok())
@@ -878,6 +965,14 @@ impl HsFilter {
                 dbs.push(db);
             }
         }
+        f.ascii_twins(
+            engine,
+            &mut dbs,
+            &first_pats,
+            &loose_pats,
+            &ascii_hir,
+            (flags, exact_flags),
+        );
         match Databases::new(dbs) {
             Some(d) => f.dbs = Some(d),
             None => {
@@ -894,6 +989,92 @@ impl HsFilter {
         }
         f.log(t0);
         f
+    }
+
+    /// Compiles each area's ASCII twin databases (see the module comment) into `dbs` and `ascii_slots`,
+    /// after the originals: which rules are gated and exact is settled by then. `first` holds each
+    /// rule's area and first pattern, `loose` the superset patterns of exact ones, `ascii` the twins'
+    /// HIRs, `flags` the prefilter and exact flags.
+    fn ascii_twins(
+        &mut self,
+        engine: &'static Engine,
+        dbs: &mut Vec<hyperscan::Database>,
+        first: &std::collections::HashMap<usize, (usize, Pattern)>,
+        loose: &std::collections::HashMap<usize, String>,
+        ascii: &std::collections::HashMap<usize, Option<Hir>>,
+        (flags, exact_flags): (std::ffi::c_uint, std::ffi::c_uint),
+    ) {
+        if std::env::var("CORREO_HYPERSCAN_ASCII").is_ok_and(|v| v == "0") {
+            return;
+        }
+        // Per area: (id, the twin's pattern when one is printed, the pattern the rule compiled from).
+        let mut per_area: Vec<Vec<(u32, Option<String>, Pattern)>> =
+            (0..AREAS.len()).map(|_| Vec::new()).collect();
+        let mut ids: Vec<&usize> = first.keys().collect();
+        ids.sort_unstable();
+        for &id in ids {
+            let (a, p) = &first[&id];
+            if !self.gated[id] || self.slots[*a].is_empty() {
+                continue;
+            }
+            let exact = self.exact[id];
+            // What the rule's database holds now: its exact pattern, or a superset one (its first
+            // pattern, or the superset of an exact one the compiler refused).
+            let orig = if exact || p.flags != exact_flags {
+                p.clone()
+            } else {
+                match loose.get(&id) {
+                    Some(e) => Pattern {
+                        expr: e.clone(),
+                        flags,
+                        id: p.id,
+                    },
+                    None => continue,
+                }
+            };
+            let twin = match ascii.get(&id) {
+                // No match on ASCII text: no pattern, so no report.
+                Some(None) => continue,
+                Some(Some(h)) if exact => translate_exact(h),
+                Some(Some(h)) => translate_hir(h),
+                None => None,
+            };
+            per_area[*a].push((p.id, twin.filter(|t| *t != orig.expr), orig));
+        }
+        for (a, rows) in per_area.into_iter().enumerate() {
+            if rows.is_empty() || !rows.iter().any(|r| r.1.is_some()) {
+                continue;
+            }
+            let verdicts = par_map(&rows, |(_, twin, orig)| {
+                twin.as_ref()
+                    .is_some_and(|t| engine.accepts(t, orig.flags).is_ok())
+            });
+            let pats: Vec<Pattern> = rows
+                .into_iter()
+                .zip(verdicts)
+                .map(|((_, twin, orig), ok)| match twin {
+                    Some(expr) if ok == Some(true) => Pattern { expr, ..orig },
+                    _ => orig,
+                })
+                .collect();
+            let mut jobs: Jobs<()> = Vec::new();
+            chunked((), pats, ASCII_CHUNK, &mut jobs);
+            let compiled = compile_jobs(engine, &jobs);
+            // All or nothing: a pattern left out would read as "cannot match" on ASCII text.
+            let whole: Option<Vec<hyperscan::Database>> = compiled
+                .into_iter()
+                .map(|c| match c {
+                    Some((_, Some(db), rejected)) if rejected.is_empty() => Some(db),
+                    _ => None,
+                })
+                .collect();
+            if let Some(whole) = whole {
+                for db in whole {
+                    self.ascii_slots[a].push(dbs.len());
+                    dbs.push(db);
+                }
+            }
+        }
     }
 
     /// "hyperscan VERSION" when databases gate rules, else why not.
@@ -915,6 +1096,12 @@ impl HsFilter {
         let gated = self.gated.iter().filter(|&&g| g).count().to_string();
         let exact = self.exact.iter().filter(|&&g| g).count().to_string();
         let ms = t0.elapsed().as_millis().to_string();
+        let twins = self
+            .ascii_slots
+            .iter()
+            .map(Vec::len)
+            .sum::<usize>()
+            .to_string();
         crate::message::log::event(
             "spamd",
             "prefilter",
@@ -923,6 +1110,7 @@ impl HsFilter {
                 ("rules", &gated),
                 ("exact", &exact),
                 ("rejected", &self.rejected.len().to_string()),
+                ("ascii_dbs", &twins),
                 ("ms", &ms),
             ],
         );
@@ -954,7 +1142,12 @@ impl HsFilter {
         if self.slots[a].is_empty() {
             return false;
         }
-        let ok = self.slots[a].iter().all(|&slot| {
+        let slots = if !self.ascii_slots[a].is_empty() && joined.is_ascii() {
+            &self.ascii_slots[a]
+        } else {
+            &self.slots[a]
+        };
+        let ok = slots.iter().all(|&slot| {
             dbs.scan(slot, joined, &mut |id| {
                 if let Some(c) = hits.get_mut(id as usize) {
                     *c = true;
@@ -1140,6 +1333,85 @@ mod tests {
                 "{name}: {with:?}"
             );
         }
+    }
+
+    /// The ASCII form of a pattern keeps what can match ASCII text and nothing else.
+    #[test]
+    fn ascii_only_cuts_what_needs_high_bytes() {
+        let show = |src: &str| {
+            let h = ascii_only(&parse(src).unwrap())?;
+            translate_exact(&h)
+        };
+        assert_eq!(show("(?:a|\u{e9})b").as_deref(), Some("ab"));
+        assert_eq!(show("(?-u:[a\\xe9])b").as_deref(), Some("ab"));
+        assert_eq!(show("x\u{e9}*y").as_deref(), Some("xy"));
+        assert_eq!(show("x\u{e9}+y"), None);
+        assert_eq!(show("caf\u{e9}"), None);
+        // `\W` as the regex crate reads it in bytes: everything but ASCII word bytes, cut at 0x7f.
+        assert_eq!(
+            show("(?-u:\\W)").as_deref(),
+            Some("[\\x00-\\/\\:-\\@\\[-\\^\\`\\{-\\x7f]")
+        );
+    }
+
+    /// The ASCII twins answer as the originals do: the same hits with Hyperscan as without it, on
+    /// ASCII texts (scanned with the twins) and on others, for rules whose patterns have non-ASCII
+    /// alternatives, exact and not, and for one that only non-ASCII text can match.
+    #[test]
+    fn ascii_twins_give_the_same_hits() {
+        use crate::spam::load::load_text;
+        use crate::spam::prefilter::Prefilter;
+        if !hyperscan::for_tests() {
+            return;
+        }
+        let cf = "body B_FUZZY /\\b(?:v|\\\\\\/|\u{fc})[\\W_]{0,3}i[\\W_]{0,3}agra/i\n\
+                  body B_HIGH /caf\u{e9}/\nbody B_OPT /price\u{a0}?\\d+/\n\
+                  body B_START /^(?:free|gr\u{e1}tis)\\b/\n\
+                  rawbody R_CLASS /[\\x80-\\xff]{2}|<b>x/\nuri U_IDN /\\.(?:com|xn--\\w+)\\b/\n";
+        let mut rs = crate::spam::rules::compile(load_text(cf));
+        assert!(
+            !rs.prefilter.hs.ascii_slots[0].is_empty(),
+            "no ASCII twins for the body"
+        );
+        let exact = |name: &str| {
+            let i = rs.rules.iter().position(|r| r.name == name).expect(name);
+            rs.prefilter.hs.exact[i]
+        };
+        // Twins of both kinds: exact ones, and supersets (a Unicode `\\b`; a text anchor).
+        for name in ["B_OPT", "B_HIGH", "R_CLASS", "U_IDN"] {
+            assert!(exact(name), "{name} not exact");
+        }
+        assert!(!exact("B_FUZZY") && !exact("B_START"));
+        let msgs: [&[u8]; 4] = [
+            b"Subject: hi\n\nget v-i-agra here, price10\n\nfree stuff <b>x http://a.example.com/\n",
+            "Subject: hi\n\ncaf\u{e9} \u{fc}-i-agra, price\u{a0}20\n\ngr\u{e1}tis now\n".as_bytes(),
+            b"Subject: plain\n\nnothing to see\n",
+            "Subject: x\n\nviagra caf\u{e9}\n\nfree\n".as_bytes(),
+        ];
+        let hits = |rs: &crate::spam::rules::RuleSet| {
+            msgs.iter()
+                .map(|m| {
+                    let (_, v) = rs.check(m);
+                    let mut h: Vec<_> = v
+                        .hits
+                        .iter()
+                        .chain(&v.subhits)
+                        .map(|&i| rs.rules[i].name.clone())
+                        .collect();
+                    h.sort();
+                    h
+                })
+                .collect::<Vec<_>>()
+        };
+        let with = hits(&rs);
+        rs.prefilter = Prefilter::with_engine(&rs.rules, &rs.order, None);
+        assert_eq!(with, hits(&rs));
+        // Every rule hits in some message and misses in another, ASCII ones included.
+        for name in ["B_FUZZY", "B_HIGH", "B_OPT", "B_START", "R_CLASS", "U_IDN"] {
+            let n = with.iter().filter(|h| h.iter().any(|x| x == name)).count();
+            assert!(0 < n && n < msgs.len(), "{name}: {with:?}");
+        }
+        assert!(with[0].iter().any(|x| x == "B_FUZZY"), "{with:?}");
     }
 
     /// Ends closer together than a part's shortest match count once: five ends in a run of spaces

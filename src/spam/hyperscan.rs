@@ -221,6 +221,7 @@ fn error_text(api: &Api, err: *mut CompileError) -> (String, c_int) {
 }
 
 /// One pattern for `Database::compile`: its text, flags and the id reported on a match.
+#[derive(Clone)]
 pub struct Pattern {
     pub expr: String,
     pub flags: c_uint,
