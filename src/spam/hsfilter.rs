@@ -62,6 +62,11 @@ const URI_CHUNK: usize = 1024;
 /// originals in databases of 32).
 const ASCII_CHUNK: usize = 128;
 
+/// Whether to compile ASCII twins: yes unless CORREO_HYPERSCAN_ASCII=0 (to measure what they save).
+fn twins_wanted() -> bool {
+    std::env::var("CORREO_HYPERSCAN_ASCII").map_or(true, |v| v != "0")
+}
+
 /// The kinds of text scanned; header rules stay with the literal prefilter (their text differs per rule).
 pub const AREAS: [Area; 4] = [Area::Body, Area::Rawbody, Area::Full, Area::Uri];
 
@@ -1004,7 +1009,7 @@ impl HsFilter {
         ascii: &std::collections::HashMap<usize, Option<Hir>>,
         (flags, exact_flags): (std::ffi::c_uint, std::ffi::c_uint),
     ) {
-        if std::env::var("CORREO_HYPERSCAN_ASCII").is_ok_and(|v| v == "0") {
+        if !twins_wanted() {
             return;
         }
         // Per area: (id, the twin's pattern when one is printed, the pattern the rule compiled from).
