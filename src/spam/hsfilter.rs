@@ -196,6 +196,8 @@ pub struct HsFilter {
     pub gated: Vec<bool>,
     /// For each area in `AREAS`: the indexes in `dbs` of its repeat databases (`repeat_part`).
     count_slots: [Vec<usize>; 4],
+    /// `count_slots` for a text that is all ASCII: each database's twin where it has one.
+    count_ascii: [Vec<usize>; 4],
     /// Per gated rule: how many distinct ends its repeated part needs in one line (0: no repeat gate).
     pub counts: Vec<u32>,
     /// Per rule with a repeat gate: the shortest match of its repeated part, so the least distance
@@ -295,7 +297,9 @@ const EXACT_GROUP_REPEAT: u32 = 16;
 /// mail: 155 of 200 sample messages passed, and each then ran a regex costing ~0.4 ms on a fresh
 /// daemon. Those n matches end at n distinct offsets of one line, so fewer distinct ends of X in
 /// every line rule the message out (11 and 42 of the 200 pass).
-fn repeat_part(hir: &Hir) -> Option<(u32, u32, String)> {
+///
+/// Also X's ASCII twin (`ascii_only`) in Hyperscan syntax, when it has one and it differs.
+fn repeat_part(hir: &Hir) -> Option<(u32, u32, String, Option<String>)> {
     fn find(h: &Hir) -> Option<(u32, &Hir)> {
         match h.kind() {
             HirKind::Repetition(r) if r.min >= 2 => {
@@ -310,9 +314,12 @@ fn repeat_part(hir: &Hir) -> Option<(u32, u32, String)> {
     }
     let (n, x) = find(hir)?;
     let min = x.properties().minimum_len()?;
-    translate_hir(x)
-        .filter(|x| x.len() >= REPEAT_MIN_LEN)
-        .map(|e| (n, u32::try_from(min).unwrap_or(u32::MAX), e))
+    let e = translate_hir(x).filter(|e| e.len() >= REPEAT_MIN_LEN)?;
+    let twin = ascii_only(x)
+        .as_ref()
+        .and_then(translate_hir)
+        .filter(|t| *t != e);
+    Some((n, u32::try_from(min).unwrap_or(u32::MAX), e, twin))
 }
 
 /// How many of the increasing `ends` a run of parts can use: n parts in a row end at n places each
@@ -807,6 +814,8 @@ impl HsFilter {
         let mut repeats: Vec<(usize, usize, u32, String)> = Vec::new();
         // Per candidate rule: its ASCII twin's HIR (None: it cannot match ASCII text).
         let mut ascii_hir: std::collections::HashMap<usize, Option<Hir>> = Default::default();
+        // Per rule with a repeat gate: its part's ASCII twin, where that differs.
+        let mut part_twins: std::collections::HashMap<usize, String> = Default::default();
         for &i in order {
             let Some((area, re)) = regex_of(&rules[i].test) else {
                 continue;
@@ -828,9 +837,12 @@ impl HsFilter {
                 cands.push((i, a, expr));
                 // Only where each text is one line the rule matches within (body and rawbody).
                 if matches!(area, Area::Body | Area::Rawbody) {
-                    if let Some((n, min, x)) = hir.as_ref().and_then(repeat_part) {
+                    if let Some((n, min, x, twin)) = hir.as_ref().and_then(repeat_part) {
                         repeats.push((i, a, n, x));
                         f.part_min[i] = min;
+                        if let Some(t) = twin {
+                            part_twins.insert(i, t);
+                        }
                     }
                 }
             }
@@ -922,6 +934,8 @@ impl HsFilter {
         let (compiled, retried) =
             compile_jobs_or_loose(engine, &mut jobs, &mut loose, exact_flags, flags, chunk);
         let mut dbs = Vec::new();
+        // Twins of the repeat gates' parts, keyed by (area, index in `count_ascii`).
+        let mut count_twin_jobs: Jobs<(usize, usize)> = Vec::new();
         for ((job, _), done) in jobs.iter().zip(compiled) {
             let Some((ids, db, rejected)) = done else {
                 continue;
@@ -933,10 +947,25 @@ impl HsFilter {
                     if let Some(db) = db {
                         let dropped: Vec<usize> =
                             rejected.iter().map(|r| r.0.id as usize).collect();
-                        for id in ids.into_iter().filter(|id| !dropped.contains(id)) {
+                        for &id in ids.iter().filter(|id| !dropped.contains(id)) {
                             f.counts[id] = need[id];
                         }
                         f.count_slots[a].push(dbs.len());
+                        f.count_ascii[a].push(dbs.len());
+                        if let [id] = ids.as_slice() {
+                            let gated = f.counts[*id] > 0;
+                            if let Some(t) = part_twins.get(id).filter(|_| gated && twins_wanted())
+                            {
+                                count_twin_jobs.push((
+                                    (a, f.count_ascii[a].len() - 1),
+                                    std::sync::Mutex::new(vec![Pattern {
+                                        expr: t.clone(),
+                                        flags: count_flags,
+                                        id: *id as u32,
+                                    }]),
+                                ));
+                            }
+                        }
                         dbs.push(db);
                     }
                     continue;
@@ -968,6 +997,18 @@ impl HsFilter {
                 }
                 f.slots[a].push(dbs.len());
                 dbs.push(db);
+            }
+        }
+        // A part's twin stands in for its database when it compiles; else the original does.
+        for (((a, k), _), done) in count_twin_jobs
+            .iter()
+            .zip(compile_jobs(engine, &count_twin_jobs))
+        {
+            if let Some((_, Some(db), rejected)) = done {
+                if rejected.is_empty() {
+                    f.count_ascii[*a][*k] = dbs.len();
+                    dbs.push(db);
+                }
             }
         }
         f.ascii_twins(
@@ -1178,7 +1219,12 @@ impl HsFilter {
         lines: &mut RepeatLines,
     ) {
         let mut ends: Vec<(u32, u64)> = Vec::new();
-        for &slot in &self.count_slots[a] {
+        let slots = if joined.is_ascii() {
+            &self.count_ascii[a]
+        } else {
+            &self.count_slots[a]
+        };
+        for &slot in slots {
             let ok = dbs.scan_ends(slot, joined, &mut |id, to| {
                 if hits.get(id as usize).copied().unwrap_or(false) {
                     ends.push((id, to));
@@ -1272,7 +1318,7 @@ mod tests {
                   body B_LOOK /foo(?!bar)/\nbody B_BACK /(ba)r\\1/\n\
                   body B_RANGE /x{2,3}y/\nbody B_NOMATCH /zzqqzz/\n\
                   header H_LIT Subject =~ /OTHER/i\nheader H_NOLIT Subject =~ /qqzzqq/\n\
-                  body B_REP3 /(?:(?:name|age|city)[:,]\\s?){3}/i\n\
+                  body B_REP3 /(?:(?:name|age|city|\u{e2}ge)[:,]\\s?){3}/i\n\
                   body B_REP3N /(?:(?:name|age|city)[:,]\\s?){3}x/i\n\
                   rawbody R_REP2 /(?:<b>\\w+<\\/b>\\s?){2}/\ntflags R_REP2 multiple\n\
                   uri U_PATH /example\\.net\\b/\nrawbody R_BOLD /<b>bo\\w{1,3}d/\n";
@@ -1296,6 +1342,12 @@ mod tests {
             let i = rs.rules.iter().position(|r| r.name == name).expect(name);
             assert!(rs.prefilter.hs.counts[i] >= 2, "{name} has no repeat gate");
         }
+        // B_REP3's part has a non-ASCII alternative: the ASCII texts below are scanned with its twin.
+        let hs = &rs.prefilter.hs;
+        assert!(
+            (0..AREAS.len()).any(|a| hs.count_ascii[a] != hs.count_slots[a]),
+            "no repeat-gate twin"
+        );
         let msgs: [&[u8]; 5] = [
             // SpamAssassin's body lines are paragraphs: `^second` needs the blank line before it.
             b"Subject: hi\n\nfirst line.\n\nsecond line.\nFOO baz xxy http://example.org/x\n",
