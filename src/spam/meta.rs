@@ -306,8 +306,9 @@ pub trait Leaves {
 /// else the last operand's value. The order chosen: first any operand already settled that decides (0
 /// for `&&`; not 0 for a `||` read for its truth), then the others by their static cost estimates
 /// (`Rule::cost`), cheapest first, sorted once when the rules compile. (As nested pairs, each `&&` looked
-/// at its two sides again on every message: ~5% of a fresh daemon's time went to that walk.) What stays unevaluated is only the sub-rules'
-/// own hits, which no score or header shows (`_SUBTESTS_` does: `RuleSet::check` then runs them all).
+/// at its two sides again on every message: ~5% of a fresh daemon's time went to that walk.)
+/// What stays unevaluated is only the sub-rules' own hits, which no score or header shows
+/// (`_SUBTESTS_` does: `RuleSet::check` then runs them all).
 #[derive(Debug, Clone, Default)]
 pub struct Metas {
     nodes: Vec<Node>,
