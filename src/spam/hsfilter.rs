@@ -1188,10 +1188,17 @@ impl HsFilter {
         if self.slots[a].is_empty() {
             return false;
         }
-        let slots = if !self.ascii_slots[a].is_empty() && joined.is_ascii() {
-            &self.ascii_slots[a]
+        // An all-ASCII text goes through the twins (where the area has them).
+        let (slots, count_slots) = if joined.is_ascii() {
+            let twins = &self.ascii_slots[a];
+            let slots = if twins.is_empty() {
+                &self.slots[a]
+            } else {
+                twins
+            };
+            (slots, &self.count_ascii[a])
         } else {
-            &self.slots[a]
+            (&self.slots[a], &self.count_slots[a])
         };
         let ok = slots.iter().all(|&slot| {
             dbs.scan(slot, joined, &mut |id| {
@@ -1200,30 +1207,25 @@ impl HsFilter {
                 }
             })
         });
-        if ok && !self.count_slots[a].is_empty() {
-            self.repeat_gates(dbs, a, joined, starts, hits, lines);
+        if ok && !count_slots.is_empty() {
+            self.repeat_gates(dbs, count_slots, joined, starts, hits, lines);
         }
         ok
     }
 
     /// Drops from `hits` the rules whose repeated part (`repeat_part`) has fewer distinct ends than
     /// it needs in every one of the texts, and adds to `lines` the texts where the others may match
-    /// (sorted, per rule). A failed scan drops nothing.
+    /// (sorted, per rule), scanning the repeat databases `slots`. A failed scan drops nothing.
     fn repeat_gates(
         &self,
         dbs: &Databases,
-        a: usize,
+        slots: &[usize],
         joined: &[u8],
         starts: &[usize],
         hits: &mut [bool],
         lines: &mut RepeatLines,
     ) {
         let mut ends: Vec<(u32, u64)> = Vec::new();
-        let slots = if joined.is_ascii() {
-            &self.count_ascii[a]
-        } else {
-            &self.count_slots[a]
-        };
         for &slot in slots {
             let ok = dbs.scan_ends(slot, joined, &mut |id, to| {
                 if hits.get(id as usize).copied().unwrap_or(false) {
