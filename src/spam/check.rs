@@ -27,6 +27,20 @@ impl Verdict {
     pub fn score_of(&self, r: &Rule) -> f64 {
         r.score(self.set)
     }
+
+    /// The names of every rule that hit, sub-rules included, sorted: what tests compare between two
+    /// ways of running the same rules.
+    #[cfg(test)]
+    pub(crate) fn hit_names(&self, rules: &[Rule]) -> Vec<String> {
+        let mut h: Vec<String> = self
+            .hits
+            .iter()
+            .chain(&self.subhits)
+            .map(|&i| rules[i].name.clone())
+            .collect();
+        h.sort();
+        h
+    }
 }
 
 impl RuleSet {

@@ -1366,15 +1366,7 @@ mod tests {
             msgs.iter()
                 .map(|m| {
                     let (_, v) = rs.check(m);
-                    let mut h: Vec<_> = v
-                        .hits
-                        .iter()
-                        .chain(&v.subhits)
-                        .map(|&i| &rs.rules[i].name)
-                        .cloned()
-                        .collect();
-                    h.sort();
-                    (h, v.score)
+                    (v.hit_names(&rs.rules), v.score)
                 })
                 .collect::<Vec<_>>()
         };
@@ -1449,17 +1441,7 @@ mod tests {
         ];
         let hits = |rs: &crate::spam::rules::RuleSet| {
             msgs.iter()
-                .map(|m| {
-                    let (_, v) = rs.check(m);
-                    let mut h: Vec<_> = v
-                        .hits
-                        .iter()
-                        .chain(&v.subhits)
-                        .map(|&i| rs.rules[i].name.clone())
-                        .collect();
-                    h.sort();
-                    h
-                })
+                .map(|m| rs.check(m).1.hit_names(&rs.rules))
                 .collect::<Vec<_>>()
         };
         let with = hits(&rs);

@@ -209,17 +209,7 @@ mod tests {
         ];
         let hits = |rs: &crate::spam::rules::RuleSet| {
             msgs.iter()
-                .map(|m| {
-                    let (_, v) = rs.check(m);
-                    let mut h: Vec<String> = v
-                        .hits
-                        .iter()
-                        .chain(&v.subhits)
-                        .map(|&i| rs.rules[i].name.clone())
-                        .collect();
-                    h.sort();
-                    h
-                })
+                .map(|m| rs.check(m).1.hit_names(&rs.rules))
                 .collect::<Vec<_>>()
         };
         // The fast-engine rules' reports are their answers (on the specs with a database: three
