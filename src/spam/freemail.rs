@@ -143,6 +143,12 @@ fn body_freemails(v: &View, st: &Settings) -> Option<Vec<String>> {
     }
     let (_, links) = statics();
     'body: for line in &v.body {
+        // An address needs an '@' in the line, and taking links out cannot add one: a line without
+        // one gives nothing, and the link regex (its lazy DFA counts up to 255 bytes twice) is not
+        // worth running over it.
+        if memchr::memchr(b'@', line).is_none() {
+            continue;
+        }
         let text = String::from_utf8_lossy(line);
         let text = links.replace_all(&text, " ");
         let t = text.as_bytes();
