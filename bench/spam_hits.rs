@@ -13,6 +13,7 @@
 //! With `STATS=1` in the environment it first prints, per kind of test, how many rules run, how many
 //! the literal prefilter gates and how many need the fallback regex engine, and names the
 //! backreference rules `backref::Split` runs and the repeated-part rules `repeat::Repeat` runs.
+//! `HS_CACHE=DIR` keeps the compiled Hyperscan databases in DIR across runs.
 //! With `TIMES=1` it prints each message's wall time in the last pass on stderr (`TIME ms bytes path`).
 
 use correo::spam::rules::compile;
@@ -27,6 +28,11 @@ fn main() {
         std::process::exit(64);
     };
     let repeat: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1);
+    // HS_CACHE=DIR: keep the compiled Hyperscan databases there, as the daemon does under its home,
+    // so that runs after the first start in seconds.
+    if let Some(dir) = std::env::var_os("HS_CACHE") {
+        correo::spam::hyperscan::set_cache_dir(PathBuf::from(dir));
+    }
     let loaded = match correo::spam::load::load(&[PathBuf::from(dir)]) {
         Ok(l) => l,
         Err(e) => {
