@@ -40,6 +40,9 @@ pub struct Split {
     post: meta::Regex,
     /// One cache per DFA, per thread, as the regex crate keeps its own.
     caches: CachePool,
+    /// PRE as the DFA was built from it (regex crate syntax, flags applied), for the header filter,
+    /// which can report PRE's ends from the scan it makes anyway (`is_match_from`).
+    pre_src: String,
     /// `/i`: the captured text recurs in either case.
     caseless: bool,
 }
@@ -54,6 +57,7 @@ impl Clone for Split {
         );
         s.lead = self.lead.clone();
         s.caseless = self.caseless;
+        s.pre_src = self.pre_src.clone();
         s
     }
 }
@@ -110,6 +114,7 @@ impl Split {
         let mut s = Split::of(dfa(p.pre)?, dfa(p.cap)?, dfa(&p.mid)?, post);
         s.lead = lead;
         s.caseless = flags.contains('i');
+        s.pre_src = format!("{fl}(?:{})", p.pre);
         Some(s)
     }
 
@@ -125,24 +130,42 @@ impl Split {
             post,
             caches: Pool::new(make),
             caseless: false,
+            pre_src: String::new(),
         }
+    }
+
+    /// PRE's source (regex crate syntax, flags applied): a match of the whole pattern starts with a
+    /// match of PRE, whose end is where the capture starts.
+    pub fn pre_source(&self) -> &str {
+        &self.pre_src
     }
 
     /// Whether the whole pattern matches somewhere in `h`; None when a DFA quits (with Unicode off and
     /// no cache-clear limit none does today; the caller then asks the fallback).
     pub fn is_match(&self, h: &[u8]) -> Option<bool> {
+        self.is_match_from(h, None)
+    }
+
+    /// `is_match` when the caller knows where PRE's matches end in `h`: `pre_ends`, increasing, every
+    /// place some match of PRE ends (what the PRE scan below would find). The header filter's
+    /// Hyperscan scan of the value reports them along with its other patterns, so the DFA need not
+    /// read the header a second time (`hsheader`).
+    pub fn is_match_from(&self, h: &[u8], pre_ends: Option<&[usize]>) -> Option<bool> {
         let mut guard = self.caches.get();
         let [pc, cc, mc] = &mut *guard;
         let mut a_ends = Vec::new();
-        ends(
-            &self.pre,
-            pc,
-            h,
-            (0, h.len()),
-            Anchored::No,
-            self.lead.as_ref(),
-            &mut a_ends,
-        )?;
+        match pre_ends {
+            Some(e) => a_ends.extend(e.iter().copied().filter(|&a| a <= h.len())),
+            None => ends(
+                &self.pre,
+                pc,
+                h,
+                (0, h.len()),
+                Anchored::No,
+                self.lead.as_ref(),
+                &mut a_ends,
+            )?,
+        }
         // Under /i the captured text is looked for in a lower-cased copy (same offsets: ASCII only).
         let lower: Option<Vec<u8>> =
             (self.caseless && !a_ends.is_empty()).then(|| h.to_ascii_lowercase());

@@ -199,6 +199,7 @@ impl RuleSet {
             headers: vec![None; self.spec_slots],
             hscanned: vec![None; self.hdr_filter.db_count()],
             hcand: vec![false; n],
+            pre_ends: Vec::new(),
             times: Vec::new(),
             skipped: vec![false; if profile.is_some() { n } else { 0 }],
             profile: profile.is_some(),
@@ -338,6 +339,9 @@ struct Pass<'a> {
     /// whether its spec's scan reported it.
     hscanned: Vec<Option<bool>>,
     hcand: Vec<bool>,
+    /// (rule, offset): where backreference rules' PRE ends in the values scanned so far
+    /// (`HeaderFilter::pre_db`).
+    pre_ends: Vec<(usize, usize)>,
     /// CORREO_SPAM_PROFILE: per-rule time, and the header rules the header filter let skip a regex.
     profile: bool,
     times: Vec<(u128, usize)>,
@@ -377,13 +381,17 @@ impl Pass<'_> {
             } => {
                 let value = self.headers[rs.spec_slot[i] as usize]
                     .get_or_insert_with(|| view.header_for_rule_uncached(spec));
+                // Where a backreference rule's PRE ends in the value, when its database said.
+                let mut pre = None;
                 let value = match value {
                     Some(v) => {
                         // The header filter: one scan of this spec's value for all its rules.
                         if let Some(d) = rs.hdr_filter.db_of.get(i).copied().flatten() {
-                            let hcand = &mut self.hcand;
-                            let ok = *self.hscanned[d]
-                                .get_or_insert_with(|| rs.hdr_filter.scan_db(d, v, hcand));
+                            let (hcand, pre_ends) = (&mut self.hcand, &mut self.pre_ends);
+                            let ok = *self.hscanned[d].get_or_insert_with(|| {
+                                rs.hdr_filter.scan_db(d, v, hcand, pre_ends)
+                            });
+                            pre = rs.hdr_filter.pre_ends_of(i, d, ok, &self.pre_ends);
                             if ok && !self.hcand[i] {
                                 if self.profile {
                                     self.skipped[i] = true;
@@ -399,7 +407,11 @@ impl Pass<'_> {
                     }
                     None => unset.as_deref().unwrap_or_default(),
                 };
-                if re.is_match(value) != *negate {
+                let hit = match &pre {
+                    Some(e) => re.is_match_with_pre(value, e),
+                    None => re.is_match(value),
+                };
+                if hit != *negate {
                     1.0
                 } else {
                     0.0

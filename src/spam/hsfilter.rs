@@ -258,10 +258,10 @@ fn translate_hir(hir: &Hir) -> Option<String> {
     }
     // In full when Hyperscan takes that length, else with long alternations loosened.
     let mut out = String::new();
-    print(hir, &mut out, usize::MAX, false)?;
+    print(hir, &mut out, usize::MAX, None)?;
     if out.len() > MAX_PATTERN {
         out.clear();
-        print(hir, &mut out, MAX_ALTERNATION, false)?;
+        print(hir, &mut out, MAX_ALTERNATION, None)?;
     }
     Some(out)
 }
@@ -274,8 +274,18 @@ pub fn translate_exact(hir: &Hir) -> Option<String> {
     if hir.properties().minimum_len().is_none_or(|n| n == 0) {
         return None;
     }
+    translate_exact_up_to(hir, EXACT_ATOM_REPEAT)
+}
+
+/// `translate_exact` with counted repeats of a byte or class kept up to `atoms` copies. The header
+/// filter says backreference rules' PRE pieces this way (`\nReceived:[^\n]{0,200} for <?`): a few
+/// patterns, where a long count costs little compile time, and only the exact ends will do.
+pub fn translate_exact_up_to(hir: &Hir, atoms: u32) -> Option<String> {
+    if hir.properties().minimum_len().is_none_or(|n| n == 0) {
+        return None;
+    }
     let mut out = String::new();
-    print(hir, &mut out, usize::MAX, true)?;
+    print(hir, &mut out, usize::MAX, Some((atoms, EXACT_GROUP_REPEAT)))?;
     (out.len() <= MAX_PATTERN).then_some(out)
 }
 
@@ -385,7 +395,9 @@ fn byte_class(out: &mut String, ranges: impl Iterator<Item = (u8, u8)>) -> Optio
     Some(())
 }
 
-fn print(h: &Hir, out: &mut String, max_alt: usize, exact: bool) -> Option<()> {
+/// `exact`: None prints a superset (counts widened, assertions Hyperscan cannot say dropped);
+/// Some((atom, group)) prints the pattern itself, refusing counted repeats over those bounds.
+fn print(h: &Hir, out: &mut String, max_alt: usize, exact: Option<(u32, u32)>) -> Option<()> {
     match h.kind() {
         HirKind::Empty => {}
         HirKind::Literal(l) => {
@@ -423,7 +435,7 @@ fn print(h: &Hir, out: &mut String, max_alt: usize, exact: bool) -> Option<()> {
         }
         // Exact: only what Hyperscan says the same way (a multi-line pattern: `^`/`$` at line edges,
         // `\A`/`\z` at the text's).
-        HirKind::Look(l) if exact => out.push_str(match l {
+        HirKind::Look(l) if exact.is_some() => out.push_str(match l {
             Look::Start => "\\A",
             Look::End => "\\z",
             Look::StartLF => "^",
@@ -466,12 +478,9 @@ fn print(h: &Hir, out: &mut String, max_alt: usize, exact: bool) -> Option<()> {
                 (0, None) => out.push('*'),
                 (1, None) => out.push('+'),
                 // Exact counts, within the bounds Hyperscan compiles quickly.
-                (m, n) if exact => {
-                    let limit = if atom {
-                        EXACT_ATOM_REPEAT
-                    } else {
-                        EXACT_GROUP_REPEAT
-                    };
+                (m, n) if exact.is_some() => {
+                    let (atoms, groups) = exact?;
+                    let limit = if atom { atoms } else { groups };
                     if m > limit || n.is_some_and(|n| n > limit) {
                         return None;
                     }
@@ -527,7 +536,7 @@ fn print(h: &Hir, out: &mut String, max_alt: usize, exact: bool) -> Option<()> {
             }
             out.push(')');
             if out.len() - start > max_alt {
-                if exact {
+                if exact.is_some() {
                     return None;
                 }
                 // The obfuscation tags spell one letter as dozens of 1-4 byte look-alikes: say the

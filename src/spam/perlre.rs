@@ -104,6 +104,25 @@ impl Re {
         }
     }
 
+    /// `is_match` for a backreference rule whose PRE ends in `hay` are known (`Split::is_match_from`);
+    /// any other regex ignores them.
+    pub fn is_match_with_pre(&self, hay: &[u8], pre_ends: &[usize]) -> bool {
+        match self {
+            Re::Backref(split, r, _) => split
+                .is_match_from(hay, Some(pre_ends))
+                .unwrap_or_else(|| r.is_match_at(hay, 0)),
+            _ => self.is_match(hay),
+        }
+    }
+
+    /// The backreference matcher, for a rule that has one.
+    pub fn split(&self) -> Option<&super::backref::Split> {
+        match self {
+            Re::Backref(split, ..) => Some(split),
+            _ => None,
+        }
+    }
+
     /// Number of non-overlapping matches, for `tflags multiple`; stops at `max` (0 = no limit).
     pub fn count(&self, hay: &[u8], max: usize) -> usize {
         let limit = if max == 0 { usize::MAX } else { max };
