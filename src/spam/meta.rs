@@ -649,6 +649,17 @@ mod tests {
         ran: Vec<usize>,
     }
 
+    impl Table {
+        /// Leaf values, with those marked in `settled` known without running.
+        fn new(val: Vec<f64>, settled: Vec<bool>) -> Table {
+            Table {
+                val,
+                settled,
+                ran: Vec::new(),
+            }
+        }
+    }
+
     impl Leaves for Table {
         fn settled(&self, i: usize) -> Option<f64> {
             self.settled[i].then(|| self.val[i])
@@ -712,11 +723,10 @@ mod tests {
                 for bits in 0..81u32 {
                     let val: Vec<f64> = (0..4).map(|k| ((bits / 3u32.pow(k)) % 3) as f64).collect();
                     let want = want_e.eval(&|i| val[i]);
-                    let mut t = Table {
-                        val: val.iter().copied().chain([0.0, 0.0]).collect(),
-                        settled: vec![false; 6],
-                        ran: Vec::new(),
-                    };
+                    let mut t = Table::new(
+                        val.iter().copied().chain([0.0, 0.0]).collect(),
+                        vec![false; 6],
+                    );
                     let got_f = m.value(5, &mut t);
                     let got_e = t.val[4];
                     if truth_only {
@@ -741,48 +751,34 @@ mod tests {
         // B (cost 1) is 0: A (cost 9) never runs, whichever side it is on.
         for src in ["A && B", "B && A", "!(A && B)"] {
             let m = program(src, false);
-            let mut t = Table {
-                val: vec![1.0, 0.0, 1.0, 1.0, 0.0, 0.0],
-                settled: vec![false; 6],
-                ran: Vec::new(),
-            };
+            let mut t = Table::new(vec![1.0, 0.0, 1.0, 1.0, 0.0, 0.0], vec![false; 6]);
             m.value(5, &mut t);
             assert_eq!(t.ran, vec![1], "{src}");
         }
         // A settled 0 (its gate said so) decides without running B.
         let m = program("B && A", false);
-        let mut t = Table {
-            val: vec![0.0, 1.0, 1.0, 1.0, 0.0, 0.0],
-            settled: vec![true, false, false, false, false, false],
-            ran: Vec::new(),
-        };
+        let mut t = Table::new(
+            vec![0.0, 1.0, 1.0, 1.0, 0.0, 0.0],
+            vec![true, false, false, false, false, false],
+        );
         m.value(5, &mut t);
         assert!(t.ran.is_empty());
         // In a longer chain too: a 0 known for free anywhere in it, and nothing runs; else the
         // cheapest runs first and its 0 ends it (B cost 1, D 3, C 5, A 9).
         let m = program("A && C && B && D", false);
-        let mut t = Table {
-            val: vec![1.0, 1.0, 1.0, 0.0, 0.0, 0.0],
-            settled: vec![false, false, false, true, false, false],
-            ran: Vec::new(),
-        };
+        let mut t = Table::new(
+            vec![1.0, 1.0, 1.0, 0.0, 0.0, 0.0],
+            vec![false, false, false, true, false, false],
+        );
         m.value(5, &mut t);
         assert!(t.ran.is_empty(), "{:?}", t.ran);
-        let mut t = Table {
-            val: vec![1.0, 1.0, 0.0, 1.0, 0.0, 0.0],
-            settled: vec![false; 6],
-            ran: Vec::new(),
-        };
+        let mut t = Table::new(vec![1.0, 1.0, 0.0, 1.0, 0.0, 0.0], vec![false; 6]);
         m.value(5, &mut t);
         assert_eq!(t.ran, vec![1, 3, 2]);
         // `||` read for its value runs its left side first; read for its truth, the cheaper one.
         for (truth_only, first) in [(false, 0), (true, 1)] {
             let m = program("A || B", truth_only);
-            let mut t = Table {
-                val: vec![1.0, 1.0, 0.0, 0.0, 0.0, 0.0],
-                settled: vec![false; 6],
-                ran: Vec::new(),
-            };
+            let mut t = Table::new(vec![1.0, 1.0, 0.0, 0.0, 0.0, 0.0], vec![false; 6]);
             m.value(5, &mut t);
             assert_eq!(t.ran, vec![first]);
         }
