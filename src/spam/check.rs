@@ -391,7 +391,6 @@ impl Pass<'_> {
                             let ok = *self.hscanned[d].get_or_insert_with(|| {
                                 rs.hdr_filter.scan_db(d, v, hcand, pre_ends)
                             });
-                            pre = rs.hdr_filter.pre_ends_of(i, d, ok, &self.pre_ends);
                             if ok && !self.hcand[i] {
                                 if self.profile {
                                     self.skipped[i] = true;
@@ -402,6 +401,7 @@ impl Pass<'_> {
                             if ok && rs.hdr_filter.exact.get(i).copied().unwrap_or(false) {
                                 return if *negate { 0.0 } else { 1.0 };
                             }
+                            pre = rs.hdr_filter.pre_ends_of(i, d, ok, &self.pre_ends);
                         }
                         v.as_slice()
                     }

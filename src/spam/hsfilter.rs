@@ -271,9 +271,6 @@ fn translate_hir(hir: &Hir) -> Option<String> {
 /// rule's regex need not run. None when it cannot be said exactly or cheaply: Unicode or half word
 /// boundaries, counted repeats over `EXACT_*_REPEAT`, a pattern longer than Hyperscan takes.
 pub fn translate_exact(hir: &Hir) -> Option<String> {
-    if hir.properties().minimum_len().is_none_or(|n| n == 0) {
-        return None;
-    }
     translate_exact_up_to(hir, EXACT_ATOM_REPEAT)
 }
 

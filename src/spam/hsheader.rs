@@ -156,16 +156,12 @@ impl HeaderFilter {
         // PRE of each backreference rule gated here, exact and without HS_FLAG_SINGLEMATCH (every end
         // reported), beside the rule's own pattern in its spec's list.
         let all_ends = hyperscan::HS_FLAG_MULTILINE;
-        for (spec, pats) in per_spec.iter_mut() {
+        for (_, pats) in per_spec.iter_mut() {
             let mut pres = Vec::new();
             for p in pats.iter() {
-                let i = p.id as usize;
-                let Test::Header { re, spec: s, .. } = &rules[i].test else {
+                let Test::Header { re, .. } = &rules[p.id as usize].test else {
                     continue;
                 };
-                if s != spec {
-                    continue;
-                }
                 let Some(expr) = re
                     .split()
                     .and_then(|sp| parse(sp.pre_source()))
