@@ -208,6 +208,9 @@ pub struct HsFilter {
     /// Per rule: its database holds its exact pattern (`translate_exact`), so a report is the rule's
     /// hit and needs no regex run (see `exact_ok`).
     pub exact: Vec<bool>,
+    /// Per rule: its body or rawbody pattern reports every end, not just the first (`ends_wanted`), so
+    /// a scan names the lines it can match in (`scan` adds them to `lines`, as a repeat gate does).
+    pub line_ends: Vec<bool>,
 }
 
 /// Whether a rule's hit can be read off an exact pattern's report on its area's joined texts: a body,
@@ -327,6 +330,56 @@ fn repeat_part(hir: &Hir) -> Option<(u32, u32, String, Option<String>)> {
         .and_then(translate_hir)
         .filter(|t| *t != e);
     Some((n, u32::try_from(min).unwrap_or(u32::MAX), e, twin))
+}
+
+/// Adds to `lines`, per rule, the texts its reported `ends` (offsets in the joined texts, text k
+/// starting at `starts[k]`) fall in, each with its ends there. A rule's match within one text is a
+/// match of its pattern in the joined texts too, and a superset pattern reports every end of every
+/// match, so the rule can match in no other text.
+fn end_lines(mut ends: Vec<(u32, u64)>, starts: &[usize], lines: &mut RepeatLines) {
+    ends.sort_unstable();
+    ends.dedup();
+    let mut k = 0;
+    while k < ends.len() {
+        let id = ends[k].0;
+        let mut at: Vec<(usize, Vec<usize>)> = Vec::new();
+        while k < ends.len() && ends[k].0 == id {
+            // The text holding the match's last byte (every match is at least one byte).
+            let end = ends[k].1 as usize;
+            let l = starts.partition_point(|&s| s < end).saturating_sub(1);
+            let off = end - starts.get(l).copied().unwrap_or(0);
+            match at.last_mut() {
+                Some((line, e)) if *line == l => e.push(off),
+                _ => at.push((l, vec![off])),
+            }
+            k += 1;
+        }
+        lines.push((id as usize, at));
+    }
+}
+
+/// Shortest pattern (Hyperscan syntax) whose rule gets its lines from the scan (`ends_wanted`): the 55
+/// stock body and rawbody rules at or over it include the `__FILL_THIS_FORM_*` family and the big
+/// `FUZZY_*` ones. With every superset pattern reporting ends, the body scans took a third longer
+/// (frequent short patterns report hundreds of ends); with these, no longer. (Unit tests use short
+/// patterns.)
+const ENDS_MIN: usize = if cfg!(test) { 1 } else { 1000 };
+
+/// Whether a rule's superset pattern should report every end: a body or rawbody rule (one line a
+/// text) with no repeat gate and a big pattern. Such a rule's regex is slow to start on new text (its
+/// lazy DFA builds states as it reads), and once Hyperscan names the lines, it reads only those. Small
+/// patterns gain little from that and may report many ends.
+fn ends_wanted(area: Area, expr: &str, r: &Rule) -> bool {
+    matches!(area, Area::Body | Area::Rawbody)
+        && !r.tflags.nosubject
+        && expr.len() >= ENDS_MIN
+        && match &r.test {
+            // A rule with a repeat matcher reads the ends of its part from `lines`, not its own.
+            Test::Body(re) | Test::Rawbody(re) => re.fast_source().is_none_or(|src| {
+                !super::repeat::takes(src) && parse(src).and_then(|h| repeat_part(&h)).is_none()
+            }),
+            _ => false,
+        }
 }
 
 /// How many of the increasing `ends` a run of parts can use: n parts in a row end at n places each
@@ -802,6 +855,7 @@ impl HsFilter {
             counts: vec![0; rules.len()],
             exact: vec![false; rules.len()],
             part_min: vec![0; rules.len()],
+            line_ends: vec![false; rules.len()],
             ..HsFilter::default()
         };
         let t0 = std::time::Instant::now();
@@ -890,11 +944,19 @@ impl HsFilter {
                         });
                         loose.insert(i, expr);
                     }
-                    None => per_area[a].push(Pattern {
-                        expr,
-                        flags,
-                        id: i as u32,
-                    }),
+                    None => {
+                        let every = ends_wanted(AREAS[a], &expr, &rules[i]);
+                        f.line_ends[i] = every;
+                        per_area[a].push(Pattern {
+                            flags: if every {
+                                flags & !hyperscan::HS_FLAG_SINGLEMATCH
+                            } else {
+                                flags
+                            },
+                            expr,
+                            id: i as u32,
+                        })
+                    }
                 },
                 Some(Err(e)) => f.rejected.push((i, e)),
                 None => f.rejected.push((i, "not checked".into())),
@@ -1206,13 +1268,20 @@ impl HsFilter {
         } else {
             (&self.slots[a], &self.count_slots[a])
         };
+        let mut ends: Vec<(u32, u64)> = Vec::new();
         let ok = slots.iter().all(|&slot| {
-            dbs.scan(slot, joined, &mut |id| {
+            dbs.scan_ends(slot, joined, &mut |id, to| {
                 if let Some(c) = hits.get_mut(id as usize) {
                     *c = true;
+                    if self.line_ends[id as usize] {
+                        ends.push((id, to));
+                    }
                 }
             })
         });
+        if ok && !ends.is_empty() {
+            end_lines(ends, starts, lines);
+        }
         if ok && !count_slots.is_empty() {
             self.repeat_gates(dbs, count_slots, joined, starts, hits, lines);
         }
@@ -1390,6 +1459,55 @@ mod tests {
                 "{name}: {with:?}"
             );
         }
+    }
+
+    /// A superset-gated body rule gets from the scan the lines its pattern ends in, and `check` then
+    /// tries only those: the look-ahead rule hits in the last line, not the first `foo` (followed by
+    /// `bar`), with the same verdict as without Hyperscan.
+    #[test]
+    fn superset_rules_get_their_lines_from_the_scan() {
+        use crate::spam::load::load_text;
+        use crate::spam::prefilter::{Area, Prefilter};
+        if !hyperscan::for_tests() {
+            return;
+        }
+        let cf = "body B_LOOK /foo(?!bar)/\nbody B_NONE /foo(?!d)qq/\n";
+        let mut rs = crate::spam::rules::compile(load_text(cf));
+        let id = |name: &str| rs.rules.iter().position(|r| r.name == name).expect(name);
+        let (look, none) = (id("B_LOOK"), id("B_NONE"));
+        let hs = &rs.prefilter.hs;
+        assert!(hs.gated[look] && !hs.exact[look] && hs.line_ends[look]);
+        let texts: [&[u8]; 5] = [
+            b"subject",
+            b"nothing here",
+            b"a foobar b",
+            b"more",
+            b"foo end",
+        ];
+        let (mut joined, mut starts) = (Vec::new(), Vec::new());
+        for t in texts {
+            if !starts.is_empty() {
+                joined.push(b'\n');
+            }
+            starts.push(joined.len());
+            joined.extend_from_slice(t);
+        }
+        let mut hits = vec![false; rs.rules.len()];
+        let mut lines = RepeatLines::new();
+        assert!(hs.scan(Area::Body, &joined, &starts, &mut hits, &mut lines));
+        assert!(hits[look] && !hits[none]);
+        let at: Vec<(usize, Vec<usize>)> = lines
+            .iter()
+            .find(|l| l.0 == look)
+            .map(|l| l.1.clone())
+            .expect("no lines for B_LOOK");
+        assert_eq!(at, vec![(2, vec![5]), (4, vec![3])]);
+        assert!(!lines.iter().any(|l| l.0 == none));
+        let msg: &[u8] = b"Subject: subject\n\nnothing here\n\na foobar b\n\nmore\n\nfoo end\n";
+        let with = rs.check(msg).1.hit_names(&rs.rules);
+        assert!(with.iter().any(|n| n == "B_LOOK"), "{with:?}");
+        rs.prefilter = Prefilter::with_engine(&rs.rules, &rs.order, None);
+        assert_eq!(with, rs.check(msg).1.hit_names(&rs.rules));
     }
 
     /// The ASCII form of a pattern keeps what can match ASCII text and nothing else.

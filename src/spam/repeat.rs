@@ -45,28 +45,39 @@ impl std::fmt::Debug for Repeat {
     }
 }
 
+/// The repetition a rule's whole source is, when `Repeat` takes it (long enough, a part repeated at
+/// least twice, the part never empty).
+fn whole_repeat(src: &str) -> Option<regex_syntax::hir::Repetition> {
+    if src.len() < MIN_SOURCE {
+        return None;
+    }
+    let mut h = regex_syntax::ParserBuilder::new()
+        .utf8(false)
+        .build()
+        .parse(src)
+        .ok()?;
+    while let HirKind::Capture(c) = h.kind() {
+        h = (*c.sub).clone();
+    }
+    let HirKind::Repetition(r) = h.kind() else {
+        return None;
+    };
+    if r.min < 2 || r.sub.properties().minimum_len().is_none_or(|n| n == 0) {
+        return None;
+    }
+    Some(r.clone())
+}
+
+/// Whether `Repeat::of` would take this source, without building its automata.
+pub fn takes(src: &str) -> bool {
+    whole_repeat(src).is_some()
+}
+
 impl Repeat {
     /// The matcher for a rule's regex source (`Re::fast_source`, regex crate syntax) when the whole
     /// pattern is a part repeated at least twice, the part never empty; None otherwise.
     pub fn of(src: &str) -> Option<Repeat> {
-        if src.len() < MIN_SOURCE {
-            return None;
-        }
-        let hir = regex_syntax::ParserBuilder::new()
-            .utf8(false)
-            .build()
-            .parse(src)
-            .ok()?;
-        let mut h = &hir;
-        while let HirKind::Capture(c) = h.kind() {
-            h = &c.sub;
-        }
-        let HirKind::Repetition(r) = h.kind() else {
-            return None;
-        };
-        if r.min < 2 || r.sub.properties().minimum_len().is_none_or(|n| n == 0) {
-            return None;
-        }
+        let r = whole_repeat(src)?;
         let dfa = |reverse: bool| {
             let nfa = thompson::Compiler::new()
                 .configure(
