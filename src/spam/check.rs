@@ -388,8 +388,11 @@ impl Pass<'_> {
                         // The header filter: one scan of this spec's value for all its rules.
                         if let Some(d) = rs.hdr_filter.db_of.get(i).copied().flatten() {
                             let (hcand, pre_ends) = (&mut self.hcand, &mut self.pre_ends);
+                            let settled = &self.settled;
+                            // Not worth a scan: as if it failed, every rule of it runs its regex.
                             let ok = *self.hscanned[d].get_or_insert_with(|| {
-                                rs.hdr_filter.scan_db(d, v, hcand, pre_ends)
+                                rs.hdr_filter.worth_scanning(d, settled)
+                                    && rs.hdr_filter.scan_db(d, v, hcand, pre_ends)
                             });
                             if ok && !self.hcand[i] {
                                 if self.profile {

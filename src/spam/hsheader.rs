@@ -63,6 +63,15 @@ fn longest_run(h: &Hir) -> u32 {
 /// about what one short regex call costs.
 const MIN_RULES: usize = 3;
 
+/// A database whose scan can spare at most this many regex runs is not scanned: its rules run their
+/// regexes instead. The scan costs 2-8 us on a cold cache even for a 20-byte value, about what a few
+/// short regex calls cost. Over 200 sample messages, 10 of the 25 stock databases were scanned
+/// with 4 or fewer of their rules left to settle on nearly every message (`EnvelopeFrom` with 1,
+/// `Return-Path` 2, `To`, `Date`, `Message-Id` and `X-Spam-Relays-Untrusted` 3), the big ones
+/// (`Subject`, `From`, `ALL`, the relay line) with 6 to 46. Per-rule profile, first pass over the
+/// sample, header rules: 223 us a message scanning every time, 202-211 with this at 2 to 8.
+const FEW_RULES: usize = if cfg!(test) { 0 } else { 4 };
+
 /// The compiled databases and which rules they gate.
 #[derive(Debug, Default)]
 pub struct HeaderFilter {
@@ -87,6 +96,14 @@ pub struct HeaderFilter {
     pub pre_db: Vec<Option<usize>>,
     /// Pattern ids from here on are PRE patterns: id - pre_base is the rule.
     pre_base: u32,
+    /// Per database: the rules it gates.
+    rules_in: Vec<Vec<usize>>,
+    /// A message scans a database only when more than this many of its rules are still to settle
+    /// (`worth_scanning`). FEW_RULES; 0 in unit tests, whose small rule sets would else never scan.
+    pub few: usize,
+    /// Scans made (unit tests).
+    #[cfg(test)]
+    pub scans: std::sync::atomic::AtomicUsize,
 }
 
 impl HeaderFilter {
@@ -97,6 +114,7 @@ impl HeaderFilter {
             exact: vec![false; rules.len()],
             pre_db: vec![None; rules.len()],
             pre_base: u32::try_from(rules.len()).unwrap_or(u32::MAX),
+            few: FEW_RULES,
             ..HeaderFilter::default()
         };
         let Some(engine) = engine else {
@@ -221,6 +239,12 @@ impl HeaderFilter {
                     f.pre_db[r] = Some(d);
                 }
             }
+            f.rules_in = vec![Vec::new(); f.db_count()];
+            for (id, d) in f.db_of.iter().enumerate() {
+                if let Some(d) = d {
+                    f.rules_in[*d].push(id);
+                }
+            }
         }
         f
     }
@@ -233,6 +257,17 @@ impl HeaderFilter {
     /// How many databases there are (all specs).
     pub fn db_count(&self) -> usize {
         self.dbs.as_ref().map_or(0, Databases::count)
+    }
+
+    /// Whether database `d` is worth a scan for the rule asking (already marked settled): more than
+    /// `few` of its rules are not yet settled.
+    pub fn worth_scanning(&self, d: usize, settled: &[bool]) -> bool {
+        let left = self.rules_in.get(d).map_or(0, |r| {
+            r.iter()
+                .filter(|&&j| !settled.get(j).copied().unwrap_or(true))
+                .count()
+        });
+        left + 1 > self.few
     }
 
     /// Marks in `hits` the rules of database `d` that may match `value` (the value of the spec `d`
@@ -249,6 +284,9 @@ impl HeaderFilter {
         let Some(dbs) = &self.dbs else {
             return false;
         };
+        #[cfg(test)]
+        self.scans
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let base = self.pre_base;
         dbs.scan_ends(d, value, &mut |id, to| {
             if id >= base {
@@ -387,6 +425,18 @@ mod tests {
         }
         assert!(!exact("S_LOOK") && !exact("A_BACK"));
         let with = hits(&rs);
+        // With every database too small to be worth a scan, the rules run their regexes and answer
+        // the same.
+        let scans = || {
+            rs.hdr_filter
+                .scans
+                .load(std::sync::atomic::Ordering::Relaxed)
+        };
+        let before = scans();
+        assert!(before > 0);
+        rs.hdr_filter.few = 100;
+        assert_eq!(with, hits(&rs));
+        assert_eq!(scans(), before, "scanned a database not worth it");
         rs.hdr_filter = HeaderFilter::default();
         rs.hdr_filter.db_of = vec![None; rs.rules.len()];
         let without = hits(&rs);
