@@ -253,11 +253,15 @@ impl Settings {
     }
 }
 
-/// `*` and `?` matching for freemail entries.
+/// `*` and `?` matching for freemail entries, as FreeMail.pm turns them into a regex: `*` is
+/// `[^.]*` (it stays within one label, so `yahoo.*` is not `yahoo.evil.example`), `?` is `.` (any
+/// one character, a dot too, whatever its documentation says).
 fn glob(p: &[u8], s: &[u8]) -> bool {
     match (p.first(), s.first()) {
         (None, None) => true,
-        (Some(b'*'), _) => glob(&p[1..], s) || (!s.is_empty() && glob(p, &s[1..])),
+        (Some(b'*'), _) => {
+            glob(&p[1..], s) || (s.first().is_some_and(|&c| c != b'.') && glob(p, &s[1..]))
+        }
         (Some(b'?'), Some(_)) => glob(&p[1..], &s[1..]),
         (Some(a), Some(b)) if a == b => glob(&p[1..], &s[1..]),
         _ => false,
@@ -598,6 +602,21 @@ impl Loader {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Freemail wildcards read as FreeMail.pm's regex reads them: `*` within one label, `?` any one
+    /// character.
+    #[test]
+    fn freemail_wildcards_stay_within_a_label() {
+        let st =
+            load_text("freemail_domains yahoo.* yahoo.co*.* hotmail.co.?? gmail.com\n").settings;
+        let free = |e: &str| st.is_freemail(e);
+        assert!(free("joe@yahoo.com") && free("joe@yahoo.co.uk") && free("joe@YAHOO.DE"));
+        assert!(free("joe@hotmail.co.uk") && free("joe@gmail.com"));
+        assert!(!free("joe@yahoo.evil.example"));
+        assert!(!free("joe@mail.yahoo.com") && !free("joe@hotmail.co.ukx"));
+        // `?` is any character: FreeMail.pm makes it `.`.
+        assert!(free("joe@hotmail.co..k"));
+    }
 
     #[test]
     fn conditionals() {
