@@ -164,8 +164,9 @@ fn find_ip(s: &str) -> Option<(usize, usize, IpAddr)> {
     None
 }
 
-fn word_after<'a>(s: &'a str, key: &str) -> Option<&'a str> {
-    let lower = s.to_ascii_lowercase();
+/// The first word after `key` (lower case) in `s`, found in `lower`, `s` lower-cased (ASCII, so at
+/// the same offsets): the caller lower-cases the line once, not once per key.
+fn word_after<'a>(s: &'a str, lower: &str, key: &str) -> Option<&'a str> {
     let p = lower.find(key)?;
     let rest = &s[p + key.len()..];
     rest.split(|c: char| c.is_whitespace() || c == ';' || c == ')' || c == '(')
@@ -204,6 +205,7 @@ pub fn parse_line(line: &str) -> Parsed {
     }
     let by_pos = lower.find(" by ").unwrap_or(l.len());
     let from_part = &l[5..by_pos];
+    let from_lower = &lower[5..by_pos];
     let Some((ip_start, _ip_end, ip)) = find_ip(from_part) else {
         // SpamAssassin knows dozens of MTA formats; we know the common ones. A hop we cannot place is
         // skipped rather than called unparseable, so UNPARSEABLE_RELAY only fires on real garbage.
@@ -220,12 +222,12 @@ pub fn parse_line(line: &str) -> Parsed {
     let first = from_part.split_whitespace().next().unwrap_or("");
     let paren = &from_part[..ip_start];
     // Exim: "from RDNS ([IP] helo=HELO)" or "from [IP] (helo=HELO)".
-    if let Some(h) = word_after(from_part, "helo=") {
+    if let Some(h) = word_after(from_part, from_lower, "helo=") {
         r.helo = clean(h);
         if !first.starts_with('[') && !first.starts_with('(') {
             r.rdns = clean(first);
         }
-    } else if let Some(h) = word_after(from_part, "(helo ") {
+    } else if let Some(h) = word_after(from_part, from_lower, "(helo ") {
         // qmail: "from RDNS (HELO helo) (IP)" / "from unknown (HELO helo) (IP)".
         r.helo = clean(h);
         if !first.eq_ignore_ascii_case("unknown") {
@@ -250,18 +252,18 @@ pub fn parse_line(line: &str) -> Parsed {
             r.helo = clean(&r.helo);
         }
     }
-    if let Some(by) = word_after(&l[by_pos..], " by ") {
+    if let Some(by) = word_after(&l[by_pos..], &lower[by_pos..], " by ") {
         r.by = clean(by);
     }
-    if let Some(id) = word_after(&l[by_pos..], " id ") {
+    if let Some(id) = word_after(&l[by_pos..], &lower[by_pos..], " id ") {
         r.id = clean(id);
     }
-    if let Some(a) = word_after(l, "(authenticated") {
+    if let Some(a) = word_after(l, &lower, "(authenticated") {
         r.auth = clean(a);
     } else if lower.contains(" with esmtpa") || lower.contains(" with esmtpsa") {
         r.auth = "ESMTPA".into();
     }
-    if let Some(env) = word_after(l, "envelope-from ") {
+    if let Some(env) = word_after(l, &lower, "envelope-from ") {
         r.envfrom = clean(env);
     }
     Parsed::Relay(r)
