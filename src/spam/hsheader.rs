@@ -15,6 +15,9 @@
 //! value scanned is the very value the rule's regex is given. A rule whose header is absent (its text is
 //! then the `[if-unset: ...]` default) is not gated. A negated rule (`!~`) the scan rules out hits.
 //!
+//! A message scans a spec's database only when more than `FEW_RULES` of its rules are still to settle
+//! (`worth_scanning`); for fewer, they run their regexes, which cost about what one cold scan does.
+//!
 //! A fast-engine rule whose regex Hyperscan says exactly (`hsfilter::translate_exact`: counts kept, text
 //! anchors as `\A`/`\z`) is compiled without prefilter mode: on a present header its report is the
 //! regex's answer, so the regex never runs.
