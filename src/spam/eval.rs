@@ -172,8 +172,12 @@ fn bound(args: &[String], i: usize) -> Option<f64> {
 }
 
 pub(crate) fn get(v: &View, spec: &str) -> String {
+    // The value is ours already: valid UTF-8 (nearly always) becomes the String without a copy.
     v.header_for_rule(spec)
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .map(|b| {
+            String::from_utf8(b)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+        })
         .unwrap_or_default()
 }
 
@@ -786,9 +790,13 @@ pub fn run(call: &Call, v: &View, st: &Settings) -> f64 {
             let exempt = re!(
                 r"(?i)^(?:X-VMS-To|X-UIDL|X-Face|To|Cc|From|Subject|References|In-Reply-To|(?:X-|Resent-|X-Original-)?Message-Id):"
             );
-            b(all
-                .split('\n')
-                .any(|h| re!(r"%[A-Z][A-Z_-]").is_match(h) && !exempt.is_match(h)))
+            // One search over all the fields, then the exemption for the line of each match (the
+            // pattern holds no newline): not one regex call per line.
+            b(re!(r"%[A-Z][A-Z_-]").find_iter(&all).any(|m| {
+                let start = all[..m.start()].rfind('\n').map_or(0, |p| p + 1);
+                let end = all[m.end()..].find('\n').map_or(all.len(), |p| m.end() + p);
+                !exempt.is_match(&all[start..end])
+            }))
         }
         // HeaderEval: a Message-Id of 28 capitals, a dot and the address the From display name sits
         // beside.
@@ -1113,6 +1121,19 @@ mod tests {
         ));
         assert!(!hits(
             &m("X-Note: 100% Sure"),
+            "eval:check_unresolved_template()"
+        ));
+        // An exempt field's template does not hide a later one; the first and last fields count.
+        assert!(hits(
+            &m("X-Message-Id: %RANDOM\nX-Mailer: %MAILER_NAME"),
+            "eval:check_unresolved_template()"
+        ));
+        assert!(hits(
+            "X-Mailer: %MAILER_NAME\nSubject: x\n\nbody\n",
+            "eval:check_unresolved_template()"
+        ));
+        assert!(hits(
+            "Subject: x\nX-Mailer: %MAILER_NAME\n\nbody\n",
             "eval:check_unresolved_template()"
         ));
     }
