@@ -9,8 +9,11 @@ use std::sync::OnceLock;
 /// Characters that end a link (`$tbirdenddelim`).
 const END: &str = r#"><"`}\]{\[|\s\x1b\xa0"#;
 
-fn link_re() -> &'static regex::Regex {
-    static RE: OnceLock<regex::Regex> = OnceLock::new();
+/// The link pattern, and its first alternative alone, anchored: leftmost-first, a match is a known
+/// link exactly when that alternative matches where it starts. (Asking the pattern for its capture
+/// groups instead made the regex crate run its slower capturing engine on every link.)
+fn link_re() -> &'static (regex::Regex, regex::Regex) {
+    static RE: OnceLock<(regex::Regex, regex::Regex)> = OnceLock::new();
     RE.get_or_init(|| {
         // Alternatives in SpamAssassin's order: known scheme or www./ftp. prefix, then mail. Its length
         // limits (2,048 and 251) are checked after matching: counted repeats of these classes would
@@ -18,7 +21,10 @@ fn link_re() -> &'static regex::Regex {
         let known = format!(r"(?:(?:https?|ftp)://|(?:www\d{{0,2}}|ftp)\.)[^{END}]+");
         let mail_end = format!(r",('{END}\x{{80}}-\x{{ff}}");
         let mail = format!(r"(?:mailto:[^{mail_end}]+|[^{mail_end}@]+@[^{mail_end}]+)");
-        regex::Regex::new(&format!("(?i)({known})|({mail})")).expect("static regex")
+        (
+            regex::Regex::new(&format!("(?i)(?:{known})|(?:{mail})")).expect("static regex"),
+            regex::Regex::new(&format!("(?i)^(?:{known})")).expect("static regex"),
+        )
     })
 }
 
@@ -36,15 +42,14 @@ fn may_start(text: &str, i: usize) -> bool {
 
 /// The links in `text`, cooked as SpamAssassin lists them (scheme added, `mailto:` for addresses).
 pub fn in_text(text: &str) -> Vec<String> {
-    let re = link_re();
+    let (re, known) = link_re();
     let mut out = Vec::new();
     let mut seen = std::collections::HashSet::new();
     let mut at = 0;
     while at <= text.len() {
-        let Some(c) = re.captures_at(text, at) else {
+        let Some(m) = re.find_at(text, at) else {
             break;
         };
-        let Some(m) = c.get(0) else { break };
         if !may_start(text, m.start()) {
             // Try again one character further on.
             at = m.start() + text[m.start()..].chars().next().map_or(1, char::len_utf8);
@@ -54,7 +59,7 @@ pub fn in_text(text: &str) -> Vec<String> {
         while !text.is_char_boundary(at) && at < text.len() {
             at += 1;
         }
-        let is_mail = c.get(2).is_some();
+        let is_mail = !known.is_match(&text[m.start()..]);
         if m.as_str().len() > 2048 + 7 {
             continue;
         }
