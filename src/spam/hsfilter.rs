@@ -369,21 +369,17 @@ fn end_lines(mut ends: Vec<(u32, u64)>, starts: &[usize], lines: &mut RepeatLine
 /// patterns.)
 const ENDS_MIN: usize = if cfg!(test) { 1 } else { 1000 };
 
-/// Whether a rule's superset pattern should report every end: a body or rawbody rule (one line a
-/// text) with no repeat gate and a big pattern. Such a rule's regex is slow to start on new text (its
-/// lazy DFA builds states as it reads), and once Hyperscan names the lines, it reads only those. Small
-/// patterns gain little from that and may report many ends.
-fn ends_wanted(area: Area, expr: &str, r: &Rule) -> bool {
-    matches!(area, Area::Body | Area::Rawbody)
-        && !r.tflags.nosubject
+/// Whether a rule's superset pattern `expr` should report every end: a body or rawbody rule (one line
+/// a text; the caller checks the area and that it has no repeat gate) with a big pattern and no repeat
+/// matcher (which reads its part's ends from `lines`, not its own). Such a rule's regex is slow to
+/// start on new text (its lazy DFA builds states as it reads), and once Hyperscan names the lines, it
+/// reads only those. Small patterns gain little from that and may report many ends.
+fn ends_wanted(r: &Rule, re: &super::perlre::Re, hir: &Hir, expr: &str) -> bool {
+    !r.tflags.nosubject
         && expr.len() >= ENDS_MIN
-        && match &r.test {
-            // A rule with a repeat matcher reads the ends of its part from `lines`, not its own.
-            Test::Body(re) | Test::Rawbody(re) => re.fast_source().is_none_or(|src| {
-                !super::repeat::takes(src) && parse(src).and_then(|h| repeat_part(&h)).is_none()
-            }),
-            _ => false,
-        }
+        && re
+            .fast_source()
+            .is_none_or(|src| !super::repeat::takes(src, hir))
 }
 
 /// How many of the increasing `ends` a run of parts can use: n parts in a row end at n places each
@@ -876,6 +872,8 @@ impl HsFilter {
         let mut cands: Vec<(usize, usize, String)> = Vec::new();
         let mut exacts: Vec<(usize, String)> = Vec::new();
         let mut repeats: Vec<(usize, usize, u32, String)> = Vec::new();
+        // Per rule: whether its superset pattern should report every end (`ends_wanted`).
+        let mut wants_ends = vec![false; rules.len()];
         // Per candidate rule: its ASCII twin's HIR (None: it cannot match ASCII text).
         let mut ascii_hir: std::collections::HashMap<usize, Option<Hir>> = Default::default();
         // Per rule with a repeat gate: its part's ASCII twin, where that differs.
@@ -898,17 +896,20 @@ impl HsFilter {
                 if let Some(h) = hir.as_ref() {
                     ascii_hir.insert(i, ascii_only(h));
                 }
-                cands.push((i, a, expr));
                 // Only where each text is one line the rule matches within (body and rawbody).
-                if matches!(area, Area::Body | Area::Rawbody) {
-                    if let Some((n, min, x, twin)) = hir.as_ref().and_then(repeat_part) {
-                        repeats.push((i, a, n, x));
-                        f.part_min[i] = min;
-                        if let Some(t) = twin {
-                            part_twins.insert(i, t);
+                if let (Area::Body | Area::Rawbody, Some(h)) = (area, hir.as_ref()) {
+                    match repeat_part(h) {
+                        Some((n, min, x, twin)) => {
+                            repeats.push((i, a, n, x));
+                            f.part_min[i] = min;
+                            if let Some(t) = twin {
+                                part_twins.insert(i, t);
+                            }
                         }
+                        None => wants_ends[i] = ends_wanted(&rules[i], re, h, &expr),
                     }
                 }
+                cands.push((i, a, expr));
             }
         }
         // Each pattern alone first (a refused one would fail its whole chunk), on all cores.
@@ -948,8 +949,10 @@ impl HsFilter {
                         });
                         loose.insert(i, expr);
                     }
+                    // Only a rule compiled from its superset pattern from the start: one whose exact
+                    // pattern the compiler refuses goes again with HS_FLAG_SINGLEMATCH.
                     None => {
-                        let every = ends_wanted(AREAS[a], &expr, &rules[i]);
+                        let every = wants_ends[i];
                         f.line_ends[i] = every;
                         per_area[a].push(Pattern {
                             flags: if every {

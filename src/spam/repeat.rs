@@ -20,7 +20,7 @@ use regex_automata::hybrid::dfa::{Cache, DFA};
 use regex_automata::nfa::thompson;
 use regex_automata::util::pool::Pool;
 use regex_automata::{Anchored, Input, MatchKind};
-use regex_syntax::hir::HirKind;
+use regex_syntax::hir::{Hir, HirKind, Repetition};
 
 type CachePool = Pool<[Cache; 2], Box<dyn Fn() -> [Cache; 2] + Send + Sync>>;
 
@@ -45,39 +45,37 @@ impl std::fmt::Debug for Repeat {
     }
 }
 
-/// The repetition a rule's whole source is, when `Repeat` takes it (long enough, a part repeated at
-/// least twice, the part never empty).
-fn whole_repeat(src: &str) -> Option<regex_syntax::hir::Repetition> {
+/// The repetition `hir` (the parse of a rule's source `src`) is, through its capture groups, when
+/// `Repeat` takes it: long enough, a part repeated at least twice, the part never empty.
+fn whole_repeat<'h>(src: &str, hir: &'h Hir) -> Option<&'h Repetition> {
     if src.len() < MIN_SOURCE {
         return None;
     }
-    let mut h = regex_syntax::ParserBuilder::new()
-        .utf8(false)
-        .build()
-        .parse(src)
-        .ok()?;
+    let mut h = hir;
     while let HirKind::Capture(c) = h.kind() {
-        h = (*c.sub).clone();
+        h = &c.sub;
     }
     let HirKind::Repetition(r) = h.kind() else {
         return None;
     };
-    if r.min < 2 || r.sub.properties().minimum_len().is_none_or(|n| n == 0) {
-        return None;
-    }
-    Some(r.clone())
+    (r.min >= 2 && r.sub.properties().minimum_len().is_some_and(|n| n > 0)).then_some(r)
 }
 
-/// Whether `Repeat::of` would take this source, without building its automata.
-pub fn takes(src: &str) -> bool {
-    whole_repeat(src).is_some()
+/// Whether `Repeat::of` would take `src` (parsed as `hir`, bytes mode), without building its automata.
+pub fn takes(src: &str, hir: &Hir) -> bool {
+    whole_repeat(src, hir).is_some()
 }
 
 impl Repeat {
     /// The matcher for a rule's regex source (`Re::fast_source`, regex crate syntax) when the whole
     /// pattern is a part repeated at least twice, the part never empty; None otherwise.
     pub fn of(src: &str) -> Option<Repeat> {
-        let r = whole_repeat(src)?;
+        let hir = regex_syntax::ParserBuilder::new()
+            .utf8(false)
+            .build()
+            .parse(src)
+            .ok()?;
+        let r = whole_repeat(src, &hir)?;
         let dfa = |reverse: bool| {
             let nfa = thompson::Compiler::new()
                 .configure(
