@@ -108,14 +108,21 @@ impl Repeat {
     /// Whether the pattern matches somewhere in `h`; None when a DFA gave up. `part_ends`, when the
     /// caller knows them (the Hyperscan repeat gate reports them): places including every one where a
     /// match of the part ends in `h`. Then no scan over all of `h` is needed: the first part of a
-    /// match ends at one of them, and a reverse run from there tells whether a part ends there.
+    /// match ends at one of them, so the pattern matches iff at some given place n - 1 more parts
+    /// follow (forward runs) and a part really ends there (a reverse run, which may stop at the first
+    /// match it sees). The reverse run comes last because it is the costly one: the part's reverse
+    /// DFA builds many lazy states on new text, where the forward runs die within a few bytes of most
+    /// places, and from most places given no run of parts follows.
     pub fn is_match(&self, h: &[u8], part_ends: Option<&[usize]>) -> Option<bool> {
         let mut guard = self.caches.get();
         let [cache, rev_cache] = &mut *guard;
-        // Where a run of k parts can end, for k = 1, 2, ... n.
-        let mut reach = Vec::new();
-        match part_ends {
-            None => ends(
+        // Every end of a part starting at p, per p met so far (a place can be reached by runs of
+        // different lengths).
+        let mut from: std::collections::HashMap<usize, Vec<usize>> = Default::default();
+        let Some(e) = part_ends else {
+            // Where a run of k parts can end, for k = 1, 2, ... n.
+            let mut reach = Vec::new();
+            ends(
                 &self.x,
                 cache,
                 h,
@@ -123,40 +130,81 @@ impl Repeat {
                 Anchored::No,
                 None,
                 &mut reach,
-            )?,
-            Some(e) => {
-                for &p in e.iter().filter(|&&p| p <= h.len()) {
-                    let input = Input::new(h).span(0..p).anchored(Anchored::Yes);
-                    if self.rev.try_search_rev(rev_cache, &input).ok()?.is_some() {
-                        reach.push(p);
-                    }
+            )?;
+            for _ in 1..self.n {
+                let mut next = Vec::new();
+                for &p in &reach {
+                    next.extend_from_slice(self.ends_from(p, h, cache, &mut from)?);
+                }
+                next.sort_unstable();
+                next.dedup();
+                reach = next;
+                if reach.is_empty() {
+                    break;
+                }
+            }
+            return Some(!reach.is_empty());
+        };
+        // Per (place, parts still to come): whether they can follow.
+        let mut can: std::collections::HashMap<(usize, u32), bool> = Default::default();
+        for &p in e.iter().filter(|&&p| p <= h.len()) {
+            if self.follows(p, self.n - 1, h, cache, &mut from, &mut can)? {
+                let input = Input::new(h)
+                    .span(0..p)
+                    .anchored(Anchored::Yes)
+                    .earliest(true);
+                if self.rev.try_search_rev(rev_cache, &input).ok()?.is_some() {
+                    return Some(true);
                 }
             }
         }
-        // Every end of a part starting at p, per p met so far (a place can be reached by runs of
-        // different lengths).
-        let mut from: std::collections::HashMap<usize, Vec<usize>> = Default::default();
-        for _ in 1..self.n {
-            let mut next = Vec::new();
-            for &p in &reach {
-                let e = match from.entry(p) {
-                    std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-                    std::collections::hash_map::Entry::Vacant(v) => {
-                        let mut e = Vec::new();
-                        ends(&self.x, cache, h, (p, h.len()), Anchored::Yes, None, &mut e)?;
-                        v.insert(e)
-                    }
-                };
-                next.extend_from_slice(e);
+        Some(false)
+    }
+
+    /// Every place a match of the part starting at `p` ends (memoized in `from`).
+    fn ends_from<'m>(
+        &self,
+        p: usize,
+        h: &[u8],
+        cache: &mut Cache,
+        from: &'m mut std::collections::HashMap<usize, Vec<usize>>,
+    ) -> Option<&'m [usize]> {
+        Some(match from.entry(p) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let mut e = Vec::new();
+                ends(&self.x, cache, h, (p, h.len()), Anchored::Yes, None, &mut e)?;
+                v.insert(e)
             }
-            next.sort_unstable();
-            next.dedup();
-            reach = next;
-            if reach.is_empty() {
+        })
+    }
+
+    /// Whether `k` parts in a row can start at `p`.
+    fn follows(
+        &self,
+        p: usize,
+        k: u32,
+        h: &[u8],
+        cache: &mut Cache,
+        from: &mut std::collections::HashMap<usize, Vec<usize>>,
+        can: &mut std::collections::HashMap<(usize, u32), bool>,
+    ) -> Option<bool> {
+        if k == 0 {
+            return Some(true);
+        }
+        if let Some(&c) = can.get(&(p, k)) {
+            return Some(c);
+        }
+        let next = self.ends_from(p, h, cache, from)?.to_vec();
+        let mut ok = false;
+        for q in next {
+            if self.follows(q, k - 1, h, cache, from, can)? {
+                ok = true;
                 break;
             }
         }
-        Some(!reach.is_empty())
+        can.insert((p, k), ok);
+        Some(ok)
     }
 }
 
