@@ -9,7 +9,9 @@
 //! p0 < p1 < ... < pn with X matching exactly each [p_k, p_k+1). One unanchored scan of X's DFA, which
 //! reports every place a match of X ends (`MatchKind::All`, as in `backref.rs`), gives the p1; from
 //! each p_k an anchored scan gives every possible p_k+1. X's DFA is an nth of the size, and its
-//! anchored runs die within a few bytes of most starts.
+//! anchored runs die within a few bytes of most starts. When the Hyperscan gate has named the places
+//! where X may end (a superset of the p1), the runs go forward from those first, and a reverse run
+//! confirms p1 only at a place where n - 1 parts follow.
 //!
 //! The invariant: `Repeat::is_match` answers what the rule's regex answers on the same text, or None
 //! when the DFA gives up (a Unicode word boundary beside non-ASCII text), and the caller asks the regex.
