@@ -216,6 +216,11 @@ fn lint(home: &Home, rules: &[PathBuf], verbose: bool) -> Result<()> {
         hs.gated.iter().filter(|&&g| g).count(),
         hs.rejected.len()
     );
+    if verbose {
+        for (i, why) in &hs.rejected {
+            w!("  {}: {why}", rs.rules[*i].name);
+        }
+    }
     w!(
         "header rules behind per-header Hyperscan scans: {} ({} headers)",
         rs.hdr_filter.gated(),

@@ -258,6 +258,21 @@ pub(crate) fn parse(src: &str) -> Option<Hir> {
         .ok()
 }
 
+thread_local! {
+    /// `print` leaves out end anchors (`translate_without_ends`).
+    static DROP_ENDS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// `translate_hir` with every `$` left out, which only widens. Hyperscan takes `$` only where nothing
+/// can follow it, and refuses a pattern with one elsewhere (`T_FUZZY_OPTOUT`'s `(?:$|\W)` before a
+/// word); such a rule is then gated by this pattern instead of running on every message.
+fn translate_without_ends(hir: &Hir) -> Option<String> {
+    DROP_ENDS.with(|d| d.set(true));
+    let out = translate_hir(hir);
+    DROP_ENDS.with(|d| d.set(false));
+    out
+}
+
 fn translate_hir(hir: &Hir) -> Option<String> {
     // An empty match would make the rule a candidate on every message: not worth a pattern.
     if hir.properties().minimum_len().is_none_or(|n| n == 0) {
@@ -494,6 +509,7 @@ fn print(h: &Hir, out: &mut String, max_alt: usize, exact: Option<(u32, u32)>) -
             Look::WordAsciiNegate => "\\B",
             _ => return None,
         }),
+        HirKind::Look(Look::End | Look::EndLF) if DROP_ENDS.with(std::cell::Cell::get) => {}
         HirKind::Look(l) => out.push_str(match l {
             Look::Start | Look::StartLF => "^",
             Look::End | Look::EndLF => "$",
@@ -913,7 +929,24 @@ impl HsFilter {
             }
         }
         // Each pattern alone first (a refused one would fail its whole chunk), on all cores.
-        let verdicts = par_map(&cands, |(_, _, expr)| engine.accepts(expr, flags));
+        let mut verdicts = par_map(&cands, |(_, _, expr)| engine.accepts(expr, flags));
+        for ((i, _, expr), ok) in cands.iter_mut().zip(verdicts.iter_mut()) {
+            if !matches!(ok, Some(Err(e)) if e.contains("end anchors")) {
+                continue;
+            }
+            let Some((_, re)) = regex_of(&rules[*i].test) else {
+                continue;
+            };
+            if let Some(x) = re
+                .fast_source()
+                .and_then(parse)
+                .as_ref()
+                .and_then(translate_without_ends)
+            {
+                *ok = Some(engine.accepts(&x, flags));
+                *expr = x;
+            }
+        }
         let exact_verdicts = par_map(&exacts, |(_, x)| engine.accepts(x, exact_flags));
         // Per rule: its exact pattern, when Hyperscan parses it.
         let mut exact_of: std::collections::HashMap<usize, String> = exacts
@@ -1405,7 +1438,8 @@ mod tests {
                   body B_REP3 /(?:(?:name|age|city|\u{e2}ge)[:,]\\s?){3}/i\n\
                   body B_REP3N /(?:(?:name|age|city)[:,]\\s?){3}x/i\n\
                   rawbody R_REP2 /(?:<b>\\w+<\\/b>\\s?){2}/\ntflags R_REP2 multiple\n\
-                  uri U_PATH /example\\.net\\b/\nrawbody R_BOLD /<b>bo\\w{1,3}d/\n";
+                  uri U_PATH /example\\.net\\b/\nrawbody R_BOLD /<b>bo\\w{1,3}d/\n\
+                  body B_EARLY_END /(?:$|\\W)baz(?:$|\\W)/\n";
         let mut rs = crate::spam::rules::compile(load_text(cf));
         assert!(rs.prefilter.hs.gated.iter().any(|&g| g), "nothing gated");
         // Rules whose report is their hit, and rules that must still run their regex: anchored to
@@ -1426,6 +1460,9 @@ mod tests {
             let i = rs.rules.iter().position(|r| r.name == name).expect(name);
             assert!(rs.prefilter.hs.counts[i] >= 2, "{name} has no repeat gate");
         }
+        // A `$` that something follows: Hyperscan refuses it, so the rule is gated without it.
+        let early = rs.rules.iter().position(|r| r.name == "B_EARLY_END");
+        assert!(rs.prefilter.hs.gated[early.expect("B_EARLY_END")]);
         // B_REP3's part has a non-ASCII alternative: the ASCII texts below are scanned with its twin.
         let hs = &rs.prefilter.hs;
         assert!(
@@ -1458,8 +1495,21 @@ mod tests {
         assert_eq!(with, without);
         // The anchored rules hit somewhere, so the comparison covers them.
         for name in [
-            "B_START", "B_END", "B_NOT", "R_ANCHOR", "F_HDR", "U_HOST", "B_WORD", "H_LIT",
-            "B_REP3", "B_REP3N", "R_REP2", "B_RANGE", "U_PATH", "R_BOLD",
+            "B_START",
+            "B_END",
+            "B_NOT",
+            "R_ANCHOR",
+            "F_HDR",
+            "U_HOST",
+            "B_WORD",
+            "H_LIT",
+            "B_REP3",
+            "B_REP3N",
+            "R_REP2",
+            "B_RANGE",
+            "U_PATH",
+            "R_BOLD",
+            "B_EARLY_END",
         ] {
             assert!(
                 with.iter().any(|(h, _)| h.iter().any(|n| n == name)),
