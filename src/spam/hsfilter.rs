@@ -258,19 +258,25 @@ pub(crate) fn parse(src: &str) -> Option<Hir> {
         .ok()
 }
 
-thread_local! {
-    /// `print` leaves out end anchors (`translate_without_ends`).
-    static DROP_ENDS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// `translate_hir` with every `$` left out, which only widens. Hyperscan takes `$` only where nothing
-/// can follow it, and refuses a pattern with one elsewhere (`T_FUZZY_OPTOUT`'s `(?:$|\W)` before a
-/// word); such a rule is then gated by this pattern instead of running on every message.
-fn translate_without_ends(hir: &Hir) -> Option<String> {
-    DROP_ENDS.with(|d| d.set(true));
-    let out = translate_hir(hir);
-    DROP_ENDS.with(|d| d.set(false));
-    out
+/// `hir` with every end anchor (`$`, `\z`) left out, which only widens. Hyperscan takes `$` only where
+/// nothing can follow it, and refuses a pattern with one elsewhere (`T_FUZZY_OPTOUT`'s `(?:$|\W)`
+/// before a word); such a rule is then gated by this pattern instead of running on every message.
+fn without_ends(h: &Hir) -> Hir {
+    use regex_syntax::hir::{Capture, Repetition};
+    match h.kind() {
+        HirKind::Look(Look::End | Look::EndLF) => Hir::empty(),
+        HirKind::Repetition(r) => Hir::repetition(Repetition {
+            sub: Box::new(without_ends(&r.sub)),
+            ..r.clone()
+        }),
+        HirKind::Capture(c) => Hir::capture(Capture {
+            sub: Box::new(without_ends(&c.sub)),
+            ..c.clone()
+        }),
+        HirKind::Concat(subs) => Hir::concat(subs.iter().map(without_ends).collect()),
+        HirKind::Alternation(subs) => Hir::alternation(subs.iter().map(without_ends).collect()),
+        _ => h.clone(),
+    }
 }
 
 fn translate_hir(hir: &Hir) -> Option<String> {
@@ -509,7 +515,6 @@ fn print(h: &Hir, out: &mut String, max_alt: usize, exact: Option<(u32, u32)>) -
             Look::WordAsciiNegate => "\\B",
             _ => return None,
         }),
-        HirKind::Look(Look::End | Look::EndLF) if DROP_ENDS.with(std::cell::Cell::get) => {}
         HirKind::Look(l) => out.push_str(match l {
             Look::Start | Look::StartLF => "^",
             Look::End | Look::EndLF => "$",
@@ -940,8 +945,7 @@ impl HsFilter {
             if let Some(x) = re
                 .fast_source()
                 .and_then(parse)
-                .as_ref()
-                .and_then(translate_without_ends)
+                .and_then(|h| translate_hir(&without_ends(&h)))
             {
                 *ok = Some(engine.accepts(&x, flags));
                 *expr = x;
