@@ -66,6 +66,11 @@ const URI_CHUNK: usize = 1024;
 /// originals in databases of 32).
 const ASCII_CHUNK: usize = 128;
 
+/// Whether to move literal-free body patterns to dense DFAs (`dfagate`): yes unless CORREO_DFA_GATES=0.
+fn dfa_wanted() -> bool {
+    std::env::var("CORREO_DFA_GATES").map_or(true, |v| v != "0")
+}
+
 /// Whether to compile ASCII twins: yes unless CORREO_HYPERSCAN_ASCII=0 (to measure what they save).
 fn twins_wanted() -> bool {
     std::env::var("CORREO_HYPERSCAN_ASCII").map_or(true, |v| v != "0")
@@ -215,6 +220,9 @@ pub struct HsFilter {
     /// Per rule: its body or rawbody pattern reports every end, not just the first (`ends_wanted`), so
     /// a scan names the lines it can match in (`scan` adds them to `lines`, as a repeat gate does).
     pub line_ends: Vec<bool>,
+    /// For each area in `AREAS`: dense-DFA gates standing in for some of its ASCII twins' patterns
+    /// (`dfagate`), used only where the twins are.
+    dfa: [super::dfagate::DfaGates; 4],
 }
 
 /// Whether a rule's hit can be read off an exact pattern's report on its area's joined texts: a body,
@@ -250,6 +258,17 @@ pub fn translate(src: &str) -> Option<String> {
     translate_hir(&parse(src)?)
 }
 
+/// A pattern printed for Hyperscan (`print`), read back: bytes, ASCII classes and word boundaries.
+fn parse_printed(expr: &str) -> Option<Hir> {
+    regex_syntax::ParserBuilder::new()
+        .utf8(false)
+        .unicode(false)
+        .multi_line(true)
+        .build()
+        .parse(expr)
+        .ok()
+}
+
 pub(crate) fn parse(src: &str) -> Option<Hir> {
     regex_syntax::ParserBuilder::new()
         .utf8(false)
@@ -262,19 +281,29 @@ pub(crate) fn parse(src: &str) -> Option<Hir> {
 /// nothing can follow it, and refuses a pattern with one elsewhere (`T_FUZZY_OPTOUT`'s `(?:$|\W)`
 /// before a word); such a rule is then gated by this pattern instead of running on every message.
 fn without_ends(h: &Hir) -> Hir {
+    map_looks(h, &|l| match l {
+        Look::End | Look::EndLF => Hir::empty(),
+        l => Hir::look(l),
+    })
+}
+
+/// `h` with each assertion replaced by what `f` makes of it.
+pub(crate) fn map_looks(h: &Hir, f: &dyn Fn(Look) -> Hir) -> Hir {
     use regex_syntax::hir::{Capture, Repetition};
     match h.kind() {
-        HirKind::Look(Look::End | Look::EndLF) => Hir::empty(),
+        HirKind::Look(l) => f(*l),
         HirKind::Repetition(r) => Hir::repetition(Repetition {
-            sub: Box::new(without_ends(&r.sub)),
+            sub: Box::new(map_looks(&r.sub, f)),
             ..r.clone()
         }),
         HirKind::Capture(c) => Hir::capture(Capture {
-            sub: Box::new(without_ends(&c.sub)),
+            sub: Box::new(map_looks(&c.sub, f)),
             ..c.clone()
         }),
-        HirKind::Concat(subs) => Hir::concat(subs.iter().map(without_ends).collect()),
-        HirKind::Alternation(subs) => Hir::alternation(subs.iter().map(without_ends).collect()),
+        HirKind::Concat(subs) => Hir::concat(subs.iter().map(|s| map_looks(s, f)).collect()),
+        HirKind::Alternation(subs) => {
+            Hir::alternation(subs.iter().map(|s| map_looks(s, f)).collect())
+        }
         _ => h.clone(),
     }
 }
@@ -1230,9 +1259,39 @@ impl HsFilter {
             };
             per_area[*a].push((p.id, twin.filter(|t| *t != orig.expr), orig));
         }
-        for (a, rows) in per_area.into_iter().enumerate() {
+        for (a, mut rows) in per_area.into_iter().enumerate() {
             if rows.is_empty() || !rows.iter().any(|r| r.1.is_some()) {
                 continue;
+            }
+            // Body rules with nothing for Hyperscan to anchor on go to dense DFAs (`dfagate`).
+            if AREAS[a] == Area::Body && dfa_wanted() {
+                let take: Vec<(u32, Hir)> = rows
+                    .iter()
+                    .filter_map(|(id, twin, orig)| {
+                        let i = *id as usize;
+                        // The printed superset, not the exact twin: its loosened counts (`[_\W]*`
+                        // for `{0,3}`) keep the DFA small (26 s to build the exact ones).
+                        ascii.get(&i)?.as_ref()?;
+                        let h = &parse_printed(twin.as_deref().unwrap_or(&orig.expr))?;
+                        let anchored = h.properties().look_set_prefix().contains(Look::Start)
+                            || h.properties().look_set_prefix().contains(Look::StartLF);
+                        (orig.flags & hyperscan::HS_FLAG_PREFILTER != 0
+                            && !self.exact[i]
+                            && !self.line_ends[i]
+                            && self.counts[i] == 0
+                            && !anchored
+                            && super::prefilter::literal_free(h))
+                        .then(|| (*id, h.clone()))
+                    })
+                    .collect();
+                let (gates, left) = super::dfagate::DfaGates::build(&take);
+                let gone: std::collections::HashSet<u32> = take
+                    .iter()
+                    .map(|(id, _)| *id)
+                    .filter(|id| !left.contains(id))
+                    .collect();
+                rows.retain(|(id, _, _)| !gone.contains(id));
+                self.dfa[a] = gates;
             }
             let verdicts = par_map(&rows, |(_, twin, orig)| {
                 twin.as_ref()
@@ -1257,11 +1316,15 @@ impl HsFilter {
                     _ => None,
                 })
                 .collect();
-            if let Some(whole) = whole {
-                for db in whole {
-                    self.ascii_slots[a].push(dbs.len());
-                    dbs.push(db);
+            match whole {
+                Some(whole) if !whole.is_empty() => {
+                    for db in whole {
+                        self.ascii_slots[a].push(dbs.len());
+                        dbs.push(db);
+                    }
                 }
+                // Without twins the originals, which hold every rule, scan ASCII text too.
+                _ => self.dfa[a] = Default::default(),
             }
         }
     }
@@ -1300,6 +1363,15 @@ impl HsFilter {
                 ("exact", &exact),
                 ("rejected", &self.rejected.len().to_string()),
                 ("ascii_dbs", &twins),
+                (
+                    "dfa_rules",
+                    &self
+                        .dfa
+                        .iter()
+                        .map(|d| d.rules())
+                        .sum::<usize>()
+                        .to_string(),
+                ),
                 ("ms", &ms),
             ],
         );
@@ -1356,6 +1428,9 @@ impl HsFilter {
         });
         if ok && !ends.is_empty() {
             end_lines(ends, starts, lines);
+        }
+        if ok && joined.is_ascii() && !self.ascii_slots[a].is_empty() {
+            self.dfa[a].scan(joined, hits);
         }
         if ok && !count_slots.is_empty() {
             self.repeat_gates(dbs, count_slots, joined, starts, hits, lines);
@@ -1634,12 +1709,17 @@ mod tests {
         let cf = "body B_FUZZY /\\b(?:v|\\\\\\/|\u{fc})[\\W_]{0,3}i[\\W_]{0,3}agra/i\n\
                   body B_HIGH /caf\u{e9}/\nbody B_OPT /price\u{a0}?\\d+/\n\
                   body B_START /^(?:free|gr\u{e1}tis)\\b/\n\
-                  rawbody R_CLASS /[\\x80-\\xff]{2}|<b>x/\nuri U_IDN /\\.(?:com|xn--\\w+)\\b/\n";
+                  rawbody R_CLASS /[\\x80-\\xff]{2}|<b>x/\nuri U_IDN /\\.(?:com|xn--\\w+)\\b/\n\
+                  body B_NO_LITERAL /\\b[v\\\\][\\W_]{0,3}[i1!|l][\\W_]{0,3}[a4@][\\W_]{0,3}g/i\n\
+                  tflags B_NO_LITERAL nosubject\n";
         let mut rs = crate::spam::rules::compile(load_text(cf));
         assert!(
             !rs.prefilter.hs.ascii_slots[0].is_empty(),
             "no ASCII twins for the body"
         );
+        // A body pattern with no literal goes to a dense DFA (`dfagate`) on ASCII text (one that
+        // wants its lines from the scan does not: `nosubject` keeps this one from that in tests).
+        assert_eq!(rs.prefilter.hs.dfa[0].rules(), 1);
         let exact = |name: &str| {
             let i = rs.rules.iter().position(|r| r.name == name).expect(name);
             rs.prefilter.hs.exact[i]
@@ -1664,11 +1744,23 @@ mod tests {
         rs.prefilter = Prefilter::with_engine(&rs.rules, &rs.order, None);
         assert_eq!(with, hits(&rs));
         // Every rule hits in some message and misses in another, ASCII ones included.
-        for name in ["B_FUZZY", "B_HIGH", "B_OPT", "B_START", "R_CLASS", "U_IDN"] {
+        for name in [
+            "B_FUZZY",
+            "B_HIGH",
+            "B_OPT",
+            "B_START",
+            "R_CLASS",
+            "U_IDN",
+            "B_NO_LITERAL",
+        ] {
             let n = with.iter().filter(|h| h.iter().any(|x| x == name)).count();
             assert!(0 < n && n < msgs.len(), "{name}: {with:?}");
         }
         assert!(with[0].iter().any(|x| x == "B_FUZZY"), "{with:?}");
+        // On ASCII text (the DFA) and on text that is not (the original database).
+        for k in [0, 3] {
+            assert!(with[k].iter().any(|x| x == "B_NO_LITERAL"), "{with:?}");
+        }
     }
 
     /// Ends closer together than a part's shortest match count once: five ends in a run of spaces

@@ -12,6 +12,7 @@ pub mod check;
 pub mod config;
 pub mod css;
 pub mod daemon;
+pub mod dfagate;
 pub mod eval;
 pub mod forgery;
 pub mod freemail;

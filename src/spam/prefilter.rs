@@ -82,6 +82,11 @@ fn literals(src: &str) -> Option<Vec<Vec<u8>>> {
     Some(out)
 }
 
+/// Whether `hir` has no set of required literals (`literals`): nothing a literal scan could anchor on.
+pub(crate) fn literal_free(hir: &regex_syntax::hir::Hir) -> bool {
+    required(hir).best().is_none()
+}
+
 /// Shorter literals match almost everywhere: not worth gating on.
 const MIN_LIT: usize = 3;
 /// Longest literal kept: a required literal's prefix is still required, and short ones keep the automaton small.
