@@ -4,14 +4,15 @@
 //! `[i1!|l]`, up to three non-word bytes between letters) have no literal for Hyperscan to anchor on,
 //! so it runs each as an automaton over every byte. The 54 of them in one body twin database cost
 //! ~100 us a 1.2 KB body (Python over libhs, the 552 ASCII sample bodies), most of that database's
-//! time, and Hyperscan does not merge them. A few dense DFAs of ten patterns each (regex-automata)
+//! time, and Hyperscan does not merge them. A few dense DFAs of `GROUP` patterns each (regex-automata)
 //! scan the same text in ~2.7 us each, and a dense DFA has no state to build per message: a lazy DFA
 //! over the same union took 117 us a body on a first pass and 10 once warm, and a fresh daemon's
 //! clients pay the first pass.
 //!
 //! The gates stand in for Hyperscan's superset patterns only: a report makes the rule a candidate
 //! and its own regex still decides, so each gate need only be a superset on the joined text. They
-//! are built from the rules' ASCII twins (`hsfilter::ascii_only`) and only ever see ASCII text.
+//! are built from the superset patterns printed for the rules' ASCII twins (`hsfilter::ascii_only`)
+//! and only ever see ASCII text.
 
 use super::hsfilter::{map_looks, par_map};
 use regex_automata::dfa::{dense, Automaton, OverlappingState};
@@ -96,10 +97,6 @@ impl DfaGates {
     pub fn build(pats: &[(u32, Hir)]) -> (DfaGates, Vec<u32>) {
         let (groups, left) = build_groups(pats);
         (DfaGates { groups }, left)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.groups.is_empty()
     }
 
     /// How many rules the gates hold.

@@ -1269,19 +1269,21 @@ impl HsFilter {
                     .iter()
                     .filter_map(|(id, twin, orig)| {
                         let i = *id as usize;
-                        // The printed superset, not the exact twin: its loosened counts (`[_\W]*`
-                        // for `{0,3}`) keep the DFA small (26 s to build the exact ones).
-                        ascii.get(&i)?.as_ref()?;
-                        let h = &parse_printed(twin.as_deref().unwrap_or(&orig.expr))?;
-                        let anchored = h.properties().look_set_prefix().contains(Look::Start)
-                            || h.properties().look_set_prefix().contains(Look::StartLF);
-                        (orig.flags & hyperscan::HS_FLAG_PREFILTER != 0
+                        // Superset patterns only, with no line ends or repeat gate to feed.
+                        let plain = orig.flags & hyperscan::HS_FLAG_PREFILTER != 0
                             && !self.exact[i]
                             && !self.line_ends[i]
-                            && self.counts[i] == 0
-                            && !anchored
-                            && super::prefilter::literal_free(h))
-                        .then(|| (*id, h.clone()))
+                            && self.counts[i] == 0;
+                        if !plain {
+                            return None;
+                        }
+                        ascii.get(&i)?.as_ref()?;
+                        // The printed superset, not the exact twin: its loosened counts (`[_\W]*`
+                        // for `{0,3}`) keep the DFA small (26 s to build the exact ones).
+                        let h = parse_printed(twin.as_deref().unwrap_or(&orig.expr))?;
+                        let lead = h.properties().look_set_prefix();
+                        let anchored = lead.contains(Look::Start) || lead.contains(Look::StartLF);
+                        (!anchored && super::prefilter::literal_free(&h)).then_some((*id, h))
                     })
                     .collect();
                 let (gates, left) = super::dfagate::DfaGates::build(&take);
@@ -1403,17 +1405,13 @@ impl HsFilter {
         if self.slots[a].is_empty() {
             return false;
         }
-        // An all-ASCII text goes through the twins (where the area has them).
-        let (slots, count_slots) = if joined.is_ascii() {
-            let twins = &self.ascii_slots[a];
-            let slots = if twins.is_empty() {
-                &self.slots[a]
-            } else {
-                twins
-            };
-            (slots, &self.count_ascii[a])
-        } else {
-            (&self.slots[a], &self.count_slots[a])
+        // An all-ASCII text goes through the twins (where the area has them), and the DFA gates.
+        let ascii = joined.is_ascii();
+        let twins = ascii && !self.ascii_slots[a].is_empty();
+        let (slots, count_slots) = match (ascii, twins) {
+            (true, true) => (&self.ascii_slots[a], &self.count_ascii[a]),
+            (true, false) => (&self.slots[a], &self.count_ascii[a]),
+            _ => (&self.slots[a], &self.count_slots[a]),
         };
         let mut ends: Vec<(u32, u64)> = Vec::new();
         let ok = slots.iter().all(|&slot| {
@@ -1429,7 +1427,7 @@ impl HsFilter {
         if ok && !ends.is_empty() {
             end_lines(ends, starts, lines);
         }
-        if ok && joined.is_ascii() && !self.ascii_slots[a].is_empty() {
+        if ok && twins {
             self.dfa[a].scan(joined, hits);
         }
         if ok && !count_slots.is_empty() {
