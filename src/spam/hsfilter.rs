@@ -212,6 +212,10 @@ pub struct HsFilter {
     /// Per rule with a repeat gate: the shortest match of its repeated part, so the least distance
     /// between the ends of two parts in a row.
     part_min: Vec<u32>,
+    /// (carrier, rider): the rider's repeated part is the carrier's or a narrower form of it
+    /// (`narrower`), so every place it ends the carrier's part ends too, and the carrier's reports
+    /// gate both; the rider has no pattern of its own.
+    riders: Vec<(u32, u32)>,
     /// Rules whose pattern Hyperscan could not take, with the reason (for lint).
     pub rejected: Vec<(usize, String)>,
     /// Per rule: its database holds its exact pattern (`translate_exact`), so a report is the rule's
@@ -394,7 +398,7 @@ const EXACT_GROUP_REPEAT: u32 = 16;
 /// every line rule the message out (11 and 42 of the 200 pass).
 ///
 /// Also X's ASCII twin (`ascii_only`) in Hyperscan syntax, when it has one and it differs.
-fn repeat_part(hir: &Hir) -> Option<(u32, u32, String, Option<String>)> {
+fn repeat_part(hir: &Hir) -> Option<(u32, u32, String, Option<String>, Vec<String>)> {
     fn find(h: &Hir) -> Option<(u32, &Hir)> {
         match h.kind() {
             HirKind::Repetition(r) if r.min >= 2 => {
@@ -414,7 +418,52 @@ fn repeat_part(hir: &Hir) -> Option<(u32, u32, String, Option<String>)> {
         .as_ref()
         .and_then(translate_hir)
         .filter(|t| *t != e);
-    Some((n, u32::try_from(min).unwrap_or(u32::MAX), e, twin))
+    let narrower = narrower(x)
+        .iter()
+        .filter_map(translate_hir)
+        .filter(|v| *v != e)
+        .collect();
+    Some((n, u32::try_from(min).unwrap_or(u32::MAX), e, twin, narrower))
+}
+
+/// `h` with one of its optional items (a repetition that may match empty) left out, each way that
+/// can be done through concatenations, alternations and captures: every one matches only what `h`
+/// matches, and ends only where a match of `h` ends.
+///
+/// Why: `__FILL_THIS_FORM_SHORT1`/`SHORT2`'s repeated parts are `LONG1`/`LONG2`'s without an optional
+/// `(?:P[a-z\.\s]{10,30})?`, so every place a SHORT part ends is one where the LONG part ends and
+/// the LONG part's scan can gate both (`HsFilter::riders`): each of the four scans cost 9 to 23 us a
+/// body.
+fn narrower(h: &Hir) -> Vec<Hir> {
+    let mut out = Vec::new();
+    match h.kind() {
+        HirKind::Capture(c) => out.extend(narrower(&c.sub)),
+        HirKind::Concat(subs) => {
+            for (k, sub) in subs.iter().enumerate() {
+                let rebuilt = |mid: Vec<Hir>| {
+                    let mut v = subs[..k].to_vec();
+                    v.extend(mid);
+                    v.extend_from_slice(&subs[k + 1..]);
+                    Hir::concat(v)
+                };
+                if matches!(sub.kind(), HirKind::Repetition(r) if r.min == 0) {
+                    out.push(rebuilt(Vec::new()));
+                }
+                out.extend(narrower(sub).into_iter().map(|n| rebuilt(vec![n])));
+            }
+        }
+        HirKind::Alternation(subs) => {
+            for (k, sub) in subs.iter().enumerate() {
+                for n in narrower(sub) {
+                    let mut v = subs.to_vec();
+                    v[k] = n;
+                    out.push(Hir::alternation(v));
+                }
+            }
+        }
+        _ => {}
+    }
+    out
 }
 
 /// Adds to `lines`, per rule, the texts its reported `ends` (offsets in the joined texts, text k
@@ -936,6 +985,7 @@ impl HsFilter {
             counts: vec![0; rules.len()],
             exact: vec![false; rules.len()],
             part_min: vec![0; rules.len()],
+            riders: Vec::new(),
             line_ends: vec![false; rules.len()],
             ..HsFilter::default()
         };
@@ -953,6 +1003,8 @@ impl HsFilter {
         let mut cands: Vec<(usize, usize, String)> = Vec::new();
         let mut exacts: Vec<(usize, String)> = Vec::new();
         let mut repeats: Vec<(usize, usize, u32, String)> = Vec::new();
+        // Per rule with a repeat gate: its part's narrower forms (`narrower`), printed.
+        let mut narrower_of: std::collections::HashMap<usize, Vec<String>> = Default::default();
         // Per rule: whether its superset pattern should report every end (`ends_wanted`).
         let mut wants_ends = vec![false; rules.len()];
         // Per candidate rule: its ASCII twin's HIR (None: it cannot match ASCII text).
@@ -980,8 +1032,9 @@ impl HsFilter {
                 // Only where each text is one line the rule matches within (body and rawbody).
                 if let (Area::Body | Area::Rawbody, Some(h)) = (area, hir.as_ref()) {
                     match repeat_part(h) {
-                        Some((n, min, x, twin)) => {
+                        Some((n, min, x, twin, narrow)) => {
                             repeats.push((i, a, n, x));
+                            narrower_of.insert(i, narrow);
                             f.part_min[i] = min;
                             if let Some(t) = twin {
                                 part_twins.insert(i, t);
@@ -1022,7 +1075,32 @@ impl HsFilter {
         let rep_verdicts = par_map(&repeats, |(_, _, _, x)| engine.accepts(x, count_flags));
         let mut need = vec![0u32; rules.len()];
         let mut rep_area: Vec<Vec<Pattern>> = (0..AREAS.len()).map(|_| Vec::new()).collect();
+        // A part that is another's (the same, or a narrower form of it) rides on that one's scan.
+        let accepted: Vec<(usize, usize, &String)> = repeats
+            .iter()
+            .zip(&rep_verdicts)
+            .filter(|(_, ok)| matches!(ok, Some(Ok(()))))
+            .map(|((i, a, _, x), _)| (*i, *a, x))
+            .collect();
+        let mut rides: Vec<(u32, u32)> = Vec::new();
+        for &(b, area, x) in &accepted {
+            let carrier = accepted.iter().find(|&&(c, ca, cx)| {
+                c != b
+                    && ca == area
+                    && !rides.iter().any(|&(_, r)| r as usize == c)
+                    && ((cx == x && c < b) || narrower_of.get(&c).is_some_and(|n| n.contains(x)))
+            });
+            if let Some(&(c, _, _)) = carrier {
+                rides.push((c as u32, b as u32));
+            }
+        }
         for ((i, a, n, expr), ok) in repeats.into_iter().zip(rep_verdicts) {
+            if rides.iter().any(|&(_, r)| r as usize == i) {
+                if let Some(Ok(())) = ok {
+                    need[i] = n;
+                }
+                continue;
+            }
             if let Some(Ok(())) = ok {
                 need[i] = n;
                 rep_area[a].push(Pattern {
@@ -1121,6 +1199,10 @@ impl HsFilter {
                             rejected.iter().map(|r| r.0.id as usize).collect();
                         for &id in ids.iter().filter(|id| !dropped.contains(id)) {
                             f.counts[id] = need[id];
+                            for &(_, r) in rides.iter().filter(|&&(c, _)| c as usize == id) {
+                                f.counts[r as usize] = need[r as usize];
+                                f.riders.push((id as u32, r));
+                            }
                         }
                         f.count_slots[a].push(dbs.len());
                         f.count_ascii[a].push(dbs.len());
@@ -1454,6 +1536,11 @@ impl HsFilter {
                 if hits.get(id as usize).copied().unwrap_or(false) {
                     ends.push((id, to));
                 }
+                for &(_, r) in self.riders.iter().filter(|&&(c, _)| c == id) {
+                    if hits.get(r as usize).copied().unwrap_or(false) {
+                        ends.push((r, to));
+                    }
+                }
             });
             if !ok {
                 return;
@@ -1547,9 +1634,20 @@ mod tests {
                   body B_REP3N /(?:(?:name|age|city)[:,]\\s?){3}x/i\n\
                   rawbody R_REP2 /(?:<b>\\w+<\\/b>\\s?){2}/\ntflags R_REP2 multiple\n\
                   uri U_PATH /example\\.net\\b/\nrawbody R_BOLD /<b>bo\\w{1,3}d/\n\
-                  body B_EARLY_END /(?:$|\\W)baz(?:$|\\W)/\n";
+                  body B_EARLY_END /(?:$|\\W)baz(?:$|\\W)/\n\
+                  body B_WIDE /(?:(?:name|age|city)(?:\\s?number)?[:,]\\s?){4}/i\n\
+                  body B_NARROW /(?:(?:name|age|city)[:,]\\s?){2}/i\n";
         let mut rs = crate::spam::rules::compile(load_text(cf));
         assert!(rs.prefilter.hs.gated.iter().any(|&g| g), "nothing gated");
+        // B_NARROW's part is B_WIDE's without its optional `number` (or B_REP3N's, the same): it has
+        // no scan of its own and rides on another's.
+        let narrow = rs.rules.iter().position(|r| r.name == "B_NARROW");
+        let narrow = narrow.expect("B_NARROW") as u32;
+        assert!(
+            rs.prefilter.hs.riders.iter().any(|&(_, r)| r == narrow),
+            "{:?}",
+            rs.prefilter.hs.riders
+        );
         // Rules whose report is their hit, and rules that must still run their regex: anchored to
         // the text, counting, fallback-engine, repeat-gated.
         let exact = |name: &str| {
@@ -1564,7 +1662,7 @@ mod tests {
         ] {
             assert!(!exact(name), "{name} exact");
         }
-        for name in ["B_REP3", "B_REP3N", "R_REP2"] {
+        for name in ["B_REP3", "B_REP3N", "R_REP2", "B_WIDE", "B_NARROW"] {
             let i = rs.rules.iter().position(|r| r.name == name).expect(name);
             assert!(rs.prefilter.hs.counts[i] >= 2, "{name} has no repeat gate");
         }
@@ -1577,7 +1675,7 @@ mod tests {
             (0..AREAS.len()).any(|a| hs.count_ascii[a] != hs.count_slots[a]),
             "no repeat-gate twin"
         );
-        let msgs: [&[u8]; 5] = [
+        let msgs: [&[u8]; 6] = [
             // SpamAssassin's body lines are paragraphs: `^second` needs the blank line before it.
             b"Subject: hi\n\nfirst line.\n\nsecond line.\nFOO baz xxy http://example.org/x\n",
             b"Subject: hi\nContent-Type: text/html\n\n<p>line one</p>\n  <b>bold</b> barbar foobar\n",
@@ -1588,6 +1686,8 @@ mod tests {
               <b>a</b> <b>b</b> <b>c</b><b>d</b>\n",
             // Fields spread over two paragraphs: the repeat gate must rule the message out.
             b"Subject: form\n\nname: age,\n\ncity: name:\n",
+            // Four fields in a row, one with `number`: B_WIDE; and B_NARROW, from B_WIDE's ends.
+            b"Subject: wide\n\nname number: age: city, name:\n",
         ];
         let view_hits = |rs: &crate::spam::rules::RuleSet| {
             msgs.iter()
@@ -1618,6 +1718,8 @@ mod tests {
             "U_PATH",
             "R_BOLD",
             "B_EARLY_END",
+            "B_WIDE",
+            "B_NARROW",
         ] {
             assert!(
                 with.iter().any(|(h, _)| h.iter().any(|n| n == name)),
