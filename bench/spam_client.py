@@ -7,7 +7,7 @@ With CPU_PID=PID in the environment it also reports the server's CPU time per me
 just after the timed messages (the one warm-up message is outside), so a daemon that forks workers
 (spamd's children, rspamd's workers) is counted whole. Wall-clock rates on a shared machine measure
 the neighbours too; CPU per message says what the daemon itself spent."""
-import json, os, socket, sys, time, urllib.request, concurrent.futures as cf
+import json, os, socket, sys, time, concurrent.futures as cf
 
 def tree_ticks(root):
     """Clock ticks used by process `root` and all its descendants (live ones, plus the children they
@@ -48,8 +48,21 @@ def spamd_check(host, port, msg):
     return out
 
 def rspamd_check(host, port, msg):
-    r = urllib.request.urlopen(urllib.request.Request("http://%s:%d/checkv2" % (host, port), data=msg, method="POST"))
-    return r.read()
+    # A plain socket, as for spamd: urllib's request and response machinery cost ~0.2 ms of client
+    # time a message here, which counted against rspamd alone (~10% of its wall time a message).
+    s = socket.create_connection((host, port))
+    s.sendall(b"POST /checkv2 HTTP/1.1\r\nHost: %s\r\nConnection: close\r\nContent-Length: %d\r\n\r\n"
+              % (host.encode(), len(msg)) + msg)
+    out = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        out += b
+    s.close()
+    if not (out.startswith(b"HTTP/1.") and out[9:12] == b"200"):
+        raise RuntimeError(out[:200])
+    return out
 
 def main():
     kind, host, port, clients = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
