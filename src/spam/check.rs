@@ -120,8 +120,13 @@ impl RuleSet {
             decoded_all.extend_from_slice(f.name.as_bytes());
             decoded_all.extend_from_slice(b": ");
             decoded_all.extend_from_slice(d);
-            unfolded.extend_from_slice(&super::view::unfold_raw(&f.raw));
-            unfolded.push(b'\n');
+            // A field that is not folded is its own unfolded value, and the header block holds it
+            // already: only folded ones add text to scan (the literal scan of the stock header rules
+            // read ~5.6 KB a message, a third of it these values again).
+            if f.raw.contains(&b'\n') {
+                unfolded.extend_from_slice(&super::view::unfold_raw(&f.raw));
+                unfolded.push(b'\n');
+            }
         }
         let relays = [view.relays.trusted_str(), view.relays.untrusted_str()];
         let header_block = &view.full[..view.body_start.min(view.full.len())];
