@@ -388,7 +388,7 @@ const EXACT_GROUP_REPEAT: u32 = 16;
 
 /// The repeated part of a pattern that must match `n` times in a row, `n` at least 2: `X` of
 /// `P(?:X){n,m}S`, found through captures and concatenations only (so every match of the whole
-/// holds one), as (n, X's shortest match, X in Hyperscan syntax). X must be a group at least two
+/// holds one), with n, X's shortest match and X in Hyperscan syntax. X must be a group at least two
 /// bytes long: a repeated byte or class reports at nearly every byte.
 ///
 /// Why: a gate scan answers "X matches somewhere" where the rule needs X n times back to back, and
@@ -397,8 +397,9 @@ const EXACT_GROUP_REPEAT: u32 = 16;
 /// daemon. Those n matches end at n distinct offsets of one line, so fewer distinct ends of X in
 /// every line rule the message out (11 and 42 of the 200 pass).
 ///
-/// Also X's ASCII twin (`ascii_only`) in Hyperscan syntax, when it has one and it differs.
-fn repeat_part(hir: &Hir) -> Option<(u32, u32, String, Option<String>, Vec<String>)> {
+/// Also X's ASCII twin (`ascii_only`) in Hyperscan syntax, when it has one and it differs, and X's
+/// narrower forms.
+fn repeat_part(hir: &Hir) -> Option<RepeatPart> {
     fn find(h: &Hir) -> Option<(u32, &Hir)> {
         match h.kind() {
             HirKind::Repetition(r) if r.min >= 2 => {
@@ -423,7 +424,26 @@ fn repeat_part(hir: &Hir) -> Option<(u32, u32, String, Option<String>, Vec<Strin
         .filter_map(translate_hir)
         .filter(|v| *v != e)
         .collect();
-    Some((n, u32::try_from(min).unwrap_or(u32::MAX), e, twin, narrower))
+    Some(RepeatPart {
+        n,
+        min: u32::try_from(min).unwrap_or(u32::MAX),
+        expr: e,
+        twin,
+        narrower,
+    })
+}
+
+/// What `repeat_part` found.
+struct RepeatPart {
+    /// How many times in a row the part must match.
+    n: u32,
+    /// The part's shortest match.
+    min: u32,
+    /// The part in Hyperscan syntax, its ASCII twin where that differs, and its narrower forms
+    /// (`narrower`), printed.
+    expr: String,
+    twin: Option<String>,
+    narrower: Vec<String>,
 }
 
 /// `h` with one of its optional items (a repetition that may match empty) left out, each way that
@@ -1102,11 +1122,11 @@ impl HsFilter {
                 // Only where each text is one line the rule matches within (body and rawbody).
                 if let (Area::Body | Area::Rawbody, Some(h)) = (area, hir.as_ref()) {
                     match repeat_part(h) {
-                        Some((n, min, x, twin, narrow)) => {
-                            repeats.push((i, a, n, x));
-                            narrower_of.insert(i, narrow);
-                            f.part_min[i] = min;
-                            if let Some(t) = twin {
+                        Some(p) => {
+                            repeats.push((i, a, p.n, p.expr));
+                            narrower_of.insert(i, p.narrower);
+                            f.part_min[i] = p.min;
+                            if let Some(t) = p.twin {
                                 part_twins.insert(i, t);
                             }
                         }
