@@ -32,10 +32,8 @@ def tree_ticks(root):
         todo.extend(c for c, (pp, _) in procs.items() if pp == p)
     return total
 
-def spamd_check(host, port, msg):
-    s = socket.create_connection((host, port))
-    s.sendall(b"CHECK SPAMC/1.5\r\nContent-length: %d\r\n\r\n" % len(msg) + msg)
-    s.shutdown(socket.SHUT_WR)
+def read_all(s):
+    """The whole answer, up to the server's close; closes the socket."""
     out = b""
     while True:
         b = s.recv(65536)
@@ -43,6 +41,13 @@ def spamd_check(host, port, msg):
             break
         out += b
     s.close()
+    return out
+
+def spamd_check(host, port, msg):
+    s = socket.create_connection((host, port))
+    s.sendall(b"CHECK SPAMC/1.5\r\nContent-length: %d\r\n\r\n" % len(msg) + msg)
+    s.shutdown(socket.SHUT_WR)
+    out = read_all(s)
     if not out.startswith(b"SPAMD/1.1 0 EX_OK"):
         raise RuntimeError(out[:200])
     return out
@@ -53,13 +58,7 @@ def rspamd_check(host, port, msg):
     s = socket.create_connection((host, port))
     s.sendall(b"POST /checkv2 HTTP/1.1\r\nHost: %s\r\nConnection: close\r\nContent-Length: %d\r\n\r\n"
               % (host.encode(), len(msg)) + msg)
-    out = b""
-    while True:
-        b = s.recv(65536)
-        if not b:
-            break
-        out += b
-    s.close()
+    out = read_all(s)
     if not (out.startswith(b"HTTP/1.") and out[9:12] == b"200"):
         raise RuntimeError(out[:200])
     return out

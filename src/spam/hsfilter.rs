@@ -1724,6 +1724,19 @@ impl HsFilter {
 mod tests {
     use super::*;
 
+    /// `texts` joined with '\n' as `Prefilter::scan` joins an area's, and where each starts.
+    fn join(texts: &[&[u8]]) -> (Vec<u8>, Vec<usize>) {
+        let (mut joined, mut starts) = (Vec::new(), Vec::new());
+        for t in texts {
+            if !starts.is_empty() {
+                joined.push(b'\n');
+            }
+            starts.push(joined.len());
+            joined.extend_from_slice(t);
+        }
+        (joined, starts)
+    }
+
     /// The filter must never hide a hit: rules whose anchors, word boundaries, flags and `tflags
     /// multiple` counts read the text per line score the same with Hyperscan as with literals alone.
     #[test]
@@ -1862,14 +1875,7 @@ mod tests {
             b"more",
             b"foo end",
         ];
-        let (mut joined, mut starts) = (Vec::new(), Vec::new());
-        for t in texts {
-            if !starts.is_empty() {
-                joined.push(b'\n');
-            }
-            starts.push(joined.len());
-            joined.extend_from_slice(t);
-        }
+        let (joined, starts) = join(&texts);
         let mut hits = vec![false; rs.rules.len()];
         let mut lines = RepeatLines::new();
         assert!(hs.scan(Area::Body, &joined, &starts, &mut hits, &mut lines));
@@ -1996,14 +2002,7 @@ mod tests {
             b"name: age, city: y",
             b"x",
         ];
-        let (mut joined, mut starts) = (Vec::new(), Vec::new());
-        for t in texts {
-            if !starts.is_empty() {
-                joined.push(b'\n');
-            }
-            starts.push(joined.len());
-            joined.extend_from_slice(t);
-        }
+        let (joined, starts) = join(&texts);
         let halves = split(&joined, &starts).expect("no split");
         assert_eq!(
             (halves.ascii.index, halves.other.index),
