@@ -145,7 +145,8 @@ impl State {
 pub fn answer(state: &State, req: &Request, msg: &[u8]) -> Vec<u8> {
     let t = Instant::now();
     let rs = state.for_user(req.user.as_deref());
-    let c = crate::spam::bayes::check(&rs, Some(&state.bayes), req.user.as_deref(), msg);
+    let c =
+        crate::spam::bayes::check_answer_first(&rs, Some(&state.bayes), req.user.as_deref(), msg);
     let (view, v) = (c.view, c.verdict);
     let m = super::markup::Marker {
         rules: &rs,
@@ -194,6 +195,9 @@ pub fn answer(state: &State, req: &Request, msg: &[u8]) -> Vec<u8> {
             ("secs", &secs),
         ],
     );
+    if let Some(r) = c.lesson {
+        state.bayes.learn_after_answer(r, view);
+    }
     out
 }
 

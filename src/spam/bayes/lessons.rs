@@ -28,8 +28,23 @@ pub const WAIT: Duration = Duration::from_millis(500);
 pub struct Lesson {
     pub user: String,
     pub sig: String,
+    /// The token hashes; empty while `message` still holds the message to take them from.
     pub hashes: Vec<i64>,
+    /// The message itself, when scoring did not tokenize it (Bayes not yet in use): the daemon queues
+    /// it as it is, and it is tokenized on the learner thread after the client has its answer, instead
+    /// of the client waiting ~0.1 ms for it.
+    pub message: Option<Box<super::View>>,
     pub class: Class,
+}
+
+impl Lesson {
+    /// The token hashes, tokenizing the queued message on first use.
+    pub fn hashes(&mut self) -> &[i64] {
+        if let Some(v) = self.message.take() {
+            self.hashes = super::tokenizer::token_hashes(&v);
+        }
+        &self.hashes
+    }
 }
 
 #[derive(Default)]

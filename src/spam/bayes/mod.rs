@@ -283,9 +283,12 @@ impl Bayes {
     /// Commits every queued lesson on the write connection: one transaction per user. A lesson whose
     /// commit fails is logged and dropped (its message can be learned again later).
     fn commit_lessons(&self, c: &mut Connection) {
-        let batch = self.lessons.take();
+        let mut batch = self.lessons.take();
         if batch.is_empty() {
             return;
+        }
+        for l in batch.iter_mut() {
+            l.hashes();
         }
         let mut users: Vec<&str> = batch.iter().map(|l| l.user.as_str()).collect();
         users.sort_unstable();
@@ -331,42 +334,68 @@ impl Bayes {
         hashes: impl FnOnce() -> Vec<i64>,
         class: Class,
     ) -> Result<Did> {
+        match self.reserve(user, sig, class)? {
+            Some(r) => self.learn_reserved(r, hashes(), None),
+            None => Ok(Did::Already),
+        }
+    }
+
+    /// The first half of `learn_new`: None when the message was learned (or is queued) already, else
+    /// its signature reserved, so that from now on it counts as learned to every other check. The
+    /// reservation must be handed to `learn_reserved`.
+    pub fn reserve(&self, user: Option<&str>, sig: &str, class: Class) -> Result<Option<Reserved>> {
         let name = self.user_name(user);
         let key = (name.to_string(), sig.to_string());
-        {
-            let mut q = self.lessons.lock();
-            if q.sigs.contains(&key) {
-                return Ok(Did::Already);
-            }
-            if self.seen_class(name, sig)?.is_some() {
-                return Ok(Did::Already);
-            }
-            // Reserved: from here on this message counts as learned to every other check.
-            q.sigs.insert(key.clone());
+        let mut q = self.lessons.lock();
+        if q.sigs.contains(&key) || self.seen_class(name, sig)?.is_some() {
+            return Ok(None);
         }
+        q.sigs.insert(key.clone());
+        Ok(Some(Reserved { key, class }))
+    }
+
+    /// The second half of `learn_new`: queues the reserved lesson for the learner thread, or without
+    /// one commits it now. Its tokens are `hashes`, or with `message` given, taken from it (on the
+    /// learner thread when one runs).
+    pub fn learn_reserved(
+        &self,
+        r: Reserved,
+        hashes: Vec<i64>,
+        message: Option<Box<View>>,
+    ) -> Result<Did> {
         let lesson = lessons::Lesson {
-            user: key.0,
-            sig: key.1,
-            hashes: hashes(),
-            class,
+            user: r.key.0,
+            sig: r.key.1,
+            hashes,
+            message,
+            class: r.class,
         };
         match self.lessons.push(lesson) {
             Ok(()) => Ok(Did::Learned),
-            Err(lesson) => {
+            Err(mut lesson) => {
+                lesson.hashes();
                 let r = self.with_writer(|c| {
                     self.commit_lessons(c);
                     learn_one(
                         c,
-                        name,
+                        &lesson.user,
                         &lesson.hashes,
                         &lesson.sig,
-                        Some(class),
+                        Some(lesson.class),
                         self.cfg.max_tokens,
                     )
                 });
                 self.lessons.done(std::slice::from_ref(&lesson));
                 r
             }
+        }
+    }
+
+    /// The deferred half of `check_answer_first`'s auto-learn: queues `view` (the message scored) to be
+    /// tokenized and learned on the learner thread. A failure is logged: the answer has gone already.
+    pub fn learn_after_answer(&self, r: Reserved, view: View) {
+        if let Err(e) = self.learn_reserved(r, Vec::new(), Some(Box::new(view))) {
+            log::event("bayes", "-", &[("autolearn", "failed"), ("error", &e.msg)]);
         }
     }
 
@@ -459,6 +488,15 @@ pub struct Checked {
     pub verdict: Verdict,
     pub bayes: Option<classifier::Outcome>,
     pub autolearn: AutoLearn,
+    /// `check_answer_first` only: the auto-learn lesson still to hand to `Bayes::learn_after_answer`.
+    pub lesson: Option<Reserved>,
+}
+
+/// A message's signature reserved for auto-learn (`Bayes::reserve`): it counts as learned from then
+/// on, so it must reach `Bayes::learn_reserved` (or `learn_after_answer`).
+pub struct Reserved {
+    key: (String, String),
+    class: Class,
 }
 
 /// Scores a message with the rules and Bayes, then auto-learns when the rules alone were sure. The
@@ -470,7 +508,31 @@ pub struct Checked {
 /// as no header (or, with a colon in its date, as a header no part looks at), and the signature covers
 /// the Message-Id and the bytes after the header only (see the test below).
 pub fn check(rs: &RuleSet, bayes: Option<&Bayes>, user: Option<&str>, msg: &[u8]) -> Checked {
-    check_learning(rs, bayes, user, msg, true)
+    check_learning(rs, bayes, user, msg, Learn::Now)
+}
+
+/// `check` for a server, which answers first: a message auto-learn picks that scoring did not tokenize
+/// comes back in `Checked::lesson`, reserved (so `autolearn=` is already what it will be) but not
+/// tokenized, for `Bayes::learn_after_answer` once the reply is on its way.
+pub fn check_answer_first(
+    rs: &RuleSet,
+    bayes: Option<&Bayes>,
+    user: Option<&str>,
+    msg: &[u8],
+) -> Checked {
+    check_learning(rs, bayes, user, msg, Learn::AfterAnswer)
+}
+
+/// Largest message `check_answer_first` leaves to the learner thread to tokenize. A queued lesson
+/// holds its whole message until its batch (up to `lessons::BATCH`) is committed; bigger ones are
+/// tokenized at once, as `check` does, so the queue stays within some tens of megabytes.
+const DEFER_MAX: usize = 128 * 1024;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Learn {
+    Never,
+    Now,
+    AfterAnswer,
 }
 
 /// `check` that never learns: the same rules, Bayes lookup and verdict, with the auto-learn step left
@@ -482,7 +544,7 @@ pub fn check_without_learning(
     user: Option<&str>,
     msg: &[u8],
 ) -> Checked {
-    check_learning(rs, bayes, user, msg, false)
+    check_learning(rs, bayes, user, msg, Learn::Never)
 }
 
 fn check_learning(
@@ -490,7 +552,7 @@ fn check_learning(
     bayes: Option<&Bayes>,
     user: Option<&str>,
     msg: &[u8],
-    learn: bool,
+    learn: Learn,
 ) -> Checked {
     let view = View::new(msg);
     let bayes = bayes.filter(|b| b.cfg.enabled);
@@ -509,36 +571,46 @@ fn check_learning(
         None => None,
     };
     let p = out.as_ref().and_then(classifier::Outcome::verdict);
+    let mut lesson = None;
     let hashes = tokens.get().map(|t| t.hashes.as_slice());
     let verdict = rs.check_view_hashed(&view, out.is_some(), p, hashes);
     let autolearn = match bayes {
-        Some(b) if learn && b.cfg.auto_learn => match auto_learn_class(&b.cfg, rs, &verdict, p) {
-            Some(class) => {
-                let sig = match tokens.get() {
-                    Some(t) => t.sig.clone(),
-                    None => signature(&view),
-                };
-                let hashes = || match tokens.get() {
-                    Some(t) => t.hashes.clone(),
-                    None => tokenizer::token_hashes(&view),
-                };
-                match b.learn_new(user, &sig, hashes, class) {
-                    Ok(Did::Learned) => {
-                        if class == Class::Spam {
-                            AutoLearn::Spam
-                        } else {
-                            AutoLearn::Ham
+        Some(b) if learn != Learn::Never && b.cfg.auto_learn => {
+            match auto_learn_class(&b.cfg, rs, &verdict, p) {
+                Some(class) => {
+                    let sig = match tokens.get() {
+                        Some(t) => t.sig.clone(),
+                        None => signature(&view),
+                    };
+                    let did = b.reserve(user, &sig, class).and_then(|r| match r {
+                        None => Ok(Did::Already),
+                        Some(r) => match tokens.get() {
+                            Some(t) => b.learn_reserved(r, t.hashes.clone(), None),
+                            None if learn == Learn::AfterAnswer && view.full.len() <= DEFER_MAX => {
+                                lesson = Some(r);
+                                Ok(Did::Learned)
+                            }
+                            None => b.learn_reserved(r, tokenizer::token_hashes(&view), None),
+                        },
+                    });
+                    match did {
+                        Ok(Did::Learned) => {
+                            if class == Class::Spam {
+                                AutoLearn::Spam
+                            } else {
+                                AutoLearn::Ham
+                            }
+                        }
+                        Ok(_) => AutoLearn::Unavailable,
+                        Err(e) => {
+                            log::event("bayes", "-", &[("autolearn", "failed"), ("error", &e.msg)]);
+                            AutoLearn::Failed
                         }
                     }
-                    Ok(_) => AutoLearn::Unavailable,
-                    Err(e) => {
-                        log::event("bayes", "-", &[("autolearn", "failed"), ("error", &e.msg)]);
-                        AutoLearn::Failed
-                    }
                 }
+                None => AutoLearn::No,
             }
-            None => AutoLearn::No,
-        },
+        }
         _ => AutoLearn::Disabled,
     };
     let mut verdict = verdict;
@@ -548,6 +620,7 @@ fn check_learning(
         verdict,
         bayes: out,
         autolearn,
+        lesson,
     }
 }
 
@@ -707,6 +780,46 @@ mod tests {
         assert_eq!(status(fourth), Some(AutoLearn::Unavailable));
         let d = store::dump(&mut c).expect("dump");
         assert_eq!(d[0].nspam, 4, "{d:?}");
+    }
+
+    /// `check_answer_first` says what auto-learn will do and leaves the tokenizing for after the
+    /// answer; what ends up learned is what `check` learns, and the message counts as learned from the
+    /// moment it was scored.
+    #[test]
+    fn answer_first_learns_the_same_after_the_answer() {
+        let msg = b"Message-Id: <a@b>\nFrom: x@example.com\nSubject: offer\n\nxyzzy buy now\n";
+        let big = format!(
+            "Message-Id: <big@b>\nSubject: s\n\nxyzzy\n{}",
+            "word ".repeat(DEFER_MAX / 5 + 1)
+        );
+        let learned = |first: bool| {
+            let (dir, home, rs, bayes) = with_learner();
+            for m in [&msg[..], big.as_bytes()] {
+                if first {
+                    let c = check_answer_first(&rs, Some(&bayes), None, m);
+                    assert_eq!(c.autolearn, AutoLearn::Spam);
+                    // Only the small message is left for later; the big one was tokenized at once.
+                    assert_eq!(c.lesson.is_some(), m.len() <= DEFER_MAX);
+                    let again = check_answer_first(&rs, Some(&bayes), None, m);
+                    assert_eq!(again.autolearn, AutoLearn::Unavailable);
+                    assert!(again.lesson.is_none());
+                    if let Some(r) = c.lesson {
+                        bayes.learn_after_answer(r, c.view);
+                    }
+                } else {
+                    assert_eq!(check(&rs, Some(&bayes), None, m).autolearn, AutoLearn::Spam);
+                }
+            }
+            bayes.stop_learner();
+            let mut c = crate::store::open(&home.db_path()).expect("db");
+            let d = store::dump(&mut c).expect("dump");
+            drop(dir);
+            (d[0].nspam, d[0].nham, d[0].ntokens)
+        };
+        let now = learned(false);
+        assert_eq!(now.0, 2);
+        assert!(now.2 > 5, "{now:?}");
+        assert_eq!(learned(true), now);
     }
 
     /// Many threads auto-learning the same messages at once: each message is learned once, and
