@@ -100,6 +100,16 @@ done
 [ $RSPAMD = yes ] && wait_rspamd rspamd $PR 300
 [ $RSPAMD_SA = 1 ] && wait_rspamd rspamd_sa $PRS 1200
 
+# PIN=1: "on one core" taken literally: every process and thread of every daemon is bound to CPU 1
+# (children forked later inherit it), and the client to CPU 0.
+if [ "${PIN:-0}" = 1 ]; then
+  tree() { echo $1; for c in $(pgrep -P $1); do tree $c; done; }
+  for pf in $W/*.pid; do
+    for p in $(tree $(cat $pf)); do taskset -a -p -c 1 $p >/dev/null 2>&1 || true; done
+  done
+  CLIENT="taskset -c 0 $CLIENT"
+  echo "pinned: daemons to CPU 1, client to CPU 0"
+fi
 # The client's whole output goes to the terminal; the result is its last JSON line (a pipe through
 # `tee /dev/stderr` lost it now and then).
 # The first argument names the daemon whose process tree's CPU the client reads (its pid file).

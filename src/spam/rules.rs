@@ -312,9 +312,10 @@ pub fn compile(l: Loaded) -> RuleSet {
             })
             .collect::<Vec<_>>(),
     );
-    let prefilter = super::prefilter::Prefilter::build(&rules, &order);
+    let gated = live_order(&rules, &by_name, &order);
+    let prefilter = super::prefilter::Prefilter::build(&rules, &gated);
     let hdr_filter =
-        super::hsheader::HeaderFilter::build(&rules, &order, super::hyperscan::Engine::get());
+        super::hsheader::HeaderFilter::build(&rules, &gated, super::hyperscan::Engine::get());
     let joined = rules
         .iter()
         .map(|r| match &r.test {
@@ -391,6 +392,38 @@ pub fn compile(l: Loaded) -> RuleSet {
         every_rule,
         repeats,
     }
+}
+
+/// The rules of `order` that a scored verdict can ask for: those shown in a score set the scorer uses
+/// (no network tests: sets 0 and 2), and what the metas among them read, through any depth. Only these
+/// go into the prefilter's and the header filter's databases. The others (the stock rules have ~60:
+/// sub-rules only dead metas read, rules scored only with network tests) still run when every rule
+/// does (`_SUBTESTS_`, `CORREO_SPAM_EAGER`), ungated, so their hits are right there too; on demand,
+/// nothing asks for them, and each pattern fewer makes every scan of its database cheaper.
+fn live_order(rules: &[Rule], by_name: &HashMap<String, usize>, order: &[usize]) -> Vec<usize> {
+    let sets = [ScoreSet::LOCAL, ScoreSet::LOCAL_BAYES];
+    let mut live = vec![false; rules.len()];
+    let mut stack: Vec<usize> = (0..rules.len())
+        .filter(|&i| sets.iter().any(|&s| rules[i].shows(s)))
+        .collect();
+    for &i in &stack {
+        live[i] = true;
+    }
+    while let Some(i) = stack.pop() {
+        if let Test::Meta(e) = &rules[i].test {
+            let mut deps = Vec::new();
+            e.deps(&mut deps);
+            for d in deps {
+                if let Some(&j) = by_name.get(&d) {
+                    if !live[j] {
+                        live[j] = true;
+                        stack.push(j);
+                    }
+                }
+            }
+        }
+    }
+    order.iter().copied().filter(|&i| live[i]).collect()
 }
 
 /// Metas sorted so each runs after the metas it reads (depth-first; cycles are broken and read as 0).
@@ -546,6 +579,33 @@ mod tests {
         );
         let full = crate::spam::view::View::new(b"Subject: hello\n\nsome text\n");
         assert_eq!(rs.check_view(&full, None).score, 0.5);
+    }
+
+    /// Only rules a verdict can ask for are gated (`live_order`); the others still hit when every
+    /// rule runs.
+    #[test]
+    fn rules_no_verdict_reads_are_left_out_of_the_filters() {
+        let rs = compile(load_text(
+            "body __READ /foo/
+meta SHOWN __READ
+score SHOWN 1
+             body __UNREAD /bar/
+meta __DEAD __UNREAD
+             body NET_ONLY /baz/
+score NET_ONLY 0 1 0 1
+             body LOCAL /qux/
+score LOCAL 1
+",
+        ));
+        let id = |n: &str| rs.by_name[n];
+        let gated = |n: &str| rs.prefilter.gated[id(n)].is_some();
+        assert!(gated("__READ") && gated("LOCAL"));
+        assert!(!gated("__UNREAD") && !gated("NET_ONLY"));
+        let view = crate::spam::view::View::new(b"Subject: s\n\nfoo bar baz qux\n");
+        let mut all = rs.check_view_every_rule(&view).hit_names(&rs.rules);
+        all.sort();
+        assert_eq!(all, ["LOCAL", "NET_ONLY", "SHOWN", "__READ", "__UNREAD"]);
+        assert_eq!(rs.check_view(&view, None).score, 2.0);
     }
 
     /// The bug: every rule took its set-0 score, so with Bayes on the stock rules counted both their
