@@ -143,6 +143,45 @@ impl State {
 
 /// Scores one request's message and builds the reply bytes (runs on a scoring thread).
 pub fn answer(state: &State, req: &Request, msg: &[u8]) -> Vec<u8> {
+    let (out, after) = answer_first(state, req, msg);
+    after.finish();
+    out
+}
+
+/// What a scored request still owes once its reply is written: the log line, the auto-learn lesson
+/// for the learner thread, and freeing the message's view. None of it changes the reply, so the
+/// scoring thread does it after the client has its answer (`answer_first`), not while it waits.
+pub struct After<'a> {
+    state: &'a State,
+    view: super::view::View,
+    lesson: Option<crate::spam::bayes::Reserved>,
+    fields: [(&'static str, String); 7],
+}
+
+impl After<'_> {
+    pub fn finish(self) {
+        let After {
+            state,
+            view,
+            lesson,
+            fields,
+        } = self;
+        let id = view
+            .header_for_rule("Message-Id")
+            .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+            .unwrap_or_else(|| "(unknown)".into());
+        let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        log::event("spamd", &id, &fields);
+        match lesson {
+            Some(r) => state.bayes.learn_after_answer(r, view),
+            None => drop(view),
+        }
+    }
+}
+
+/// `answer`'s reply, and the rest of its work (`After`) for the caller to finish once the reply is
+/// on its way.
+pub fn answer_first<'a>(state: &'a State, req: &Request, msg: &[u8]) -> (Vec<u8>, After<'a>) {
     let t = Instant::now();
     let rs = state.for_user(req.user.as_deref());
     let c =
@@ -167,38 +206,44 @@ pub fn answer(state: &State, req: &Request, msg: &[u8]) -> Vec<u8> {
     } else {
         Vec::new()
     };
+    let score = m.score_str();
     let o = protocol::Outcome {
         is_spam: v.is_spam,
-        score: m.score_str(),
+        score: score.clone(),
         threshold: super::markup::f1(v.required),
         symbols: &symbols,
         report: &report,
         rewritten: &rewritten,
     };
     let out = protocol::reply(req, &o);
-    let id = view
-        .header_for_rule("Message-Id")
-        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
-        .unwrap_or_else(|| "(unknown)".into());
+    // The time to the reply, as before the rest moved after it.
     let secs = format!("{:.3}", t.elapsed().as_secs_f64());
-    let score = o.score.clone();
-    log::event(
-        "spamd",
-        &id,
-        &[
-            ("result", if v.is_spam { "Y" } else { "." }),
-            ("score", &score),
-            ("tests", if symbols.is_empty() { "none" } else { &symbols }),
-            ("user", req.user.as_deref().unwrap_or("(unknown)")),
-            ("autolearn", c.autolearn.as_str()),
-            ("bytes", &msg.len().to_string()),
-            ("secs", &secs),
-        ],
-    );
-    if let Some(r) = c.lesson {
-        state.bayes.learn_after_answer(r, view);
-    }
-    out
+    let tests = if symbols.is_empty() {
+        "none".to_string()
+    } else {
+        symbols.clone()
+    };
+    let fields = [
+        ("result", if v.is_spam { "Y" } else { "." }.to_string()),
+        ("score", score),
+        ("tests", tests),
+        (
+            "user",
+            req.user.as_deref().unwrap_or("(unknown)").to_string(),
+        ),
+        ("autolearn", c.autolearn.as_str().to_string()),
+        ("bytes", msg.len().to_string()),
+        ("secs", secs),
+    ];
+    (
+        out,
+        After {
+            state,
+            view,
+            lesson: c.lesson,
+            fields,
+        },
+    )
 }
 
 /// A job computes its answer and returns how to deliver it: the thread goes back on the idle set
@@ -687,11 +732,17 @@ async fn read_request<S: AsyncRead + Unpin>(
 /// The reply to a request read in full, on the thread that read it: what `serve_conn` sends, with
 /// TELL's database work and the scoring run right here.
 #[cfg(target_os = "linux")]
-fn respond(state: &State, req: &Request, body: &[u8]) -> Vec<u8> {
+fn respond<'a>(state: &'a State, req: &Request, body: &[u8]) -> (Vec<u8>, Option<After<'a>>) {
     match req.verb {
-        Verb::Ping => protocol::pong().to_vec(),
-        Verb::Tell => crate::spam::bayes::tell::answer(&state.bayes, req, body),
-        _ => answer(state, req, body),
+        Verb::Ping => (protocol::pong().to_vec(), None),
+        Verb::Tell => (
+            crate::spam::bayes::tell::answer(&state.bayes, req, body),
+            None,
+        ),
+        _ => {
+            let (out, after) = answer_first(state, req, body);
+            (out, Some(after))
+        }
     }
 }
 
@@ -743,11 +794,16 @@ fn inline_handler(
         let mut r = Patient::new(&c);
         let got = run_now(read_request(&st, &mut r));
         let (seen, gave_up) = (std::mem::take(&mut r.seen), r.gave_up);
+        let mut after = None;
         let reply = match got {
             _ if gave_up => None,
             None => None,
             Some(Ok(None)) => return, // SKIP, or the client went away: nothing to say.
-            Some(Ok(Some((req, body)))) => Some(respond(&st, &req, &body)),
+            Some(Ok(Some((req, body)))) => {
+                let (out, a) = respond(&st, &req, &body);
+                after = a;
+                Some(out)
+            }
             Some(Err(e)) => Some(e.to_bytes()),
         };
         let Some(reply) = reply else {
@@ -766,6 +822,12 @@ fn inline_handler(
                     let _ = s.shutdown().await;
                 }
             });
+        } else {
+            // The reply is written and the write side shut: the client has its answer.
+            drop(c);
+        }
+        if let Some(a) = after {
+            a.finish();
         }
     })
 }
