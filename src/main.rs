@@ -5,6 +5,9 @@
 
 use clap::Parser;
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     // `correo deliver` runs once per mail, as procmail does, so its start-up is part of every delivery's
     // cost: it skips clap (building the whole command tree costs more than parsing procmail's flags).
