@@ -73,11 +73,16 @@ start_rspamd() {  # NAME PORT SA(0|1); the proxy and controller take PORT+1 and 
        --var=DBDIR=$R/db --var=RUNDIR=$R/run --var=LOGDIR=$R/log -p $W/$1.pid >/dev/null 2>&1
 }
 # Waits until rspamd NAME on PORT answers and its scanning worker has loaded the Hyperscan databases
-# (before that it runs every regex with PCRE, which is not how it runs for long).
+# (before that it runs every regex with PCRE, which is not how it runs for long). With every database
+# already in the cache, the main process loads them all before it forks the worker, hs_helper then
+# compiles nothing and the worker logs no load of its own: that counts as loaded too.
 wait_rspamd() {  # NAME PORT TIMEOUT_SECONDS
   for i in $(seq 1 60); do curl -s -o /dev/null http://127.0.0.1:$2/ping && break; sleep 1; done
+  L=$W/$1/log/rspamd.log
   for i in $(seq 1 $3); do
-    grep -q '(normal).*hyperscan database.*has been loaded' $W/$1/log/rspamd.log 2>/dev/null && return 0
+    grep -q '(normal).*hyperscan database.*has been loaded' $L 2>/dev/null && return 0
+    grep -q '(main).*full hyperscan database.*has been loaded' $L 2>/dev/null &&
+      grep -q '(hs_helper).*compiled 0 regular expressions' $L 2>/dev/null && return 0
     [ $((i % 60)) = 0 ] && echo "waiting for $1 to load its Hyperscan databases (${i}s)" >&2
     sleep 1
   done
