@@ -141,6 +141,23 @@ fn spam_daemon_warm_up_learns_nothing_and_the_daemon_answers() {
     eventually("the client's message learned", || {
         !learned_nothing(&counts(&d))
     });
+    // Its maillog line, written after the reply went out (`daemon::After`): one line, with the verdict
+    // and the time to the reply.
+    let id = correo::spam::view::View::new(msg)
+        .header_for_rule("Message-Id")
+        .expect("Message-Id");
+    let id = String::from_utf8_lossy(&id).trim().to_string();
+    eventually("the client's message logged", || maillog(&d).contains(&id));
+    let log = maillog(&d);
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains(&id)).collect();
+    assert_eq!(lines.len(), 1, "{log}");
+    assert!(
+        lines[0].contains("result=Y")
+            && lines[0].contains("secs=")
+            && lines[0].contains("autolearn=spam"),
+        "{}",
+        lines[0]
+    );
     let c = counts(&d);
     assert!(
         c.starts_with("nspam=1 nham=0"),
