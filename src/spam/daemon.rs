@@ -155,26 +155,45 @@ pub struct After<'a> {
     state: &'a State,
     view: super::view::View,
     lesson: Option<crate::spam::bayes::Reserved>,
-    fields: [(&'static str, String); 7],
+    is_spam: bool,
+    score: String,
+    symbols: String,
+    user: Option<String>,
+    autolearn: crate::spam::bayes::AutoLearn,
+    bytes: usize,
+    /// The time to the reply, taken when the reply was built.
+    secs: String,
 }
 
 impl After<'_> {
     pub fn finish(self) {
-        let After {
-            state,
-            view,
-            lesson,
-            fields,
-        } = self;
-        let id = view
+        let id = self
+            .view
             .header_for_rule("Message-Id")
             .map(|b| String::from_utf8_lossy(&b).trim().to_string())
             .unwrap_or_else(|| "(unknown)".into());
-        let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        log::event("spamd", &id, &fields);
-        match lesson {
-            Some(r) => state.bayes.learn_after_answer(r, view),
-            None => drop(view),
+        log::event(
+            "spamd",
+            &id,
+            &[
+                ("result", if self.is_spam { "Y" } else { "." }),
+                ("score", &self.score),
+                (
+                    "tests",
+                    if self.symbols.is_empty() {
+                        "none"
+                    } else {
+                        &self.symbols
+                    },
+                ),
+                ("user", self.user.as_deref().unwrap_or("(unknown)")),
+                ("autolearn", self.autolearn.as_str()),
+                ("bytes", &self.bytes.to_string()),
+                ("secs", &self.secs),
+            ],
+        );
+        if let Some(r) = self.lesson {
+            self.state.bayes.learn_after_answer(r, self.view);
         }
     }
 }
@@ -206,42 +225,30 @@ pub fn answer_first<'a>(state: &'a State, req: &Request, msg: &[u8]) -> (Vec<u8>
     } else {
         Vec::new()
     };
-    let score = m.score_str();
     let o = protocol::Outcome {
         is_spam: v.is_spam,
-        score: score.clone(),
+        score: m.score_str(),
         threshold: super::markup::f1(v.required),
         symbols: &symbols,
         report: &report,
         rewritten: &rewritten,
     };
     let out = protocol::reply(req, &o);
-    // The time to the reply, as before the rest moved after it.
     let secs = format!("{:.3}", t.elapsed().as_secs_f64());
-    let tests = if symbols.is_empty() {
-        "none".to_string()
-    } else {
-        symbols.clone()
-    };
-    let fields = [
-        ("result", if v.is_spam { "Y" } else { "." }.to_string()),
-        ("score", score),
-        ("tests", tests),
-        (
-            "user",
-            req.user.as_deref().unwrap_or("(unknown)").to_string(),
-        ),
-        ("autolearn", c.autolearn.as_str().to_string()),
-        ("bytes", msg.len().to_string()),
-        ("secs", secs),
-    ];
+    let score = o.score;
     (
         out,
         After {
             state,
             view,
             lesson: c.lesson,
-            fields,
+            is_spam: v.is_spam,
+            score,
+            symbols,
+            user: req.user.clone(),
+            autolearn: c.autolearn,
+            bytes: msg.len(),
+            secs,
         },
     )
 }
