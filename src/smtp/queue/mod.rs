@@ -73,13 +73,15 @@ pub struct NewMessage<'a> {
     pub body8bit: bool,
 }
 
-/// The result of one delivery attempt for one row.
+/// The result of one delivery attempt for one row. It names the message as well as the row because
+/// SQLite gives a deleted row's id to the next new row: a result must never land on another message's.
 #[derive(Debug, Clone)]
 pub enum RowResult {
     /// Delivered (or bounced, with its DSN already queued): delete the row.
-    Done { row: i64 },
+    Done { msg: String, row: i64 },
     /// Try again at `next_at` (ms since the epoch).
     Defer {
+        msg: String,
         row: i64,
         next_at: i64,
         error: String,
@@ -269,7 +271,14 @@ impl Queue {
     /// `record_start`. Call it the moment the reply is read, before logging.
     pub fn record_accepted(&self, id: &str, rows: &[i64]) -> mpsc::Receiver<Result<Vec<String>>> {
         self.journal.append(id, rows, || {
-            self.record_start(rows.iter().map(|&row| RowResult::Done { row }).collect())
+            self.record_start(
+                rows.iter()
+                    .map(|&row| RowResult::Done {
+                        msg: id.to_string(),
+                        row,
+                    })
+                    .collect(),
+            )
         })
     }
 
@@ -333,6 +342,34 @@ mod tests {
             assert!(start.elapsed().as_secs() < 10, "journal not trimmed");
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
+    }
+
+    /// SQLite gives a deleted row's id to the next new row: a late result for the old message's row
+    /// must leave the new message's row alone (it once deleted it, and the message was lost unsent).
+    #[test]
+    fn a_late_result_for_a_reused_row_id_leaves_the_new_message_alone() {
+        let d = tempfile::tempdir().unwrap();
+        let q = Queue::open(d.path().join("correo.db")).unwrap();
+        let (old, row) = one_message(&q);
+        let done = || RowResult::Done {
+            msg: old.clone(),
+            row,
+        };
+        q.record(vec![done()]).unwrap();
+        let (new, reused) = one_message(&q);
+        assert_eq!(reused, row, "SQLite reuses the id of the last row deleted");
+        let late = RowResult::Defer {
+            msg: old.clone(),
+            row,
+            next_at: i64::MAX,
+            error: "late".into(),
+        };
+        assert!(q.record(vec![late, done()]).unwrap().is_empty());
+        let conn = crate::store::open(&q.db_path).unwrap();
+        let rows = store::all(&conn, Some(&new)).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!((rows[0].attempts, rows[0].last_error.as_deref()), (0, None));
+        assert!(store::body(&conn, &new).unwrap().is_some());
     }
 
     /// A journal left by a crash is replayed when the queue opens: the row goes, the file is emptied.

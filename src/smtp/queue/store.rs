@@ -206,8 +206,8 @@ fn apply(conn: &mut Connection, batch: &[Op]) -> Result<Vec<Vec<String>>> {
         )?;
         let mut ins_rcpt = tx.prepare_cached("INSERT INTO queue_rcpt (msg, orig, kind, target, sender, next_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
         let mut del_row =
-            tx.prepare_cached("DELETE FROM queue_rcpt WHERE id = ?1 RETURNING msg")?;
-        let mut defer = tx.prepare_cached("UPDATE queue_rcpt SET attempts = attempts + 1, next_at = ?2, last_error = ?3 WHERE id = ?1")?;
+            tx.prepare_cached("DELETE FROM queue_rcpt WHERE id = ?1 AND msg = ?2 RETURNING msg")?;
+        let mut defer = tx.prepare_cached("UPDATE queue_rcpt SET attempts = attempts + 1, next_at = ?3, last_error = ?4 WHERE id = ?1 AND msg = ?2")?;
         let mut left = tx.prepare_cached("SELECT 1 FROM queue_rcpt WHERE msg = ?1 LIMIT 1")?;
         let mut del_msg = tx.prepare_cached("DELETE FROM queue_msg WHERE id = ?1")?;
         let mut ins_body =
@@ -247,19 +247,20 @@ fn apply(conn: &mut Connection, batch: &[Op]) -> Result<Vec<Vec<String>>> {
                     let mut touched = std::collections::BTreeSet::new();
                     for r in results {
                         match r {
-                            RowResult::Done { row } => {
+                            RowResult::Done { msg, row } => {
                                 let msg: Option<String> =
-                                    del_row.query_row([row], |r| r.get(0)).ok();
+                                    del_row.query_row(params![row, msg], |r| r.get(0)).ok();
                                 if let Some(m) = msg {
                                     touched.insert(m);
                                 }
                             }
                             RowResult::Defer {
+                                msg,
                                 row,
                                 next_at,
                                 error,
                             } => {
-                                defer.execute(params![row, next_at, error])?;
+                                defer.execute(params![row, msg, next_at, error])?;
                             }
                         }
                     }

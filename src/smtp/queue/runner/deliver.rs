@@ -16,7 +16,10 @@ impl Runner {
                     std::slice::from_ref(j),
                     j.rows
                         .iter()
-                        .map(|r| RowResult::Done { row: r.row })
+                        .map(|r| RowResult::Done {
+                            msg: r.msg.clone(),
+                            row: r.row,
+                        })
                         .collect(),
                 )
             }

@@ -52,6 +52,7 @@ impl Runner {
         }
         let next = at.unwrap_or_else(|| now + self.backoff(r.attempts));
         results.push(RowResult::Defer {
+            msg: r.msg.clone(),
             row: r.row,
             next_at: next,
             error: why.to_string(),
@@ -108,6 +109,7 @@ impl Runner {
                         if let Err(e) = self.queue.enqueue(m) {
                             for (r, _) in rows {
                                 results.push(RowResult::Defer {
+                                    msg: r.msg.clone(),
                                     row: r.row,
                                     next_at: now_ms() + 60_000,
                                     error: format!("cannot queue the bounce: {}", e.msg),
@@ -137,6 +139,9 @@ impl Runner {
                 ),
             }
         }
-        results.extend(rows.iter().map(|(r, _)| RowResult::Done { row: r.row }));
+        results.extend(rows.iter().map(|(r, _)| RowResult::Done {
+            msg: r.msg.clone(),
+            row: r.row,
+        }));
     }
 }

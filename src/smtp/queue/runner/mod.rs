@@ -146,7 +146,7 @@ pub struct Runner {
     s: Settings,
     resolver: Option<hickory_resolver::TokioResolver>,
     rt: tokio::runtime::Handle,
-    inflight: Mutex<HashSet<i64>>,
+    inflight: Mutex<InFlight>,
     dests: Mutex<HashMap<String, Dest>>,
     /// Delivery threads running, across all destinations.
     workers: AtomicUsize,
@@ -154,6 +154,39 @@ pub struct Runner {
     stopping: std::sync::atomic::AtomicBool,
     /// The failure cache: destination → (until ms, why).
     down: Mutex<HashMap<String, (i64, String)>>,
+}
+
+/// The rows handed to workers. A worker's rows come back only at the scheduler's next scan (`reclaim`,
+/// just before it reads the queue), never the moment the worker is done: a scan that was already reading
+/// when the worker committed has a snapshot from before that commit, and would hand the rows out again.
+/// That is a duplicate, or worse: SQLite gives a deleted row's id to the next new row, so the stale job
+/// (its body gone, see `Ok(None)` in remote.rs) marked another message's recipients done, unsent.
+#[derive(Debug, Default)]
+struct InFlight {
+    held: HashSet<i64>,
+    /// Rows whose results are committed, held until the next `reclaim`.
+    finished: Vec<i64>,
+}
+
+impl InFlight {
+    /// Keeps the rows no worker holds, and holds them.
+    fn claim(&mut self, rows: Vec<DueRow>) -> Vec<DueRow> {
+        rows.into_iter()
+            .filter(|r| self.held.insert(r.row))
+            .collect()
+    }
+
+    /// The results of these rows are committed (or failed to commit; the rows are then as they were).
+    fn finish(&mut self, rows: impl IntoIterator<Item = i64>) {
+        self.finished.extend(rows);
+    }
+
+    /// Lets finished rows be claimed again. Call before the scan reads, never between read and claim.
+    fn reclaim(&mut self) {
+        for row in self.finished.drain(..) {
+            self.held.remove(&row);
+        }
+    }
 }
 
 /// RFC 5321 §4.5.3.1.8: 100 recipients per transaction is what every server must take.
@@ -175,7 +208,7 @@ impl Runner {
             s,
             resolver,
             rt: tokio::runtime::Handle::current(),
-            inflight: Mutex::new(HashSet::new()),
+            inflight: Mutex::new(InFlight::default()),
             dests: Mutex::new(HashMap::new()),
             down: Mutex::new(HashMap::new()),
             workers: AtomicUsize::new(0),
@@ -208,6 +241,10 @@ impl Runner {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
+            self.inflight
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .reclaim();
             let c = conn.clone();
             let rows = tokio::task::spawn_blocking(move || {
                 let c = c.lock().unwrap_or_else(|p| p.into_inner());
@@ -250,15 +287,11 @@ impl Runner {
 
     /// Hands due rows that are not already being worked on to their destinations; returns how many.
     fn dispatch(self: &Arc<Self>, rows: Vec<DueRow>) -> usize {
-        let mut fresh = Vec::new();
-        {
-            let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
-            for r in rows {
-                if inflight.insert(r.row) {
-                    fresh.push(r);
-                }
-            }
-        }
+        let fresh = self
+            .inflight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .claim(rows);
         let n = fresh.len();
         if n == 0 {
             return 0;
@@ -474,12 +507,10 @@ impl Runner {
     }
 
     fn release(&self, jobs: &[Job]) {
-        let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
-        for j in jobs {
-            for row in &j.rows {
-                inflight.remove(&row.row);
-            }
-        }
+        self.inflight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .finish(jobs.iter().flat_map(|j| j.rows.iter().map(|r| r.row)));
     }
 
     /// Commits results, then releases the rows (only after the commit, or the scheduler could hand a
@@ -496,12 +527,7 @@ impl Runner {
                 log::event("queue", id, &[("status", "removed")]);
             }
         }
-        let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
-        for j in jobs {
-            for row in &j.rows {
-                inflight.remove(&row.row);
-            }
-        }
+        self.release(jobs);
     }
 }
 
@@ -546,4 +572,45 @@ fn log_delivery(id: &str, r: &DueRow, relay: &str, delay: &str, status: &str, te
         id,
         &fields,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: i64) -> DueRow {
+        DueRow {
+            row: id,
+            msg: format!("m{id}"),
+            orig: "b@far.example.net".into(),
+            kind: Kind::Smtp,
+            target: "b@far.example.net".into(),
+            sender: "a@example.org".into(),
+            attempts: 0,
+            next_at: 0,
+            created: 0,
+            last_error: None,
+            flags: 0,
+        }
+    }
+
+    fn ids(rows: Vec<DueRow>) -> Vec<i64> {
+        rows.iter().map(|r| r.row).collect()
+    }
+
+    /// The message lost in `smtp_source_load_with_many_recipients`: a scan read the queue, then a worker
+    /// committed the same rows and let them go; that scan must not hand them out a second time.
+    #[test]
+    fn rows_finished_while_a_scan_reads_are_not_handed_out_by_it() {
+        let mut f = InFlight::default();
+        assert_eq!(ids(f.claim(vec![row(1), row(2)])), [1, 2]);
+        f.reclaim();
+        let snapshot = vec![row(1), row(2), row(3)];
+        f.finish([1, 2]);
+        assert_eq!(ids(f.claim(snapshot)), [3]);
+        // The next scan reads after the commit: a row there with id 1 is a new one (SQLite reuses ids).
+        f.reclaim();
+        assert_eq!(ids(f.claim(vec![row(1)])), [1]);
+        assert!(f.claim(vec![row(1), row(3)]).is_empty());
+    }
 }

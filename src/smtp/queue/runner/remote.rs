@@ -123,7 +123,10 @@ impl Runner {
                     }
                     Ok(None) => {
                         // Removed by `queue rm` while we were busy: nothing left to send.
-                        results.extend(j.rows.iter().map(|r| RowResult::Done { row: r.row }));
+                        results.extend(j.rows.iter().map(|r| RowResult::Done {
+                            msg: r.msg.clone(),
+                            row: r.row,
+                        }));
                     }
                     Err(e) => self.temp_fail_job(j, e, None, &mut results),
                 }
