@@ -9,7 +9,6 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
-    no_huge_pages();
     // `correo deliver` runs once per mail, as procmail does, so its start-up is part of every delivery's
     // cost: it skips clap (building the whole command tree costs more than parsing procmail's flags).
     // Anything clap itself would answer (`--help`, the global `--home`/`--config`, `--`) still goes
@@ -23,6 +22,8 @@ fn main() {
         });
         std::process::exit(code.code());
     }
+    // Not for `deliver` above: it lives for one mail, and the programs it pipes to would inherit it.
+    no_huge_pages();
     let args = correo::cli::Cli::parse();
     let code = correo::cli::run(args);
     std::process::exit(code.code());
@@ -34,7 +35,8 @@ fn main() {
 /// spam daemon's Bayes learner, which builds its batch's token tables anew every half second, spent
 /// ~60% of its time in that zeroing; a fresh daemon's scoring thread several percent. With 4 KB pages
 /// (`bench/RESULTS.md`, stop 28), 200 cold messages: learner 196 -> 75 us a message, scorer -6 to
-/// -10%. A failure (an old kernel) changes nothing but speed, so it is ignored.
+/// -10%. A failure (an old kernel) changes nothing but speed, so it is ignored. The setting passes to
+/// child processes (pipe deliveries of `serve`), where it only means 4 KB pages.
 fn no_huge_pages() {
     #[cfg(target_os = "linux")]
     // SAFETY: PR_SET_THP_DISABLE takes plain integers and touches only this process's flags.
