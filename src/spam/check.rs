@@ -388,6 +388,8 @@ impl Pass<'_> {
                     .get_or_insert_with(|| view.header_for_rule_uncached(spec));
                 // Where a backreference rule's PRE ends in the value, when its database said.
                 let mut pre = None;
+                // Its database's scan let it through (`Re::is_match_pre`).
+                let mut scanned = false;
                 let value = match value {
                     Some(v) => {
                         // The header filter: one scan of this spec's value for all its rules.
@@ -410,6 +412,7 @@ impl Pass<'_> {
                                 return if *negate { 0.0 } else { 1.0 };
                             }
                             pre = rs.hdr_filter.pre_ends_of(i, d, ok, &self.pre_ends);
+                            scanned = ok;
                         }
                         v.as_slice()
                     }
@@ -417,7 +420,7 @@ impl Pass<'_> {
                 };
                 let hit = match &pre {
                     Some(e) => re.is_match_with_pre(value, e),
-                    None => re.is_match(value),
+                    None => re.is_match_pre(value, scanned),
                 };
                 if hit != *negate {
                     1.0
@@ -438,15 +441,20 @@ impl Pass<'_> {
             }
             Test::Eval(call) => super::eval::run(call, view, &rs.settings),
             // Without the Subject (the first body line): a rule this rare runs its regex line by line.
-            Test::Body(re) if r.tflags.nosubject => {
-                count_in(re, view.body.iter().skip(1), r.tflags.multiple, max)
-            }
+            Test::Body(re) if r.tflags.nosubject => count_in(
+                re,
+                view.body.iter().skip(1),
+                r.tflags.multiple,
+                max,
+                rs.prefilter.hs.gated.get(i).copied().unwrap_or(false),
+            ),
             Test::Body(re) | Test::Rawbody(re) => {
                 let (texts, joined) = match &r.test {
                     Test::Body(_) => (&view.body, &mut self.body_lines),
                     _ => (&view.rawbody, &mut self.raw_lines),
                 };
                 let multiple = r.tflags.multiple;
+                let hs = rs.prefilter.hs.gated.get(i).copied().unwrap_or(false);
                 let gated = self
                     .lines
                     .binary_search_by_key(&i, |l| l.0)
@@ -472,6 +480,7 @@ impl Pass<'_> {
                         at.iter().filter_map(|(k, _)| texts.get(*k)),
                         multiple,
                         max,
+                        hs,
                     ),
                     // The joined search says which line is the first that can.
                     None => {
@@ -484,7 +493,7 @@ impl Pass<'_> {
                         match rs.joined[i].first_line(re, lines) {
                             Some(from) => {
                                 let rest = texts[from.min(texts.len())..].iter();
-                                count_in(re, rest, multiple, max)
+                                count_in(re, rest, multiple, max, hs)
                             }
                             None => 0.0,
                         }
@@ -492,9 +501,10 @@ impl Pass<'_> {
                 }
             }
             Test::Full(re) => {
+                let hs = rs.prefilter.hs.gated.get(i).copied().unwrap_or(false);
                 if r.tflags.multiple {
-                    re.count(&view.full, max) as f64
-                } else if re.is_match(&view.full) {
+                    re.count_pre(&view.full, max, hs) as f64
+                } else if re.is_match_pre(&view.full, hs) {
                     1.0
                 } else {
                     0.0
@@ -502,8 +512,9 @@ impl Pass<'_> {
             }
             Test::Uri(re) => {
                 let mut c = 0.0;
+                let hs = rs.prefilter.hs.gated.get(i).copied().unwrap_or(false);
                 for u in &view.uris {
-                    if re.is_match(u.as_bytes()) {
+                    if re.is_match_pre(u.as_bytes(), hs) {
                         c += 1.0;
                         if !r.tflags.multiple || (max > 0 && c as usize >= max) {
                             break;
@@ -545,14 +556,16 @@ impl super::meta::Leaves for Pass<'_> {
 }
 
 /// Matches of `re` in `lines` (1 or 0 unless `multiple`, then at most `max` when it is not 0).
+/// `pre`: a Hyperscan superset of the rule matched the message (`Re::is_match_pre`).
 fn count_in<'a>(
     re: &super::perlre::Re,
     mut lines: impl Iterator<Item = &'a Vec<u8>>,
     multiple: bool,
     max: usize,
+    pre: bool,
 ) -> f64 {
     if !multiple {
-        return if lines.any(|l| re.is_match(l)) {
+        return if lines.any(|l| re.is_match_pre(l, pre)) {
             1.0
         } else {
             0.0
@@ -560,7 +573,7 @@ fn count_in<'a>(
     }
     let mut c = 0usize;
     for l in lines {
-        c += re.count(l, if max == 0 { 0 } else { max - c });
+        c += re.count_pre(l, if max == 0 { 0 } else { max - c }, pre);
         if max > 0 && c >= max {
             break;
         }
