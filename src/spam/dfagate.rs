@@ -111,7 +111,7 @@ impl DfaGates {
     /// All groups step through the text together, one byte each in turn, rather than one group after
     /// another: a dense DFA's next state is a load that depends on the last one, and with the tables
     /// (0.07-2 MB each) out of the first-level cache each byte waits for it; the groups' loads do not
-    /// depend on each other, so the CPU keeps them in flight at once (bench/RESULTS.md, stop 29: 80 -> 40 us a body).
+    /// depend on each other, so the CPU keeps them in flight at once (bench/RESULTS.md, stop 30: 80 -> 40 us a body).
     pub fn scan(&self, text: &[u8], hits: &mut [bool]) {
         let input = Input::new(text);
         // The groups still reading, each with its state.

@@ -88,7 +88,7 @@ impl Re {
     /// `is_match`; with `pre`, a Hyperscan superset of the rule already matched the message's text
     /// (its gate let it through), so a fallback rule goes straight to its engine: its superset regex
     /// would mostly repeat what Hyperscan found, and on a fresh daemon that regex's lazy DFA builds
-    /// its states as it reads (stop 29: the first pass over the sample 5% faster, same hits).
+    /// its states as it reads (stop 30: the first pass over the sample 5% faster, same hits).
     pub fn is_match_pre(&self, hay: &[u8], pre: bool) -> bool {
         match self {
             Re::Fast(r) => r.is_match(hay),
