@@ -377,6 +377,9 @@ impl Pass<'_> {
         } else {
             1
         };
+        // A body-side rule Hyperscan gates got here only because its superset reported
+        // (`Re::is_match_pre`).
+        let hs = rs.prefilter.hs.gated.get(i).copied().unwrap_or(false);
         match &r.test {
             Test::Header {
                 spec,
@@ -441,20 +444,15 @@ impl Pass<'_> {
             }
             Test::Eval(call) => super::eval::run(call, view, &rs.settings),
             // Without the Subject (the first body line): a rule this rare runs its regex line by line.
-            Test::Body(re) if r.tflags.nosubject => count_in(
-                re,
-                view.body.iter().skip(1),
-                r.tflags.multiple,
-                max,
-                rs.prefilter.hs.gated.get(i).copied().unwrap_or(false),
-            ),
+            Test::Body(re) if r.tflags.nosubject => {
+                count_in(re, view.body.iter().skip(1), r.tflags.multiple, max, hs)
+            }
             Test::Body(re) | Test::Rawbody(re) => {
                 let (texts, joined) = match &r.test {
                     Test::Body(_) => (&view.body, &mut self.body_lines),
                     _ => (&view.rawbody, &mut self.raw_lines),
                 };
                 let multiple = r.tflags.multiple;
-                let hs = rs.prefilter.hs.gated.get(i).copied().unwrap_or(false);
                 let gated = self
                     .lines
                     .binary_search_by_key(&i, |l| l.0)
@@ -501,7 +499,6 @@ impl Pass<'_> {
                 }
             }
             Test::Full(re) => {
-                let hs = rs.prefilter.hs.gated.get(i).copied().unwrap_or(false);
                 if r.tflags.multiple {
                     re.count_pre(&view.full, max, hs) as f64
                 } else if re.is_match_pre(&view.full, hs) {
@@ -512,7 +509,6 @@ impl Pass<'_> {
             }
             Test::Uri(re) => {
                 let mut c = 0.0;
-                let hs = rs.prefilter.hs.gated.get(i).copied().unwrap_or(false);
                 for u in &view.uris {
                     if re.is_match_pre(u.as_bytes(), hs) {
                         c += 1.0;

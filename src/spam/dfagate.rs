@@ -30,7 +30,8 @@ const GROUP: usize = 8;
 const MAX_BYTES: usize = 2 << 20;
 
 /// A DFA and the rule ids of its patterns, in pattern order.
-type Group = (dense::DFA<Vec<u32>>, Vec<u32>);
+type Group = (Dfa, Vec<u32>);
+type Dfa = dense::DFA<Vec<u32>>;
 
 #[derive(Debug, Default)]
 pub struct DfaGates {
@@ -140,8 +141,6 @@ impl DfaGates {
         }
     }
 }
-
-type Dfa = dense::DFA<Vec<u32>>;
 
 fn mark_all(ids: &[u32], hits: &mut [bool]) {
     for &id in ids {
