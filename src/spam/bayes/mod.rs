@@ -402,12 +402,14 @@ impl Bayes {
     /// The class a message was learned as, if it was (read connection; the queue is the caller's).
     fn seen_class(&self, name: &str, sig: &str) -> Result<Option<Class>> {
         self.with_conn(|c| {
-            let Some(tot) = store::user(c, name, false)? else {
-                return Ok(None);
-            };
+            // One statement, so one read transaction: the daemon asks this for every message
+            // auto-learn picks, and each transaction takes and drops WAL's read lock.
             let code: Option<String> = c
-                .prepare_cached("SELECT class FROM bayes_seen WHERE uid = ?1 AND sig = ?2")?
-                .query_row(rusqlite::params![tot.uid, sig], |r| r.get(0))
+                .prepare_cached(
+                    "SELECT s.class FROM bayes_users u JOIN bayes_seen s ON s.uid = u.id \
+                     WHERE u.name = ?1 AND s.sig = ?2",
+                )?
+                .query_row(rusqlite::params![name, sig], |r| r.get(0))
                 .optional()?;
             Ok(match code.as_deref() {
                 Some("s") => Some(Class::Spam),
@@ -721,6 +723,27 @@ mod tests {
         bayes.cfg.auto_learn = false;
         assert_eq!(status(&bayes, spam), Some(AutoLearn::Disabled));
         assert_eq!(AutoLearn::Disabled.tag(), "disabled");
+    }
+
+    /// Whether a message was learned, and as what, is read per user and per signature (one joined
+    /// statement on the read connection): a user with no row yet, another user, or another message
+    /// has seen nothing.
+    #[test]
+    fn seen_class_reads_the_users_own_lessons() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = Home::open(Some(dir.path()), None).expect("home");
+        let mut bayes = Bayes::open(&home);
+        bayes.cfg.per_user = true;
+        let view = View::new(b"Message-Id: <a@b>\nSubject: s\n\nhello there\n");
+        let t = Tokens::of(&view);
+        let seen = |b: &Bayes, user: &str, sig: &str| b.seen_class(user, sig).expect("read");
+        assert_eq!(seen(&bayes, "alice", &t.sig), None);
+        for class in [Some(Class::Spam), Some(Class::Ham), None] {
+            bayes.learn(Some("alice"), &t, class).expect("learn");
+            assert_eq!(seen(&bayes, "alice", &t.sig), class);
+            assert_eq!(seen(&bayes, "bob", &t.sig), None);
+            assert_eq!(seen(&bayes, "alice", "other"), None);
+        }
     }
 
     /// A home in a temporary directory, a rule that makes `xyzzy` spam (auto-learn's threshold), and
