@@ -61,6 +61,10 @@ pub enum Joined {
     Every,
     /// The rule's own regex (or its superset regex) reads the joined text as it reads a line.
     Same,
+    /// `Same`, and the regex the joined search runs (a fallback rule's superset) can match no `\n`:
+    /// every match lies within one line, so the line where the earliest one ends is the first line
+    /// with a match (`first_line` then needs no search back for where a match starts).
+    Within,
     /// `Same`, and the rule's own regex can match no `\n`: every match in the joined text lies within
     /// one line and is a match there, so for a rule that counts at most one hit the joined search is
     /// the answer (`decides`), with no search back for where the match starts and no second search in
@@ -107,13 +111,11 @@ impl Joined {
             .build()
             .parse(src);
         match hir {
-            Ok(h) if !has_text_anchor(&h) => {
-                if matches!(re, Re::Fast(_)) && !can_match_newline(&h) {
-                    Joined::Inline
-                } else {
-                    Joined::Same
-                }
-            }
+            Ok(h) if !has_text_anchor(&h) => match (re, can_match_newline(&h)) {
+                (_, true) => Joined::Same,
+                (Re::Fast(_), false) => Joined::Inline,
+                (_, false) => Joined::Within,
+            },
             _ => Joined::Every,
         }
     }
@@ -142,8 +144,14 @@ impl Joined {
             Re::Fancy(_, Some(a)) | Re::Backref(_, _, Some(a)) => a,
             _ => return Some(0),
         };
-        let start = r.find(&lines.text)?.start();
-        Some(lines.line_of(start))
+        // A leftmost match's start needs a forward search to its end and a reverse one back (the
+        // reverse DFA building its own states on every new text); where no match spans lines, the
+        // earliest end found by the forward search alone names the same line.
+        let at = match self {
+            Joined::Same => r.find(&lines.text)?.start(),
+            _ => r.shortest_match(&lines.text)?,
+        };
+        Some(lines.line_of(at))
     }
 }
 
@@ -208,6 +216,10 @@ mod tests {
                     first.is_some_and(|f| f <= k),
                     "{p}: first match on line {k}, joined search says {first:?}"
                 );
+                // Where no match spans lines, the earliest end is in the first matching line itself.
+                if matches!(j, Joined::Inline | Joined::Within) && matches!(re, Re::Fast(_)) {
+                    assert_eq!(first, Some(k), "{p}");
+                }
             }
             // Either way, counting from the joined search's line gives the per-line answer.
             let from = first.unwrap_or(lines.len());
@@ -230,7 +242,8 @@ mod tests {
         assert_eq!(Joined::of(&compile("[^x]y", "").unwrap()), Joined::Same);
         assert_eq!(Joined::of(&compile("x$", "").unwrap()), Joined::Every);
         assert_eq!(Joined::of(&compile("\\bx", "i").unwrap()), Joined::Inline);
-        assert_eq!(Joined::of(&compile("(?!b)a", "").unwrap()), Joined::Same);
+        assert_eq!(Joined::of(&compile("(?!b)a", "").unwrap()), Joined::Within);
+        assert_eq!(Joined::of(&compile("(?!b)a\\s", "").unwrap()), Joined::Same);
         assert_eq!(
             Joined::Same.first_line(&compile("x", "").unwrap(), &Lines::new(&[])),
             None
