@@ -155,6 +155,9 @@ pub struct After<'a> {
     state: &'a State,
     view: super::view::View,
     lesson: Option<crate::spam::bayes::Reserved>,
+    /// An unchecked lesson (`bayes::check_deferring`): the learner writes the log line once it knows
+    /// what became of it.
+    deferred: Option<crate::spam::bayes::store::Class>,
     is_spam: bool,
     score: String,
     symbols: String,
@@ -172,9 +175,49 @@ impl After<'_> {
             .header_for_rule("Message-Id")
             .map(|b| String::from_utf8_lossy(&b).trim().to_string())
             .unwrap_or_else(|| "(unknown)".into());
+        let line = LogLine {
+            id,
+            is_spam: self.is_spam,
+            score: self.score,
+            symbols: self.symbols,
+            user: self.user,
+            bytes: self.bytes,
+            secs: self.secs,
+        };
+        if let Some(class) = self.deferred {
+            let user = line.user.clone();
+            self.state.bayes.learn_deferred(
+                user.as_deref(),
+                class,
+                self.view,
+                Box::new(move |a| line.write(a)),
+            );
+            return;
+        }
+        line.write(self.autolearn);
+        if let Some(r) = self.lesson {
+            self.state.bayes.learn_after_answer(r, self.view);
+        }
+    }
+}
+
+/// A scored request's maillog line, which waits for the auto-learn status when the learner decides
+/// it (`After::deferred`).
+struct LogLine {
+    id: String,
+    is_spam: bool,
+    score: String,
+    symbols: String,
+    user: Option<String>,
+    bytes: usize,
+    secs: String,
+}
+
+impl LogLine {
+    fn write(self, autolearn: crate::spam::bayes::AutoLearn) {
         log::event(
             "spamd",
-            &id,
+            &self.id,
             &[
                 ("result", if self.is_spam { "Y" } else { "." }),
                 ("score", &self.score),
@@ -187,14 +230,11 @@ impl After<'_> {
                     },
                 ),
                 ("user", self.user.as_deref().unwrap_or("(unknown)")),
-                ("autolearn", self.autolearn.as_str()),
+                ("autolearn", autolearn.as_str()),
                 ("bytes", &self.bytes.to_string()),
                 ("secs", &self.secs),
             ],
         );
-        if let Some(r) = self.lesson {
-            self.state.bayes.learn_after_answer(r, self.view);
-        }
     }
 }
 
@@ -203,8 +243,22 @@ impl After<'_> {
 pub fn answer_first<'a>(state: &'a State, req: &Request, msg: &[u8]) -> (Vec<u8>, After<'a>) {
     let t = Instant::now();
     let rs = state.for_user(req.user.as_deref());
-    let c =
-        crate::spam::bayes::check_answer_first(&rs, Some(&state.bayes), req.user.as_deref(), msg);
+    // Only PROCESS and HEADERS write X-Spam-Status, with its `autolearn=` (and REPORT when a `report`
+    // template asks for it): for the other verbs the already-learned check can wait for the learner
+    // thread.
+    let shows_autolearn = match req.verb {
+        Verb::Process | Verb::Headers => true,
+        Verb::Report | Verb::ReportIfspam => {
+            rs.settings.report.iter().any(|l| l.contains("_AUTOLEARN"))
+        }
+        _ => false,
+    };
+    let check = if shows_autolearn {
+        crate::spam::bayes::check_answer_first
+    } else {
+        crate::spam::bayes::check_deferring
+    };
+    let c = check(&rs, Some(&state.bayes), req.user.as_deref(), msg);
     let (view, v) = (c.view, c.verdict);
     let m = super::markup::Marker {
         rules: &rs,
@@ -242,6 +296,7 @@ pub fn answer_first<'a>(state: &'a State, req: &Request, msg: &[u8]) -> (Vec<u8>
             state,
             view,
             lesson: c.lesson,
+            deferred: c.deferred,
             is_spam: v.is_spam,
             score,
             symbols,

@@ -1,10 +1,13 @@
 //! Auto-learn off the scoring path. In the daemon, a scored message that auto-learn picks becomes a
 //! lesson in a queue; one learner thread commits the queue in one transaction every `BATCH` lessons or
 //! `WAIT` after the first, instead of the scoring thread committing hundreds of token upserts per
-//! message behind the database lock. The `autolearn=` status stays what it was: the scorer decides it
-//! before answering, checking the lessons still queued as well as the database, so a message queued
-//! but not yet committed is "already learned" to everyone, and nothing is learned twice. TELL, SIGHUP
-//! and shutdown commit what is queued first (`Bayes::flush_lessons`).
+//! message behind the database lock. Where the reply shows the `autolearn=` status (PROCESS and HEADERS
+//! write it into X-Spam-Status), the scorer decides it before answering, checking the lessons still
+//! queued as well as the database, so a message queued but not yet committed is "already learned" to
+//! everyone, and nothing is learned twice. Where it does not (CHECK, SYMBOLS, REPORT), the lesson goes
+//! unchecked (`Lesson::then`): the learner takes its signature, checks the queue and the database
+//! itself, and then says what became of it, so a scored message costs the scoring thread no database
+//! read. TELL, SIGHUP and shutdown commit what is queued first (`Bayes::flush_lessons`).
 //!
 //! Lock order: `Queue::m` before the read connection (the already-learned check); the write connection
 //! before `Queue::m` (committing). The two connections are never held together.
@@ -35,7 +38,14 @@ pub struct Lesson {
     /// of the client waiting ~0.1 ms for it.
     pub message: Option<Box<super::View>>,
     pub class: Class,
+    /// Set on a lesson nobody checked yet (`Bayes::learn_deferred`): `sig` may still be empty, the
+    /// learner reserves it and checks the database, and this hears what came of it (learned, learned
+    /// before, failed).
+    pub then: Option<Then>,
 }
+
+/// What to do once an unchecked lesson's fate is known (the daemon writes its maillog line).
+pub type Then = Box<dyn FnOnce(super::AutoLearn) + Send>;
 
 impl Lesson {
     /// The token hashes, tokenizing the queued message on first use.
@@ -72,8 +82,8 @@ impl Queue {
         self.m.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues a lesson whose signature the caller reserved in `sigs`. False when no learner runs (any
-    /// more): the caller commits it itself.
+    /// Queues a lesson whose signature the caller reserved in `sigs`, or an unchecked one (`then`).
+    /// Gives it back when no learner runs (any more): the caller commits it itself.
     pub fn push(&self, l: Lesson) -> std::result::Result<(), Lesson> {
         let mut g = self.lock();
         if !g.running {

@@ -27,8 +27,10 @@ use crate::spam::rules::RuleSet;
 use crate::spam::view::View;
 use rusqlite::{Connection, OptionalExtension};
 use std::cell::Cell;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 use store::{Class, Did};
 
 thread_local! {
@@ -148,7 +150,16 @@ pub struct Bayes {
     writer: Mutex<Option<Connection>>,
     /// Auto-learn's lessons waiting for the learner thread (the daemon starts one; see `lessons`).
     lessons: lessons::Queue,
+    /// Per database user, the totals last read and when. While they are too few for a verdict,
+    /// `classify_with` answers from here for up to `TOTALS_TTL` instead of reading the database for
+    /// every message: that read cost a fresh daemon ~40 us a message (SQLite's code and pages come back
+    /// into the CPU's caches each time), ~4% of scoring one. This process's own commits clear it;
+    /// another process's lessons show within `TOTALS_TTL`.
+    totals: Mutex<HashMap<String, (store::Totals, Instant)>>,
 }
+
+/// How long `classify_with` trusts totals it read while they are too few for a verdict.
+const TOTALS_TTL: Duration = Duration::from_secs(1);
 
 impl Bayes {
     pub fn open(home: &Home) -> Bayes {
@@ -158,6 +169,7 @@ impl Bayes {
             conn: Mutex::new(None),
             writer: Mutex::new(None),
             lessons: lessons::Queue::default(),
+            totals: Mutex::new(HashMap::new()),
         }
     }
 
@@ -200,9 +212,33 @@ impl Bayes {
         self.with(&self.conn, f)
     }
 
-    /// The write connection.
+    /// The write connection. Whatever it did, the totals read before may be out of date now.
     fn with_writer<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
-        self.with(&self.writer, f)
+        let r = self.with(&self.writer, f);
+        self.totals_lock().clear();
+        r
+    }
+
+    fn totals_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (store::Totals, Instant)>> {
+        // A plain map: nothing runs under this lock that could leave it half changed.
+        self.totals.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `name`'s totals as read less than `TOTALS_TTL` ago.
+    fn recent_totals(&self, name: &str) -> Option<store::Totals> {
+        let g = self.totals_lock();
+        g.get(name)
+            .filter(|(_, at)| at.elapsed() < TOTALS_TTL)
+            .map(|&(t, _)| t)
+    }
+
+    fn keep_totals(&self, name: &str, t: store::Totals) {
+        let mut g = self.totals_lock();
+        // Per-user databases: forget the users not seen lately rather than grow without end.
+        if g.len() >= 1024 {
+            g.retain(|_, (_, at)| at.elapsed() < TOTALS_TTL);
+        }
+        g.insert(name.to_string(), (t, Instant::now()));
     }
 
     /// The classifier's verdict, or None while too little is learned (or Bayes is off).
@@ -220,11 +256,17 @@ impl Bayes {
             return Ok(None);
         }
         let name = self.user_name(user);
+        let too_few = |t: &store::Totals| t.nspam < self.cfg.min_spam || t.nham < self.cfg.min_ham;
+        if self.recent_totals(name).is_some_and(|t| too_few(&t)) {
+            return Ok(None);
+        }
         self.with_conn(|c| {
-            let Some(tot) = store::user(c, name, false)? else {
+            let tot = store::user(c, name, false)?;
+            self.keep_totals(name, tot.unwrap_or_default());
+            let Some(tot) = tot else {
                 return Ok(None);
             };
-            if tot.nspam < self.cfg.min_spam || tot.nham < self.cfg.min_ham {
+            if too_few(&tot) {
                 return Ok(None);
             }
             // One read transaction for all the tokens: a statement on its own takes and drops the
@@ -287,9 +329,32 @@ impl Bayes {
         if batch.is_empty() {
             return;
         }
+        // Unchecked lessons (`learn_deferred`) take their signature and their place in `sigs` here; one
+        // whose message is queued or being committed already is done with at once, learned before.
+        for l in batch
+            .iter_mut()
+            .filter(|l| l.then.is_some() && l.sig.is_empty())
+        {
+            if let Some(v) = &l.message {
+                l.sig = signature(v);
+            }
+        }
+        let (mut batch, twice): (Vec<_>, Vec<_>) = {
+            let mut g = self.lessons.lock();
+            batch
+                .into_iter()
+                .partition(|l| l.then.is_none() || g.sigs.insert((l.user.clone(), l.sig.clone())))
+        };
+        for mut l in twice {
+            if let Some(then) = l.then.take() {
+                then(AutoLearn::Unavailable);
+            }
+        }
         for l in batch.iter_mut() {
             l.hashes();
         }
+        // What became of each unchecked lesson, for its `then`.
+        let mut fate: Vec<Option<AutoLearn>> = vec![None; batch.len()];
         let mut users: Vec<&str> = batch.iter().map(|l| l.user.as_str()).collect();
         users.sort_unstable();
         users.dedup();
@@ -297,7 +362,17 @@ impl Bayes {
             let r = (|| -> Result<()> {
                 let mut l = store::Learner::new(c, user)?;
                 let serial = l.totals.serial;
-                for lesson in batch.iter().filter(|l| l.user == user) {
+                for (i, lesson) in batch.iter().enumerate().filter(|(_, l)| l.user == user) {
+                    if lesson.then.is_some() {
+                        // Unchecked: one learned before, as either class, stays as it is (auto-learn
+                        // never overturns a human's `spamc -L`).
+                        let did = match l.seen_class(&lesson.sig)? {
+                            Some(_) => Did::Already,
+                            None => l.learn(&lesson.hashes, &lesson.sig, Some(lesson.class))?,
+                        };
+                        fate[i] = Some(autolearn_status(lesson.class, Ok(did)));
+                        continue;
+                    }
                     // Never `Already` (the queue keeps one lesson per message, and only messages not
                     // learned when they were queued), unless a `learn` run in another process got
                     // there first; either way counted once.
@@ -317,9 +392,20 @@ impl Bayes {
                     "-",
                     &[("autolearn", "failed"), ("lessons", &n), ("error", &e.msg)],
                 );
+                // Nothing of this user's batch was committed.
+                for (i, _) in batch.iter().enumerate().filter(|(_, l)| l.user == user) {
+                    if fate[i] != Some(AutoLearn::Unavailable) {
+                        fate[i] = Some(AutoLearn::Failed);
+                    }
+                }
             }
         }
         self.lessons.done(&batch);
+        for (l, f) in batch.iter_mut().zip(fate) {
+            if let Some(then) = l.then.take() {
+                then(f.unwrap_or(AutoLearn::Failed));
+            }
+        }
     }
 
     /// Auto-learn's lesson: learns a message never learned before, and leaves one already learned (as
@@ -369,6 +455,7 @@ impl Bayes {
             hashes,
             message,
             class: r.class,
+            then: None,
         };
         match self.lessons.push(lesson) {
             Ok(()) => Ok(Did::Learned),
@@ -397,6 +484,40 @@ impl Bayes {
         if let Err(e) = self.learn_reserved(r, Vec::new(), Some(Box::new(view))) {
             log::event("bayes", "-", &[("autolearn", "failed"), ("error", &e.msg)]);
         }
+    }
+
+    /// Auto-learn's lesson for a reply that does not show `autolearn=` (`check_deferring`): queued
+    /// unchecked, so the learner thread takes its signature, leaves it alone when it was learned (or
+    /// queued) before, and tells `then` what it did. Without a learner thread, all of that happens
+    /// here and now.
+    pub fn learn_deferred(
+        &self,
+        user: Option<&str>,
+        class: Class,
+        view: View,
+        then: lessons::Then,
+    ) {
+        let lesson = lessons::Lesson {
+            user: self.user_name(user).to_string(),
+            sig: String::new(),
+            hashes: Vec::new(),
+            message: Some(Box::new(view)),
+            class,
+            then: Some(then),
+        };
+        let Err(mut lesson) = self.lessons.push(lesson) else {
+            return;
+        };
+        let (Some(view), Some(then)) = (lesson.message.take(), lesson.then.take()) else {
+            return;
+        };
+        let did = self
+            .reserve(user, &signature(&view), class)
+            .and_then(|r| match r {
+                None => Ok(Did::Already),
+                Some(r) => self.learn_reserved(r, tokenizer::token_hashes(&view), None),
+            });
+        then(autolearn_status(class, did));
     }
 
     /// The class a message was learned as, if it was (read connection; the queue is the caller's).
@@ -492,6 +613,9 @@ pub struct Checked {
     pub autolearn: AutoLearn,
     /// `check_answer_first` only: the auto-learn lesson still to hand to `Bayes::learn_after_answer`.
     pub lesson: Option<Reserved>,
+    /// `check_deferring` only: the class auto-learn picked, for `Bayes::learn_deferred` (which finds
+    /// out whether it is learned; `autolearn` says only what was picked).
+    pub deferred: Option<Class>,
 }
 
 /// A message's signature reserved for auto-learn (`Bayes::reserve`): it counts as learned from then
@@ -535,6 +659,21 @@ enum Learn {
     Never,
     Now,
     AfterAnswer,
+    Deferred,
+}
+
+/// `check_answer_first` for a reply that does not show `autolearn=` (spamc's CHECK, SYMBOLS and
+/// REPORT): a message auto-learn picks comes back in `Checked::deferred`, not even looked up, for
+/// `Bayes::learn_deferred` once the reply is on its way. The already-learned check is a database read
+/// that cost ~30 us of a fresh daemon's ~1 ms a message (bench/RESULTS.md, stop 32); the learner
+/// thread makes it instead. A message bigger than `DEFER_MAX` goes as in `check_answer_first`.
+pub fn check_deferring(
+    rs: &RuleSet,
+    bayes: Option<&Bayes>,
+    user: Option<&str>,
+    msg: &[u8],
+) -> Checked {
+    check_learning(rs, bayes, user, msg, Learn::Deferred)
 }
 
 /// `check` that never learns: the same rules, Bayes lookup and verdict, with the auto-learn step left
@@ -573,12 +712,17 @@ fn check_learning(
         None => None,
     };
     let p = out.as_ref().and_then(classifier::Outcome::verdict);
-    let mut lesson = None;
+    let (mut lesson, mut deferred) = (None, None);
     let hashes = tokens.get().map(|t| t.hashes.as_slice());
     let verdict = rs.check_view_hashed(&view, out.is_some(), p, hashes);
     let autolearn = match bayes {
         Some(b) if learn != Learn::Never && b.cfg.auto_learn => {
             match auto_learn_class(&b.cfg, rs, &verdict, p) {
+                // Nothing looked up or learned before the answer: see `check_deferring`.
+                Some(class) if learn == Learn::Deferred && view.full.len() <= DEFER_MAX => {
+                    deferred = Some(class);
+                    autolearn_status(class, Ok(Did::Learned))
+                }
                 Some(class) => {
                     let sig = match tokens.get() {
                         Some(t) => t.sig.clone(),
@@ -595,20 +739,7 @@ fn check_learning(
                             None => b.learn_reserved(r, tokenizer::token_hashes(&view), None),
                         },
                     });
-                    match did {
-                        Ok(Did::Learned) => {
-                            if class == Class::Spam {
-                                AutoLearn::Spam
-                            } else {
-                                AutoLearn::Ham
-                            }
-                        }
-                        Ok(_) => AutoLearn::Unavailable,
-                        Err(e) => {
-                            log::event("bayes", "-", &[("autolearn", "failed"), ("error", &e.msg)]);
-                            AutoLearn::Failed
-                        }
-                    }
+                    autolearn_status(class, did)
                 }
                 None => AutoLearn::No,
             }
@@ -623,6 +754,20 @@ fn check_learning(
         bayes: out,
         autolearn,
         lesson,
+        deferred,
+    }
+}
+
+/// The `autolearn=` status of a lesson of `class`, from what learning it did.
+fn autolearn_status(class: Class, did: Result<Did>) -> AutoLearn {
+    match did {
+        Ok(Did::Learned) if class == Class::Spam => AutoLearn::Spam,
+        Ok(Did::Learned) => AutoLearn::Ham,
+        Ok(_) => AutoLearn::Unavailable,
+        Err(e) => {
+            log::event("bayes", "-", &[("autolearn", "failed"), ("error", &e.msg)]);
+            AutoLearn::Failed
+        }
     }
 }
 
@@ -762,6 +907,101 @@ mod tests {
         let bayes = std::sync::Arc::new(Bayes::open(&home));
         bayes.start_learner().expect("learner");
         (dir, home, rs, bayes)
+    }
+
+    /// `check_deferring` picks the class and looks nothing up; the learner then decides: learned the
+    /// first time, "unavailable" for the same message again (queued twice in one batch, or learned
+    /// before), and a message a human taught as the other class stays as taught. Without a learner
+    /// thread the same happens on the spot.
+    #[test]
+    fn deferred_lessons_are_checked_by_the_learner() {
+        let (dir, home, rs, bayes) = with_learner();
+        let _keep = dir;
+        let spam = b"Message-Id: <a@b>\nSubject: s\n\nxyzzy\n";
+        let taught = b"Message-Id: <c@d>\nSubject: s\n\nxyzzy taught\n";
+        assert_eq!(
+            bayes
+                .learn_bytes(None, taught, Some(Class::Ham))
+                .expect("tell"),
+            Did::Learned
+        );
+        let (tx, rx) = std::sync::mpsc::channel();
+        let defer = |m: &[u8]| {
+            let c = check_deferring(&rs, Some(&bayes), None, m);
+            assert_eq!(
+                (c.deferred, c.autolearn),
+                (Some(Class::Spam), AutoLearn::Spam)
+            );
+            assert!(c.lesson.is_none());
+            let tx = tx.clone();
+            bayes.learn_deferred(
+                None,
+                Class::Spam,
+                c.view,
+                Box::new(move |a| tx.send(a).unwrap()),
+            );
+        };
+        // Two of the same in one batch, then the one taught as ham.
+        defer(spam);
+        defer(spam);
+        defer(taught);
+        let wait = || rx.recv_timeout(Duration::from_secs(10)).expect("fate");
+        let mut got = vec![wait(), wait(), wait()];
+        got.sort_by_key(|a| a.as_str());
+        assert_eq!(
+            got,
+            [
+                AutoLearn::Spam,
+                AutoLearn::Unavailable,
+                AutoLearn::Unavailable
+            ]
+        );
+        // Once committed, the database answers.
+        defer(spam);
+        assert_eq!(wait(), AutoLearn::Unavailable);
+        bayes.stop_learner();
+        let mut c = crate::store::open(&home.db_path()).expect("db");
+        let d = store::dump(&mut c).expect("dump");
+        assert_eq!((d[0].nspam, d[0].nham), (1, 1), "{d:?}");
+        // No learner: decided and learned before `learn_deferred` returns.
+        let other = b"Message-Id: <e@f>\nSubject: s\n\nxyzzy other\n";
+        defer(other);
+        assert_eq!(rx.try_recv(), Ok(AutoLearn::Spam));
+        defer(other);
+        assert_eq!(rx.try_recv(), Ok(AutoLearn::Unavailable));
+        let d = store::dump(&mut c).expect("dump");
+        assert_eq!((d[0].nspam, d[0].nham), (2, 1), "{d:?}");
+    }
+
+    /// Totals too few for a verdict are remembered, but this process's own lessons count at once,
+    /// and another process's (here: another handle on the same database) within `TOTALS_TTL`.
+    #[test]
+    fn remembered_totals_follow_what_is_learned() {
+        let learn_two = |b: &Bayes| {
+            b.learn_bytes(None, b"Message-Id: <1@x>\n\nbuy xyzzy\n", Some(Class::Spam))
+                .expect("learn");
+            b.learn_bytes(None, b"Message-Id: <2@x>\n\nhello\n", Some(Class::Ham))
+                .expect("learn");
+        };
+        let t = Tokens::of(&View::new(b"Subject: s\n\nxyzzy\n"));
+        for own in [true, false] {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mut home = Home::open(Some(dir.path()), None).expect("home");
+            home.config.spam.bayes.min_spam = 1;
+            home.config.spam.bayes.min_ham = 1;
+            let (here, elsewhere) = (Bayes::open(&home), Bayes::open(&home));
+            assert!(here.classify(None, &t).expect("classify").is_none());
+            if own {
+                learn_two(&here);
+            } else {
+                learn_two(&elsewhere);
+                std::thread::sleep(TOTALS_TTL + Duration::from_millis(50));
+            }
+            assert!(
+                here.classify(None, &t).expect("classify").is_some(),
+                "own: {own}"
+            );
+        }
     }
 
     /// With the learner thread running, a lesson is queued, not committed, yet the status is the same
