@@ -451,6 +451,12 @@ impl Shared {
     /// Thread `me`'s loop when it waits in a `Poller`: jobs first, then clients.
     #[cfg(target_os = "linux")]
     fn serve_loop(&self, me: usize) {
+        // Thread 0's CPU stays awake between requests (see `inline::Spinner`).
+        let spinner = if me == 0 {
+            super::inline::Spinner::start()
+        } else {
+            None
+        };
         let mut ready = Vec::new();
         loop {
             // Not `next`: a thread with nothing to do waits in its `Poller`, not on its condvar.
@@ -459,6 +465,9 @@ impl Shared {
                 Take::Job(job) => self.run_job(me, job),
                 Take::Closed => return,
                 Take::Wait => {
+                    if let Some(s) = &spinner {
+                        s.keep_awake();
+                    }
                     self.polls[me].wait(&mut ready);
                     let Some(srv) = self.server.get() else {
                         continue;

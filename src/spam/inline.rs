@@ -30,6 +30,101 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 /// microseconds.
 pub const PATIENCE: Duration = Duration::from_millis(10);
 
+/// How long thread 0's CPU is kept awake after it goes back to waiting (`Spinner`).
+pub const AWAKE: Duration = Duration::from_millis(1);
+
+/// Keeps a CPU busy at idle priority for `AWAKE` after each request, so the scoring thread that runs
+/// there (thread 0, which a lone client keeps) finds it awake and its caches warm when the next
+/// client comes.
+///
+/// Why: a virtual machine whose kernel halts an idle CPU at once (as here: `haltpoll.guest_halt_poll_ns=0`)
+/// gives it up to the host while the scoring thread waits the ~0.1 ms a client takes to send its next
+/// request; the thread then wakes slower and finds colder caches. In process, a 0.1 ms sleep before
+/// each of the 200 bench messages made them cost 0.77-0.78 ms instead of 0.66-0.73; with this beside
+/// it, 0.71-0.74 (bench/RESULTS.md, stop 32). A thread that polls instead of sleeping would not do:
+/// the kernel then wakes thread 1 for the next client, cold. At `SCHED_IDLE` the spinner gives way to
+/// any other work on the CPU at once, the scoring thread included; an idle daemon spends `AWAKE` of
+/// CPU time per request on it. `CORREO_SPAM_SPIN=0` turns it off.
+pub struct Spinner {
+    /// Until when to spin.
+    until: std::sync::Mutex<Instant>,
+    cv: std::sync::Condvar,
+    /// The spinning thread's id, once it runs (for tests).
+    tid: std::sync::atomic::AtomicI32,
+}
+
+impl Spinner {
+    /// Binds the calling thread to the CPU it runs on and starts a spinner there. None when turned off
+    /// or the kernel refused either step (then the thread runs as before).
+    pub fn start() -> Option<std::sync::Arc<Spinner>> {
+        if std::env::var("CORREO_SPAM_SPIN").is_ok_and(|v| v == "0") {
+            return None;
+        }
+        // SAFETY: sched_getcpu takes no arguments.
+        let cpu = unsafe { libc::sched_getcpu() };
+        let cpu = usize::try_from(cpu).ok()?;
+        bind_to(cpu).then_some(())?;
+        let sp = std::sync::Arc::new(Spinner {
+            until: std::sync::Mutex::new(Instant::now()),
+            cv: std::sync::Condvar::new(),
+            tid: std::sync::atomic::AtomicI32::new(0),
+        });
+        let me = sp.clone();
+        std::thread::Builder::new()
+            .name("spam-awake".into())
+            .spawn(move || me.run(cpu))
+            .ok()?;
+        Some(sp)
+    }
+
+    /// Spin from now until `AWAKE` from now.
+    pub fn keep_awake(&self) {
+        *self.until.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now() + AWAKE;
+        self.cv.notify_one();
+    }
+
+    fn run(&self, cpu: usize) {
+        // SAFETY: gettid takes no arguments.
+        let tid = unsafe { libc::gettid() };
+        self.tid.store(tid, std::sync::atomic::Ordering::Relaxed);
+        let p = libc::sched_param { sched_priority: 0 };
+        // SAFETY: changes only this thread's policy (lowering it needs no privilege).
+        let idle = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &p) } == 0;
+        // Spinning at normal priority would take the scoring thread's CPU: better not at all.
+        if !idle || !bind_to(cpu) {
+            return;
+        }
+        let mut g = self.until.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            while *g <= Instant::now() {
+                g = self.cv.wait(g).unwrap_or_else(|p| p.into_inner());
+            }
+            let until = *g;
+            drop(g);
+            while Instant::now() < until {
+                for _ in 0..256 {
+                    std::hint::spin_loop();
+                }
+            }
+            g = self.until.lock().unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+/// Binds the calling thread to one CPU; false when the kernel refused.
+fn bind_to(cpu: usize) -> bool {
+    // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET writes within it for cpu < CPU_SETSIZE,
+    // which sched_getcpu's answer is; sched_setaffinity reads the set we pass.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if cpu >= libc::CPU_SETSIZE as usize {
+            return false;
+        }
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+    }
+}
+
 /// The epoll data of the thread's own wake-up eventfd (listeners use their index).
 const WAKE: u64 = u64::MAX;
 
@@ -393,5 +488,52 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// CPU time (ns) thread `tid` of this process has used, and its scheduling policy.
+    fn thread_cpu(tid: libc::pid_t) -> Option<(u64, libc::c_int)> {
+        let ns = std::fs::read_to_string(format!("/proc/self/task/{tid}/schedstat")).ok()?;
+        let ns = ns.split_whitespace().next()?.parse().ok()?;
+        // SAFETY: asks the policy of a thread of ours by its id.
+        let policy = unsafe { libc::sched_getscheduler(tid) };
+        Some((ns, policy))
+    }
+
+    /// The spinner runs at idle priority and only for a while after each request: a daemon with no
+    /// mail spends no CPU on it.
+    #[test]
+    fn the_spinner_spins_only_for_a_while() {
+        std::thread::spawn(|| {
+            let sp = Spinner::start().expect("spinner");
+            let spinner = || {
+                for _ in 0..200 {
+                    let tid = sp.tid.load(std::sync::atomic::Ordering::Relaxed);
+                    if let Some(t) = (tid != 0).then(|| thread_cpu(tid)).flatten() {
+                        return t;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                panic!("no spinner thread");
+            };
+            sp.keep_awake();
+            std::thread::sleep(AWAKE * 20);
+            let (before, policy) = spinner();
+            assert_eq!(policy, libc::SCHED_IDLE);
+            std::thread::sleep(AWAKE * 50);
+            let (after, _) = spinner();
+            // Idle: at most a wake-up's worth, nowhere near the 50 ms that passed.
+            assert!(
+                after - before < 5_000_000,
+                "spun {} ns while idle",
+                after - before
+            );
+        })
+        .join()
+        .expect("test thread");
     }
 }
