@@ -1,7 +1,7 @@
 //! Connections served on the scoring threads themselves (Linux): each scoring thread waits in its
 //! own epoll set for a client, reads the request, scores it and writes the answer, as one spamd child
-//! does. Owns the per-thread wait (`Poller`), the listening sockets' side of it, and the hand-over of
-//! slow clients to the async runtime.
+//! does. Owns the per-thread wait (`Poller`), the listening sockets' side of it, the hand-over of
+//! slow clients to the async runtime, and what keeps thread 0's CPU awake between requests (`Spinner`).
 //!
 //! Why: with the runtime accepting and reading, one CHECK woke three threads in turn (the runtime's
 //! worker for the request, a scoring thread, the worker again for the reply), and the switches cost
