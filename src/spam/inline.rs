@@ -55,7 +55,8 @@ pub struct Spinner {
 
 impl Spinner {
     /// Binds the calling thread to the CPU it runs on and starts a spinner there. None when turned off
-    /// or the kernel refused either step (then the thread runs as before).
+    /// or the kernel refused the binding or the thread (then the caller runs as before). A spinner the
+    /// kernel will not put at idle priority never spins; the caller stays bound.
     pub fn start() -> Option<std::sync::Arc<Spinner>> {
         if std::env::var("CORREO_SPAM_SPIN").is_ok_and(|v| v == "0") {
             return None;
