@@ -150,7 +150,7 @@ pub struct Bayes {
     writer: Mutex<Option<Connection>>,
     /// Auto-learn's lessons waiting for the learner thread (the daemon starts one; see `lessons`).
     lessons: lessons::Queue,
-    /// Per database user, the totals last read and when. While they are too few for a verdict,
+    /// Per database user, the totals last read when they were too few for a verdict, and when. Then
     /// `classify_with` answers from here for up to `TOTALS_TTL` instead of reading the database for
     /// every message: that read cost a fresh daemon ~40 us a message (SQLite's code and pages come back
     /// into the CPU's caches each time), ~4% of scoring one. This process's own commits clear it;
@@ -261,12 +261,14 @@ impl Bayes {
             return Ok(None);
         }
         self.with_conn(|c| {
-            let tot = store::user(c, name, false)?;
-            self.keep_totals(name, tot.unwrap_or_default());
-            let Some(tot) = tot else {
+            // Remembered only while too few: that is all `recent_totals` answers for, and a database
+            // that can classify reads its totals in this transaction anyway.
+            let Some(tot) = store::user(c, name, false)? else {
+                self.keep_totals(name, store::Totals::default());
                 return Ok(None);
             };
             if too_few(&tot) {
+                self.keep_totals(name, tot);
                 return Ok(None);
             }
             // One read transaction for all the tokens: a statement on its own takes and drops the
