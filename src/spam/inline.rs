@@ -280,6 +280,31 @@ impl Conn {
         }
     }
 
+    /// `write` for the last bytes of a reply, which `shutdown` follows at once. On TCP they go with
+    /// MSG_MORE: the kernel holds back a segment shorter than the path's MSS instead of sending it
+    /// (TCP_NODELAY would), and `shutdown` then sets FIN on that unsent segment and sends the two as
+    /// one. The client then gets its answer and the end of the stream in one packet, one wake-up, where
+    /// it took two, and the daemon's thread pushes one segment through the stack instead of two.
+    fn write_last(&self, buf: &[u8]) -> std::io::Result<usize> {
+        let Conn::Tcp(c) = self else {
+            return self.write(buf);
+        };
+        // SAFETY: send reads `buf.len()` bytes from `buf`, a live slice, on a socket `c` owns.
+        let n = unsafe {
+            libc::send(
+                c.as_raw_fd(),
+                buf.as_ptr().cast(),
+                buf.len(),
+                libc::MSG_MORE | libc::MSG_NOSIGNAL,
+            )
+        };
+        if n < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(n as usize)
+        }
+    }
+
     fn shutdown(&self) {
         let _ = match self {
             Conn::Tcp(c) => c.shutdown(std::net::Shutdown::Write),
@@ -425,7 +450,7 @@ pub fn write_now(conn: &Conn, reply: &[u8]) -> Option<usize> {
     let mut at = 0;
     let mut waited = Duration::ZERO;
     while at < reply.len() {
-        match conn.write(&reply[at..]) {
+        match conn.write_last(&reply[at..]) {
             Ok(0) => return None,
             Ok(n) => at += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -503,6 +528,40 @@ mod tests {
         // SAFETY: asks the policy of a thread of ours by its id.
         let policy = unsafe { libc::sched_getscheduler(tid) };
         Some((ns, policy))
+    }
+
+    /// A short reply and the end of the stream reach the client as one segment: the client's socket
+    /// sees the handshake's SYN-ACK and then one more, where a reply sent at once (TCP_NODELAY) and a
+    /// FIN after it made two.
+    #[test]
+    fn a_reply_and_its_end_go_as_one_segment() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let client = std::net::TcpStream::connect(l.local_addr().expect("addr")).expect("connect");
+        let (c, _) = l.accept().expect("accept");
+        c.set_nodelay(true).expect("nodelay");
+        let conn = Conn::Tcp(c);
+        conn.set_nonblocking().expect("nonblocking");
+        let reply = b"SPAMD/1.5 0 EX_OK\r\nSpam: False ; 1.2 / 5.0\r\n\r\n";
+        assert_eq!(write_now(&conn, reply), Some(reply.len()));
+        drop(conn);
+        let mut got = Vec::new();
+        (&client).read_to_end(&mut got).expect("read");
+        assert_eq!(got, reply);
+        // SAFETY: tcp_info is plain integers, for which all zeroes is a valid value.
+        let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+        // SAFETY: getsockopt writes at most `len` bytes into `info`, a tcp_info of that size.
+        let r = unsafe {
+            libc::getsockopt(
+                client.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_INFO,
+                (&mut info as *mut libc::tcp_info).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(r, 0);
+        assert_eq!(info.tcpi_segs_in, 2, "segments the client received");
     }
 
     /// The spinner runs at idle priority and only for a while after each request: a daemon with no
