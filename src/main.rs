@@ -29,19 +29,28 @@ fn main() {
     std::process::exit(code.code());
 }
 
-/// Turns transparent huge pages off for this process. mimalloc asks the kernel for them on its arenas
-/// (`madvise(MADV_HUGEPAGE)`), and every first touch of a fresh 2 MB range then has the kernel zero
-/// all of it, while mimalloc hands freed pages back after a second and takes fresh ones later. The
-/// spam daemon's Bayes learner, which builds its batch's token tables anew every half second, spent
-/// ~60% of its time in that zeroing; a fresh daemon's scoring thread several percent. With 4 KB pages
-/// (`bench/RESULTS.md`, stop 28), 200 cold messages: learner 196 -> 75 us a message, scorer -6 to
-/// -10%. A failure (an old kernel) changes nothing but speed, so it is ignored. The setting passes to
-/// child processes (pipe deliveries of `serve`), where it only means 4 KB pages.
+/// Turns transparent huge pages off for this process, except where it asks for them. mimalloc (built
+/// with `no_thp`) no longer asks; before, it advised them on its arenas, and every first touch of a
+/// fresh 2 MB range then had the kernel zero all of it, while mimalloc hands freed pages back after a
+/// second and takes fresh ones later. The spam daemon's Bayes learner, which builds its batch's token
+/// tables anew every half second, spent ~60% of its time in that zeroing; a fresh daemon's scoring
+/// thread several percent. With 4 KB pages (`bench/RESULTS.md`, stop 28), 200 cold messages: learner
+/// 196 -> 75 us a message, scorer -6 to -10%.
+///
+/// The exception is memory that lives as long as a rule set and is read on every message: the
+/// Hyperscan databases (`spam::hyperscan`'s allocator advises MADV_HUGEPAGE on them). That needs
+/// PR_THP_DISABLE_EXCEPT_ADVISED (Linux 6.18); an older kernel refuses the flag, and then huge pages
+/// are off for everything, as before. A failure changes nothing but speed, so it is ignored. The
+/// setting passes to child processes (pipe deliveries of `serve`), where it only means 4 KB pages.
 fn no_huge_pages() {
     #[cfg(target_os = "linux")]
     // SAFETY: PR_SET_THP_DISABLE takes plain integers and touches only this process's flags.
     unsafe {
-        libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+        /// `PR_THP_DISABLE_EXCEPT_ADVISED` from linux/prctl.h (6.18), which the libc crate lacks.
+        const EXCEPT_ADVISED: libc::c_ulong = 1 << 1;
+        if libc::prctl(libc::PR_SET_THP_DISABLE, 1, EXCEPT_ADVISED, 0, 0) != 0 {
+            libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
+        }
     }
 }
 
