@@ -15,6 +15,7 @@
 //! and only ever see ASCII text.
 
 use super::hsfilter::{map_looks, par_map};
+use super::hugepages::HugeBuf;
 use regex_automata::dfa::{dense, Automaton};
 use regex_automata::util::primitives::StateID;
 use regex_automata::{nfa::thompson, Input, MatchKind};
@@ -31,11 +32,17 @@ const MAX_BYTES: usize = 2 << 20;
 
 /// A DFA and the rule ids of its patterns, in pattern order.
 type Group = (Dfa, Vec<u32>);
-type Dfa = dense::DFA<Vec<u32>>;
+/// A group as built, before it moves to the huge-page arena (`in_place`).
+type Built = (dense::DFA<Vec<u32>>, Vec<u32>);
+/// A DFA read in place from a table in `DfaGates::tables` (the `'static` is that table's lifetime).
+type Dfa = dense::DFA<&'static [u32]>;
 
 #[derive(Debug, Default)]
 pub struct DfaGates {
+    /// Declared before `tables`, so these drop first: they read them.
     groups: Vec<Group>,
+    /// The DFAs' tables, on huge pages (`hugepages`: the gates read ~7 MB of them on every body).
+    tables: Vec<HugeBuf>,
 }
 
 /// `h` with `^` and `$` made line anchors: the joined text holds each line after a `\n`, and
@@ -70,7 +77,7 @@ fn dfa_of(hirs: &[Hir]) -> Option<dense::DFA<Vec<u32>>> {
 
 /// Builds `pats` into DFAs, halving a group that grows too big; returns the DFAs with their ids, and
 /// the ids left out (a pattern too big alone).
-fn build_groups(pats: &[(u32, Hir)]) -> (Vec<Group>, Vec<u32>) {
+fn build_groups(pats: &[(u32, Hir)]) -> (Vec<Built>, Vec<u32>) {
     let chunks: Vec<&[(u32, Hir)]> = pats.chunks(GROUP).collect();
     let built = par_map(&chunks, |c| {
         let hirs: Vec<Hir> = c.iter().map(|(_, h)| line_anchors(h)).collect();
@@ -97,8 +104,19 @@ fn build_groups(pats: &[(u32, Hir)]) -> (Vec<Group>, Vec<u32>) {
 impl DfaGates {
     /// Gates for `pats` (rule id, ASCII twin); also returns the ids that got none.
     pub fn build(pats: &[(u32, Hir)]) -> (DfaGates, Vec<u32>) {
-        let (groups, left) = build_groups(pats);
-        (DfaGates { groups }, left)
+        let (built, mut left) = build_groups(pats);
+        let mut gates = DfaGates::default();
+        for (d, ids) in built {
+            match in_place(&d) {
+                Some((dfa, table)) => {
+                    gates.groups.push((dfa, ids));
+                    gates.tables.push(table);
+                }
+                // No memory for it: its rules stay with Hyperscan.
+                None => left.extend(ids),
+            }
+        }
+        (gates, left)
     }
 
     /// How many rules the gates hold.
@@ -148,6 +166,19 @@ fn mark_all(ids: &[u32], hits: &mut [bool]) {
             *h = true;
         }
     }
+}
+
+/// `d` copied into the huge-page arena and read in place there; None when the arena has no memory.
+fn in_place(d: &dense::DFA<Vec<u32>>) -> Option<(Dfa, HugeBuf)> {
+    let (bytes, pad) = d.to_bytes_native_endian();
+    let table = HugeBuf::copy_of(&bytes[pad..])?;
+    let b = table.as_slice();
+    // SAFETY: the table's bytes stay at this address, unchanged, until the HugeBuf drops, and
+    // `DfaGates` drops its DFAs before their tables (field order); the DFA is never handed out alone.
+    let b: &'static [u8] = unsafe { std::slice::from_raw_parts(b.as_ptr(), b.len()) };
+    // Checks the table whole, once per rule load (a few ms for the stock rules' 7 MB).
+    let (dfa, _) = dense::DFA::from_bytes(b).ok()?;
+    Some((dfa, table))
 }
 
 /// Marks the patterns that state `s` of `dfa` says matched; false when the group reads no further (a

@@ -13,7 +13,7 @@
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, c_uint, c_ulonglong, c_void, CStr, CString};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 pub const HS_FLAG_CASELESS: c_uint = 1;
 pub const HS_FLAG_MULTILINE: c_uint = 4;
@@ -161,11 +161,12 @@ fn load() -> Result<Engine, String> {
         }
     };
     // SAFETY: transmuted to the signature hs_common.h declares; set before any database exists, so
-    // every database is allocated and freed by the same pair.
+    // every database is allocated and freed by the same pair. The databases go on huge pages
+    // (`hugepages`): a message's scans walk tens of MB of them.
     unsafe {
         let set =
             std::mem::transmute::<*mut c_void, SetAllocator>(sym("hs_set_database_allocator")?);
-        if set(db_alloc, db_free) != HS_SUCCESS {
+        if set(super::hugepages::alloc, super::hugepages::free) != HS_SUCCESS {
             return Err("hs_set_database_allocator failed".into());
         }
     }
@@ -610,89 +611,6 @@ impl Drop for Databases {
     }
 }
 
-/// Huge page size on x86-64 and the alignment that lets the kernel back a range with them.
-const HUGE_PAGE: usize = 2 << 20;
-
-/// Size of one arena chunk (`db_alloc`): four huge pages. The stock rules' ~50 databases (48 MB) take a
-/// dozen chunks; a database bigger than a chunk gets one its size.
-const CHUNK_BYTES: usize = 4 * HUGE_PAGE;
-
-/// The database arena's chunks, each an anonymous mapping: (start, length, bytes handed out, databases
-/// still in it). Handed-out space is never reused; a chunk is unmapped when its last database is freed.
-static CHUNKS: Mutex<Vec<(usize, usize, usize, usize)>> = Mutex::new(Vec::new());
-
-/// Hyperscan's allocator for databases (compiled or read back): packs them into 2 MB-aligned chunks
-/// advised MADV_HUGEPAGE.
-///
-/// Why: a message's scans walk tens of MB of database (the stock rules' twins and per-header sets) that
-/// other work evicts from the caches between messages, and on 4 KB pages each of those walks also
-/// misses the TLB, which in a virtual machine costs a two-level page walk. With the databases on 2 MB
-/// pages a fresh daemon's scoring thread spent less CPU a message (bench/RESULTS.md, stop 33). The
-/// process keeps huge pages off everywhere else (`main.rs`). Databases are allocated once per rule load,
-/// so the kernel zeroing 2 MB at a time costs only then; a reload's new databases may fill the old set's
-/// last chunk, whose space then stays taken until all of that chunk's databases are gone.
-unsafe extern "C" fn db_alloc(size: usize) -> *mut c_void {
-    // Hyperscan wants its usual alignment; cache-line alignment keeps each database's hot start apart.
-    let size = size.max(1).div_ceil(64) * 64;
-    let mut chunks = CHUNKS.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(c) = chunks.last_mut().filter(|c| c.1 - c.2 >= size) {
-        let p = c.0 + c.2;
-        c.2 += size;
-        c.3 += 1;
-        return p as *mut c_void;
-    }
-    let len = size.max(CHUNK_BYTES).div_ceil(HUGE_PAGE) * HUGE_PAGE;
-    // One huge page more, to start on a 2 MB boundary inside it; the slack is unmapped below.
-    let map_len = len + HUGE_PAGE;
-    // SAFETY: a fresh private anonymous mapping, nothing else refers to it.
-    let base = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            map_len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if base == libc::MAP_FAILED {
-        return std::ptr::null_mut();
-    }
-    let (base, start) = (
-        base as usize,
-        (base as usize).div_ceil(HUGE_PAGE) * HUGE_PAGE,
-    );
-    // SAFETY: both ranges lie in the mapping just made, outside [start, start + len); the advice only
-    // changes speed, so a refusal is ignored.
-    unsafe {
-        if start > base {
-            libc::munmap(base as *mut c_void, start - base);
-        }
-        let end = start + len;
-        if base + map_len > end {
-            libc::munmap(end as *mut c_void, base + map_len - end);
-        }
-        libc::madvise(start as *mut c_void, len, libc::MADV_HUGEPAGE);
-    }
-    chunks.push((start, len, size, 1));
-    start as *mut c_void
-}
-
-/// Frees what `db_alloc` returned: unmaps its chunk once the chunk's last database is gone.
-unsafe extern "C" fn db_free(p: *mut c_void) {
-    let p = p as usize;
-    let mut chunks = CHUNKS.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(k) = chunks.iter().position(|c| c.0 <= p && p < c.0 + c.1) else {
-        return;
-    };
-    chunks[k].3 -= 1;
-    if chunks[k].3 == 0 {
-        let (start, len, _, _) = chunks.remove(k);
-        // SAFETY: the chunk's whole mapping, with no database left in it, unmapped once.
-        unsafe { libc::munmap(start as *mut c_void, len) };
-    }
-}
-
 /// For tests that compare results with and without Hyperscan: loads it and says whether it is there;
 /// a missing library fails the test when CI requires every peer (`CORREO_REQUIRE_PEERS`).
 #[cfg(test)]
@@ -712,50 +630,6 @@ pub fn for_tests() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The VmFlags line of the mapping that holds address `p`, from /proc/self/smaps.
-    fn vm_flags(p: usize) -> Option<String> {
-        let smaps = std::fs::read_to_string("/proc/self/smaps").ok()?;
-        let mut inside = false;
-        for line in smaps.lines() {
-            if let Some((range, _)) = line.split_once(' ') {
-                if let Some((a, b)) = range.split_once('-') {
-                    if let (Ok(a), Ok(b)) =
-                        (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
-                    {
-                        inside = a <= p && p < b;
-                        continue;
-                    }
-                }
-            }
-            if inside && line.starts_with("VmFlags:") {
-                return Some(line.to_string());
-            }
-        }
-        None
-    }
-
-    /// A database lands on a 2 MB boundary in memory advised for huge pages (`hg`), and its chunk is
-    /// unmapped once it is freed. A size of whole huge pages over a chunk gets a chunk of its own with
-    /// no room left, so databases other tests compile meanwhile cannot share it.
-    #[test]
-    fn databases_sit_in_huge_page_chunks() {
-        let size = 5 * HUGE_PAGE;
-        // SAFETY: db_alloc returns `size` writable bytes or null.
-        let p = unsafe { db_alloc(size) } as usize;
-        assert!(p != 0 && p.is_multiple_of(HUGE_PAGE), "{p:#x}");
-        // SAFETY: the bytes just allocated.
-        unsafe { std::ptr::write_bytes(p as *mut u8, 7, size) };
-        let flags = vm_flags(p).expect("mapped");
-        assert!(flags.split_whitespace().any(|f| f == "hg"), "{flags}");
-        // SAFETY: allocated above, freed once.
-        unsafe { db_free(p as *mut c_void) };
-        let chunks = CHUNKS.lock().unwrap_or_else(|e| e.into_inner());
-        assert!(
-            !chunks.iter().any(|c| c.0 <= p && p < c.0 + c.1),
-            "chunk kept"
-        );
-    }
 
     /// A cached database answers as the compiled one did; a damaged cache file is compiled again
     /// (and replaced), never trusted.

@@ -19,6 +19,7 @@ pub mod freemail;
 pub mod hsfilter;
 pub mod hsheader;
 pub mod html;
+pub mod hugepages;
 pub mod hyperscan;
 #[cfg(target_os = "linux")]
 pub mod inline;
