@@ -38,9 +38,9 @@ fn main() {
 /// 196 -> 75 us a message, scorer -6 to -10%.
 ///
 /// The exception is memory that lives as long as a rule set and is read on every message: the
-/// Hyperscan databases (`spam::hyperscan`'s allocator advises MADV_HUGEPAGE on them). That needs
-/// PR_THP_DISABLE_EXCEPT_ADVISED (Linux 6.18); an older kernel refuses the flag, and then huge pages
-/// are off for everything, as before. A failure changes nothing but speed, so it is ignored. The
+/// Hyperscan databases and the dense DFA gates (`spam::hugepages` advises MADV_HUGEPAGE on them).
+/// That needs PR_THP_DISABLE_EXCEPT_ADVISED (Linux 6.18); an older kernel refuses the flag, and then
+/// huge pages are off for everything, as before. A failure changes nothing but speed, so it is ignored. The
 /// setting passes to child processes (pipe deliveries of `serve`), where it only means 4 KB pages.
 fn no_huge_pages() {
     #[cfg(target_os = "linux")]

@@ -24,7 +24,7 @@ const HUGE_PAGE: usize = 2 << 20;
 const CHUNK_BYTES: usize = 4 * HUGE_PAGE;
 
 /// The arena's chunks, each an anonymous mapping: (start, length, bytes handed out, tables still in
-/// it). Handed-out space is never reused; a chunk is unmapped when its last database is freed.
+/// it). Handed-out space is never reused; a chunk is unmapped when its last table is freed.
 static CHUNKS: Mutex<Vec<(usize, usize, usize, usize)>> = Mutex::new(Vec::new());
 
 /// `size` bytes from the arena (64-byte aligned), or null. Also Hyperscan's database allocator
@@ -34,7 +34,7 @@ static CHUNKS: Mutex<Vec<(usize, usize, usize, usize)>> = Mutex::new(Vec::new())
 /// # Safety
 /// Safe to call from any thread; the memory must go back through `free` only, once.
 pub unsafe extern "C" fn alloc(size: usize) -> *mut c_void {
-    // Cache-line alignment: enough for Hyperscan and for DFA tables, and keeps each table's start apart.
+    // Cache-line alignment: enough for Hyperscan and for DFA tables, and keeps tables' starts apart.
     let size = size.max(1).div_ceil(64) * 64;
     let mut chunks = CHUNKS.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(c) = chunks.last_mut().filter(|c| c.1 - c.2 >= size) {
