@@ -106,7 +106,7 @@ pub struct HugeBuf {
     len: usize,
 }
 
-// SAFETY: the bytes are written once in `copy_of`, then only read; the arena is behind a mutex.
+// SAFETY: the bytes are written once in `filled`, then only read; the arena is behind a mutex.
 unsafe impl Send for HugeBuf {}
 // SAFETY: as above: shared references only read.
 unsafe impl Sync for HugeBuf {}
@@ -114,26 +114,32 @@ unsafe impl Sync for HugeBuf {}
 impl HugeBuf {
     /// `bytes` copied into the arena; None when no memory could be mapped.
     pub fn copy_of(bytes: &[u8]) -> Option<HugeBuf> {
-        // SAFETY: alloc returns at least `len` writable bytes or null.
-        let p = unsafe { alloc(bytes.len()) } as *mut u8;
-        let ptr = std::ptr::NonNull::new(p)?;
-        // SAFETY: `bytes.len()` bytes fit at `p`, a fresh allocation that cannot overlap `bytes`.
-        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), p, bytes.len()) };
-        Some(HugeBuf {
-            ptr,
-            len: bytes.len(),
+        HugeBuf::filled(bytes.len(), |b| {
+            b.copy_from_slice(bytes);
+            true
         })
     }
 
+    /// `len` bytes in the arena, written by `fill` (which says whether it could); None when no memory
+    /// could be mapped or `fill` failed.
+    pub fn filled(len: usize, fill: impl FnOnce(&mut [u8]) -> bool) -> Option<HugeBuf> {
+        // SAFETY: alloc returns at least `len` writable bytes or null.
+        let ptr = std::ptr::NonNull::new(unsafe { alloc(len) } as *mut u8)?;
+        let buf = HugeBuf { ptr, len };
+        // SAFETY: the `len` bytes just allocated, not yet shared with anyone.
+        let bytes = unsafe { std::slice::from_raw_parts_mut(ptr.as_ptr(), len) };
+        fill(bytes).then_some(buf)
+    }
+
     pub fn as_slice(&self) -> &[u8] {
-        // SAFETY: `len` bytes written in `copy_of`, alive until drop.
+        // SAFETY: `len` bytes written in `filled`, alive until drop.
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
     }
 }
 
 impl Drop for HugeBuf {
     fn drop(&mut self) {
-        // SAFETY: allocated by `alloc` in `copy_of`, freed once.
+        // SAFETY: allocated by `alloc` in `filled`, freed once.
         unsafe { free(self.ptr.as_ptr().cast()) };
     }
 }

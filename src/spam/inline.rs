@@ -280,12 +280,12 @@ impl Conn {
         }
     }
 
-    /// `write` for the last bytes of a reply, which `shutdown` follows at once. On TCP they go with
-    /// MSG_MORE: the kernel holds back a segment shorter than the path's MSS instead of sending it
-    /// (TCP_NODELAY would), and `shutdown` then sets FIN on that unsent segment and sends the two as
-    /// one. The client then gets its answer and the end of the stream in one packet, one wake-up, where
+    /// `write` for a reply's bytes, which `shutdown` follows once all are written. On TCP they go with
+    /// MSG_MORE: the kernel sends full segments but holds back a last one shorter than the path's MSS
+    /// (TCP_NODELAY would send it), and `shutdown` then sets FIN on that unsent segment and sends the
+    /// two as one. The client then gets its answer and the end of the stream in one packet, one wake-up, where
     /// it took two, and the daemon's thread pushes one segment through the stack instead of two.
-    fn write_last(&self, buf: &[u8]) -> std::io::Result<usize> {
+    fn write_more(&self, buf: &[u8]) -> std::io::Result<usize> {
         let Conn::Tcp(c) = self else {
             return self.write(buf);
         };
@@ -450,7 +450,7 @@ pub fn write_now(conn: &Conn, reply: &[u8]) -> Option<usize> {
     let mut at = 0;
     let mut waited = Duration::ZERO;
     while at < reply.len() {
-        match conn.write_last(&reply[at..]) {
+        match conn.write_more(&reply[at..]) {
             Ok(0) => return None,
             Ok(n) => at += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
