@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod hugeheap;
 pub mod lists;
 pub mod message;
 pub mod recipe;

@@ -6,7 +6,7 @@
 use clap::Parser;
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: correo::hugeheap::Alloc = correo::hugeheap::Alloc;
 
 fn main() {
     // `correo deliver` runs once per mail, as procmail does, so its start-up is part of every delivery's

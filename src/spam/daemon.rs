@@ -40,7 +40,10 @@ pub struct State {
 
 impl State {
     pub fn new(home: &Home, cli_rules: &[PathBuf], max_size: usize) -> Result<State> {
+        // The rule set lives on the scoring threads' huge-page heap (`crate::hugeheap`).
+        let huge = crate::hugeheap::enter();
         let rs = crate::cli::spam::load_rules(home, cli_rules)?;
+        drop(huge);
         Ok(State {
             rules: RwLock::new(Arc::new(rs)),
             users: Mutex::new(HashMap::new()),
@@ -54,6 +57,7 @@ impl State {
     }
 
     fn compile(&self, extra: Option<PathBuf>) -> std::io::Result<RuleSet> {
+        let _huge = crate::hugeheap::enter();
         let mut paths = self.paths.clone();
         paths.extend(extra);
         let mut rs = super::rules::compile(super::load::load(&paths)?);
@@ -548,6 +552,9 @@ impl Scorers {
             std::thread::Builder::new()
                 .name(format!("spam-score-{i}"))
                 .spawn(move || {
+                    // Everything a scoring thread allocates (lazy DFA states, each message's view)
+                    // goes on the huge-page heap when the daemon made one.
+                    let _huge = crate::hugeheap::enter();
                     #[cfg(target_os = "linux")]
                     if !sh.polls.is_empty() {
                         sh.serve_loop(i);
@@ -905,6 +912,7 @@ fn inline_handler(
 
 /// Runs the daemon until SIGTERM/SIGINT.
 pub fn run(home: &Home, listen: &[String], cli_rules: &[PathBuf], max_size: usize) -> Result<()> {
+    crate::hugeheap::init();
     super::hyperscan::want();
     super::hyperscan::set_cache_dir(home.dir.join("spam").join("hyperscan"));
     let state = Arc::new(State::new(home, cli_rules, max_size)?);

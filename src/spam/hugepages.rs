@@ -150,24 +150,7 @@ mod tests {
 
     /// The VmFlags line of the mapping that holds address `p`, from /proc/self/smaps.
     fn vm_flags(p: usize) -> Option<String> {
-        let smaps = std::fs::read_to_string("/proc/self/smaps").ok()?;
-        let mut inside = false;
-        for line in smaps.lines() {
-            if let Some((range, _)) = line.split_once(' ') {
-                if let Some((a, b)) = range.split_once('-') {
-                    if let (Ok(a), Ok(b)) =
-                        (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
-                    {
-                        inside = a <= p && p < b;
-                        continue;
-                    }
-                }
-            }
-            if inside && line.starts_with("VmFlags:") {
-                return Some(line.to_string());
-            }
-        }
-        None
+        crate::hugeheap::mapping_of(p).map(|(flags, _)| flags)
     }
 
     /// A table lands on a 2 MB boundary in memory advised for huge pages (`hg`), and its chunk is

@@ -1,0 +1,302 @@
+//! The heap of the spam daemon's scoring side on transparent huge pages. Owns the global allocator
+//! (mimalloc, with a fallback) and one mimalloc arena in a large anonymous mapping advised
+//! MADV_HUGEPAGE, which only the threads that `enter` it allocate from.
+//!
+//! Why: the rule set's own structures (its ~1,000 compiled regexes and their lazy DFA states, the rule
+//! tables) are read on every message, spread over a hundred-odd MB. After the daemon idles, the
+//! hypervisor's caches no longer hold their page tables, and on 4 KB pages each first touch of a page
+//! costs a two-level page walk. On 2 MB pages the same memory needs 512 times fewer. In process, the
+//! first message after 9 s of idling took 140-170 ms on 4 KB pages and 56-76 ms with the heap on huge
+//! pages (bench/RESULTS.md, stop 34).
+//!
+//! Only these threads: the Bayes learner allocates and frees fresh memory for every batch, and on
+//! huge pages the kernel zeroes 2 MB at each fresh touch (stop 28, stop 33). The arena is pinned, so
+//! mimalloc never hands its memory back to the kernel: what the scoring side freed is reused without a
+//! new fault. The arena is exclusive, so no other thread's allocations land in it.
+//!
+//! A process that never calls `init` (every command but the daemon) allocates as before.
+
+use std::alloc::{GlobalAlloc, Layout};
+use std::cell::Cell;
+use std::ffi::{c_int, c_void};
+use std::sync::OnceLock;
+
+// mimalloc 3's heap and arena calls (mimalloc.h), from the library the `mimalloc` crate links.
+extern "C" {
+    fn mi_heap_main() -> *mut c_void;
+    fn mi_heap_malloc_aligned(heap: *mut c_void, size: usize, alignment: usize) -> *mut c_void;
+    fn mi_heap_zalloc_aligned(heap: *mut c_void, size: usize, alignment: usize) -> *mut c_void;
+    fn mi_heap_realloc_aligned(
+        heap: *mut c_void,
+        p: *mut c_void,
+        newsize: usize,
+        alignment: usize,
+    ) -> *mut c_void;
+    fn mi_manage_os_memory_ex(
+        start: *mut c_void,
+        size: usize,
+        is_committed: bool,
+        is_pinned: bool,
+        is_zero: bool,
+        numa_node: c_int,
+        exclusive: bool,
+        arena_id: *mut *mut c_void,
+    ) -> bool;
+    fn mi_heap_new_in_arena(arena_id: *mut c_void) -> *mut c_void;
+}
+
+/// Address space reserved for the arena (MAP_NORESERVE: only pages touched cost memory): mimalloc's
+/// arenas take up to 16 GB less their bookkeeping. The scoring side of the stock rules touches ~150 MB of it.
+const RESERVE: usize = 4 << 30;
+
+const HUGE_PAGE: usize = 2 << 20;
+
+/// The huge-page heap (a `mi_heap_t*`), once `init` made it; None when it could not be made.
+static HEAP: OnceLock<Option<usize>> = OnceLock::new();
+
+thread_local! {
+    /// The heap this thread allocates from when not the main one: the huge-page heap inside `enter`.
+    /// Const-initialised and without a destructor, so the allocator may read it at any time.
+    static CURRENT: Cell<*mut c_void> = const { Cell::new(std::ptr::null_mut()) };
+}
+
+/// Maps the arena and makes its heap, once. False when the kernel refused the mapping (a strict
+/// overcommit policy) or mimalloc the arena: then `enter` does nothing and every thread allocates as
+/// before.
+pub fn init() -> bool {
+    HEAP.get_or_init(make).is_some()
+}
+
+fn make() -> Option<usize> {
+    // SAFETY: a fresh private anonymous mapping that nothing else refers to, handed whole to mimalloc;
+    // the advice only changes speed, so its refusal is ignored.
+    unsafe {
+        let base = libc::mmap(
+            std::ptr::null_mut(),
+            RESERVE + HUGE_PAGE,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        );
+        if base == libc::MAP_FAILED {
+            return None;
+        }
+        // Start on a 2 MB boundary so every whole huge page of the range can be one.
+        let start = (base as usize).div_ceil(HUGE_PAGE) * HUGE_PAGE;
+        libc::madvise(start as *mut c_void, RESERVE, libc::MADV_HUGEPAGE);
+        let mut arena = std::ptr::null_mut();
+        // Committed (the kernel backs it on touch), pinned (never purged: no page is faulted in
+        // twice), zeroed, any NUMA node, exclusive (only heaps made for it allocate there).
+        if !mi_manage_os_memory_ex(
+            start as *mut c_void,
+            RESERVE,
+            true,
+            true,
+            true,
+            -1,
+            true,
+            &mut arena,
+        ) {
+            libc::munmap(base, RESERVE + HUGE_PAGE);
+            return None;
+        }
+        let heap = mi_heap_new_in_arena(arena);
+        (!heap.is_null()).then_some(heap as usize)
+    }
+}
+
+/// While alive, this thread allocates from the huge-page heap; dropping it restores what the thread
+/// used before. Memory allocated meanwhile may be freed from any thread, at any time.
+pub struct Entered {
+    previous: *mut c_void,
+}
+
+/// Puts this thread's allocations on the huge-page heap (None when `init` was not called or failed).
+pub fn enter() -> Option<Entered> {
+    let heap = (*HEAP.get()?)? as *mut c_void;
+    let previous = CURRENT.with(|c| c.replace(heap));
+    Some(Entered { previous })
+}
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        // Entered holds a raw pointer, so it is !Send: this is the thread that entered.
+        CURRENT.with(|c| c.set(self.previous));
+    }
+}
+
+/// The global allocator: mimalloc, from the huge-page heap on a thread inside `enter` and from the
+/// thread's own heap elsewhere. When the huge-page arena cannot serve a request (full, or an alignment
+/// over 64 KB, which mimalloc gives only from fresh OS memory), the request goes to the main heap
+/// instead of failing.
+pub struct Alloc;
+
+fn current() -> *mut c_void {
+    CURRENT.try_with(Cell::get).unwrap_or(std::ptr::null_mut())
+}
+
+// SAFETY: every block comes from mimalloc (some heap of it), and mimalloc frees or reallocates a block
+// of any heap from any thread.
+unsafe impl GlobalAlloc for Alloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let heap = current();
+        if heap.is_null() {
+            // SAFETY: forwarded with the caller's guarantees.
+            return unsafe { mimalloc::MiMalloc.alloc(layout) };
+        }
+        // SAFETY: both heaps live as long as the process.
+        unsafe {
+            let p = mi_heap_malloc_aligned(heap, layout.size(), layout.align());
+            if p.is_null() {
+                mi_heap_malloc_aligned(mi_heap_main(), layout.size(), layout.align()) as *mut u8
+            } else {
+                p as *mut u8
+            }
+        }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let heap = current();
+        if heap.is_null() {
+            // SAFETY: forwarded with the caller's guarantees.
+            return unsafe { mimalloc::MiMalloc.alloc_zeroed(layout) };
+        }
+        // SAFETY: both heaps live as long as the process.
+        unsafe {
+            let p = mi_heap_zalloc_aligned(heap, layout.size(), layout.align());
+            if p.is_null() {
+                mi_heap_zalloc_aligned(mi_heap_main(), layout.size(), layout.align()) as *mut u8
+            } else {
+                p as *mut u8
+            }
+        }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { mimalloc::MiMalloc.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let heap = current();
+        if heap.is_null() {
+            // SAFETY: forwarded with the caller's guarantees.
+            return unsafe { mimalloc::MiMalloc.realloc(ptr, layout, new_size) };
+        }
+        // SAFETY: `ptr` is a live mimalloc block of `layout`; a moved block lands in `heap`, or, when
+        // its arena cannot serve, in the main heap. On failure the old block stays the caller's.
+        unsafe {
+            let p = mi_heap_realloc_aligned(heap, ptr as *mut c_void, new_size, layout.align());
+            if !p.is_null() {
+                return p as *mut u8;
+            }
+            let q = mi_heap_malloc_aligned(mi_heap_main(), new_size, layout.align()) as *mut u8;
+            if !q.is_null() {
+                std::ptr::copy_nonoverlapping(ptr, q, layout.size().min(new_size));
+                mimalloc::MiMalloc.dealloc(ptr, layout);
+            }
+            q
+        }
+    }
+}
+
+/// For tests here and in `spam::hugepages`: the VmFlags line and AnonHugePages size of the mapping
+/// that holds address `p`, from /proc/self/smaps.
+#[cfg(test)]
+pub(crate) fn mapping_of(p: usize) -> Option<(String, u64)> {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").ok()?;
+    let (mut inside, mut huge) = (false, 0);
+    for line in smaps.lines() {
+        if let Some((range, _)) = line.split_once(' ') {
+            if let Some((a, b)) = range.split_once('-') {
+                if let (Ok(a), Ok(b)) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16))
+                {
+                    inside = a <= p && p < b;
+                    continue;
+                }
+            }
+        }
+        if inside {
+            if let Some(kb) = line.strip_prefix("AnonHugePages:") {
+                huge = kb.trim().trim_end_matches(" kB").parse().unwrap_or(0);
+            }
+            if line.starts_with("VmFlags:") {
+                return Some((line.to_string(), huge));
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Inside `enter`, a block comes from the arena: advised for huge pages (`hg`) and, once touched,
+    /// backed by them. Outside, a block of the same size comes from elsewhere. Both free normally.
+    #[test]
+    fn entered_threads_allocate_on_huge_pages() {
+        assert!(init(), "arena refused");
+        let layout = Layout::from_size_align(4 << 20, 8).expect("layout");
+        std::thread::spawn(move || {
+            let inside = {
+                let _huge = enter().expect("entered");
+                // SAFETY: a non-zero size; the block is freed below with the same layout.
+                unsafe { Alloc.alloc(layout) }
+            };
+            // SAFETY: a fresh block of 4 MB, freed once below.
+            unsafe {
+                assert!(!inside.is_null());
+                std::ptr::write_bytes(inside, 1, layout.size());
+                let outside = Alloc.alloc(layout);
+                assert!(!outside.is_null());
+                let (flags, huge) = super::mapping_of(inside as usize).expect("mapped");
+                assert!(flags.split_whitespace().any(|f| f == "hg"), "{flags}");
+                // Backed by huge pages too, unless the machine turned THP off altogether.
+                let thp = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
+                    .unwrap_or_default();
+                if !thp.contains("[never]") {
+                    assert!(huge >= 2048, "{huge} kB on huge pages");
+                }
+                let (flags, _) = super::mapping_of(outside as usize).expect("mapped");
+                assert!(!flags.split_whitespace().any(|f| f == "hg"), "{flags}");
+                Alloc.dealloc(inside, layout);
+                Alloc.dealloc(outside, layout);
+            }
+        })
+        .join()
+        .expect("thread");
+    }
+
+    /// What the arena cannot give (an alignment mimalloc serves only from fresh OS memory) comes from
+    /// the main heap rather than failing, and a block keeps its bytes when realloc moves it.
+    #[test]
+    fn the_arena_falls_back_instead_of_failing() {
+        assert!(init(), "arena refused");
+        std::thread::spawn(|| {
+            let _huge = enter().expect("entered");
+            let layout = Layout::from_size_align(1000, 1 << 20).expect("layout");
+            // SAFETY: a non-zero size, freed once with the layout realloc returned it under.
+            unsafe {
+                let p = Alloc.alloc(layout);
+                assert!(!p.is_null() && (p as usize).is_multiple_of(1 << 20));
+                for i in 0..1000 {
+                    *p.add(i) = (i % 251) as u8;
+                }
+                let q = Alloc.realloc(p, layout, 3 << 20);
+                assert!(!q.is_null() && (q as usize).is_multiple_of(1 << 20));
+                assert!((0..1000).all(|i| *q.add(i) == (i % 251) as u8));
+                Alloc.dealloc(
+                    q,
+                    Layout::from_size_align(3 << 20, 1 << 20).expect("layout"),
+                );
+                let z = Alloc.alloc_zeroed(layout);
+                assert!(!z.is_null() && (0..1000).all(|i| *z.add(i) == 0));
+                Alloc.dealloc(z, layout);
+            }
+        })
+        .join()
+        .expect("thread");
+    }
+}
