@@ -119,6 +119,13 @@ pub fn enter() -> Option<Entered> {
     Some(Entered { previous })
 }
 
+/// While alive, this thread allocates from its own heap even inside `enter`: for what another thread
+/// will free (`spam::bayes::lessons::Queued`).
+pub fn outside() -> Entered {
+    let previous = CURRENT.with(|c| c.replace(std::ptr::null_mut()));
+    Entered { previous }
+}
+
 impl Drop for Entered {
     fn drop(&mut self) {
         // Entered holds a raw pointer, so it is !Send: this is the thread that entered.

@@ -190,19 +190,31 @@ impl After<'_> {
         };
         if let Some(class) = self.deferred {
             let user = line.user.clone();
+            let message = queued(self.view);
             self.state.bayes.learn_deferred(
                 user.as_deref(),
                 class,
-                self.view,
+                message,
                 Box::new(move |a| line.write(a)),
             );
             return;
         }
         line.write(self.autolearn);
         if let Some(r) = self.lesson {
-            self.state.bayes.learn_after_answer(r, self.view);
+            let message = queued(self.view);
+            self.state.bayes.learn_after_answer(r, message);
         }
     }
+}
+
+/// A lesson's message as the learner thread gets it: the bytes, copied onto this thread's own heap;
+/// the view (on the huge-page heap) is freed here (`bayes::lessons::Queued`).
+fn queued(view: super::view::View) -> crate::spam::bayes::lessons::Queued {
+    let bytes = {
+        let _own = crate::hugeheap::outside();
+        view.full.clone()
+    };
+    crate::spam::bayes::lessons::Queued::Bytes(bytes)
 }
 
 /// A scored request's maillog line, which waits for the auto-learn status when the learner decides

@@ -36,7 +36,7 @@ pub struct Lesson {
     /// The message itself, when scoring did not tokenize it (Bayes not yet in use): the daemon queues
     /// it as it is, and it is tokenized on the learner thread after the client has its answer, instead
     /// of the client waiting ~0.1 ms for it.
-    pub message: Option<Box<super::View>>,
+    pub message: Option<Queued>,
     pub class: Class,
     /// Set on a lesson nobody checked yet (`Bayes::learn_deferred`): `sig` may still be empty, the
     /// learner reserves it and checks the database, and this hears what came of it (learned, learned
@@ -50,10 +50,29 @@ pub type Then = Box<dyn FnOnce(super::AutoLearn) + Send>;
 impl Lesson {
     /// The token hashes, tokenizing the queued message on first use.
     pub fn hashes(&mut self) -> &[i64] {
-        if let Some(v) = self.message.take() {
-            self.hashes = super::tokenizer::token_hashes(&v);
+        if let Some(q) = self.message.take() {
+            self.hashes = super::tokenizer::token_hashes(&q.into_view());
         }
         &self.hashes
+    }
+}
+
+/// A message waiting in a lesson: its view, or only its bytes, which the learner thread parses. The
+/// daemon's scoring threads queue bytes, copied off their huge-page heap (`crate::hugeheap`), and free
+/// the view themselves: a view freed on the learner thread returned its huge-heap blocks to the
+/// scoring thread only late, and that heap kept growing into fresh huge pages, several ms each on this
+/// VM (bench/RESULTS.md, stop 34).
+pub enum Queued {
+    View(Box<super::View>),
+    Bytes(Vec<u8>),
+}
+
+impl Queued {
+    pub fn into_view(self) -> Box<super::View> {
+        match self {
+            Queued::View(v) => v,
+            Queued::Bytes(b) => Box::new(super::View::from_vec(b)),
+        }
     }
 }
 
@@ -175,5 +194,36 @@ impl Queue {
         if let Some(h) = h {
             let _ = h.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A lesson queued as bytes (the daemon's way) learns the same tokens as one queued as the view.
+    #[test]
+    fn bytes_and_view_teach_the_same_tokens() {
+        let msg = b"Received: from a\nMessage-Id: <q@x>\nSubject: cheap pills\n\nBuy now, limited offer.\n";
+        let lesson = |message| Lesson {
+            user: String::new(),
+            sig: String::new(),
+            hashes: Vec::new(),
+            message: Some(message),
+            class: Class::Spam,
+            then: None,
+        };
+        let mut a = lesson(Queued::Bytes(msg.to_vec()));
+        let mut b = lesson(Queued::View(Box::new(super::super::View::new(msg))));
+        // The same set (the tokenizer's order follows a hash set's).
+        let sorted = |l: &mut Lesson| {
+            let mut h = l.hashes().to_vec();
+            h.sort_unstable();
+            h
+        };
+        let (ha, hb) = (sorted(&mut a), sorted(&mut b));
+        assert!(!ha.is_empty());
+        assert_eq!(ha, hb);
+        assert!(a.message.is_none() && b.message.is_none());
     }
 }

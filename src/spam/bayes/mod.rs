@@ -337,8 +337,10 @@ impl Bayes {
             .iter_mut()
             .filter(|l| l.then.is_some() && l.sig.is_empty())
         {
-            if let Some(v) = &l.message {
-                l.sig = signature(v);
+            if let Some(q) = l.message.take() {
+                let v = q.into_view();
+                l.sig = signature(&v);
+                l.message = Some(lessons::Queued::View(v));
             }
         }
         let (mut batch, twice): (Vec<_>, Vec<_>) = {
@@ -449,7 +451,7 @@ impl Bayes {
         &self,
         r: Reserved,
         hashes: Vec<i64>,
-        message: Option<Box<View>>,
+        message: Option<lessons::Queued>,
     ) -> Result<Did> {
         let lesson = lessons::Lesson {
             user: r.key.0,
@@ -482,8 +484,8 @@ impl Bayes {
 
     /// The deferred half of `check_answer_first`'s auto-learn: queues `view` (the message scored) to be
     /// tokenized and learned on the learner thread. A failure is logged: the answer has gone already.
-    pub fn learn_after_answer(&self, r: Reserved, view: View) {
-        if let Err(e) = self.learn_reserved(r, Vec::new(), Some(Box::new(view))) {
+    pub fn learn_after_answer(&self, r: Reserved, message: lessons::Queued) {
+        if let Err(e) = self.learn_reserved(r, Vec::new(), Some(message)) {
             log::event("bayes", "-", &[("autolearn", "failed"), ("error", &e.msg)]);
         }
     }
@@ -496,23 +498,24 @@ impl Bayes {
         &self,
         user: Option<&str>,
         class: Class,
-        view: View,
+        message: lessons::Queued,
         then: lessons::Then,
     ) {
         let lesson = lessons::Lesson {
             user: self.user_name(user).to_string(),
             sig: String::new(),
             hashes: Vec::new(),
-            message: Some(Box::new(view)),
+            message: Some(message),
             class,
             then: Some(then),
         };
         let Err(mut lesson) = self.lessons.push(lesson) else {
             return;
         };
-        let (Some(view), Some(then)) = (lesson.message.take(), lesson.then.take()) else {
+        let (Some(message), Some(then)) = (lesson.message.take(), lesson.then.take()) else {
             return;
         };
+        let view = message.into_view();
         let did = self
             .reserve(user, &signature(&view), class)
             .and_then(|r| match r {
@@ -939,7 +942,7 @@ mod tests {
             bayes.learn_deferred(
                 None,
                 Class::Spam,
-                c.view,
+                lessons::Queued::View(Box::new(c.view)),
                 Box::new(move |a| tx.send(a).unwrap()),
             );
         };
@@ -1069,7 +1072,7 @@ mod tests {
                     assert_eq!(again.autolearn, AutoLearn::Unavailable);
                     assert!(again.lesson.is_none());
                     if let Some(r) = c.lesson {
-                        bayes.learn_after_answer(r, c.view);
+                        bayes.learn_after_answer(r, lessons::Queued::View(Box::new(c.view)));
                     }
                 } else {
                     assert_eq!(check(&rs, Some(&bayes), None, m).autolearn, AutoLearn::Spam);
