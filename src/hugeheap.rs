@@ -1,18 +1,19 @@
 //! The heap of the spam daemon's scoring side on transparent huge pages. Owns the global allocator
 //! (mimalloc, with a fallback) and one mimalloc arena in a large anonymous mapping advised
-//! MADV_HUGEPAGE, which only the threads that `enter` it allocate from.
+//! MADV_HUGEPAGE, which only threads inside `enter` allocate from.
 //!
 //! Why: the rule set's own structures (its ~1,000 compiled regexes and their lazy DFA states, the rule
-//! tables) are read on every message, spread over a hundred-odd MB. After the daemon idles, the
-//! hypervisor's caches no longer hold their page tables, and on 4 KB pages each first touch of a page
-//! costs a two-level page walk. On 2 MB pages the same memory needs 512 times fewer. In process, the
-//! first message after 9 s of idling took 140-170 ms on 4 KB pages and 56-76 ms with the heap on huge
-//! pages (bench/RESULTS.md, stop 34).
+//! tables) are read on every message and spread over a hundred-odd MB. After the daemon has idled a
+//! while, its first messages are many times slower than the same messages scored back to back (55-83
+//! ms of CPU for the first, 3-12 for the next ones, against 0.4-1.7), and on 4 KB pages much of that is
+//! page walks: in process, the first message after 9 s of idling took 150-154 ms on 4 KB pages and 56-76
+//! ms with the heap on huge pages (bench/RESULTS.md, stop 34).
 //!
-//! Only these threads: the Bayes learner allocates and frees fresh memory for every batch, and on
-//! huge pages the kernel zeroes 2 MB at each fresh touch (stop 28, stop 33). The arena is pinned, so
-//! mimalloc never hands its memory back to the kernel: what the scoring side freed is reused without a
-//! new fault. The arena is exclusive, so no other thread's allocations land in it.
+//! Only these threads: the Bayes learner allocates and frees fresh memory for every batch, and on huge
+//! pages the kernel zeroes 2 MB at each fresh touch (stop 28, stop 33). The arena is pinned, so mimalloc
+//! never hands its memory back to the kernel: what the scoring side freed is reused without a new
+//! fault. The arena is exclusive, so no other thread's allocations land in it. What a scoring thread
+//! hands to another thread to free is allocated `outside` it (see `spam::bayes::lessons::Queued`).
 //!
 //! A process that never calls `init` (every command but the daemon) allocates as before.
 
@@ -45,8 +46,8 @@ extern "C" {
     fn mi_heap_new_in_arena(arena_id: *mut c_void) -> *mut c_void;
 }
 
-/// Address space reserved for the arena (MAP_NORESERVE: only pages touched cost memory): mimalloc's
-/// arenas take up to 16 GB less their bookkeeping. The scoring side of the stock rules touches ~150 MB of it.
+/// Address space reserved for the arena (MAP_NORESERVE: only pages touched cost memory). mimalloc
+/// takes arenas of up to 16 GB less their bookkeeping; the stock rules' scoring side touches ~180 MB.
 const RESERVE: usize = 4 << 30;
 
 const HUGE_PAGE: usize = 2 << 20;
@@ -106,29 +107,29 @@ fn make() -> Option<usize> {
     }
 }
 
-/// While alive, this thread allocates from the huge-page heap; dropping it restores what the thread
-/// used before. Memory allocated meanwhile may be freed from any thread, at any time.
-pub struct Entered {
+/// While alive, this thread allocates from the heap `enter` or `outside` chose; dropping it restores
+/// what the thread used before. Memory allocated meanwhile may be freed from any thread, at any time.
+pub struct Scope {
     previous: *mut c_void,
 }
 
 /// Puts this thread's allocations on the huge-page heap (None when `init` was not called or failed).
-pub fn enter() -> Option<Entered> {
+pub fn enter() -> Option<Scope> {
     let heap = (*HEAP.get()?)? as *mut c_void;
     let previous = CURRENT.with(|c| c.replace(heap));
-    Some(Entered { previous })
+    Some(Scope { previous })
 }
 
 /// While alive, this thread allocates from its own heap even inside `enter`: for what another thread
 /// will free (`spam::bayes::lessons::Queued`).
-pub fn outside() -> Entered {
+pub fn outside() -> Scope {
     let previous = CURRENT.with(|c| c.replace(std::ptr::null_mut()));
-    Entered { previous }
+    Scope { previous }
 }
 
-impl Drop for Entered {
+impl Drop for Scope {
     fn drop(&mut self) {
-        // Entered holds a raw pointer, so it is !Send: this is the thread that entered.
+        // Scope holds a raw pointer, so it is !Send: this is the thread that entered.
         CURRENT.with(|c| c.set(self.previous));
     }
 }

@@ -564,8 +564,9 @@ impl Scorers {
             std::thread::Builder::new()
                 .name(format!("spam-score-{i}"))
                 .spawn(move || {
-                    // Everything a scoring thread allocates (lazy DFA states, each message's view)
-                    // goes on the huge-page heap when the daemon made one.
+                    // What a scoring thread allocates (lazy DFA states, each message's view) goes on
+                    // the huge-page heap when the daemon made one, save what it hands to other threads
+                    // to free (`hugeheap::outside`).
                     let _huge = crate::hugeheap::enter();
                     #[cfg(target_os = "linux")]
                     if !sh.polls.is_empty() {
