@@ -35,7 +35,8 @@ pub const MAX_QUEUED: usize = 8 * BATCH;
 /// The learner thread's nice value. Learning is background work; at the scoring threads' priority the
 /// learner, woken right after an answer, often ran on the scoring thread's CPU when the next request
 /// came, and the scoring thread waited for its slice. Fresh daemons, 3 alternating pairs: 880/837/838
-/// against 782/740/714 messages/s, the p99 6.1-7.3 ms against 10.6-11.8 (bench/RESULTS.md, stop 34).
+/// against 782/740/714 messages/s, the p99 6.1-7.3 ms against 10.6-11.8; one `bench/spam.sh` pair on
+/// a quieter machine showed no difference (bench/RESULTS.md, stop 34).
 pub const LEARNER_NICE: i32 = 10;
 
 /// One message to learn: who for (the database user), what, as which class.
