@@ -144,6 +144,27 @@ fn current() -> *mut c_void {
     CURRENT.try_with(Cell::get).unwrap_or(std::ptr::null_mut())
 }
 
+/// A block for `layout` from `heap` by `get` (mimalloc's aligned malloc or zalloc), or from the main heap
+/// when `heap`'s arena cannot serve it.
+///
+/// # Safety
+/// `heap` is a live mimalloc heap.
+unsafe fn from_heap(
+    heap: *mut c_void,
+    layout: Layout,
+    get: unsafe extern "C" fn(*mut c_void, usize, usize) -> *mut c_void,
+) -> *mut u8 {
+    // SAFETY: both heaps are live (the main one as long as the process).
+    unsafe {
+        let p = get(heap, layout.size(), layout.align());
+        if p.is_null() {
+            get(mi_heap_main(), layout.size(), layout.align()) as *mut u8
+        } else {
+            p as *mut u8
+        }
+    }
+}
+
 // SAFETY: every block comes from mimalloc (some heap of it), and mimalloc frees or reallocates a block
 // of any heap from any thread.
 unsafe impl GlobalAlloc for Alloc {
@@ -153,15 +174,8 @@ unsafe impl GlobalAlloc for Alloc {
             // SAFETY: forwarded with the caller's guarantees.
             return unsafe { mimalloc::MiMalloc.alloc(layout) };
         }
-        // SAFETY: both heaps live as long as the process.
-        unsafe {
-            let p = mi_heap_malloc_aligned(heap, layout.size(), layout.align());
-            if p.is_null() {
-                mi_heap_malloc_aligned(mi_heap_main(), layout.size(), layout.align()) as *mut u8
-            } else {
-                p as *mut u8
-            }
-        }
+        // SAFETY: `heap` is the live huge-page heap.
+        unsafe { from_heap(heap, layout, mi_heap_malloc_aligned) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
@@ -170,15 +184,8 @@ unsafe impl GlobalAlloc for Alloc {
             // SAFETY: forwarded with the caller's guarantees.
             return unsafe { mimalloc::MiMalloc.alloc_zeroed(layout) };
         }
-        // SAFETY: both heaps live as long as the process.
-        unsafe {
-            let p = mi_heap_zalloc_aligned(heap, layout.size(), layout.align());
-            if p.is_null() {
-                mi_heap_zalloc_aligned(mi_heap_main(), layout.size(), layout.align()) as *mut u8
-            } else {
-                p as *mut u8
-            }
-        }
+        // SAFETY: `heap` is the live huge-page heap.
+        unsafe { from_heap(heap, layout, mi_heap_zalloc_aligned) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {

@@ -112,14 +112,6 @@ unsafe impl Send for HugeBuf {}
 unsafe impl Sync for HugeBuf {}
 
 impl HugeBuf {
-    /// `bytes` copied into the arena; None when no memory could be mapped.
-    pub fn copy_of(bytes: &[u8]) -> Option<HugeBuf> {
-        HugeBuf::filled(bytes.len(), |b| {
-            b.copy_from_slice(bytes);
-            true
-        })
-    }
-
     /// `len` bytes in the arena, written by `fill` (which says whether it could); None when no memory
     /// could be mapped or `fill` failed.
     pub fn filled(len: usize, fill: impl FnOnce(&mut [u8]) -> bool) -> Option<HugeBuf> {
@@ -179,7 +171,11 @@ mod tests {
     #[test]
     fn a_huge_buf_holds_its_bytes() {
         let bytes: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
-        let b = HugeBuf::copy_of(&bytes).expect("mapped");
+        let b = HugeBuf::filled(bytes.len(), |b| {
+            b.copy_from_slice(&bytes);
+            true
+        })
+        .expect("mapped");
         assert_eq!(b.as_slice(), bytes.as_slice());
         let p = b.as_slice().as_ptr() as usize;
         assert!(p.is_multiple_of(64));

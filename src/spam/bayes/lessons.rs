@@ -60,6 +60,19 @@ pub struct Lesson {
 pub type Then = Box<dyn FnOnce(super::AutoLearn) + Send>;
 
 impl Lesson {
+    /// The queued message as a view, parsing queued bytes (once) on first use; None when the lesson
+    /// holds only hashes.
+    pub fn view(&mut self) -> Option<&super::View> {
+        if let Some(Queued::Bytes(b)) = &mut self.message {
+            let b = std::mem::take(b);
+            self.message = Some(Queued::View(Box::new(super::View::from_vec(b))));
+        }
+        match &self.message {
+            Some(Queued::View(v)) => Some(v),
+            _ => None,
+        }
+    }
+
     /// The token hashes, tokenizing the queued message on first use.
     pub fn hashes(&mut self) -> &[i64] {
         if let Some(q) = self.message.take() {

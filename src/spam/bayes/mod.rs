@@ -337,10 +337,8 @@ impl Bayes {
             .iter_mut()
             .filter(|l| l.then.is_some() && l.sig.is_empty())
         {
-            if let Some(q) = l.message.take() {
-                let v = q.into_view();
-                l.sig = signature(&v);
-                l.message = Some(lessons::Queued::View(v));
+            if let Some(sig) = l.view().map(signature) {
+                l.sig = sig;
             }
         }
         let (mut batch, twice): (Vec<_>, Vec<_>) = {
