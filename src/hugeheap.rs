@@ -52,8 +52,9 @@ const RESERVE: usize = 4 << 30;
 
 const HUGE_PAGE: usize = 2 << 20;
 
-/// The huge-page heap (a `mi_heap_t*`), once `init` made it; None when it could not be made.
-static HEAP: OnceLock<Option<usize>> = OnceLock::new();
+/// The huge-page heap (a `mi_heap_t*`) and the start of its arena, once `init` made them; None when
+/// they could not be made.
+static HEAP: OnceLock<Option<(usize, usize)>> = OnceLock::new();
 
 thread_local! {
     /// The heap this thread allocates from when not the main one: the huge-page heap inside `enter`.
@@ -68,7 +69,7 @@ pub fn init() -> bool {
     HEAP.get_or_init(make).is_some()
 }
 
-fn make() -> Option<usize> {
+fn make() -> Option<(usize, usize)> {
     // SAFETY: a fresh private anonymous mapping that nothing else refers to, handed whole to mimalloc;
     // the advice only changes speed, so its refusal is ignored.
     unsafe {
@@ -103,8 +104,41 @@ fn make() -> Option<usize> {
             return None;
         }
         let heap = mi_heap_new_in_arena(arena);
-        (!heap.is_null()).then_some(heap as usize)
+        (!heap.is_null()).then_some((heap as usize, start))
     }
+}
+
+/// Faults in now, on huge pages, every page of the arena below its highest page in use and `extra`
+/// bytes above it; returns the bytes of the arena now resident from its start. None without an arena,
+/// or on a kernel without MADV_POPULATE_WRITE (Linux 5.14).
+///
+/// Why: the scoring side's heap still grows after the warm-up (a larger message, the other scoring
+/// thread, lazy DFA states), into 2 MB pages nothing touched yet and holes mimalloc left below its
+/// highest page, and on this VM each fresh huge page is a ~6.5 ms fault in the middle of a request.
+/// Taking them all at start (the daemon calls this after its warm-up, and after a reload's) costs
+/// resident memory the heap might never use: ~115 MB with the stock rules (bench/RESULTS.md, stop 35).
+/// The contents of pages in use are left as they are, so this is safe while other threads allocate.
+pub fn populate_ahead(extra: usize) -> Option<usize> {
+    let (_, start) = (*HEAP.get()?)?;
+    let top = resident(start, RESERVE)?
+        .iter()
+        .rposition(|&r| r)
+        .map_or(0, |i| (i + 1) * PAGE);
+    let end = (top.div_ceil(HUGE_PAGE) * HUGE_PAGE + extra).min(RESERVE);
+    // SAFETY: inside the arena's own mapping; populating changes no byte of a page in use.
+    let r = unsafe { libc::madvise(start as *mut c_void, end, libc::MADV_POPULATE_WRITE) };
+    (r == 0).then_some(end)
+}
+
+const PAGE: usize = 4096;
+
+/// Which 4 KB pages of `[start, start + len)` are resident (mincore), or None when the kernel will not
+/// say.
+fn resident(start: usize, len: usize) -> Option<Vec<bool>> {
+    let mut v = vec![0u8; len.div_ceil(PAGE)];
+    // SAFETY: `v` holds one byte per page of the range, which lies inside one mapping of ours.
+    let r = unsafe { libc::mincore(start as *mut c_void, len, v.as_mut_ptr()) };
+    (r == 0).then(|| v.iter().map(|b| b & 1 == 1).collect())
 }
 
 /// While alive, this thread allocates from the heap `enter` or `outside` chose; dropping it restores
@@ -115,7 +149,7 @@ pub struct Scope {
 
 /// Puts this thread's allocations on the huge-page heap (None when `init` was not called or failed).
 pub fn enter() -> Option<Scope> {
-    let heap = (*HEAP.get()?)? as *mut c_void;
+    let heap = (*HEAP.get()?)?.0 as *mut c_void;
     let previous = CURRENT.with(|c| c.replace(heap));
     Some(Scope { previous })
 }
@@ -282,6 +316,45 @@ mod tests {
         })
         .join()
         .expect("thread");
+    }
+
+    /// After `populate_ahead`, the pages above the highest one in use are resident although nothing
+    /// touched them, and what the call reports is resident.
+    #[test]
+    fn populate_ahead_faults_in_the_pages_above() {
+        assert!(init(), "arena refused");
+        let extra = 4 << 20;
+        // The unit tests' global allocator is the system's: ask `Alloc` itself.
+        let layout = Layout::from_size_align(1 << 20, 8).expect("layout");
+        let kept = std::thread::spawn(move || {
+            let _huge = enter().expect("entered");
+            // SAFETY: a non-zero size; freed below with the same layout.
+            let p = unsafe { Alloc.alloc(layout) };
+            assert!(!p.is_null());
+            // SAFETY: the fresh block is 1 MB long.
+            unsafe { std::ptr::write_bytes(p, 1, layout.size()) };
+            p as usize
+        })
+        .join()
+        .expect("thread");
+        let Some(end) = populate_ahead(extra) else {
+            return; // a kernel before 5.14: nothing to check
+        };
+        let (_, start) = HEAP.get().copied().flatten().expect("arena");
+        assert!(end >= extra);
+        assert!(
+            kept + layout.size() <= start + end,
+            "the block in use lies below"
+        );
+        let pages = resident(start + end - extra, extra).expect("mincore");
+        assert!(
+            pages.iter().all(|&r| r),
+            "{} of {} pages resident",
+            pages.iter().filter(|&&r| r).count(),
+            pages.len()
+        );
+        // SAFETY: allocated above with this layout, freed once.
+        unsafe { Alloc.dealloc(kept as *mut u8, layout) };
     }
 
     /// What the arena cannot give (an alignment mimalloc serves only from fresh OS memory) comes from
