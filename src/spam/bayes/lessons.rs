@@ -27,17 +27,10 @@ pub const BATCH: usize = 128;
 /// messages/s, about half of them auto-learned, fills ~40 lessons in that time.
 pub const WAIT: Duration = Duration::from_millis(500);
 
-/// Lessons queued at most. The learner runs at a lower priority (`LEARNER_NICE`), so on a machine busy
-/// scoring it may fall behind; past this many, whoever makes a lesson commits it itself, which slows
-/// that client instead of letting the queue (and the messages it holds) grow without bound.
+/// Lessons queued at most. A learner that falls behind (a machine busy scoring, a slow disk) must not
+/// let the queue, and the messages it holds, grow without bound: past this many, whoever makes a
+/// lesson commits it itself, which slows that client instead.
 pub const MAX_QUEUED: usize = 8 * BATCH;
-
-/// The learner thread's nice value. Learning is background work; at the scoring threads' priority the
-/// learner, woken right after an answer, often ran on the scoring thread's CPU when the next request
-/// came, and the scoring thread waited for its slice. Fresh daemons, 3 alternating pairs: 880/837/838
-/// against 782/740/714 messages/s, the p99 6.1-7.3 ms against 10.6-11.8; one `bench/spam.sh` pair on
-/// a quieter machine showed no difference (bench/RESULTS.md, stop 34).
-pub const LEARNER_NICE: i32 = 10;
 
 /// One message to learn: who for (the database user), what, as which class.
 pub struct Lesson {
@@ -195,20 +188,8 @@ impl Queue {
         }
         match std::thread::Builder::new()
             .name("spam-learn".into())
-            .spawn(move || {
-                // On Linux `setpriority` with a thread id renices that thread alone. A refusal only
-                // leaves the learner at the default priority.
-                #[cfg(target_os = "linux")]
-                // SAFETY: plain integers; the call touches only this thread's scheduling.
-                unsafe {
-                    libc::setpriority(
-                        libc::PRIO_PROCESS,
-                        libc::gettid() as libc::id_t,
-                        LEARNER_NICE,
-                    );
-                }
-                learner()
-            }) {
+            .spawn(learner)
+        {
             Ok(h) => {
                 *t = Some(h);
                 Ok(())
@@ -258,25 +239,6 @@ mod tests {
         assert!(q.push(lesson()).is_err());
         assert_eq!(q.take().len(), MAX_QUEUED);
         assert!(q.push(lesson()).is_ok());
-    }
-
-    /// The learner thread runs reniced to LEARNER_NICE (Linux: field 19 of its /proc stat).
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn the_learner_runs_at_a_lower_priority() {
-        let q = std::sync::Arc::new(Queue::default());
-        let (tx, rx) = std::sync::mpsc::channel();
-        q.start(move || {
-            let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
-            let nice = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().nth(16))
-                .and_then(|n| n.parse::<i32>().ok());
-            let _ = tx.send(nice);
-        })
-        .expect("learner thread");
-        let nice = rx.recv().expect("the learner reports");
-        assert_eq!(nice, Some(LEARNER_NICE));
     }
 
     /// A lesson queued as bytes (the daemon's way) learns the same tokens as one queued as the view.
