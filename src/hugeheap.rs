@@ -15,6 +15,9 @@
 //! fault. The arena is exclusive, so no other thread's allocations land in it. What a scoring thread
 //! hands to another thread to free is allocated `outside` it (see `spam::bayes::lessons::Queued`).
 //!
+//! The daemon faults the arena in after its warm-up (`populate_ahead`), so that what the heap grows by
+//! later costs no fault inside a request.
+//!
 //! A process that never calls `init` (every command but the daemon) allocates as before.
 
 use std::alloc::{GlobalAlloc, Layout};
@@ -113,10 +116,12 @@ fn make() -> Option<(usize, usize)> {
 /// or on a kernel without MADV_POPULATE_WRITE (Linux 5.14).
 ///
 /// Why: the scoring side's heap still grows after the warm-up (a larger message, the other scoring
-/// thread, lazy DFA states), into 2 MB pages nothing touched yet and holes mimalloc left below its
-/// highest page, and on this VM each fresh huge page is a ~6.5 ms fault in the middle of a request.
-/// Taking them all at start (the daemon calls this after its warm-up, and after a reload's) costs
-/// resident memory the heap might never use: ~115 MB with the stock rules (bench/RESULTS.md, stop 35).
+/// thread, lazy DFA states), and on this VM each fresh huge page is a ~6.5 ms fault in the middle of a
+/// request. It grows above its highest page and into the holes below it: mimalloc gives each size
+/// class its own 32 MB chunks, and after the warm-up with the stock rules the chunks for medium and
+/// large blocks were nearly empty (`mi_debug_show_arenas`). Taking it all at start (the daemon calls
+/// this after its warm-up, and after a reload's) costs resident memory the heap might never use: ~115
+/// MB with the stock rules (bench/RESULTS.md, stop 35).
 /// The contents of pages in use are left as they are, so this is safe while other threads allocate.
 pub fn populate_ahead(extra: usize) -> Option<usize> {
     let (_, start) = (*HEAP.get()?)?;
