@@ -56,9 +56,8 @@ impl Lesson {
     /// The queued message as a view, parsing queued bytes (once) on first use; None when the lesson
     /// holds only hashes.
     pub fn view(&mut self) -> Option<&super::View> {
-        if let Some(Queued::Bytes(b)) = &mut self.message {
-            let b = std::mem::take(b);
-            self.message = Some(Queued::View(Box::new(super::View::from_vec(b))));
+        if matches!(self.message, Some(Queued::Bytes(_))) {
+            self.message = self.message.take().map(|q| Queued::View(q.into_view()));
         }
         match &self.message {
             Some(Queued::View(v)) => Some(v),
