@@ -457,4 +457,41 @@ mod tests {
             );
         }
     }
+
+    /// A header rule this filter gates is not gated by its literals as well (its spec's database says
+    /// all they would, `rules::compile`), while one on a spec without a database still is; and each
+    /// still hits exactly where its regex matches.
+    #[test]
+    fn gated_header_rules_leave_the_literal_prefilter() {
+        use crate::spam::load::load_text;
+        if !hyperscan::for_tests() {
+            return;
+        }
+        let cf = "header S_PILLS Subject =~ /viagra/i\nheader S_CASINO Subject =~ /casino/i\n\
+                  header S_LOTTO Subject =~ /lottery win/i\nheader S_MONEY Subject =~ /free money/i\n\
+                  header X_MUTT X-Mailer =~ /mutt/i\n";
+        let rs = crate::spam::rules::compile(load_text(cf));
+        let at = |name: &str| rs.rules.iter().position(|r| r.name == name).expect(name);
+        for name in ["S_PILLS", "S_CASINO", "S_LOTTO", "S_MONEY"] {
+            let i = at(name);
+            assert!(rs.hdr_filter.db_of[i].is_some(), "{name}: no database");
+            assert!(!rs.prefilter.lit_gated[i], "{name}: literal-gated too");
+            assert!(rs.prefilter.gated[i].is_none(), "{name}: prefilter-gated");
+        }
+        let mutt = at("X_MUTT");
+        assert!(rs.hdr_filter.db_of[mutt].is_none());
+        assert!(rs.prefilter.lit_gated[mutt], "X_MUTT lost its literal gate");
+        let hits = |subject: &str, mailer: &str| {
+            let m = format!(
+                "From: a@example.org\nSubject: {subject}\nX-Mailer: {mailer}\nMessage-Id: <1@example.org>\n\nbody\n"
+            );
+            rs.check(m.as_bytes()).1.hit_names(&rs.rules)
+        };
+        assert_eq!(hits("Casino night", "Outlook"), vec!["S_CASINO"]);
+        assert_eq!(
+            hits("your LOTTERY WIN", "Mutt/2.2"),
+            vec!["S_LOTTO", "X_MUTT"]
+        );
+        assert!(hits("hello", "Outlook").is_empty());
+    }
 }
